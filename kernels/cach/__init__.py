@@ -1,0 +1,1 @@
+"""CACH: the category-agnostic change head of Seg2Change."""

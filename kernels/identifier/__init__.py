@@ -1,0 +1,1 @@
+"""SegEarth-OV3 identifier: SAM 3 prompted with class names."""

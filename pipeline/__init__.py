@@ -1,0 +1,1 @@
+"""Everything of s2c-batch that knows Dask, files, CRS and the CLI."""

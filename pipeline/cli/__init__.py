@@ -1,0 +1,1 @@
+"""The s2c-batch command line (click)."""

@@ -1,0 +1,307 @@
+"""Run configuration: YAML for people, frozen typed dataclasses for code.
+
+A config file has one mapping per section (``input``, ``tiling``, ``model``,
+``output``, ``cluster``). Missing keys take the dataclass defaults; unknown
+sections or keys, values of the wrong type and values out of range raise
+:class:`ConfigError` naming the key, the valid keys and the fix.
+
+Example:
+    >>> cfg = load_config(None, ["tiling.block_size=1024", "model.comparator=cva"])
+    >>> cfg.tiling.block_size, cfg.model.comparator
+    (1024, 'cva')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from s2c_batch.kernels.errors import ConfigError
+from s2c_batch.kernels.model_config import ModelConfig
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """How the two scenes are read (YAML section ``input``).
+
+    Attributes:
+        bands: 1-based band indexes to use, in the order the model expects (RGB).
+        scale: divisor that maps raw values to [0, 1]; ``None`` = the dtype's
+            maximum for integer rasters (uint8 255, uint16 65535). Float rasters
+            need it set (e.g. 1.0 for reflectance already in [0, 1]).
+        nodata: nodata value overriding the files' own; ``None`` = the files'.
+        align: ``strict`` refuses scenes whose CRS, transform or shape differ;
+            ``reproject`` warps t2 onto t1's grid, lazily, block by block.
+        resampling: resampling used by ``align: reproject``.
+    """
+
+    bands: tuple[int, ...] = (1, 2, 3)
+    scale: float | None = None
+    nodata: float | None = None
+    align: Literal["strict", "reproject"] = "strict"
+    resampling: Literal["nearest", "bilinear", "cubic"] = "bilinear"
+
+    def __post_init__(self) -> None:
+        if not self.bands or any(b < 1 for b in self.bands):
+            raise ConfigError(
+                f"input.bands must be a non-empty list of 1-based band indexes, got {list(self.bands)!r}"
+            )
+        if self.scale is not None and self.scale <= 0:
+            raise ConfigError(f"input.scale must be > 0, got {self.scale!r}")
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    """The tile grid and the output blocks (YAML section ``tiling``).
+
+    Attributes:
+        tile_size: side of a model tile in pixels.
+        overlap: pixels shared by neighbouring tiles (stride = tile_size - overlap).
+        block_size: side of an output block = one Dask task = one Zarr shard.
+        chunk_size: side of a Zarr chunk inside a shard (must divide block_size).
+    """
+
+    tile_size: int = 512
+    overlap: int = 128
+    block_size: int = 4096
+    chunk_size: int = 512
+
+    def __post_init__(self) -> None:
+        if self.tile_size < 16:
+            raise ConfigError(f"tiling.tile_size must be >= 16, got {self.tile_size!r}")
+        if not 0 <= self.overlap < self.tile_size:
+            raise ConfigError(
+                f"tiling.overlap must be within [0, tile_size={self.tile_size}), got {self.overlap!r}"
+            )
+        if self.chunk_size < 16:
+            raise ConfigError(f"tiling.chunk_size must be >= 16, got {self.chunk_size!r}")
+        if self.block_size < self.chunk_size or self.block_size % self.chunk_size:
+            raise ConfigError(
+                f"tiling.block_size ({self.block_size!r}) must be a multiple of "
+                f"tiling.chunk_size ({self.chunk_size!r}): one block is one Zarr shard"
+            )
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Products written into ``--out`` (YAML section ``output``).
+
+    Attributes:
+        cog: also write Cloud-Optimized GeoTIFFs next to the Zarr store.
+        compress: COG compression (``deflate``, ``zstd``, ``lzw``).
+        overview_resampling: resampling of COG overviews.
+    """
+
+    cog: bool = True
+    compress: Literal["deflate", "zstd", "lzw"] = "deflate"
+    overview_resampling: Literal["nearest", "mode", "average"] = "nearest"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """The LocalCluster started when no ``--scheduler`` is given, and task policy.
+
+    Attributes:
+        n_workers: worker processes; ``None`` = one per visible GPU, else
+            ``min(2, cores)`` CPU workers.
+        threads_per_worker: threads of each worker process (keep 1 for a GPU).
+        memory_limit: per-worker memory limit passed to Dask (e.g. ``"8GiB"``).
+        retries: times a block task is retried after a worker dies.
+    """
+
+    n_workers: int | None = None
+    threads_per_worker: int = 1
+    memory_limit: str = "auto"
+    retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.n_workers is not None and self.n_workers < 1:
+            raise ConfigError(f"cluster.n_workers must be >= 1 or null, got {self.n_workers!r}")
+        if self.threads_per_worker < 1:
+            raise ConfigError(
+                f"cluster.threads_per_worker must be >= 1, got {self.threads_per_worker!r}"
+            )
+        if self.retries < 0:
+            raise ConfigError(f"cluster.retries must be >= 0, got {self.retries!r}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole resolved run configuration."""
+
+    input: InputConfig = field(default_factory=InputConfig)
+    tiling: TilingConfig = field(default_factory=TilingConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain, JSON-able nested dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def hash(self) -> str:
+        """SHA-256 of the canonical JSON of :meth:`to_dict`."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+_SECTION_TYPES: dict[str, type] = {
+    "input": InputConfig,
+    "tiling": TilingConfig,
+    "model": ModelConfig,
+    "output": OutputConfig,
+    "cluster": ClusterConfig,
+}
+
+
+def configs_dir() -> Path:
+    """The folder of the packaged YAML configs (``configs/``)."""
+    here = Path(__file__).resolve().parent.parent / "configs"
+    if here.is_dir():
+        return here
+    return Path(sys.prefix) / "share" / "s2c-batch" / "configs"
+
+
+def resolve_config_path(name: str) -> Path:
+    """Map ``--config`` to a file: a path, or the name of a packaged config.
+
+    Raises:
+        ConfigError: when neither exists; lists the packaged names.
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    packaged = configs_dir() / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    if packaged.is_file():
+        return packaged
+    names = sorted(p.stem for p in configs_dir().glob("*.yaml"))
+    raise ConfigError(
+        f"config {name!r} not found: it is neither a file nor a packaged config; "
+        f"packaged configs are {names}"
+    )
+
+
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Load a YAML config, apply ``SECTION.KEY=VALUE`` overrides, validate.
+
+    Args:
+        path: a YAML file or a packaged config name; ``None`` = ``default``.
+        overrides: strings ``SECTION.KEY=VALUE``; VALUE is parsed as YAML
+            (``[1, 2, 3]``, ``0.5``, ``null``).
+
+    Returns:
+        The frozen, validated config.
+
+    Raises:
+        ConfigError: unreadable file, unknown section or key, wrong type or range.
+    """
+    file = resolve_config_path(str(path) if path is not None else "default")
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(file)!r} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {str(file)!r} must hold a mapping of sections")
+    raw = {k: dict(v or {}) if isinstance(v, dict) or v is None else v for k, v in raw.items()}
+    for item in overrides:
+        section, key, value = parse_override(item)
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"config section {section!r} in {str(file)!r} must be a mapping")
+        raw[section][key] = value
+    return config_from_dict(raw, source=str(file))
+
+
+def parse_override(item: str) -> tuple[str, str, Any]:
+    """Split ``SECTION.KEY=VALUE`` and parse VALUE as YAML.
+
+    Raises:
+        ConfigError: when the text has no ``=`` or no ``SECTION.`` part.
+    """
+    if "=" not in item or "." not in item.split("=", 1)[0]:
+        raise ConfigError(
+            f"--set expects SECTION.KEY=VALUE (e.g. tiling.block_size=1024), got {item!r}"
+        )
+    lhs, text = item.split("=", 1)
+    section, key = lhs.strip().split(".", 1)
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from exc
+    return section, key, value
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
+    """Build a :class:`Config` from nested plain data, checking every key and type."""
+    unknown = sorted(set(raw) - set(_SECTION_TYPES))
+    if unknown:
+        raise ConfigError(
+            f"unknown config section(s) {unknown} in {source}; valid sections are {sorted(_SECTION_TYPES)}"
+        )
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTION_TYPES.items():
+        values = raw.get(name) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {name!r} in {source} must be a mapping")
+        sections[name] = _build_section(name, cls, values, source)
+    return Config(**sections)
+
+
+def _build_section(name: str, cls: type, values: dict[str, Any], source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        keys = ", ".join(f"{name}.{k}" for k in unknown)
+        raise ConfigError(
+            f"unknown config key(s) {keys} in {source}; valid keys of section {name!r} are {valid}"
+        )
+    kwargs = {k: _convert(f"{name}.{k}", hints[k], v) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _convert(key: str, tp: Any, value: Any) -> Any:
+    """Convert a YAML value to the annotated type or raise a ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(key, inner[0], value)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        item_tp = args[0]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if isinstance(value, str) and item_tp is str:
+            items = [s.strip() for s in value.split(",") if s.strip()]
+        return tuple(_convert(key, item_tp, v) for v in items)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported config type {tp!r}")  # pragma: no cover
