@@ -1,1 +1,75 @@
-"""The s2c-batch command line (click)."""
+"""The ``s2c-batch`` command line: a thin click layer over the Python API.
+
+One file per subcommand; each is imported only when it runs, so ``--help`` stays
+fast and never imports torch or dask.
+
+Exit codes: 0 done; 2 usage or config error; 3 input error; 4 output error;
+1 anything else (see :mod:`s2c_batch.kernels.errors`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from s2c_batch.kernels.errors import S2CError
+
+#: subcommand name -> "module:attribute" of its click command.
+COMMANDS: dict[str, str] = {
+    "run": "s2c_batch.pipeline.cli.run:run",
+    "plan": "s2c_batch.pipeline.cli.plan:plan",
+    "synth": "s2c_batch.pipeline.cli.synth:synth",
+    "score": "s2c_batch.pipeline.cli.score:score",
+    "train": "s2c_batch.pipeline.cli.train:train",
+    "eval": "s2c_batch.pipeline.cli.eval:eval_",
+    "demo": "s2c_batch.pipeline.cli.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when it is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if _module_exists(COMMANDS[name]))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None or not _module_exists(target):
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+def _module_exists(target: str) -> bool:
+    return importlib.util.find_spec(target.split(":")[0]) is not None
+
+
+@click.group(cls=LazyGroup)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", count=True, help="Less log output.")
+@click.version_option(package_name="s2c-batch")
+def cli(verbose: int, quiet: int) -> None:
+    """Seg2Change batch change detection for huge raster pairs on Dask."""
+    level = logging.WARNING - 10 * verbose + 10 * quiet
+    logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI and map errors to documented exit codes."""
+    try:
+        cli.main(args=argv, prog_name="s2c-batch", standalone_mode=False)
+    except S2CError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(0)
