@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 import click
@@ -55,6 +56,10 @@ def cli(verbose: int, quiet: int) -> None:
     """Seg2Change batch change detection for huge raster pairs on Dask."""
     level = logging.WARNING - 10 * verbose + 10 * quiet
     logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s")
+    # distributed logs every scheduler and worker event at INFO; keep them for -vv.
+    # It reads this setting when first imported, which happens after this point.
+    if verbose < 2:
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
 
 
 def main(argv: list[str] | None = None) -> None:

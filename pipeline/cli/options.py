@@ -18,3 +18,27 @@ set_option = click.option(
     metavar="SECTION.KEY=VALUE",
     help="Override one config key (repeatable), e.g. --set tiling.block_size=1024.",
 )
+
+
+def _parse_bbox(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        parts = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4 or not (parts[0] < parts[2] and parts[1] < parts[3]):
+        raise click.BadParameter(
+            f"expected minx,miny,maxx,maxy in the scene CRS with min < max, got {value!r}",
+            param_hint="--bbox",
+        )
+    return parts
+
+
+bbox_option = click.option(
+    "--bbox",
+    default=None,
+    metavar="MINX,MINY,MAXX,MAXY",
+    callback=_parse_bbox,
+    help="Limit the work to this box, in the scene CRS.",
+)

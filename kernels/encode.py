@@ -1,0 +1,68 @@
+"""The uint8 encodings of the products (DESIGN.md, "Products").
+
+- ``change_prob`` = round(254 * p), 255 = nodata.
+- ``change_mask`` = 1 where ``p >= threshold`` (and, with an identifier and
+  target classes, where t1 or t2 is a target class), else 0; 255 = nodata.
+- ``class_t1`` / ``class_t2`` = index in the vocabulary, 255 = nodata.
+
+A pixel that is nodata in either input is nodata in every product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+NODATA = 255
+
+
+def encode_products(
+    prob: np.ndarray,
+    valid: np.ndarray,
+    *,
+    threshold: float,
+    class_t1: np.ndarray | None = None,
+    class_t2: np.ndarray | None = None,
+    target_classes: Sequence[int] = (),
+    with_classes: bool = False,
+) -> dict[str, np.ndarray]:
+    """Encode blended outputs of one block into the uint8 products.
+
+    Args:
+        prob: float32 ``[h, w]`` change probability (NaN where unknown).
+        valid: bool ``[h, w]``: valid in both inputs.
+        threshold: ``model.threshold``.
+        class_t1: uint8 ``[h, w]`` class map of t1, or ``None``.
+        class_t2: uint8 ``[h, w]`` class map of t2, or ``None``.
+        target_classes: class indexes whose change counts; empty = any class.
+        with_classes: write ``class_t1`` / ``class_t2`` (the identifier runs);
+            all nodata when the block had no valid pixel.
+
+    Returns:
+        ``{"change_prob", "change_mask"[, "class_t1", "class_t2"]}``, each uint8 ``[h, w]``.
+
+    Example:
+        >>> p = np.array([[0.0, 0.5, 1.0]], np.float32); v = np.array([[True, True, False]])
+        >>> {k: a.tolist() for k, a in encode_products(p, v, threshold=0.5).items()}
+        {'change_prob': [[0, 127, 255]], 'change_mask': [[0, 1, 255]]}
+    """
+    ok = valid & np.isfinite(prob)
+    p = np.clip(np.nan_to_num(prob, nan=0.0), 0.0, 1.0)
+    out_prob = np.where(ok, np.rint(p * 254.0), NODATA).astype(np.uint8)
+    change = p >= np.float32(threshold)
+    if with_classes and class_t1 is not None and class_t2 is not None and len(target_classes):
+        targets = np.asarray(list(target_classes), np.uint8)
+        change &= np.isin(class_t1, targets) | np.isin(class_t2, targets)
+    out = {
+        "change_prob": out_prob,
+        "change_mask": np.where(ok, change, NODATA).astype(np.uint8),
+    }
+    if with_classes:
+        for name, cls in (("class_t1", class_t1), ("class_t2", class_t2)):
+            out[name] = (
+                np.full(prob.shape, NODATA, np.uint8)
+                if cls is None
+                else np.where(ok, cls, NODATA).astype(np.uint8)
+            )
+    return out

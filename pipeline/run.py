@@ -1,0 +1,261 @@
+"""``s2c-batch run`` as a Python function: two scenes in, change products out.
+
+Stages: open and validate the pair (nothing is written before this passes) ->
+plan -> prepare and lock ``--out`` -> create the Zarr store -> one Dask task per
+block on a cluster whose workers hold the model -> COGs from the store ->
+verify -> ``run.json`` says ``complete``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distributed import as_completed
+
+from s2c_batch.pipeline import outdir, store
+from s2c_batch.pipeline.cluster import connect, has_gpu_workers, torch_threads_per_worker
+from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.errors import CheckpointError, OutputError, OutputExistsError, S2CError
+from s2c_batch.pipeline.graph import block_jobs, block_tasks
+from s2c_batch.pipeline.plan import make_plan, products_for
+from s2c_batch.pipeline.runlog import (
+    RunLog,
+    checkpoint_paths,
+    describe_input,
+    fingerprint,
+    hash_path,
+    package_version,
+)
+from s2c_batch.pipeline.scene import ScenePair, open_pair
+from s2c_batch.pipeline.worker import PLUGIN_NAME, BlockReport, PredictorPlugin
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    out: Path
+    status: str
+    blocks: int
+    blocks_reused: int
+    products: dict[str, str] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def run_change_detection(
+    t1: str | os.PathLike[str],
+    t2: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    cfg: Config,
+    *,
+    scheduler: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    bbox: tuple[float, float, float, float] | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Run change detection on a pair of scenes.
+
+    Args:
+        t1: earlier scene (its grid is the output grid).
+        t2: later scene.
+        out: output folder.
+        cfg: resolved config.
+        scheduler: address of a running Dask scheduler; ``None`` = a LocalCluster.
+        resume: finish a previous run with the same fingerprint, reusing its blocks.
+        overwrite: replace a previous run.
+        bbox: AOI ``(minx, miny, maxx, maxy)`` in t1's CRS.
+        progress: show a progress bar on stderr.
+
+    Returns:
+        The run's summary (also in ``out/run.json``).
+
+    Raises:
+        InputError: unusable scenes (exit 3). ConfigError / CheckpointError (exit 2).
+        OutputError: output exists, is locked or unwritable (exit 4).
+    """
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    pair = open_pair(t1, t2, cfg.input, bbox=bbox)
+    checkpoints = {k: _checked(k, p) for k, p in checkpoint_paths(cfg).items()}
+    plan = make_plan(pair, cfg)
+    timings["open"] = time.perf_counter() - t_start
+
+    out_dir = Path(out).resolve()
+    outdir.prepare(out_dir, resume=resume, overwrite=overwrite)
+    with outdir.locked(out_dir):
+        fp = fingerprint(pair, cfg, checkpoints)
+        run_json = out_dir / outdir.RUN_JSON
+        ledger = outdir.BlockLedger(out_dir)
+        previous = RunLog.read(run_json)
+        reuse: set[tuple[int, int]] = set()
+        store_path = out_dir / outdir.STORE
+        if resume and previous is not None and store_path.exists():
+            if previous.get("fingerprint") != fp:
+                raise OutputExistsError(
+                    f"--out {str(out_dir)!r} holds a run with another fingerprint (inputs, config, "
+                    "checkpoints or version changed); pass --overwrite to replace it"
+                )
+            reuse = ledger.done()
+            for name in outdir.PRODUCT_FILES:
+                (out_dir / name).unlink(missing_ok=True)
+        else:
+            outdir.clear_products(out_dir)
+        products = products_for(cfg)
+        runlog = RunLog(run_json)
+        runlog.update(
+            status="running",
+            started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            version=package_version(),
+            fingerprint=fp,
+            inputs={"t1": describe_input(pair.t1.path), "t2": describe_input(pair.t2.path)},
+            grid={"crs": pair.grid.crs.to_string(), "transform": list(pair.grid.transform),
+                  "height": pair.grid.height, "width": pair.grid.width},
+            bbox=list(bbox) if bbox else None,
+            config=cfg.to_dict(),
+            config_hash=cfg.hash(),
+            checkpoints=checkpoints,
+            blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": 0},
+            products={},
+        )
+        try:
+            if not reuse:
+                t0 = time.perf_counter()
+                create_products_store(store_path, pair, cfg, products, fp, checkpoints)
+                timings["create_store"] = time.perf_counter() - t0
+            result = _compute(pair, plan, cfg, out_dir, store_path, products, reuse, ledger,
+                              runlog, scheduler, progress, timings)
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            runlog.update(status="failed", error=reason, timings_s=_rounded(timings))
+            raise
+        timings["total"] = time.perf_counter() - t_start
+        runlog.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      timings_s=_rounded(timings), products=result.products)
+        result.timings_s = _rounded(timings)
+        return result
+
+
+def create_products_store(
+    store_path: Path, pair: ScenePair, cfg: Config, products: tuple[str, ...], fp: str,
+    checkpoints: dict[str, str],
+) -> None:
+    """Create the empty, georeferenced Zarr store with provenance attributes."""
+    attrs = {
+        "s2c_batch_version": package_version(),
+        "fingerprint": fp,
+        "config_hash": cfg.hash(),
+        "checkpoints": checkpoints,
+        "inputs": [Path(pair.t1.path).name, Path(pair.t2.path).name],
+        "threshold": cfg.model.threshold,
+    }
+    store.create_store(store_path, pair.grid, products, shard=cfg.tiling.block_size,
+                       chunk=cfg.tiling.chunk_size, attrs=attrs)
+
+
+def _compute(
+    pair: ScenePair, plan: Any, cfg: Config, out_dir: Path, store_path: Path,
+    products: tuple[str, ...], reuse: set[tuple[int, int]], ledger: outdir.BlockLedger,
+    runlog: RunLog, scheduler: str | None, progress: bool, timings: dict[str, float],
+) -> RunResult:
+    jobs = block_jobs(pair, plan, cfg, str(store_path), skip=reuse)
+    t0 = time.perf_counter()
+    with connect(scheduler, cfg.cluster) as client:
+        timings["cluster_start"] = time.perf_counter() - t0
+        runlog.update(dashboard=client.dashboard_link)
+        if progress:
+            print(f"s2c-batch: dashboard {client.dashboard_link}", file=sys.stderr)
+        t0 = time.perf_counter()
+        threads = torch_threads_per_worker(client) if scheduler is None else None
+        client.register_plugin(PredictorPlugin(cfg.model, torch_threads=threads), name=PLUGIN_NAME)
+        timings["model_load"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        tasks = block_tasks(jobs, gpu=has_gpu_workers(client), token=uuid.uuid4().hex[:8])
+        futures = client.compute(tasks, optimize_graph=False, retries=cfg.cluster.retries)
+        reports: list[BlockReport] = []
+        bar = _progress_bar(len(futures), progress)
+        try:
+            for fut in as_completed(futures):
+                report: BlockReport = fut.result()
+                ledger.add(report.index)
+                reports.append(report)
+                bar.update(1)
+        except BaseException:
+            client.cancel(futures)
+            raise
+        finally:
+            bar.close()
+        timings["blocks"] = time.perf_counter() - t0
+        runlog.update(blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": len(reports)})
+        _verify_blocks(plan, ledger)
+
+        t0 = time.perf_counter()
+        written = {}
+        if cfg.output.cog:
+            written = _write_cogs(client, store_path, out_dir, pair, cfg, products, runlog)
+        timings["cogs"] = time.perf_counter() - t0
+    written["change.zarr"] = str(store_path)
+    return RunResult(out=out_dir, status="complete", blocks=plan.n_blocks,
+                     blocks_reused=len(reuse), products=written)
+
+
+def _write_cogs(
+    client: Any, store_path: Path, out_dir: Path, pair: ScenePair, cfg: Config,
+    products: tuple[str, ...], runlog: RunLog,
+) -> dict[str, str]:
+    from s2c_batch.pipeline.cog import write_cog
+
+    tags = {
+        "S2C_BATCH_VERSION": package_version(),
+        "S2C_CONFIG_HASH": cfg.hash(),
+        "S2C_FINGERPRINT": str(runlog.data.get("fingerprint")),
+        "S2C_INPUTS": f"{Path(pair.t1.path).name},{Path(pair.t2.path).name}",
+    }
+    futures = {
+        name: client.submit(
+            write_cog, store_path, name, out_dir / f"{name}.tif", pair.grid,
+            window=cfg.tiling.block_size, compress=cfg.output.compress,
+            overview_resampling=cfg.output.overview_resampling, tags=tags,
+            pure=False, retries=cfg.cluster.retries,
+        )
+        for name in products
+    }
+    return {f"{name}.tif": str(fut.result()) for name, fut in futures.items()}
+
+
+def _verify_blocks(plan: Any, ledger: outdir.BlockLedger) -> None:
+    missing = plan.n_blocks - len(ledger.done())
+    if missing:
+        raise OutputError(f"{missing} block(s) are not recorded as written; run again with --resume")
+
+
+def _checked(key: str, path: str) -> str:
+    if not Path(path).exists():
+        raise CheckpointError(
+            f"{key} names {path!r}, which does not exist; place the checkpoint there or "
+            f"set --set {key}=PATH"
+        )
+    return hash_path(path)
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="blocks", unit="block", disable=not enabled, file=sys.stderr)
+
+
+def _rounded(t: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in t.items()}
+
+
+__all__ = ["RunResult", "S2CError", "run_change_detection"]

@@ -1,0 +1,77 @@
+"""Shared fakes for the tests: tiny georeferenced GeoTIFF pairs and the numpy oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+
+from s2c_batch.kernels.cva import cva_probability
+from s2c_batch.kernels.encode import encode_products
+
+CRS = "EPSG:32631"
+TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5000000.0)
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def write_tif(path: Path, data: np.ndarray, *, crs: str = CRS, transform: Affine = TRANSFORM,
+              nodata: float | None = None, tiled: bool = False) -> Path:
+    """Write ``data`` [C, H, W] as a GeoTIFF."""
+    c, h, w = data.shape
+    profile = {"driver": "GTiff", "width": w, "height": h, "count": c, "dtype": data.dtype.name,
+               "crs": crs, "transform": transform, "nodata": nodata}
+    if tiled:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+def make_pair(tmp: Path, height: int, width: int, *, seed: int = 0, bands: int = 3,
+              nodata: int | None = None, **kw: object) -> tuple[Path, Path]:
+    """A uint8 pair with smooth texture, noise and planted rectangular changes.
+
+    With ``nodata``, a border strip of t1 and a square in t2 are set to nodata.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([(np.sin(yy / (7 + k) + xx / (11 + k)) * 60 + 120) for k in range(bands)])
+    a = base + rng.normal(0, 6, base.shape)
+    b = base + rng.normal(0, 6, base.shape)
+    for _ in range(max(1, height * width // 20000)):
+        r, c = rng.integers(0, height), rng.integers(0, width)
+        hh, ww = rng.integers(4, 40, size=2)
+        b[:, r : r + hh, c : c + ww] = rng.integers(0, 255, size=(bands, 1, 1))
+    a = np.clip(a, 1, 254).astype(np.uint8)
+    b = np.clip(b, 1, 254).astype(np.uint8)
+    if nodata is not None:
+        a[:, :, : max(1, width // 10)] = nodata
+        b[:, height // 3 : height // 2, width // 3 : width // 2] = nodata
+    p1 = write_tif(tmp / "t1.tif", a, nodata=nodata, **kw)  # type: ignore[arg-type]
+    p2 = write_tif(tmp / "t2.tif", b, nodata=nodata, **kw)  # type: ignore[arg-type]
+    return p1, p2
+
+
+def cva_oracle(t1: Path, t2: Path, *, bands: tuple[int, ...] = (1, 2, 3), threshold: float = 0.5,
+               scale: float = 255.0) -> dict[str, np.ndarray]:
+    """Whole-scene CVA products computed with plain numpy (the pipeline's exact oracle)."""
+    with rasterio.open(t1) as s1, rasterio.open(t2) as s2:
+        a, b = s1.read(list(bands)), s2.read(list(bands))
+        nd1, nd2 = s1.nodata, s2.nodata
+    valid = np.ones(a.shape[1:], bool)
+    if nd1 is not None:
+        valid &= ~(a == nd1).all(axis=0)
+    if nd2 is not None:
+        valid &= ~(b == nd2).all(axis=0)
+    fa = np.clip(a.astype(np.float32) / np.float32(scale), 0, 1)
+    fb = np.clip(b.astype(np.float32) / np.float32(scale), 0, 1)
+    p = cva_probability(fa, fb)
+    return encode_products(p, valid, threshold=threshold)
+
+
+def read_band(path: Path) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read(1)
