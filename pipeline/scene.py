@@ -294,7 +294,7 @@ def _check_overlap(t1: object, t2: object, m1: _Meta, m2: _Meta) -> None:
 
 def _wsen(meta: _Meta) -> tuple[float, float, float, float]:
     """(west, south, east, north) of a raster."""
-    xs = [meta.transform * (c, r) for r in (0, meta.height) for c in (0, meta.width)]
+    xs = [meta.transform @ (c, r) for r in (0, meta.height) for c in (0, meta.width)]
     return (min(x for x, _ in xs), min(y for _, y in xs), max(x for x, _ in xs), max(y for _, y in xs))
 
 
@@ -316,6 +316,6 @@ def _aoi(
             f"--bbox {bbox!r} does not overlap t1 {str(t1)!r}, which covers "
             f"{_wsen(_Meta(None, grid.affine, grid.height, grid.width, 0, '', None))} in its CRS"
         )
-    transform = grid.affine * Affine.translation(c0, r0)
+    transform = grid.affine @ Affine.translation(c0, r0)
     sub = Grid(grid.crs_wkt, tuple(transform)[:6], r1 - r0, c1 - c0)  # type: ignore[arg-type]
     return sub, (r0, c0)

@@ -1,0 +1,108 @@
+"""Blending tiles into blocks, and the product encodings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from s2c_batch.kernels.blend import predict_block
+from s2c_batch.kernels.cva import CVAPredictor, cva_probability
+from s2c_batch.kernels.encode import encode_products
+from s2c_batch.kernels.prediction import Prediction
+from s2c_batch.kernels.tiling import TilePlan
+
+
+class ConstantPerTile:
+    """Predicts a tile-specific constant probability and class (tests normalisation)."""
+
+    class_names = ("background", "building")
+    target_classes = (1,)
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def predict(self, a: np.ndarray, b: np.ndarray) -> Prediction:
+        n, _, h, w = a.shape
+        vals = (a[:, 0, 0, 0] * 0 + 0.25).astype(np.float32)  # same constant for all tiles
+        self.calls += 1
+        prob = np.broadcast_to(vals[:, None, None], (n, h, w)).astype(np.float32)
+        cls = np.ones((n, h, w), np.uint8)
+        return Prediction(prob=prob, class_t1=cls, class_t2=cls * 0)
+
+
+def _scene(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((3, h, w), dtype=np.float32), rng.random((3, h, w), dtype=np.float32)
+
+
+def _run_blocks(a: np.ndarray, b: np.ndarray, plan: TilePlan, predictor: object) -> np.ndarray:
+    out = np.full(plan.shape, np.nan, np.float32)
+    valid_full = np.ones(plan.shape, bool)
+    for blk in plan.blocks():
+        r = blk.read
+        pad_h, pad_w = max(0, r.row_stop - plan.height), max(0, r.col_stop - plan.width)
+        sa = np.pad(a[:, r.row : r.row_stop, r.col : r.col_stop], ((0, 0), (0, pad_h), (0, pad_w)))
+        sb = np.pad(b[:, r.row : r.row_stop, r.col : r.col_stop], ((0, 0), (0, pad_h), (0, pad_w)))
+        v = np.pad(valid_full[r.row : r.row_stop, r.col : r.col_stop], ((0, pad_h), (0, pad_w)))
+        res = predict_block(sa, sb, v, block=blk, shape=plan.shape, overlap=plan.overlap,
+                            predictor=predictor, batch_size=3)  # type: ignore[arg-type]
+        out[blk.core.slices()] = res.prob
+    return out
+
+
+def test_predict_block__cva_equals_whole_scene_for_any_block_size() -> None:
+    a, b = _scene(300, 410)
+    expected = cva_probability(a, b)
+    for block in (64, 100, 1000):
+        got = _run_blocks(a, b, TilePlan(300, 410, 96, 32, block), CVAPredictor())
+        np.testing.assert_allclose(got, expected, atol=2e-6)
+
+
+def test_predict_block__scene_smaller_than_a_tile() -> None:
+    a, b = _scene(40, 50)
+    got = _run_blocks(a, b, TilePlan(40, 50, 96, 32, 64), CVAPredictor())
+    np.testing.assert_allclose(got, cva_probability(a, b), atol=2e-6)
+
+
+def test_predict_block__weights_are_normalised() -> None:
+    a, b = _scene(200, 200)
+    got = _run_blocks(a, b, TilePlan(200, 200, 64, 24, 80), ConstantPerTile())
+    np.testing.assert_allclose(got, 0.25, atol=1e-6)
+
+
+def test_predict_block__skips_tiles_without_valid_pixels() -> None:
+    a, b = _scene(128, 128)
+    plan = TilePlan(128, 128, 64, 0, 128)
+    blk = plan.block_at(0, 0)
+    valid = np.zeros((128, 128), bool)
+    valid[:10, :10] = True
+    pred = ConstantPerTile()
+    res = predict_block(a, b, valid, block=blk, shape=plan.shape, overlap=0, predictor=pred,
+                        batch_size=8)
+    assert pred.calls == 1
+    assert np.isnan(res.prob[100, 100]) and res.prob[0, 0] == np.float32(0.25)
+    assert res.class_t1 is not None and res.class_t1[0, 0] == 1
+
+
+def test_encode_products__encodings_and_nodata() -> None:
+    p = np.array([[0.0, 0.49, 0.5, 1.0, np.nan]], np.float32)
+    v = np.array([[True, True, True, False, True]])
+    out = encode_products(p, v, threshold=0.5)
+    assert out["change_prob"].tolist() == [[0, 124, 127, 255, 255]]
+    assert out["change_mask"].tolist() == [[0, 0, 1, 255, 255]]
+
+
+def test_encode_products__target_classes_gate_the_mask() -> None:
+    p = np.full((1, 4), 0.9, np.float32)
+    v = np.ones((1, 4), bool)
+    c1 = np.array([[0, 8, 0, 3]], np.uint8)
+    c2 = np.array([[0, 0, 8, 3]], np.uint8)
+    out = encode_products(p, v, threshold=0.5, class_t1=c1, class_t2=c2, target_classes=(8,),
+                          with_classes=True)
+    assert out["change_mask"].tolist() == [[0, 1, 1, 0]]
+    assert out["class_t1"].tolist() == [[0, 8, 0, 3]]
+
+
+def test_encode_products__class_maps_nodata_when_block_had_no_tiles() -> None:
+    p = np.full((2, 2), np.nan, np.float32)
+    out = encode_products(p, np.zeros((2, 2), bool), threshold=0.5, with_classes=True)
+    assert (out["class_t1"] == 255).all() and (out["change_mask"] == 255).all()

@@ -1,0 +1,79 @@
+"""Config loading: packaged files, overrides, unknown keys and bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from s2c_batch.pipeline.config import Config, load_config, parse_override
+from s2c_batch.pipeline.errors import ConfigError
+
+
+def test_load_config__default_is_the_papers_setup() -> None:
+    cfg = load_config()
+    assert cfg.model.comparator == "cach" and cfg.model.identifier == "segearth_ov3"
+    assert cfg.model.threshold == 0.5
+    assert (cfg.tiling.tile_size, cfg.input.bands) == (512, (1, 2, 3))
+
+
+def test_load_config__overrides_parse_yaml_values() -> None:
+    cfg = load_config("cva", ["tiling.block_size=1024", "input.bands=[3, 2, 1]", "input.scale=null"])
+    assert cfg.tiling.block_size == 1024 and cfg.input.bands == (3, 2, 1) and cfg.input.scale is None
+
+
+def test_load_config__is_frozen() -> None:
+    cfg = load_config("cva")
+    with pytest.raises(AttributeError):
+        cfg.tiling.block_size = 3  # type: ignore[misc]
+
+
+def test_load_config__unknown_key_lists_valid_keys() -> None:
+    with pytest.raises(ConfigError, match=r"tiling\.tile_sise.*valid keys of section 'tiling' are"):
+        load_config("cva", ["tiling.tile_sise=3"])
+
+
+def test_load_config__unknown_section_lists_sections() -> None:
+    with pytest.raises(ConfigError, match=r"unknown config section\(s\) \['modle'\].*valid sections"):
+        load_config("cva", ["modle.threshold=0.3"])
+
+
+@pytest.mark.parametrize(
+    ("item", "match"),
+    [
+        ("model.threshold=1.5", r"model\.threshold must be within \[0, 1\]"),
+        ("model.threshold=high", r"model\.threshold must be a number"),
+        ("tiling.overlap=600", r"tiling\.overlap must be within"),
+        ("tiling.block_size=1000", r"must be a multiple of tiling\.chunk_size"),
+        ("model.comparator=svm", r"model\.comparator must be one of \['cach', 'cva'\]"),
+        ("input.bands=[0, 1]", r"input\.bands must be a non-empty list of 1-based"),
+        ("cluster.retries=-1", r"cluster\.retries must be >= 0"),
+    ],
+)
+def test_load_config__bad_values_name_the_key(item: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config("cva", [item])
+
+
+def test_parse_override__needs_section_key_value() -> None:
+    with pytest.raises(ConfigError, match="SECTION.KEY=VALUE"):
+        parse_override("threshold=0.3")
+
+
+def test_load_config__missing_file_lists_packaged_configs(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"not found.*packaged configs are \[.*'cva'.*'default'"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_load_config__invalid_yaml(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tiling: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_config__hash_changes_with_values() -> None:
+    a, b = load_config("cva"), load_config("cva", ["model.threshold=0.4"])
+    assert a.hash() != b.hash() and a.hash() == load_config("cva").hash()
+    assert isinstance(a.to_dict()["input"]["bands"], list)
+    assert isinstance(a, Config)
