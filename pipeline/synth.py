@@ -142,7 +142,7 @@ def write_synthetic_pair(
     temps = {k: p.with_name(f".{p.name}.partial") for k, p in paths.items()}
 
     common = dict(driver="GTiff", width=size, height=size, dtype="uint8", crs=crs_obj, transform=transform,
-                  tiled=True, blockxsize=TILE, blockysize=TILE, compress="deflate")
+                  tiled=True, blockxsize=TILE, blockysize=TILE, compress="deflate", BIGTIFF="IF_SAFER")
     tags = dict(S2C_SYNTH_SEED=str(seed), S2C_SYNTH_SIZE=str(size), S2C_SYNTH_VERSION=str(GENERATOR_VERSION))
     try:
         with (
