@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "train": "s2c_batch.pipeline.cli.train:train",
     "eval": "s2c_batch.pipeline.cli.eval:eval_",
     "demo": "s2c_batch.pipeline.cli.demo:demo",
+    "stack": "s2c_batch.pipeline.cli.stack:stack",
 }
 
 
