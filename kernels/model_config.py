@@ -4,14 +4,28 @@ Kept in ``kernels`` because the predictor is built from it; the YAML loading and
 unknown-key checks live in :mod:`s2c_batch.pipeline.config`. Field types are
 limited to what that loader converts: bool, int, float, str, ``Literal``,
 ``X | None`` and ``tuple[int, ...]`` / ``tuple[str, ...]``.
+
+The defaults are the paper's setup (DINOv2 ViT-B/14 + CACH, SegEarth-OV3 with the
+WHU/LEVIR vocabulary and ``building`` as target, the authors' evaluation
+preprocessing). Checkpoints are local paths; nothing is downloaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
-from s2c_batch.kernels.errors import ConfigError
+from s2c_batch.kernels.errors import CheckpointError, ConfigError
+
+#: What each checkpoint key must point at, for error messages.
+CHECKPOINT_HINTS: dict[str, str] = {
+    "backbone_checkpoint": "the original DINOv2 weights file, e.g. dinov2_vitb14_pretrain.pth",
+    "cach_checkpoint": "the CACH head weights, e.g. the authors' exp/CK/best.pth or a .safetensors "
+    "written by `s2c-batch train`",
+    "sam3_checkpoint": "a local Hugging Face model directory of SAM 3 (a snapshot of facebook/sam3 "
+    "with config.json, weights and tokenizer files)",
+}
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,27 @@ class ModelConfig:
         threshold: change probability at or above which a pixel is changed.
         device: ``auto`` (CUDA when visible, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: tile pairs per forward pass.
+        backbone: DINOv2 size under CACH: ``base`` (the paper), ``small``, ``large``
+            or ``tiny`` (64 wide, tests only).
+        backbone_checkpoint: local original-layout DINOv2 file (``dinov2_vitb14_pretrain.pth``).
+        backbone_input_size: side of DINOv2's input; a multiple of 252 so that the
+            token grid divides into EDQA's 9x9 windows at every level (504: 36x36 tokens).
+        cach_checkpoint: local CACH weights (the authors' ``best.pth`` layout or ours).
+        sam3_checkpoint: local Hugging Face SAM 3 directory (weights and tokenizer).
+        sam3_size: SAM 3 architecture built when ``random_init`` gives no checkpoint:
+            ``full`` (the released one) or ``tiny`` (tests).
+        identifier_input_size: side of SAM 3's input (1008 for the released model).
+        vocab: prompt list: a name in ``configs/vocab`` (``whu_levir``, ``dsifn``,
+            ``clcd``, ``second``, ``sc_scd``) or a path to such a file.
+        targets: target classes by name; empty = the vocabulary file's ``# targets:`` line.
+        prob_thd: best class score below which a pixel is background (index 0).
+        confidence_threshold: per-query score a SAM 3 query must exceed to count.
+        normalize: DINOv2 input normalisation: ``none`` reproduces the authors'
+            evaluation (ToTensor only); ``imagenet`` uses the training statistics.
+        precision: ``bf16`` or ``fp16`` autocast on CUDA, or ``fp32``; the CPU always runs fp32.
+        decoder_batch: (image, prompt) pairs per SAM 3 decoder call.
+        random_init: build the architectures with seeded random weights where no
+            checkpoint is given (tests and benchmarks only; the outputs mean nothing).
     """
 
     comparator: Literal["cach", "cva"] = "cach"
@@ -32,6 +67,21 @@ class ModelConfig:
     threshold: float = 0.5
     device: str = "auto"
     batch_size: int = 8
+    backbone: Literal["tiny", "small", "base", "large"] = "base"
+    backbone_checkpoint: str | None = None
+    backbone_input_size: int = 504
+    cach_checkpoint: str | None = None
+    sam3_checkpoint: str | None = None
+    sam3_size: Literal["full", "tiny"] = "full"
+    identifier_input_size: int = 1008
+    vocab: str = "whu_levir"
+    targets: tuple[str, ...] = ()
+    prob_thd: float = 0.1
+    confidence_threshold: float = 0.1
+    normalize: Literal["none", "imagenet"] = "none"
+    precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    decoder_batch: int = 32
+    random_init: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -45,3 +95,58 @@ class ModelConfig:
             raise ConfigError(
                 f"model.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}"
             )
+        if self.backbone_input_size < 252 or self.backbone_input_size % 252:
+            raise ConfigError(
+                f"model.backbone_input_size must be a positive multiple of 252 (14 px patches, a token grid "
+                f"divisible by 18 for the 9x9 windows of every CACH level), got {self.backbone_input_size!r}; "
+                "use 504 (the paper) or 252"
+            )
+        if self.identifier_input_size < 14 or self.identifier_input_size % 14:
+            raise ConfigError(
+                f"model.identifier_input_size must be a positive multiple of 14, got "
+                f"{self.identifier_input_size!r}; the released SAM 3 takes 1008"
+            )
+        for key in ("prob_thd", "confidence_threshold"):
+            value = getattr(self, key)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"model.{key} must be within [0, 1], got {value!r}")
+        if self.decoder_batch < 1:
+            raise ConfigError(f"model.decoder_batch must be >= 1, got {self.decoder_batch!r}")
+        if not self.vocab.strip():
+            raise ConfigError("model.vocab must name a vocabulary, e.g. whu_levir")
+
+    def required_checkpoints(self) -> tuple[str, ...]:
+        """The checkpoint keys this configuration loads (e.g. ``backbone_checkpoint``)."""
+        keys: list[str] = []
+        if self.comparator == "cach":
+            keys += ["backbone_checkpoint", "cach_checkpoint"]
+        if self.identifier == "segearth_ov3":
+            keys.append("sam3_checkpoint")
+        return tuple(keys)
+
+    def check_checkpoints(self) -> None:
+        """Fail early when a checkpoint this configuration needs is not there.
+
+        A key set to a path must name an existing file (a directory for
+        ``sam3_checkpoint``); a key left null is only allowed with ``random_init``.
+
+        Raises:
+            CheckpointError: naming the key, the path and what it must hold.
+        """
+        for key in self.required_checkpoints():
+            path = getattr(self, key)
+            hint = CHECKPOINT_HINTS[key]
+            if path is None:
+                if self.random_init:
+                    continue
+                raise CheckpointError(
+                    f"model.{key} is not set; it must name {hint}. Set it in the config or with "
+                    f"--set model.{key}=PATH (weights are never downloaded)"
+                )
+            want_dir = key == "sam3_checkpoint"
+            exists = Path(path).is_dir() if want_dir else Path(path).is_file()
+            if not exists:
+                raise CheckpointError(
+                    f"model.{key} = {path!r} does not exist or is not a {'directory' if want_dir else 'file'}; "
+                    f"it must name {hint}"
+                )

@@ -1,0 +1,179 @@
+"""SegEarth-OV3: SAM 3 prompted with class names labels every pixel of an image.
+
+One vision pass per image is reused by every prompt; the text features of the
+vocabulary are computed once and cached; the (image, prompt) pairs are decoded
+in batches of ``decoder_batch``; the outputs are fused by
+:mod:`s2c_batch.kernels.identifier.fusion`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from s2c_batch.kernels.identifier.fusion import class_scores, label_map, prompt_scores
+
+#: SAM 3's input normalisation: mean = std = 0.5 (to [-1, 1]).
+SAM3_MEAN = 0.5
+SAM3_STD = 0.5
+
+
+class SegEarthOV3(nn.Module):
+    """Open-vocabulary labelling with a ``transformers.Sam3Model``."""
+
+    def __init__(
+        self,
+        sam3: nn.Module,
+        *,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        prompt_class: Sequence[int],
+        num_classes: int,
+        input_size: int = 1008,
+        confidence_threshold: float = 0.1,
+        prob_thd: float = 0.1,
+        background: int = 0,
+        decoder_batch: int = 32,
+    ) -> None:
+        """Wrap a SAM 3 model with a fixed vocabulary.
+
+        Args:
+            sam3: a ``transformers.Sam3Model``.
+            input_ids: int64 ``[P, L]`` token ids of the P prompts (tokenizer or
+                :func:`~s2c_batch.kernels.identifier.tokens.hashed_token_ids`).
+            attention_mask: int64 ``[P, L]``.
+            prompt_class: class index of each prompt.
+            num_classes: K classes.
+            input_size: side of SAM 3's input (1008 for the released model).
+            confidence_threshold: per-query score a query must exceed to count.
+            prob_thd: best class score below which a pixel is background.
+            background: background class index.
+            decoder_batch: (image, prompt) pairs per decoder call.
+        """
+        super().__init__()
+        if input_ids.shape != attention_mask.shape or input_ids.shape[0] != len(prompt_class):
+            raise ValueError(
+                f"input_ids {tuple(input_ids.shape)}, attention_mask {tuple(attention_mask.shape)} and "
+                f"{len(prompt_class)} prompt classes do not match"
+            )
+        if not prompt_class or min(prompt_class) < 0 or max(prompt_class) >= num_classes:
+            raise ValueError(f"prompt classes {list(prompt_class)!r} must lie in [0, {num_classes})")
+        self.sam3 = sam3
+        self.sam3.requires_grad_(False)
+        self.register_buffer("input_ids", input_ids.long(), persistent=False)
+        self.register_buffer("attention_mask", attention_mask.long(), persistent=False)
+        self.prompt_class = tuple(int(c) for c in prompt_class)
+        self.num_classes = num_classes
+        self.input_size = input_size
+        self.confidence_threshold = confidence_threshold
+        self.prob_thd = prob_thd
+        self.background = background
+        self.decoder_batch = max(1, decoder_batch)
+        self._text_cache: tuple[torch.device, torch.Tensor] | None = None
+
+    @property
+    def num_prompts(self) -> int:
+        """Number of prompts P (all synonyms of all classes)."""
+        return int(self.input_ids.shape[0])
+
+    @torch.no_grad()
+    def text_features(self) -> torch.Tensor:
+        """Projected text features of the vocabulary, computed once per device.
+
+        Returns:
+            float32 ``[P, L, D]``.
+        """
+        device = self.input_ids.device
+        if self._text_cache is None or self._text_cache[0] != device:
+            with torch.autocast(device_type=device.type, enabled=False):
+                out = self.sam3.get_text_features(input_ids=self.input_ids, attention_mask=self.attention_mask)
+            self._text_cache = (device, out.pooler_output.float())
+        return self._text_cache[1]
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """Resize to ``input_size`` (bilinear, antialiased) and normalise to [-1, 1].
+
+        Args:
+            images: ``[B, 3, H, W]`` in [0, 1].
+
+        Returns:
+            ``[B, 3, input_size, input_size]``.
+        """
+        size = (self.input_size, self.input_size)
+        if tuple(images.shape[-2:]) != size:
+            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return (images - SAM3_MEAN) / SAM3_STD
+
+    @torch.no_grad()
+    def vision_features(self, images: torch.Tensor) -> object:
+        """One SAM 3 vision pass (``get_vision_features``) for a batch of images in [0, 1]."""
+        return self.sam3.get_vision_features(pixel_values=self.preprocess(images))
+
+    @torch.no_grad()
+    def decode(self, vision: object, *, size: Sequence[int]) -> torch.Tensor:
+        """Decode every (image, prompt) pair and fuse each into a score map.
+
+        Args:
+            vision: the output of :meth:`vision_features` for B images.
+            size: output ``(H, W)``.
+
+        Returns:
+            float32 ``[B, P, H, W]``.
+        """
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        fpn = vision.fpn_hidden_states  # type: ignore[attr-defined]
+        pos = vision.fpn_position_encoding  # type: ignore[attr-defined]
+        b, p = fpn[0].shape[0], self.num_prompts
+        text = self.text_features()
+        out = torch.empty((b * p, *size), dtype=torch.float32, device=fpn[0].device)
+        for start in range(0, b * p, self.decoder_batch):
+            pairs = torch.arange(start, min(start + self.decoder_batch, b * p), device=fpn[0].device)
+            n = pairs.numel()
+            image_index, prompt_index = pairs // p, pairs % p
+            # The last level is sliced off by Sam3Model; position encodings depend on shape only.
+            levels = tuple(f.index_select(0, image_index) for f in fpn[:-1]) + (fpn[-1],)
+            positions = tuple(q[:1].expand(n, -1, -1, -1) for q in pos[:-1]) + (pos[-1],)
+            embeds = type(vision)(fpn_hidden_states=levels, fpn_position_encoding=positions)
+            result = self.sam3(
+                vision_embeds=embeds,
+                text_embeds=BaseModelOutputWithPooling(pooler_output=text.index_select(0, prompt_index)),
+                attention_mask=self.attention_mask.index_select(0, prompt_index),
+            )
+            out[start : start + n] = prompt_scores(
+                result.pred_masks,
+                result.pred_logits,
+                result.presence_logits,
+                result.semantic_seg,
+                size=size,
+                confidence_threshold=self.confidence_threshold,
+            )
+        return out.view(b, p, *size)
+
+    @torch.no_grad()
+    def class_scores(self, images: torch.Tensor) -> torch.Tensor:
+        """Class scores of a batch of images.
+
+        Args:
+            images: ``[B, 3, H, W]`` in [0, 1].
+
+        Returns:
+            float32 ``[B, K, H, W]`` in [0, 1].
+        """
+        scores = self.decode(self.vision_features(images), size=images.shape[-2:])
+        return class_scores(scores, self.prompt_class, self.num_classes)
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Label every pixel.
+
+        Args:
+            images: ``[B, 3, H, W]`` in [0, 1].
+
+        Returns:
+            int64 ``[B, H, W]`` class indexes.
+        """
+        return label_map(self.class_scores(images), prob_thd=self.prob_thd, background=self.background)

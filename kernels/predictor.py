@@ -1,0 +1,346 @@
+"""The tile predictor of Seg2Change: preprocessing, the models on a device, and the outputs.
+
+``ChangePredictor.predict`` takes N co-registered tile pairs in [0, 1] and returns
+the change probability per pixel and, with an identifier, the class of every pixel
+at both dates. All preprocessing lives here:
+
+- DINOv2 / CACH: each tile is resized to ``backbone_input_size`` (504; bilinear,
+  antialiased like the authors' PIL resize) and, by default, *not* normalised:
+  the authors evaluated with ``ToTensor()`` only although they trained with
+  ImageNet statistics, and their published numbers come from that path
+  (``model.normalize: imagenet`` switches to the training statistics). The CACH
+  logits (at 504) are resized to the tile bilinearly with ``align_corners=True``
+  and the change probability is ``softmax(logits)[1]``, in float32.
+- SegEarth-OV3: tiles resized to ``identifier_input_size`` (1008), mean = std = 0.5.
+- On CUDA the models run under bf16 (or fp16) autocast, ``batch_size`` pairs per
+  pass, and the results stay on the device until one copy to the host per call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from s2c_batch.kernels.backbone import BACKBONE_REGISTRY, DinoV2Taps
+from s2c_batch.kernels.cach import CACH, build_cach, convert_official_state_dict
+from s2c_batch.kernels.checkpoints import load_exact, read_state_dict
+from s2c_batch.kernels.cva import CVAPredictor, cva_probability
+from s2c_batch.kernels.errors import CheckpointError, ConfigError
+from s2c_batch.kernels.identifier import (
+    SegEarthOV3,
+    Vocabulary,
+    build_sam3_random,
+    hashed_token_ids,
+    load_sam3_pretrained,
+    read_vocabulary,
+    tokenize_prompts,
+)
+from s2c_batch.kernels.model_config import ModelConfig
+from s2c_batch.kernels.prediction import Prediction, TilePredictor
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Seed of every randomly initialised model (``random_init``): all workers build the same weights.
+RANDOM_INIT_SEED = 0
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class ChangePredictor:
+    """Seg2Change on tile pairs: a comparator (CACH or CVA) plus an optional identifier."""
+
+    def __init__(
+        self,
+        *,
+        device: torch.device | str = "cpu",
+        comparator: str = "cach",
+        backbone: DinoV2Taps | None = None,
+        cach: CACH | None = None,
+        identifier: SegEarthOV3 | None = None,
+        class_names: Sequence[str] = (),
+        target_classes: Sequence[int] = (),
+        normalize: str = "none",
+        precision: str = "bf16",
+        batch_size: int = 8,
+    ) -> None:
+        """Place the models on a device.
+
+        Args:
+            device: torch device.
+            comparator: ``cach`` (needs ``backbone`` and ``cach``) or ``cva``.
+            backbone: frozen DINOv2 taps.
+            cach: the change head.
+            identifier: SegEarth-OV3, or None for change alone.
+            class_names: the identifier's class names (index = class value).
+            target_classes: indexes of the target classes.
+            normalize: ``none`` (the authors' evaluation) or ``imagenet``.
+            precision: ``bf16``, ``fp16`` (CUDA autocast) or ``fp32``.
+            batch_size: tile pairs per forward pass.
+        """
+        self.device = torch.device(device)
+        if comparator == "cach" and (backbone is None or cach is None):
+            raise ValueError("the cach comparator needs a backbone and a CACH head")
+        self.comparator = comparator
+        self.backbone = backbone.to(self.device).eval() if backbone is not None else None
+        self.cach = cach.to(self.device).eval() if cach is not None else None
+        self.identifier = identifier.to(self.device).eval() if identifier is not None else None
+        if self.cach is not None:
+            self.cach.requires_grad_(False)
+        self.class_names = tuple(class_names)
+        self.target_classes = tuple(int(t) for t in target_classes)
+        self.normalize = normalize
+        self.precision = precision
+        self.batch_size = max(1, int(batch_size))
+        mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        self._imagenet = (mean, std)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig) -> ChangePredictor:
+        """Build every model the config names, loading local checkpoints.
+
+        Raises:
+            CheckpointError: a checkpoint is missing or holds another architecture
+                (the message names the config key).
+            ConfigError: an unknown vocabulary or target class.
+        """
+        cfg.check_checkpoints()
+        device = resolve_device(cfg.device)
+        backbone = cach = identifier = None
+        vocab: Vocabulary | None = None
+        with _seeded(RANDOM_INIT_SEED):
+            if cfg.comparator == "cach":
+                backbone = _build_backbone(cfg)
+                cach = _build_cach(cfg)
+            if cfg.identifier == "segearth_ov3":
+                vocab = load_vocabulary(cfg.vocab)
+                if cfg.targets:
+                    vocab = vocab.with_targets(cfg.targets)
+                identifier = _build_identifier(cfg, vocab)
+        return cls(
+            device=device,
+            comparator=cfg.comparator,
+            backbone=backbone,
+            cach=cach,
+            identifier=identifier,
+            class_names=vocab.class_names if vocab else (),
+            target_classes=vocab.targets if vocab else (),
+            normalize=cfg.normalize,
+            precision=cfg.precision,
+            batch_size=cfg.batch_size,
+        )
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.device.type == "cuda" and self.precision in _AUTOCAST:
+            return torch.autocast("cuda", dtype=_AUTOCAST[self.precision])
+        return contextlib.nullcontext()
+
+    def change_probability(self, t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
+        """CACH change probability of tile pairs on the device.
+
+        Args:
+            t1: ``[n, 3, H, W]`` in [0, 1].
+            t2: ``[n, 3, H, W]`` in [0, 1].
+
+        Returns:
+            float32 ``[n, H, W]``.
+        """
+        assert self.backbone is not None and self.cach is not None  # guaranteed by __init__
+        size = self.backbone.img_size
+        x = torch.cat([t1, t2])
+        if tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        if self.normalize == "imagenet":
+            x = (x - self._imagenet[0]) / self._imagenet[1]
+        with self._autocast():
+            taps = self.backbone(x)
+            logits = self.cach([f[: len(t1)] for f in taps], [f[len(t1) :] for f in taps])
+        logits = F.interpolate(logits.float(), size=t1.shape[-2:], mode="bilinear", align_corners=True)
+        return torch.softmax(logits, dim=1)[:, 1]
+
+    def classes(self, images: torch.Tensor) -> torch.Tensor:
+        """Identifier labels of images on the device.
+
+        Args:
+            images: ``[n, 3, H, W]`` in [0, 1].
+
+        Returns:
+            uint8 ``[n, H, W]``.
+        """
+        assert self.identifier is not None  # callers check
+        with self._autocast():
+            return self.identifier(images).to(torch.uint8)
+
+    @torch.no_grad()
+    def predict(self, tiles_t1: np.ndarray, tiles_t2: np.ndarray) -> Prediction:
+        """Predict change (and classes) for N tile pairs.
+
+        Args:
+            tiles_t1: float32 ``[N, C, H, W]`` in [0, 1] (C = 3, RGB, unless the
+                comparator is ``cva`` without identifier). Non-finite values count as 0.
+            tiles_t2: float32 ``[N, C, H, W]`` in [0, 1].
+
+        Returns:
+            ``Prediction(prob float32 [N, H, W], class_t1, class_t2 uint8 [N, H, W] or None)``.
+
+        Raises:
+            ConfigError: the tiles do not have 3 bands although a model needs RGB.
+        """
+        a = np.asarray(tiles_t1, dtype=np.float32)
+        b = np.asarray(tiles_t2, dtype=np.float32)
+        if a.ndim != 4 or a.shape != b.shape:
+            raise ValueError(f"tiles must be two [N, C, H, W] arrays of one shape, got {a.shape} and {b.shape}")
+        needs_rgb = self.comparator == "cach" or self.identifier is not None
+        if needs_rgb and a.shape[1] != 3:
+            raise ConfigError(
+                f"the cach comparator and the segearth_ov3 identifier take 3 bands (RGB), but the tiles have "
+                f"{a.shape[1]}; set input.bands to three bands, e.g. [1, 2, 3]"
+            )
+        n = a.shape[0]
+        if n == 0:
+            empty = np.zeros((0, *a.shape[2:]), np.float32)
+            cls = np.zeros(empty.shape, np.uint8) if self.identifier is not None else None
+            return Prediction(prob=empty, class_t1=cls, class_t2=cls)
+        t1 = self._to_device(a)
+        t2 = self._to_device(b)
+        probs: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
+        for s in range(0, n, self.batch_size):
+            x1, x2 = t1[s : s + self.batch_size], t2[s : s + self.batch_size]
+            if self.comparator == "cach":
+                probs.append(self.change_probability(x1, x2))
+            if self.identifier is not None:
+                labels.append(self.classes(torch.cat([x1, x2])))
+        if self.comparator == "cach":
+            prob = torch.cat(probs).cpu().numpy()
+        else:
+            prob = cva_probability(np.nan_to_num(a), np.nan_to_num(b), axis=1)
+        if not labels:
+            return Prediction(prob=prob)
+        both = [lab.split(len(lab) // 2) for lab in labels]
+        class_t1 = torch.cat([x for x, _ in both]).cpu().numpy()
+        class_t2 = torch.cat([y for _, y in both]).cpu().numpy()
+        return Prediction(prob=prob, class_t1=class_t1, class_t2=class_t2)
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.nan_to_num(torch.from_numpy(np.ascontiguousarray(array)), nan=0.0, posinf=0.0, neginf=0.0)
+        if self.device.type == "cuda":
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
+
+def build_predictor(cfg: ModelConfig) -> TilePredictor:
+    """The tile predictor for a model config (called once per worker).
+
+    ``cva`` without identifier gives :class:`~s2c_batch.kernels.cva.CVAPredictor`
+    (no torch model); everything else a :class:`ChangePredictor`.
+    """
+    if cfg.comparator == "cva" and cfg.identifier == "none":
+        return CVAPredictor()
+    return ChangePredictor.from_config(cfg)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> ``cuda`` when CUDA is available, else ``cpu``; other names as given.
+
+    Raises:
+        ConfigError: CUDA is named but not available.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"model.device is {name!r} but CUDA is not available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def vocab_dirs() -> list[Path]:
+    """Folders searched for named vocabularies: the repository's, then the installed copy."""
+    return [
+        Path(__file__).resolve().parents[1] / "configs" / "vocab",
+        Path(sys.prefix) / "share" / "s2c-batch" / "configs" / "vocab",
+    ]
+
+
+def load_vocabulary(name: str) -> Vocabulary:
+    """Read ``model.vocab``: a name in ``configs/vocab`` or a path to a vocabulary file.
+
+    Raises:
+        ConfigError: neither a packaged name nor an existing file.
+    """
+    path = Path(name)
+    if path.suffix == ".txt" or len(path.parts) > 1:
+        if not path.is_file():
+            raise ConfigError(f"model.vocab = {name!r} is not a file; name a packaged vocabulary or a .txt path")
+        return read_vocabulary(path)
+    for folder in vocab_dirs():
+        candidate = folder / f"{name}.txt"
+        if candidate.is_file():
+            return read_vocabulary(candidate)
+    known = sorted({p.stem for d in vocab_dirs() if d.is_dir() for p in d.glob("*.txt")})
+    raise ConfigError(f"model.vocab = {name!r} is no packaged vocabulary; choose one of {known} or give a path")
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def _for_key(key: str, path: str | None) -> Iterator[None]:
+    """Prefix checkpoint errors with the config key that named the file."""
+    try:
+        yield
+    except CheckpointError as exc:
+        raise CheckpointError(f"model.{key} = {path!r}: {exc}") from exc
+
+
+def _build_backbone(cfg: ModelConfig) -> DinoV2Taps:
+    with _for_key("backbone_checkpoint", cfg.backbone_checkpoint):
+        return BACKBONE_REGISTRY[cfg.backbone](cfg.backbone_checkpoint, img_size=cfg.backbone_input_size)
+
+
+def _build_cach(cfg: ModelConfig) -> CACH:
+    cach = build_cach(cfg.backbone)
+    if cfg.cach_checkpoint is not None:
+        with _for_key("cach_checkpoint", cfg.cach_checkpoint):
+            sd = read_state_dict(cfg.cach_checkpoint)
+            if any(k.removeprefix("module.").startswith("adapterA.") for k in sd):
+                sd = convert_official_state_dict(sd)
+            load_exact(cach, sd, source=f"CACH checkpoint for backbone {cfg.backbone!r}")
+    return cach
+
+
+def _build_identifier(cfg: ModelConfig, vocab: Vocabulary) -> SegEarthOV3:
+    if len(vocab.class_names) > 255:
+        raise ConfigError(f"model.vocab has {len(vocab.class_names)} classes; class maps hold at most 255")
+    if cfg.sam3_checkpoint is not None:
+        with _for_key("sam3_checkpoint", cfg.sam3_checkpoint):
+            sam3, tokenizer = load_sam3_pretrained(cfg.sam3_checkpoint)
+        native = sam3.config.vision_config.backbone_config.image_size
+        if cfg.identifier_input_size != native:
+            raise ConfigError(
+                f"model.identifier_input_size is {cfg.identifier_input_size} but the SAM 3 in "
+                f"{cfg.sam3_checkpoint!r} takes {native}; set it to {native}"
+            )
+        input_ids, attention_mask = tokenize_prompts(tokenizer, vocab.prompts)
+    else:
+        sam3 = build_sam3_random(cfg.sam3_size, image_size=cfg.identifier_input_size, seed=RANDOM_INIT_SEED)
+        input_ids, attention_mask = hashed_token_ids(vocab.prompts, vocab_size=sam3.config.text_config.vocab_size)
+    return SegEarthOV3(
+        sam3,
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        prompt_class=vocab.prompt_class,
+        num_classes=len(vocab.class_names),
+        input_size=cfg.identifier_input_size,
+        confidence_threshold=cfg.confidence_threshold,
+        prob_thd=cfg.prob_thd,
+        decoder_batch=cfg.decoder_batch,
+    )

@@ -1,0 +1,229 @@
+"""SegEarth-OV3: the fusion on hand-made outputs, the vocabularies, and a tiny random SAM 3 end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from s2c_batch.kernels.errors import ConfigError
+from s2c_batch.kernels.identifier import (
+    SegEarthOV3,
+    build_sam3_random,
+    class_scores,
+    hashed_token_ids,
+    label_map,
+    parse_vocabulary,
+    prompt_scores,
+    read_vocabulary,
+)
+
+VOCAB_DIR = Path(__file__).resolve().parents[2] / "configs" / "vocab"
+BIG = 20.0  # sigmoid(20) = 1 - 2e-9
+
+
+def _logit(p: float) -> float:
+    return float(torch.logit(torch.tensor(p)))
+
+
+def _fuse(masks, logits, presence, semantic, *, thd=0.1, size=(1, 2)) -> torch.Tensor:
+    return prompt_scores(
+        torch.tensor(masks, dtype=torch.float32)[None],
+        torch.tensor(logits, dtype=torch.float32)[None],
+        torch.tensor([presence], dtype=torch.float32),
+        torch.tensor(semantic, dtype=torch.float32)[None, None],
+        size=size,
+        confidence_threshold=thd,
+    )[0]
+
+
+def test_prompt_scores__instance_vs_semantic_head() -> None:
+    # One query with score 0.8 (presence 1): mask 0.9 at the left pixel, 0.1 at the right.
+    # Semantic head 0.3 everywhere: instance wins left (0.72), semantic wins right (0.3).
+    out = _fuse([[[_logit(0.9), _logit(0.1)]]], [_logit(0.8)], BIG, [[_logit(0.3), _logit(0.3)]])
+    torch.testing.assert_close(out, torch.tensor([[0.72, 0.3]]), atol=1e-6, rtol=0)
+
+
+def test_prompt_scores__max_over_queries() -> None:
+    masks = [[[_logit(0.5), _logit(0.5)]], [[_logit(1e-6), _logit(1.0 - 1e-7)]]]
+    out = _fuse(masks, [_logit(0.9), _logit(0.6)], BIG, [[-BIG, -BIG]])
+    torch.testing.assert_close(out, torch.tensor([[0.45, 0.6]]), atol=1e-5, rtol=0)
+
+
+def test_prompt_scores__query_below_confidence_is_ignored() -> None:
+    # Query score 0.05 < 0.1: its perfect mask does not count, only the semantic 0.2 does.
+    out = _fuse([[[BIG, BIG]]], [_logit(0.05)], BIG, [[_logit(0.2), _logit(0.2)]], thd=0.1)
+    torch.testing.assert_close(out, torch.tensor([[0.2, 0.2]]), atol=1e-6, rtol=0)
+
+
+def test_prompt_scores__presence_scales_queries_and_result() -> None:
+    # presence 0.5: query score 0.9 * 0.5 = 0.45 (kept), mask 1 -> 0.45; result * 0.5 = 0.225.
+    out = _fuse([[[BIG, -BIG]]], [_logit(0.9)], 0.0, [[-BIG, _logit(0.4)]])
+    torch.testing.assert_close(out, torch.tensor([[0.225, 0.2]]), atol=1e-6, rtol=0)
+
+
+def test_prompt_scores__presence_removes_query_below_threshold() -> None:
+    # 0.3 * presence 0.25 = 0.075 < 0.1: dropped although 0.3 alone would pass.
+    out = _fuse([[[BIG, BIG]]], [_logit(0.3)], _logit(0.25), [[-BIG, -BIG]])
+    torch.testing.assert_close(out, torch.zeros(1, 2), atol=1e-6, rtol=0)
+
+
+def test_prompt_scores__upsamples_to_output_size() -> None:
+    m, q = 3, 4
+    out = prompt_scores(
+        torch.full((m, q, 4, 4), BIG),
+        torch.full((m, q), BIG),
+        torch.full((m, 1), BIG),
+        torch.full((m, 1, 4, 4), -BIG),
+        size=(10, 6),
+        confidence_threshold=0.5,
+        query_chunk=3,
+    )
+    assert out.shape == (m, 10, 6)
+    torch.testing.assert_close(out, torch.ones(m, 10, 6), atol=1e-6, rtol=0)
+
+
+def test_class_scores__max_over_synonyms() -> None:
+    s = torch.tensor([0.1, 0.5, 0.3, 0.2]).view(1, 4, 1, 1)
+    out = class_scores(s, [0, 1, 1, 2], 3).flatten()
+    torch.testing.assert_close(out, torch.tensor([0.1, 0.5, 0.2]))
+
+
+def test_label_map__threshold_to_background() -> None:
+    # K = 3 classes over 1x2 pixels.
+    s = torch.tensor([[[[0.05, 0.3]], [[0.09, 0.2]], [[0.08, 0.35]]]])
+    # pixel 0: best 0.09 (class 1) < 0.1 -> background 0; pixel 1: best 0.35 -> class 2.
+    assert label_map(s, prob_thd=0.1).flatten().tolist() == [0, 2]
+    s2 = torch.tensor([0.05, 0.4, 0.2]).view(1, 3, 1, 1)
+    assert label_map(s2, prob_thd=0.1).item() == 1
+    assert label_map(s2, prob_thd=0.5, background=2).item() == 2
+
+
+def test_parse_vocabulary__synonyms_and_targets() -> None:
+    v = parse_vocabulary("# comment\n# targets: road, building\n\nbackground\nroad\n building , roof \n")
+    assert v.class_names == ("background", "road", "building")
+    assert v.prompts == ("background", "road", "building", "roof")
+    assert v.prompt_class == (0, 1, 2, 2)
+    assert v.targets == (1, 2)
+
+
+def test_parse_vocabulary__without_targets_every_class() -> None:
+    assert parse_vocabulary("a\nb\n").targets == (0, 1)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("# targets: house\nbackground\nbuilding\n", "unknown classes"),
+        ("background\nbuilding,,roof\n", "empty synonym"),
+        ("a\na,b\n", "more than once"),
+        ("# only comments\n", "no class lines"),
+    ],
+)
+def test_parse_vocabulary__errors(text: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_vocabulary(text)
+
+
+@pytest.mark.parametrize(
+    "name, classes, targets",
+    [
+        ("whu_levir", 9, (8,)),
+        ("dsifn", 4, (1,)),
+        ("clcd", 9, (1, 2, 3, 5, 6, 7, 8)),
+        ("second", 9, (1, 2, 3, 5, 6, 7, 8)),
+        ("sc_scd", 7, (0, 1, 2, 3, 4, 5, 6)),
+    ],
+)
+def test_read_vocabulary__paper_vocabularies(name: str, classes: int, targets: tuple[int, ...]) -> None:
+    v = read_vocabulary(VOCAB_DIR / f"{name}.txt")
+    assert len(v.class_names) == classes
+    assert v.targets == targets
+
+
+VOCAB = parse_vocabulary("# targets: building\nbackground\nbareland,barren\nwater,river\nbuilding,roof,house\n")
+
+
+@pytest.fixture(scope="module")
+def sam3() -> torch.nn.Module:
+    return build_sam3_random("tiny", image_size=84, seed=0)
+
+
+def _identifier(sam3: torch.nn.Module, decoder_batch: int, **kwargs: float) -> SegEarthOV3:
+    ids, mask = hashed_token_ids(VOCAB.prompts, vocab_size=sam3.config.text_config.vocab_size)
+    return SegEarthOV3(
+        sam3,
+        input_ids=ids,
+        attention_mask=mask,
+        prompt_class=VOCAB.prompt_class,
+        num_classes=len(VOCAB.class_names),
+        input_size=84,
+        decoder_batch=decoder_batch,
+        **kwargs,
+    )
+
+
+class _Counter:
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)
+
+
+def test_segearth_ov3__end_to_end_labels(sam3) -> None:
+    ident = _identifier(sam3, decoder_batch=5)
+    images = torch.rand(3, 3, 40, 48, generator=torch.Generator().manual_seed(0))
+    labels = ident(images)
+    assert labels.shape == (3, 40, 48) and labels.dtype == torch.int64
+    assert 0 <= int(labels.min()) and int(labels.max()) < 4
+    torch.testing.assert_close(ident(images), labels)
+
+
+def test_segearth_ov3__one_vision_pass_cached_text_batched_decoding(sam3, monkeypatch) -> None:
+    ident = _identifier(sam3, decoder_batch=5)
+    vision = _Counter(sam3.get_vision_features)
+    text = _Counter(sam3.get_text_features)
+    decoder = _Counter(sam3.forward)
+    monkeypatch.setattr(sam3, "get_vision_features", vision)
+    monkeypatch.setattr(sam3, "get_text_features", text)
+    monkeypatch.setattr(sam3, "forward", decoder)
+    images = torch.rand(3, 3, 32, 32)
+    ident(images)
+    ident(images)
+    assert vision.calls == 2  # one pass per batch of images, for every prompt
+    assert text.calls == 1  # text features once per vocabulary
+    pairs = 3 * len(VOCAB.prompts)  # 24 pairs in batches of 5 -> 5 calls per forward
+    assert decoder.calls == 2 * -(-pairs // 5)
+
+
+def test_segearth_ov3__batched_decoding_equals_one_pair_at_a_time(sam3) -> None:
+    images = torch.rand(2, 3, 36, 36, generator=torch.Generator().manual_seed(1))
+    batched = _identifier(sam3, decoder_batch=64).class_scores(images)
+    single = _identifier(sam3, decoder_batch=1).class_scores(images)
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
+
+
+def test_segearth_ov3__matches_full_sam3_forward(sam3) -> None:
+    ident = _identifier(sam3, decoder_batch=8, confidence_threshold=0.0)
+    image = torch.rand(1, 3, 84, 84, generator=torch.Generator().manual_seed(2))
+    ours = ident.decode(ident.vision_features(image), size=(84, 84))[0]  # [P, 84, 84]
+    with torch.no_grad():
+        full = sam3(
+            pixel_values=ident.preprocess(image).expand(len(VOCAB.prompts), -1, -1, -1),
+            input_ids=ident.input_ids,
+            attention_mask=ident.attention_mask,
+        )
+    expected = prompt_scores(
+        full.pred_masks, full.pred_logits, full.presence_logits, full.semantic_seg,
+        size=(84, 84), confidence_threshold=0.0,
+    )
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_segearth_ov3__prompt_class_out_of_range(sam3) -> None:
+    ids, mask = hashed_token_ids(["a", "b"], vocab_size=256)
+    with pytest.raises(ValueError, match="must lie in"):
+        SegEarthOV3(sam3, input_ids=ids, attention_mask=mask, prompt_class=[0, 2], num_classes=2)

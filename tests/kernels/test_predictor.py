@@ -1,0 +1,181 @@
+"""The tile predictor: outputs, determinism, checkpoint errors naming the key, config validation."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from s2c_batch.kernels.cach import build_cach
+from s2c_batch.kernels.cva import CVAPredictor, cva_probability
+from s2c_batch.kernels.errors import CheckpointError, ConfigError
+from s2c_batch.kernels.model_config import ModelConfig
+from s2c_batch.kernels.predictor import ChangePredictor, build_predictor, load_vocabulary
+
+REF = Path(__file__).resolve().parents[1] / "data" / "reference"
+
+TINY = ModelConfig(
+    device="cpu",
+    batch_size=2,
+    backbone="tiny",
+    backbone_input_size=252,
+    sam3_size="tiny",
+    identifier_input_size=84,
+    vocab="tiny",
+    random_init=True,
+)
+
+
+def _tiles(n: int = 3, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 3, size, size), dtype=np.float32), rng.random((n, 3, size, size), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> ChangePredictor:
+    pred = build_predictor(TINY)
+    assert isinstance(pred, ChangePredictor)
+    return pred
+
+
+def test_predict__shapes_dtypes_and_ranges(tiny: ChangePredictor) -> None:
+    a, b = _tiles()
+    out = tiny.predict(a, b)
+    assert out.prob.shape == (3, 64, 64) and out.prob.dtype == np.float32
+    assert 0.0 <= out.prob.min() and out.prob.max() <= 1.0
+    for cls in (out.class_t1, out.class_t2):
+        assert cls is not None and cls.shape == (3, 64, 64) and cls.dtype == np.uint8
+        assert int(cls.max()) < len(tiny.class_names)
+    assert tiny.class_names == ("background", "bareland", "water", "building")
+    assert tiny.target_classes == (3,)
+
+
+def test_predict__deterministic_across_builds_and_batch_sizes(tiny: ChangePredictor) -> None:
+    a, b = _tiles(seed=1)
+    first = tiny.predict(a, b)
+    other = build_predictor(dataclasses.replace(TINY, batch_size=3))
+    second = other.predict(a, b)
+    np.testing.assert_allclose(second.prob, first.prob, atol=1e-5)
+    np.testing.assert_array_equal(second.class_t1, first.class_t1)
+    np.testing.assert_array_equal(second.class_t2, first.class_t2)
+
+
+def test_predict__pairs_are_independent(tiny: ChangePredictor) -> None:
+    a, b = _tiles(seed=2)
+    whole = tiny.predict(a, b)
+    last = tiny.predict(a[2:], b[2:])
+    np.testing.assert_allclose(last.prob[0], whole.prob[2], atol=1e-5)
+    np.testing.assert_array_equal(last.class_t2[0], whole.class_t2[2])
+
+
+def test_predict__empty_batch(tiny: ChangePredictor) -> None:
+    a, b = _tiles(n=0)
+    out = tiny.predict(a, b)
+    assert out.prob.shape == (0, 64, 64) and out.class_t1 is not None and out.class_t1.shape == (0, 64, 64)
+
+
+def test_predict__needs_three_bands(tiny: ChangePredictor) -> None:
+    a, b = _tiles()
+    with pytest.raises(ConfigError, match="input.bands"):
+        tiny.predict(a[:, :1], b[:, :1])
+
+
+def test_predict__identifier_none_gives_change_alone() -> None:
+    pred = build_predictor(dataclasses.replace(TINY, identifier="none"))
+    out = pred.predict(*_tiles(n=1))
+    assert out.class_t1 is None and out.class_t2 is None
+    assert pred.class_names == () and pred.target_classes == ()
+
+
+def test_predict__cva_comparator_with_identifier() -> None:
+    pred = build_predictor(dataclasses.replace(TINY, comparator="cva"))
+    a, b = _tiles(n=2)
+    out = pred.predict(a, b)
+    np.testing.assert_array_equal(out.prob, cva_probability(a, b, axis=1))
+    assert out.class_t1 is not None
+
+
+def test_predict__imagenet_normalisation_changes_change_map(tiny: ChangePredictor) -> None:
+    a, b = _tiles(n=1)
+    other = build_predictor(dataclasses.replace(TINY, identifier="none", normalize="imagenet"))
+    assert np.abs(other.predict(a, b).prob - tiny.predict(a, b).prob).max() > 1e-4
+
+
+def test_build_predictor__cva_without_identifier() -> None:
+    assert isinstance(build_predictor(ModelConfig(comparator="cva", identifier="none")), CVAPredictor)
+
+
+def test_build_predictor__official_cach_checkpoint(tmp_path: Path) -> None:
+    cfg = ModelConfig(
+        device="cpu",
+        identifier="none",
+        backbone="base",
+        backbone_input_size=252,
+        cach_checkpoint=str(REF / "cach_official_layout_random.safetensors"),
+        random_init=True,
+    )
+    pred = build_predictor(cfg)
+    from safetensors.torch import load_file
+
+    weight = load_file(str(REF / "cach_official_layout_random.safetensors"))["diff_fdr2.conv_cat.0.weight"]
+    torch.testing.assert_close(pred.cach.bdfm[2].fuse[0].weight, weight.float())
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({}, r"model\.backbone_checkpoint is not set.*dinov2_vitb14_pretrain\.pth"),
+        ({"backbone_checkpoint": "absent/dinov2.pth"}, r"model\.backbone_checkpoint = 'absent/dinov2\.pth' does not exist"),
+        (
+            {"comparator": "cva", "sam3_checkpoint": "absent/sam3"},
+            r"model\.sam3_checkpoint = 'absent/sam3' does not exist.*facebook/sam3",
+        ),
+        ({"random_init": True, "cach_checkpoint": "absent/best.pth"}, r"model\.cach_checkpoint = 'absent/best\.pth'"),
+    ],
+)
+def test_build_predictor__missing_checkpoint_names_the_key(changes: dict[str, object], match: str) -> None:
+    with pytest.raises(CheckpointError, match=match):
+        build_predictor(ModelConfig(device="cpu", **changes))
+
+
+def test_build_predictor__cach_checkpoint_of_another_architecture(tmp_path: Path) -> None:
+    path = tmp_path / "small_head.safetensors"
+    save_file(build_cach("small").state_dict(), str(path))
+    cfg = dataclasses.replace(TINY, identifier="none", cach_checkpoint=str(path))
+    with pytest.raises(CheckpointError, match=r"model\.cach_checkpoint = .*another architecture"):
+        build_predictor(cfg)
+
+
+def test_build_predictor__sam3_directory_without_config(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, comparator="cva", sam3_checkpoint=str(tmp_path))
+    with pytest.raises(CheckpointError, match=r"model\.sam3_checkpoint = .*no config\.json"):
+        build_predictor(cfg)
+
+
+def test_load_vocabulary__unknown_name() -> None:
+    with pytest.raises(ConfigError, match=r"no packaged vocabulary.*whu_levir"):
+        load_vocabulary("nowhere")
+
+
+def test_build_predictor__unknown_target() -> None:
+    with pytest.raises(ConfigError, match=r"model\.targets names unknown classes \['house'\]"):
+        build_predictor(dataclasses.replace(TINY, comparator="cva", targets=("house",)))
+
+
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        ("backbone_input_size", 500, r"model\.backbone_input_size must be a positive multiple of 252"),
+        ("identifier_input_size", 1000, r"model\.identifier_input_size must be a positive multiple of 14"),
+        ("prob_thd", 1.5, r"model\.prob_thd must be within \[0, 1\]"),
+        ("confidence_threshold", -0.1, r"model\.confidence_threshold must be within \[0, 1\]"),
+        ("decoder_batch", 0, r"model\.decoder_batch must be >= 1"),
+    ],
+)
+def test_model_config__range_errors_name_the_key(key: str, value: object, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        ModelConfig(**{key: value})
