@@ -46,18 +46,21 @@ def predict_block(
     overlap: int,
     predictor: TilePredictor,
     batch_size: int,
+    scale: float = 1.0,
 ) -> BlockPrediction:
     """Cut a block's tiles, predict them in batches and blend into the core.
 
     Args:
-        t1: float32 ``[C, H_read, W_read]`` in [0, 1], the pixels of ``block.read``.
-        t2: float32 ``[C, H_read, W_read]`` in [0, 1].
+        t1: raw pixels ``[C, H_read, W_read]`` of ``block.read`` (any dtype; kept
+            raw so a block costs 1 byte per uint8 sample; tiles are scaled per batch).
+        t2: raw pixels ``[C, H_read, W_read]``.
         valid: bool ``[H_read, W_read]``, valid in both dates (padding is False).
         block: the block (core, read window, tiles in scene coordinates).
         shape: scene ``(height, width)``, to switch ramps off at scene edges.
         overlap: tile overlap in pixels.
         predictor: the tile predictor held by the worker.
         batch_size: tile pairs per ``predictor.predict`` call.
+        scale: raw value that maps to 1.0 (see :func:`to_unit`).
 
     Returns:
         The blended probability and class maps over ``block.core``.
@@ -74,8 +77,8 @@ def predict_block(
     tiles = [t for t in block.tiles if valid[t.slices(origin)].any()]
     for batch in _batches(tiles, batch_size):
         idx = [t.slices(origin) for t in batch]
-        a = np.stack([t1[(slice(None), *s)] for s in idx])
-        b = np.stack([t2[(slice(None), *s)] for s in idx])
+        a = to_unit(np.stack([t1[(slice(None), *s)] for s in idx]), scale)
+        b = to_unit(np.stack([t2[(slice(None), *s)] for s in idx]), scale)
         pred = predictor.predict(a, b)
         for k, tile in enumerate(batch):
             part = tile.intersection(core)
@@ -94,9 +97,25 @@ def predict_block(
                 cls1[in_core][take] = pred.class_t1[k][in_tile][take]
                 cls2[in_core][take] = pred.class_t2[k][in_tile][take]  # type: ignore[index]
                 best_w[in_core] = np.maximum(best_w[in_core], w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        prob = np.where(wsum > 0, acc / wsum, np.float32(np.nan)).astype(np.float32)
-    return BlockPrediction(prob=prob, class_t1=cls1, class_t2=cls2)
+    covered = wsum > 0
+    np.divide(acc, wsum, out=acc, where=covered)  # in place: no block-sized temporaries
+    acc[~covered] = np.nan
+    return BlockPrediction(prob=acc, class_t1=cls1, class_t2=cls2)
+
+
+def to_unit(raw: np.ndarray, scale: float) -> np.ndarray:
+    """Raw pixels to float32 in [0, 1]: ``clip(raw / scale, 0, 1)``, NaN to 0.
+
+    Example:
+        >>> to_unit(np.array([0, 51, 255, 300], np.uint16), 255.0).tolist()
+        [0.0, 0.20000000298023224, 1.0, 1.0]
+    """
+    out = raw.astype(np.float32)
+    out /= np.float32(scale)
+    np.clip(out, 0.0, 1.0, out=out)
+    if raw.dtype.kind == "f":
+        np.nan_to_num(out, copy=False, nan=0.0)
+    return out
 
 
 def _batches(items: Sequence[Window], size: int) -> Iterator[list[Window]]:

@@ -48,16 +48,19 @@ def encode_products(
         {'change_prob': [[0, 127, 255]], 'change_mask': [[0, 1, 255]]}
     """
     ok = valid & np.isfinite(prob)
-    p = np.clip(np.nan_to_num(prob, nan=0.0), 0.0, 1.0)
-    out_prob = np.where(ok, np.rint(p * 254.0), NODATA).astype(np.uint8)
+    p = np.nan_to_num(prob, nan=0.0)  # the one float temporary of the block
+    np.clip(p, 0.0, 1.0, out=p)
     change = p >= np.float32(threshold)
     if with_classes and class_t1 is not None and class_t2 is not None and len(target_classes):
         targets = np.asarray(list(target_classes), np.uint8)
         change &= np.isin(class_t1, targets) | np.isin(class_t2, targets)
-    out = {
-        "change_prob": out_prob,
-        "change_mask": np.where(ok, change, NODATA).astype(np.uint8),
-    }
+    np.multiply(p, np.float32(254.0), out=p)
+    np.rint(p, out=p)
+    out_prob = p.astype(np.uint8)
+    out_prob[~ok] = NODATA
+    out_mask = change.view(np.uint8)
+    out_mask[~ok] = NODATA
+    out = {"change_prob": out_prob, "change_mask": out_mask}
     if with_classes:
         for name, cls in (("class_t1", class_t1), ("class_t2", class_t2)):
             out[name] = (

@@ -23,6 +23,9 @@ from s2c_batch.pipeline import store
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.scene import Grid
 
+#: GDAL block cache (MB) while building a COG: fixed, so memory does not grow with the scene.
+GDAL_CACHE_MB = 256
+
 
 def write_cog(
     store_path: str | os.PathLike[str],
@@ -60,7 +63,7 @@ def write_cog(
         "BIGTIFF": "IF_SAFER",
     }
     try:
-        with rasterio.open(tmp_tiff, "w", **profile) as dst:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(tmp_tiff, "w", **profile) as dst:
             for r in range(0, grid.height, window):
                 for c in range(0, grid.width, window):
                     win = Window(r, c, min(window, grid.height - r), min(window, grid.width - c))
@@ -68,10 +71,11 @@ def write_cog(
                     dst.write(arr, 1, window=rasterio.windows.Window(c, r, win.width, win.height))
             if tags:
                 dst.update_tags(**tags)
-        rasterio.shutil.copy(
-            tmp_tiff, tmp_cog, driver="COG", compress=compress.upper(), blocksize=512,
-            overview_resampling=overview_resampling, overviews="AUTO", BIGTIFF="IF_SAFER",
-        )
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            rasterio.shutil.copy(
+                tmp_tiff, tmp_cog, driver="COG", compress=compress.upper(), blocksize=512,
+                overview_resampling=overview_resampling, overviews="AUTO", BIGTIFF="IF_SAFER",
+            )
         _check_cog(tmp_cog, grid)
         os.replace(tmp_cog, out)
     except rasterio.errors.RasterioError as exc:

@@ -10,10 +10,12 @@ boundless read.
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
 import rasterio
+import rasterio.env
 import rasterio.windows
 import rioxarray
 import xarray as xr
@@ -27,6 +29,20 @@ from s2c_batch.pipeline.scene import SceneSource
 
 _local = threading.local()
 
+#: GDAL block cache (MB) of a worker process unless GDAL_CACHEMAX is set in its
+#: environment. GDAL's default (5% of RAM) fills up as a worker reads more blocks,
+#: so a worker's memory would grow with the scene; a fixed cache keeps it flat.
+GDAL_CACHE_MB = 64
+_gdal_configured = False
+
+
+def _configure_gdal() -> None:
+    global _gdal_configured
+    if not _gdal_configured:
+        if "GDAL_CACHEMAX" not in os.environ:
+            rasterio.env.set_gdal_config("GDAL_CACHEMAX", GDAL_CACHE_MB)
+        _gdal_configured = True
+
 
 def read_window(source: SceneSource, window: Window) -> tuple[np.ndarray, np.ndarray]:
     """Read ``window`` (output-grid coordinates) of a source.
@@ -36,26 +52,30 @@ def read_window(source: SceneSource, window: Window) -> tuple[np.ndarray, np.nda
         window: pixels to read; may extend past the scene.
 
     Returns:
-        ``(data, valid)``: float32 ``[C, h, w]`` in [0, 1] (0 outside the scene or
-        at nodata) and bool ``[h, w]``. A pixel is invalid when every selected
-        band equals the nodata value, when any band is NaN, when the warp has no
-        source pixel there, or when it lies outside the scene.
+        ``(data, valid)``: the raw pixels ``[C, h, w]`` in the file's dtype (0
+        outside the scene or where invalid; scale them with ``source.scale``, see
+        :func:`s2c_batch.kernels.blend.to_unit`) and bool ``[h, w]``. A pixel is invalid when every
+        selected band equals the nodata value, when any band is NaN, when the warp
+        has no source pixel there, or when it lies outside the scene. Pixels stay
+        in their raw dtype so a block holds 1 byte per uint8 sample, not 4.
     """
+    _configure_gdal()
     c = len(source.bands)
-    data = np.zeros((c, window.height, window.width), np.float32)
-    valid = np.zeros((window.height, window.width), bool)
     file_win = Window(window.row + source.offset[0], window.col + source.offset[1],
                       window.height, window.width)
     part = file_win.intersection(Window(0, 0, source.height, source.width))
     if part is None:
-        return data, valid
+        return (np.zeros((c, window.height, window.width), np.dtype(source.dtype)),
+                np.zeros((window.height, window.width), bool))
     raw, ok = _read_raw(source, part)
     ok &= _valid_pixels(raw, source.nodata)
+    raw[:, ~ok] = 0
+    if part == file_win:
+        return raw, ok
+    data = np.zeros((c, window.height, window.width), raw.dtype)
+    valid = np.zeros((window.height, window.width), bool)
     dst = part.slices((file_win.row, file_win.col))
-    scaled = raw.astype(np.float32) / np.float32(source.scale)
-    np.clip(scaled, 0.0, 1.0, out=scaled)
-    scaled[:, ~ok] = 0.0
-    data[(slice(None), *dst)] = scaled
+    data[(slice(None), *dst)] = raw
     valid[dst] = ok
     return data, valid
 

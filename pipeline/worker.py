@@ -152,7 +152,7 @@ def process_block(job: BlockJob) -> BlockReport:
     predictor = worker_predictor(job.model)
     pred = predict_block(
         t1, t2, valid, block=block, shape=job.pair.grid.shape, overlap=job.overlap,
-        predictor=predictor, batch_size=job.model.batch_size,
+        predictor=predictor, batch_size=job.model.batch_size, scale=job.pair.t1.scale,
     )
     core_valid = valid[block.core.slices((block.read.row, block.read.col))]
     arrays = encode_products(
