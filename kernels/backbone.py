@@ -58,7 +58,9 @@ DINO_SIZES: dict[str, DinoSize] = {
 }
 
 
-def resample_position_embedding(pos_embed: torch.Tensor, grid: int, *, offset: float = INTERPOLATE_OFFSET) -> torch.Tensor:
+def resample_position_embedding(
+    pos_embed: torch.Tensor, grid: int, *, offset: float = INTERPOLATE_OFFSET
+) -> torch.Tensor:
     """Resample a DINOv2 position embedding to a ``grid x grid`` token grid, as the authors do.
 
     Bicubic, no antialias, ``scale_factor = (grid + offset) / sqrt(N)``, computed in float32.
@@ -177,7 +179,8 @@ def _build(size: str, checkpoint: str | Path | None, img_size: int) -> DinoV2Tap
         num_heads=spec.num_heads,
     )
     if checkpoint is not None:
-        model.load_official_state_dict(read_state_dict(checkpoint), source=f"DINOv2-{size} checkpoint {str(checkpoint)!r}")
+        source = f"DINOv2-{size} checkpoint {str(checkpoint)!r}"
+        model.load_official_state_dict(read_state_dict(checkpoint), source=source)
     return model
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from s2c_batch.kernels.errors import CheckpointError
+
+if TYPE_CHECKING:  # transformers is imported on use: it is slow to import
+    from transformers import Sam3Config, Sam3Model
 
 #: Token ids of the tiny text encoder (no tokenizer; see :func:`hashed_token_ids`).
 TINY_TEXT_VOCAB = 256
@@ -12,7 +16,7 @@ TINY_TEXT_VOCAB = 256
 TEXT_LENGTH = 32
 
 
-def tiny_sam3_config(*, image_size: int = 168) -> "Sam3Config":  # noqa: F821
+def tiny_sam3_config(*, image_size: int = 168) -> Sam3Config:
     """A narrow SAM 3 of the real architecture (ViT, FPN neck, CLIP text, DETR, mask head).
 
     Width 32, one or two layers per part, 10 queries: about 0.25 M parameters, fast on a CPU.
@@ -67,7 +71,7 @@ def tiny_sam3_config(*, image_size: int = 168) -> "Sam3Config":  # noqa: F821
     )
 
 
-def build_sam3_random(size: str, *, image_size: int = 1008, seed: int = 0) -> "Sam3Model":  # noqa: F821
+def build_sam3_random(size: str, *, image_size: int = 1008, seed: int = 0) -> Sam3Model:
     """A randomly initialised SAM 3 (tests and benchmarks; speed does not depend on the values).
 
     Args:
@@ -95,7 +99,7 @@ def build_sam3_random(size: str, *, image_size: int = 1008, seed: int = 0) -> "S
     return model.eval()
 
 
-def load_sam3_pretrained(path: str | Path) -> tuple["Sam3Model", object]:  # noqa: F821
+def load_sam3_pretrained(path: str | Path) -> tuple[Sam3Model, object]:
     """Load SAM 3 and its tokenizer from a local Hugging Face model directory (never downloads).
 
     Args:

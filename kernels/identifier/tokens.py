@@ -10,7 +10,9 @@ import torch
 from s2c_batch.kernels.identifier.sam3_models import TEXT_LENGTH
 
 
-def tokenize_prompts(tokenizer: object, prompts: Sequence[str], *, length: int = TEXT_LENGTH) -> tuple[torch.Tensor, torch.Tensor]:
+def tokenize_prompts(
+    tokenizer: object, prompts: Sequence[str], *, length: int = TEXT_LENGTH
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Tokenize prompts the way ``Sam3Processor`` does (padded to 32 tokens).
 
     Args:
@@ -21,8 +23,14 @@ def tokenize_prompts(tokenizer: object, prompts: Sequence[str], *, length: int =
     Returns:
         ``(input_ids, attention_mask)``, int64 ``[P, length]`` each.
     """
-    enc = tokenizer(list(prompts), padding="max_length", max_length=length, truncation=True, return_tensors="pt")  # type: ignore[operator]
+    enc = tokenizer(  # type: ignore[operator]
+        list(prompts), padding="max_length", max_length=length, truncation=True, return_tensors="pt"
+    )
     return enc["input_ids"].long(), enc["attention_mask"].long()
+
+
+def _hash(word: str) -> int:
+    return int.from_bytes(hashlib.sha1(word.encode()).digest()[:4], "big")
 
 
 def hashed_token_ids(
@@ -46,7 +54,7 @@ def hashed_token_ids(
     ids = torch.zeros((len(prompts), length), dtype=torch.long)
     mask = torch.zeros_like(ids)
     for row, prompt in enumerate(prompts):
-        words = [3 + int.from_bytes(hashlib.sha1(w.encode()).digest()[:4], "big") % (vocab_size - 3) for w in prompt.split()]
+        words = [3 + _hash(w) % (vocab_size - 3) for w in prompt.split()]
         seq = [bos, *words[: length - 2], eos]
         ids[row, : len(seq)] = torch.tensor(seq)
         mask[row, : len(seq)] = 1

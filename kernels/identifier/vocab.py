@@ -69,10 +69,10 @@ class Vocabulary:
 
 
 def parse_vocabulary(text: str, *, source: str = "<vocabulary>") -> Vocabulary:
-    """Parse the text of a vocabulary file (format in the module docstring).
+    r"""Parse the text of a vocabulary file (format in the module docstring).
 
     Example:
-        >>> v = parse_vocabulary("# targets: building\\nbackground\\nbuilding, roof\\n")
+        >>> v = parse_vocabulary("# targets: building\nbackground\nbuilding, roof\n")
         >>> v.class_names, v.prompts, v.prompt_class, v.targets
         (('background', 'building'), ('background', 'building', 'roof'), (0, 1, 1), (1,))
 

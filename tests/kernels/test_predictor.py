@@ -129,7 +129,10 @@ def test_build_predictor__official_cach_checkpoint(tmp_path: Path) -> None:
     "changes, match",
     [
         ({}, r"model\.backbone_checkpoint is not set.*dinov2_vitb14_pretrain\.pth"),
-        ({"backbone_checkpoint": "absent/dinov2.pth"}, r"model\.backbone_checkpoint = 'absent/dinov2\.pth' does not exist"),
+        (
+            {"backbone_checkpoint": "absent/dinov2.pth"},
+            r"model\.backbone_checkpoint = 'absent/dinov2\.pth' does not exist",
+        ),
         (
             {"comparator": "cva", "sam3_checkpoint": "absent/sam3"},
             r"model\.sam3_checkpoint = 'absent/sam3' does not exist.*facebook/sam3",

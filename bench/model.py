@@ -1,0 +1,139 @@
+"""Model-alone benchmark: ms per tile pair at several batch sizes, split by part, and peak GPU memory.
+
+Times :class:`~s2c_batch.kernels.predictor.ChangePredictor` on random tiles already
+in host memory (the ``predict`` call includes the host-to-device copy and the copy
+back), then each part on the device: DINOv2 taps, CACH, SAM 3 vision pass, and
+SAM 3 text + decoder + fusion (text features cached, as in production).
+
+Usage::
+
+    python bench/model.py --config tiny                    # CPU, seconds
+    python bench/model.py --config full --batch-sizes 1,4,8  # GPU, random weights of the real sizes
+
+``full`` is ``configs/default.yaml`` (the paper's setup) with ``random_init`` (speed
+does not depend on the values). The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from s2c_batch.kernels.predictor import ChangePredictor
+from s2c_batch.pipeline.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Median seconds of ``fn`` after one warm-up call."""
+    fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _model_config(name: str, overrides: list[str]) -> Any:
+    if name == "full":
+        return load_config(CONFIGS / "default.yaml", ["model.random_init=true", *overrides]).model
+    path = CONFIGS / f"{name}.yaml" if (CONFIGS / f"{name}.yaml").is_file() else Path(name)
+    return load_config(path, overrides).model
+
+
+def bench(pred: ChangePredictor, *, tile: int, batch_sizes: list[int], repeats: int) -> list[dict[str, Any]]:
+    """Time the predictor and its parts for each batch size."""
+    device = pred.device
+    rng = np.random.default_rng(0)
+    rows = []
+    for bs in batch_sizes:
+        pred.batch_size = bs
+        a = rng.random((bs, 3, tile, tile), dtype=np.float32)
+        b = rng.random((bs, 3, tile, tile), dtype=np.float32)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        row: dict[str, Any] = {"batch_size": bs}
+        row["ms_per_pair"] = 1000 * _time(lambda: pred.predict(a, b), device, repeats) / bs
+        parts: dict[str, float] = {}
+        t1 = torch.from_numpy(a).to(device)
+        t2 = torch.from_numpy(b).to(device)
+        with torch.no_grad(), pred._autocast():
+            if pred.backbone is not None and pred.cach is not None:
+                size = pred.backbone.img_size
+                x = torch.nn.functional.interpolate(torch.cat([t1, t2]), size=(size, size), mode="bilinear")
+                taps = pred.backbone(x)
+                parts["dinov2_taps"] = _time(lambda: pred.backbone(x), device, repeats)
+                fa, fb = [f[:bs] for f in taps], [f[bs:] for f in taps]
+                parts["cach"] = _time(lambda: pred.cach(fa, fb), device, repeats)
+            if pred.identifier is not None:
+                images = torch.cat([t1, t2])
+                vision = pred.identifier.vision_features(images)
+                parts["sam3_vision"] = _time(lambda: pred.identifier.vision_features(images), device, repeats)
+                parts["sam3_text_decoder_fusion"] = _time(
+                    lambda: pred.identifier.decode(vision, size=(tile, tile)), device, repeats
+                )
+        row["parts_ms_per_pair"] = {k: round(1000 * v / bs, 2) for k, v in parts.items()}
+        row["ms_per_pair"] = round(row["ms_per_pair"], 2)
+        if device.type == "cuda":
+            row["peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+            row["peak_gpu_mem_gb_per_pair"] = round(row["peak_gpu_mem_gb"] / bs, 3)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    """Parse arguments, build the predictor, print the rows and one final JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="tiny", help="tiny, full, a packaged config name or a YAML path")
+    parser.add_argument("--batch-sizes", default=None, help="comma-separated, e.g. 1,4,8")
+    parser.add_argument("--tile", type=int, default=None, help="tile side (default 256 tiny, 512 otherwise)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], help="model.KEY=VALUE overrides")
+    args = parser.parse_args()
+
+    cfg = _model_config(args.config, args.set)
+    tile = args.tile or (256 if cfg.backbone == "tiny" else 512)
+    batch_sizes = [int(s) for s in (args.batch_sizes or ("1,4" if cfg.backbone == "tiny" else "1,4,8")).split(",")]
+    start = time.perf_counter()
+    pred = ChangePredictor.from_config(cfg)
+    build_s = time.perf_counter() - start
+    device = pred.device
+    rows = bench(pred, tile=tile, batch_sizes=batch_sizes, repeats=args.repeats)
+    best = min(rows, key=lambda r: r["ms_per_pair"])
+    summary: dict[str, Any] = {
+        "bench": "model",
+        "config": args.config,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "precision": cfg.precision if device.type == "cuda" else "fp32",
+        "tile": tile,
+        "prompts": pred.identifier.num_prompts if pred.identifier is not None else 0,
+        "build_s": round(build_s, 2),
+        "best_ms_per_pair": best["ms_per_pair"],
+        "best_batch_size": best["batch_size"],
+        "rows": rows,
+    }
+    if device.type == "cuda":
+        summary["peak_gpu_mem_gb"] = max(r["peak_gpu_mem_gb"] for r in rows)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
