@@ -35,7 +35,7 @@ PRODUCT_FILES = ("change_prob.tif", "change_mask.tif", "class_t1.tif", "class_t2
 
 def has_run(out: Path) -> bool:
     """True when ``out`` holds anything a run writes."""
-    names = (STORE, RUN_JSON, STATE_DIR, *PRODUCT_FILES)
+    names = (STORE, RUN_JSON, *PRODUCT_FILES)
     return any((out / n).exists() for n in names)
 
 
@@ -50,6 +50,9 @@ def prepare(out: Path, *, resume: bool, overwrite: bool) -> None:
         raise OutputError("--resume and --overwrite exclude each other; pick one")
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {str(out)!r} exists and is not a directory; choose another path")
+    holder = live_lock_holder(out)
+    if holder is not None:
+        raise _locked_error(out, holder)
     if has_run(out) and not (resume or overwrite):
         raise OutputExistsError(
             f"--out {str(out)!r} already holds a run; pass --resume to finish it or "
@@ -86,15 +89,10 @@ def locked(out: Path) -> Iterator[None]:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            holder = _read_lock(lock)
-            if holder and holder.get("host") == me["host"] and not _alive(int(holder.get("pid", -1))):
-                log.warning("removing stale lock %s of dead process %s", lock, holder.get("pid"))
-                lock.unlink(missing_ok=True)
+            holder = live_lock_holder(out)
+            if holder is None:
                 continue
-            raise OutputLockedError(
-                f"--out {str(out)!r} is locked by another run ({holder}); wait for it, or remove "
-                f"{str(lock)!r} if that run is gone"
-            ) from None
+            raise _locked_error(out, holder) from None
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
         break
@@ -102,6 +100,30 @@ def locked(out: Path) -> Iterator[None]:
         yield
     finally:
         lock.unlink(missing_ok=True)
+
+
+def live_lock_holder(out: Path) -> dict[str, object] | None:
+    """The holder of ``out``'s lock if it is alive; a stale lock of a dead process is removed.
+
+    A lock written on another host is taken as alive (its process cannot be checked).
+    """
+    lock = out / STATE_DIR / "lock"
+    if not lock.exists():
+        return None
+    holder = _read_lock(lock) or {}
+    if holder.get("host") == socket.gethostname() and not _alive(int(holder.get("pid", -1))):  # type: ignore[call-overload]
+        log.warning("removing stale lock %s of dead process %s", lock, holder.get("pid"))
+        lock.unlink(missing_ok=True)
+        return None
+    return holder
+
+
+def _locked_error(out: Path, holder: dict[str, object]) -> OutputLockedError:
+    lock = out / STATE_DIR / "lock"
+    return OutputLockedError(
+        f"--out {str(out)!r} is locked by another run ({holder}); wait for it, or remove "
+        f"{str(lock)!r} if that run is gone"
+    )
 
 
 def _read_lock(lock: Path) -> dict[str, object] | None:

@@ -8,11 +8,15 @@ verify -> ``run.json`` says ``complete``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,8 +136,9 @@ def run_change_detection(
                 t0 = time.perf_counter()
                 create_products_store(store_path, pair, cfg, products, fp, checkpoints)
                 timings["create_store"] = time.perf_counter() - t0
-            result = _compute(pair, plan, cfg, out_dir, store_path, products, reuse, ledger,
-                              runlog, scheduler, progress, timings)
+            with _sigterm_as_interrupt():
+                result = _compute(pair, plan, cfg, out_dir, store_path, products, reuse, ledger,
+                                  runlog, scheduler, progress, timings)
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
             runlog.update(status="failed", error=reason, timings_s=_rounded(timings))
@@ -246,6 +251,23 @@ def _checked(key: str, path: str) -> str:
             f"set --set {key}=PATH"
         )
     return hash_path(path)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while blocks run, so the run stops cleanly and can resume."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

@@ -4,7 +4,8 @@ One file per subcommand; each is imported only when it runs, so ``--help`` stays
 fast and never imports torch or dask.
 
 Exit codes: 0 done; 2 usage or config error; 3 input error; 4 output error;
-1 anything else (see :mod:`s2c_batch.kernels.errors`).
+130 interrupted (Ctrl-C or SIGTERM; the run can be resumed); 1 anything else
+(see :mod:`s2c_batch.kernels.errors`).
 """
 
 from __future__ import annotations
@@ -70,9 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     except S2CError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(1)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("Interrupted; an interrupted run is finished with --resume.", err=True)
+        sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
