@@ -26,7 +26,7 @@ from distributed import as_completed
 from s2c_batch.pipeline import outdir, store
 from s2c_batch.pipeline.cluster import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.config import Config
-from s2c_batch.pipeline.errors import CheckpointError, OutputError, OutputExistsError, S2CError
+from s2c_batch.pipeline.errors import OutputError, OutputExistsError, S2CError
 from s2c_batch.pipeline.graph import block_jobs, block_tasks
 from s2c_batch.pipeline.plan import make_plan, products_for
 from s2c_batch.pipeline.runlog import (
@@ -90,7 +90,8 @@ def run_change_detection(
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     pair = open_pair(t1, t2, cfg.input, bbox=bbox)
-    checkpoints = {k: _checked(k, p) for k, p in checkpoint_paths(cfg).items()}
+    cfg.model.check_checkpoints()
+    checkpoints = {k: hash_path(p) for k, p in checkpoint_paths(cfg).items()}
     plan = make_plan(pair, cfg)
     timings["open"] = time.perf_counter() - t_start
 
@@ -242,15 +243,6 @@ def _verify_blocks(plan: Any, ledger: outdir.BlockLedger) -> None:
     missing = plan.n_blocks - len(ledger.done())
     if missing:
         raise OutputError(f"{missing} block(s) are not recorded as written; run again with --resume")
-
-
-def _checked(key: str, path: str) -> str:
-    if not Path(path).exists():
-        raise CheckpointError(
-            f"{key} names {path!r}, which does not exist; place the checkpoint there or "
-            f"set --set {key}=PATH"
-        )
-    return hash_path(path)
 
 
 @contextlib.contextmanager

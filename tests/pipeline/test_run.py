@@ -179,3 +179,38 @@ def test_run__bbox_limits_the_grid(pair: tuple[Path, Path], tmp_path: Path, dask
     assert np.abs(got.astype(int) - full).max() <= 1
     with rasterio.open(out / "change_prob.tif") as src:
         assert src.transform.c == x0 and src.transform.f == y0 + 200 * 0.5
+
+
+@pytest.mark.cluster
+def test_run__cach_tiny_config_writes_every_product(tmp_path: Path, dask_cluster) -> None:  # noqa: ANN001
+    t1, t2 = make_pair(tmp_path, 300, 380, seed=8, nodata=0)
+    out = tmp_path / "out"
+    cfg = load_config("tiny")
+    res = run_change_detection(t1, t2, out, cfg, scheduler=dask_cluster.address, progress=False)
+    assert set(res.products) == {"change_prob.tif", "change_mask.tif", "class_t1.tif", "class_t2.tif",
+                                 "change.zarr"}
+    bands = {n: read_band(out / f"{n}.tif") for n in ("change_prob", "change_mask", "class_t1", "class_t2")}
+    nodata = bands["change_prob"] == 255
+    assert nodata.any() and not nodata.all()
+    for name, arr in bands.items():
+        assert ((arr == 255) == nodata).all(), f"{name}: nodata differs from change_prob's"
+        with rasterio.open(out / f"{name}.tif") as src:
+            assert src.crs.to_string() == CRS and src.transform == TRANSFORM
+    assert set(np.unique(bands["class_t1"][~nodata])) <= {0, 1, 2, 3}
+    # change_mask = prob >= threshold and (t1 or t2 is the target class 'building' = 3)
+    prob = bands["change_prob"][~nodata] / 254.0
+    target = (bands["class_t1"][~nodata] == 3) | (bands["class_t2"][~nodata] == 3)
+    expected = (prob >= 0.5 - 1 / 254) & target
+    mask = bands["change_mask"][~nodata] == 1
+    assert (mask <= expected).all()
+    ds = store.open_products(out / "change.zarr")
+    assert set(ds.data_vars) == {"change_prob", "change_mask", "class_t1", "class_t2"}
+
+
+def test_run__missing_checkpoint_is_exit_2_and_writes_nothing(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    from s2c_batch.pipeline.errors import CheckpointError
+
+    out = tmp_path / "out"
+    with pytest.raises(CheckpointError, match=r"model\.backbone_checkpoint .*(not set|does not exist)"):
+        run_change_detection(*pair, out, load_config("default"), progress=False)
+    assert not out.exists()
