@@ -76,6 +76,15 @@ def clear_products(out: Path) -> None:
     (out / STATE_DIR / "blocks.done").unlink(missing_ok=True)
 
 
+def remove_empty(out: Path) -> None:
+    """Remove ``out`` when it holds nothing but an empty state folder (a run that wrote nothing)."""
+    state = out / STATE_DIR
+    if state.is_dir() and not any(state.iterdir()):
+        state.rmdir()
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
 @contextmanager
 def locked(out: Path) -> Iterator[None]:
     """Hold ``out/.s2c/lock`` for the duration; clear a stale lock of a dead process.

@@ -26,7 +26,8 @@ from distributed import as_completed
 from s2c_batch.pipeline import outdir, store
 from s2c_batch.pipeline.cluster import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.config import Config
-from s2c_batch.pipeline.errors import OutputError, OutputExistsError, S2CError
+from s2c_batch.pipeline.errors import InputError, OutputError, OutputExistsError, S2CError
+from s2c_batch.kernels.tiling import TilePlan
 from s2c_batch.pipeline.graph import block_jobs, block_tasks
 from s2c_batch.pipeline.plan import make_plan, products_for
 from s2c_batch.pipeline.runlog import (
@@ -38,7 +39,7 @@ from s2c_batch.pipeline.runlog import (
     package_version,
 )
 from s2c_batch.pipeline.scene import ScenePair, open_pair
-from s2c_batch.pipeline.worker import PLUGIN_NAME, BlockReport, PredictorPlugin
+from s2c_batch.pipeline.worker import BlockReport, PredictorPlugin, plugin_name
 
 log = logging.getLogger(__name__)
 
@@ -96,21 +97,49 @@ def run_change_detection(
     timings["open"] = time.perf_counter() - t_start
 
     out_dir = Path(out).resolve()
+    created = not out_dir.exists()
     outdir.prepare(out_dir, resume=resume, overwrite=overwrite)
-    with outdir.locked(out_dir):
-        fp = fingerprint(pair, cfg, checkpoints)
-        run_json = out_dir / outdir.RUN_JSON
-        ledger = outdir.BlockLedger(out_dir)
-        previous = RunLog.read(run_json)
-        reuse: set[tuple[int, int]] = set()
-        store_path = out_dir / outdir.STORE
-        if resume and previous is not None and store_path.exists():
-            if previous.get("fingerprint") != fp:
-                raise OutputExistsError(
-                    f"--out {str(out_dir)!r} holds a run with another fingerprint (inputs, config, "
-                    "checkpoints or version changed); pass --overwrite to replace it"
-                )
-            reuse = ledger.done()
+    try:
+        with outdir.locked(out_dir):
+            return _run_locked(pair, plan, cfg, out_dir, checkpoints, scheduler=scheduler,
+                               resume=resume, bbox=bbox, progress=progress, timings=timings,
+                               t_start=t_start)
+    finally:
+        if created and not outdir.has_run(out_dir):
+            outdir.remove_empty(out_dir)
+
+
+def _run_locked(
+    pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path, checkpoints: dict[str, str], *,
+    scheduler: str | None, resume: bool, bbox: tuple[float, float, float, float] | None,
+    progress: bool, timings: dict[str, float], t_start: float,
+) -> RunResult:
+    fp = fingerprint(pair, cfg, checkpoints)
+    run_json = out_dir / outdir.RUN_JSON
+    ledger = outdir.BlockLedger(out_dir)
+    store_path = out_dir / outdir.STORE
+    previous = RunLog.read(run_json)
+    resuming = resume and previous is not None and store_path.exists()
+    if resuming and previous.get("fingerprint") != fp:  # type: ignore[union-attr]
+        raise OutputExistsError(
+            f"--out {str(out_dir)!r} holds a run with another fingerprint (inputs, config, "
+            "checkpoints or version changed); pass --overwrite to replace it"
+        )
+    t0 = time.perf_counter()
+    with connect(scheduler, cfg.cluster) as client:
+        timings["cluster_start"] = time.perf_counter() - t0
+        if progress:
+            print(f"s2c-batch: dashboard {client.dashboard_link}", file=sys.stderr)
+        # Load the model on every worker before writing anything: a bad checkpoint
+        # fails here and leaves the output as it was.
+        t0 = time.perf_counter()
+        threads = torch_threads_per_worker(client) if scheduler is None else None
+        client.register_plugin(PredictorPlugin(cfg.model, torch_threads=threads),
+                               name=plugin_name(cfg.model))
+        timings["model_load"] = time.perf_counter() - t0
+
+        reuse = ledger.done() if resuming else set()
+        if resuming:
             for name in outdir.PRODUCT_FILES:
                 (out_dir / name).unlink(missing_ok=True)
         else:
@@ -130,6 +159,7 @@ def run_change_detection(
             config_hash=cfg.hash(),
             checkpoints=checkpoints,
             blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": 0},
+            dashboard=client.dashboard_link,
             products={},
         )
         try:
@@ -138,17 +168,21 @@ def run_change_detection(
                 create_products_store(store_path, pair, cfg, products, fp, checkpoints)
                 timings["create_store"] = time.perf_counter() - t0
             with _sigterm_as_interrupt():
-                result = _compute(pair, plan, cfg, out_dir, store_path, products, reuse, ledger,
-                                  runlog, scheduler, progress, timings)
+                result = _compute(client, pair, plan, cfg, out_dir, store_path, products, reuse,
+                                  ledger, runlog, progress, timings)
+            verify_products(out_dir, pair, plan, ledger, result.products)
+        except InputError:
+            outdir.clear_products(out_dir)  # unusable input: leave no product behind
+            raise
         except BaseException as exc:
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
             runlog.update(status="failed", error=reason, timings_s=_rounded(timings))
             raise
-        timings["total"] = time.perf_counter() - t_start
-        runlog.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      timings_s=_rounded(timings), products=result.products)
-        result.timings_s = _rounded(timings)
-        return result
+    timings["total"] = time.perf_counter() - t_start
+    runlog.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  timings_s=_rounded(timings), products=result.products)
+    result.timings_s = _rounded(timings)
+    return result
 
 
 def create_products_store(
@@ -169,47 +203,41 @@ def create_products_store(
 
 
 def _compute(
-    pair: ScenePair, plan: Any, cfg: Config, out_dir: Path, store_path: Path,
+    client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path, store_path: Path,
     products: tuple[str, ...], reuse: set[tuple[int, int]], ledger: outdir.BlockLedger,
-    runlog: RunLog, scheduler: str | None, progress: bool, timings: dict[str, float],
+    runlog: RunLog, progress: bool, timings: dict[str, float],
 ) -> RunResult:
     jobs = block_jobs(pair, plan, cfg, str(store_path), skip=reuse)
     t0 = time.perf_counter()
-    with connect(scheduler, cfg.cluster) as client:
-        timings["cluster_start"] = time.perf_counter() - t0
-        runlog.update(dashboard=client.dashboard_link)
-        if progress:
-            print(f"s2c-batch: dashboard {client.dashboard_link}", file=sys.stderr)
-        t0 = time.perf_counter()
-        threads = torch_threads_per_worker(client) if scheduler is None else None
-        client.register_plugin(PredictorPlugin(cfg.model, torch_threads=threads), name=PLUGIN_NAME)
-        timings["model_load"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        tasks = block_tasks(jobs, gpu=has_gpu_workers(client), token=uuid.uuid4().hex[:8])
-        futures = client.compute(tasks, optimize_graph=False, retries=cfg.cluster.retries)
-        reports: list[BlockReport] = []
-        bar = _progress_bar(len(futures), progress)
-        try:
-            for fut in as_completed(futures):
-                report: BlockReport = fut.result()
-                ledger.add(report.index)
-                reports.append(report)
-                bar.update(1)
-        except BaseException:
-            client.cancel(futures)
-            raise
-        finally:
-            bar.close()
-        timings["blocks"] = time.perf_counter() - t0
-        runlog.update(blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": len(reports)})
-        _verify_blocks(plan, ledger)
-
-        t0 = time.perf_counter()
-        written = {}
-        if cfg.output.cog:
-            written = _write_cogs(client, store_path, out_dir, pair, cfg, products, runlog)
-        timings["cogs"] = time.perf_counter() - t0
+    tasks = block_tasks(jobs, gpu=has_gpu_workers(client), token=uuid.uuid4().hex[:8])
+    futures = client.compute(tasks, optimize_graph=False, retries=cfg.cluster.retries)
+    reports: list[BlockReport] = []
+    bar = _progress_bar(len(futures), progress)
+    try:
+        for fut in as_completed(futures):
+            report: BlockReport = fut.result()
+            ledger.add(report.index)
+            reports.append(report)
+            bar.update(1)
+    except BaseException:
+        client.cancel(futures)
+        raise
+    finally:
+        bar.close()
+    timings["blocks"] = time.perf_counter() - t0
+    runlog.update(blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": len(reports),
+                          "valid_pixels_computed": sum(r.valid_pixels for r in reports)})
+    if not reuse and not any(r.valid_pixels for r in reports):
+        raise InputError(
+            f"t1 {pair.t1.path!r} and t2 {pair.t2.path!r} have no pixel that is valid in both "
+            f"(all nodata{' inside --bbox' if pair.t1.offset != (0, 0) else ''}); check input.nodata "
+            "and that the scenes cover the same ground"
+        )
+    t0 = time.perf_counter()
+    written = {}
+    if cfg.output.cog:
+        written = _write_cogs(client, store_path, out_dir, pair, cfg, products, runlog)
+    timings["cogs"] = time.perf_counter() - t0
     written["change.zarr"] = str(store_path)
     return RunResult(out=out_dir, status="complete", blocks=plan.n_blocks,
                      blocks_reused=len(reuse), products=written)
@@ -239,10 +267,29 @@ def _write_cogs(
     return {f"{name}.tif": str(fut.result()) for name, fut in futures.items()}
 
 
-def _verify_blocks(plan: Any, ledger: outdir.BlockLedger) -> None:
+def verify_products(out_dir: Path, pair: ScenePair, plan: TilePlan, ledger: outdir.BlockLedger,
+                    products: dict[str, str]) -> None:
+    """Check what ``complete`` promises: every block written, georeferencing equal to t1's.
+
+    Raises:
+        OutputError: a block is missing or a product does not match the output grid.
+    """
     missing = plan.n_blocks - len(ledger.done())
     if missing:
         raise OutputError(f"{missing} block(s) are not recorded as written; run again with --resume")
+    ds = store.open_products(out_dir / outdir.STORE)
+    try:
+        if ds.rio.shape != pair.grid.shape or ds.rio.crs != pair.grid.crs or \
+                not ds.rio.transform().almost_equals(pair.grid.affine):
+            raise OutputError(
+                f"{str(out_dir / outdir.STORE)!r} does not carry the input's grid "
+                f"({ds.rio.shape}, {ds.rio.crs}); rerun with --overwrite"
+            )
+    finally:
+        ds.close()
+    for name, path in products.items():
+        if not Path(path).exists():
+            raise OutputError(f"product {name} was not written to {path!r}; run again with --resume")
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ cache plays the plugin's part.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -28,7 +29,17 @@ from s2c_batch.pipeline.scene import ScenePair
 
 log = logging.getLogger(__name__)
 
-PLUGIN_NAME = "s2c-predictor"
+PLUGIN_PREFIX = "s2c-predictor"
+
+
+def plugin_name(model: ModelConfig) -> str:
+    """Name of the plugin holding the predictor of ``model``.
+
+    One name per model config, so runs with different models can share a
+    cluster (``s2c-batch batch``) and a rerun with the same model reuses it.
+    """
+    digest = hashlib.sha256(repr(model).encode()).hexdigest()[:12]
+    return f"{PLUGIN_PREFIX}-{digest}"
 _local_predictors: dict[ModelConfig, TilePredictor] = {}
 
 
@@ -59,10 +70,10 @@ class PredictorPlugin(WorkerPlugin):
         torch_threads: intra-op threads for torch on CPU workers (``None`` = leave).
     """
 
-    idempotent = False
+    idempotent = True  # re-registering the same model on a warm cluster keeps it loaded
 
     def __init__(self, model: ModelConfig, torch_threads: int | None = None) -> None:
-        self.name = PLUGIN_NAME
+        self.name = plugin_name(model)
         self.model = model
         self.torch_threads = torch_threads
         self.predictor: TilePredictor | None = None
@@ -103,7 +114,7 @@ def worker_predictor(model: ModelConfig) -> TilePredictor:
     except ValueError:
         worker = None
     if worker is not None:
-        plugin = worker.plugins.get(PLUGIN_NAME)
+        plugin = worker.plugins.get(plugin_name(model))
         if plugin is not None and plugin.predictor is not None and plugin.model == model:
             return plugin.predictor  # type: ignore[no-any-return]
     pred = _local_predictors.get(model)

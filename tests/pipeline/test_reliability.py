@@ -128,3 +128,38 @@ def test_run__unwritable_output_is_exit_4(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="is not writable") as exc:
         run_change_detection(t1, t2, blocker / "out", load_config("cva"), progress=False)
     assert exc.value.exit_code == 4
+
+
+@pytest.mark.cluster
+def test_run__wrong_architecture_checkpoint_exit_2_and_nothing_written(
+    tmp_path: Path, dask_cluster  # noqa: ANN001
+) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from s2c_batch.pipeline.errors import CheckpointError
+
+    t1, t2 = make_pair(tmp_path, 64, 64)
+    ckpt = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(3, 3)}, str(ckpt))
+    out = tmp_path / "out"
+    cfg = load_config("tiny", [f"model.cach_checkpoint={ckpt}"])
+    with pytest.raises(CheckpointError, match=r"model\.cach_checkpoint .*holds another architecture") as exc:
+        run_change_detection(t1, t2, out, cfg, scheduler=dask_cluster.address, progress=False)
+    assert exc.value.exit_code == 2
+    assert not out.exists()
+
+
+@pytest.mark.cluster
+def test_run__all_nodata_scene_exit_3_and_no_product(tmp_path: Path, dask_cluster) -> None:  # noqa: ANN001
+    from s2c_batch.pipeline.errors import InputError
+    from testutils import write_tif
+
+    t1 = write_tif(tmp_path / "a.tif", np.zeros((3, 100, 120), np.uint8), nodata=0)
+    t2 = write_tif(tmp_path / "b.tif", np.full((3, 100, 120), 9, np.uint8), nodata=0)
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="no pixel that is valid in both") as exc:
+        run_change_detection(t1, t2, out, load_config("cva"), scheduler=dask_cluster.address,
+                             progress=False)
+    assert exc.value.exit_code == 3
+    assert not out.exists()

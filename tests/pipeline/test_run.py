@@ -160,7 +160,7 @@ def test_run__resume_reuses_written_blocks(pair: tuple[Path, Path], tmp_path: Pa
                                progress=False)
     assert res.blocks_reused == 6
     run = json.loads((out / "run.json").read_text())
-    assert run["blocks"] == {"total": 9, "reused": 6, "computed": 3}
+    assert {k: run["blocks"][k] for k in ("total", "reused", "computed")} == {"total": 9, "reused": 6, "computed": 3}
     _assert_equals_oracle(out, *pair)
     with pytest.raises(OutputExistsError, match="another fingerprint"):
         run_change_detection(*pair, out, _cfg("model.threshold=0.2"), scheduler=dask_cluster.address,

@@ -1,0 +1,42 @@
+"""``s2c-batch eval DATASET``: the paper's change metrics of the configured model on a dataset."""
+
+from __future__ import annotations
+
+import click
+
+from s2c_batch.pipeline.cli.options import config_option, set_option
+
+
+@click.command("eval", short_help="Score the model on a LEVIR-layout dataset.")
+@click.argument("dataset", metavar="DATASET", type=click.Path(file_okay=False))
+@config_option
+@set_option
+@click.option("--targets", default=None, metavar="NAME[,NAME...]",
+              help="Target classes of the identifier (replaces model.targets), e.g. building.")
+@click.option("--class", "classes", multiple=True, metavar="ID=NAME[+NAME...]",
+              help="Semantic scores: dataset class ID (label1/, label2/) = vocabulary names (repeatable).")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the metrics as JSON ('-' = stdout instead of the table).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+def eval_(dataset: str, config: str | None, overrides: tuple[str, ...], targets: str | None,
+          classes: tuple[str, ...], json_path: str | None, progress: bool) -> None:
+    """Print F1^c, IoU^c, Kappa, precision, recall and OA over every pair of DATASET (A/, B/, label/).
+
+    One confusion matrix is summed over the dataset, as the authors evaluate.
+    Exit codes: 2 config or checkpoint, 3 dataset, 4 JSON file not writable.
+    """
+    import json
+
+    from s2c_batch.pipeline.config import load_config
+    from s2c_batch.pipeline.evaluate import evaluate_dataset, format_eval_table, parse_semantic_classes, write_json
+
+    cfg = load_config(config, overrides)
+    names = [t.strip() for t in targets.split(",") if t.strip()] if targets else []
+    result = evaluate_dataset(dataset, cfg, targets=names, semantic_classes=parse_semantic_classes(classes),
+                              progress=progress)
+    if json_path == "-":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(format_eval_table(result))
+    if json_path:
+        write_json(result, json_path)
