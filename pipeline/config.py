@@ -99,11 +99,17 @@ class OutputConfig:
         cog: also write Cloud-Optimized GeoTIFFs next to the Zarr store.
         compress: COG compression (``deflate``, ``zstd``, ``lzw``).
         overview_resampling: resampling of COG overviews.
+        stac: write ``stac-item.json`` (a STAC Item of the run).
+        quicklook: write ``quicklook.png`` (t1 | t2 | change overlay).
+        polygons: write ``changes.parquet`` (GeoParquet change polygons).
     """
 
     cog: bool = True
     compress: Literal["deflate", "zstd", "lzw"] = "deflate"
     overview_resampling: Literal["nearest", "mode", "average"] = "nearest"
+    stac: bool = True
+    quicklook: bool = True
+    polygons: bool = True
 
 
 @dataclass(frozen=True)

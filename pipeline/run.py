@@ -28,6 +28,7 @@ from s2c_batch.pipeline.cluster import connect, has_gpu_workers, torch_threads_p
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import InputError, OutputError, OutputExistsError, S2CError
 from s2c_batch.kernels.tiling import TilePlan
+from s2c_batch.pipeline.extras import write_extras
 from s2c_batch.pipeline.graph import block_jobs, block_tasks
 from s2c_batch.pipeline.plan import make_plan, products_for
 from s2c_batch.pipeline.runlog import (
@@ -239,6 +240,9 @@ def _compute(
         written = _write_cogs(client, store_path, out_dir, pair, cfg, products, runlog)
     timings["cogs"] = time.perf_counter() - t0
     written["change.zarr"] = str(store_path)
+    t0 = time.perf_counter()
+    written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written)))
+    timings["extras"] = time.perf_counter() - t0
     return RunResult(out=out_dir, status="complete", blocks=plan.n_blocks,
                      blocks_reused=len(reuse), products=written)
 
