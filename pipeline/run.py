@@ -9,6 +9,7 @@ verify -> ``run.json`` says ``complete``.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distributed import as_completed
+from distributed import as_completed, performance_report
 
 from s2c_batch.pipeline import outdir, store
 from s2c_batch.pipeline.cluster import connect, has_gpu_workers, torch_threads_per_worker
@@ -68,6 +69,7 @@ def run_change_detection(
     overwrite: bool = False,
     bbox: tuple[float, float, float, float] | None = None,
     progress: bool = True,
+    report: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Run change detection on a pair of scenes.
 
@@ -81,6 +83,7 @@ def run_change_detection(
         overwrite: replace a previous run.
         bbox: AOI ``(minx, miny, maxx, maxy)`` in t1's CRS.
         progress: show a progress bar on stderr.
+        report: save Dask's performance report of the block computation to this HTML file.
 
     Returns:
         The run's summary (also in ``out/run.json``).
@@ -104,7 +107,7 @@ def run_change_detection(
         with outdir.locked(out_dir):
             return _run_locked(pair, plan, cfg, out_dir, checkpoints, scheduler=scheduler,
                                resume=resume, bbox=bbox, progress=progress, timings=timings,
-                               t_start=t_start)
+                               t_start=t_start, report=report)
     finally:
         if created and not outdir.has_run(out_dir):
             outdir.remove_empty(out_dir)
@@ -114,6 +117,7 @@ def _run_locked(
     pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path, checkpoints: dict[str, str], *,
     scheduler: str | None, resume: bool, bbox: tuple[float, float, float, float] | None,
     progress: bool, timings: dict[str, float], t_start: float,
+    report: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     fp = fingerprint(pair, cfg, checkpoints)
     run_json = out_dir / outdir.RUN_JSON
@@ -168,7 +172,9 @@ def _run_locked(
                 t0 = time.perf_counter()
                 create_products_store(store_path, pair, cfg, products, fp, checkpoints)
                 timings["create_store"] = time.perf_counter() - t0
-            with _sigterm_as_interrupt():
+            reporting = (performance_report(filename=str(report)) if report is not None
+                         else contextlib.nullcontext())
+            with _sigterm_as_interrupt(), reporting:
                 result = _compute(client, pair, plan, cfg, out_dir, store_path, products, reuse,
                                   ledger, runlog, progress, timings)
             verify_products(out_dir, pair, plan, ledger, result.products)
@@ -258,6 +264,7 @@ def _write_cogs(
         "S2C_CONFIG_HASH": cfg.hash(),
         "S2C_FINGERPRINT": str(runlog.data.get("fingerprint")),
         "S2C_INPUTS": f"{Path(pair.t1.path).name},{Path(pair.t2.path).name}",
+        "S2C_CHECKPOINTS": json.dumps(runlog.data.get("checkpoints", {}), sort_keys=True),
     }
     futures = {
         name: client.submit(

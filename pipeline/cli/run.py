@@ -21,15 +21,17 @@ from s2c_batch.pipeline.cli.options import bbox_option, config_option, set_optio
 @click.option("--resume", is_flag=True, help="Finish a previous run here, reusing its written blocks.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous run here.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("--report", default=None, type=click.Path(dir_okay=False), metavar="FILE.html",
+              help="Save Dask's performance report of the run.")
 def run(t1: str, t2: str, out: str, config: str | None, overrides: tuple[str, ...],
         bbox: tuple[float, float, float, float] | None, scheduler: str | None,
-        resume: bool, overwrite: bool, progress: bool) -> None:
+        resume: bool, overwrite: bool, progress: bool, report: str | None) -> None:
     """Write change.zarr, COGs and run.json for scenes T1 and T2 into --out."""
     from s2c_batch.pipeline.config import load_config
     from s2c_batch.pipeline.run import run_change_detection
 
     cfg = load_config(config, overrides)
     result = run_change_detection(t1, t2, out, cfg, scheduler=scheduler, resume=resume,
-                                  overwrite=overwrite, bbox=bbox, progress=progress)
+                                  overwrite=overwrite, bbox=bbox, progress=progress, report=report)
     click.echo(json.dumps({"status": result.status, "out": str(result.out), "blocks": result.blocks,
                            "blocks_reused": result.blocks_reused, "products": result.products}))

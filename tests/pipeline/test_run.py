@@ -61,11 +61,13 @@ def test_run__cva_multi_block_equals_numpy_on_real_cluster(pair: tuple[Path, Pat
 def test_run__cva_on_local_cluster_via_cli(pair: tuple[Path, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ["run", str(pair[0]), str(pair[1]), "--out", str(out), "--config", "cva", "--no-progress",
+            "--report", str(tmp_path / "report.html"),
             *sum((["--set", s] for s in [*SMALL_TILES, "tiling.block_size=512"]), [])]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["status"] == "complete"
     _assert_equals_oracle(out, *pair)
+    assert "<html" in (tmp_path / "report.html").read_text()[:2000].lower()
 
 
 @pytest.mark.cluster
@@ -117,6 +119,7 @@ def test_run__products_are_cogs_with_overviews_and_input_georeferencing(
             assert src.crs.to_string() == CRS and src.transform == TRANSFORM
             assert src.nodata == 255 and src.overviews(1), "COG needs overviews"
             assert src.profile["tiled"] and src.tags()["S2C_BATCH_VERSION"]
+            assert src.tags()["S2C_INPUTS"] == "t1.tif,t2.tif" and "S2C_CHECKPOINTS" in src.tags()
             assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert _is_cog(path)
     ds = store.open_products(out / "change.zarr")
