@@ -2,19 +2,86 @@
 
 Called by :mod:`s2c_batch.pipeline.run` after the COGs are written and before the
 run is verified and marked ``complete``; each piece is switched by an
-``output.*`` config key.
+``output.*`` config key. Order: ``changes.parquet`` (Dask tasks on the run's
+client, one per block), ``quicklook.png`` (decimated reads in this process),
+then ``stac-item.json``, which lists every file written before it. A derived
+file whose switch is off is removed, so a folder never holds one left over from
+an earlier run with other settings.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from s2c_batch.pipeline import outdir
 from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.polygons import POLYGONS_FILE, write_polygons
+from s2c_batch.pipeline.quicklook import QUICKLOOK_FILE, write_quicklook
 from s2c_batch.pipeline.scene import ScenePair
+from s2c_batch.pipeline.stac import STAC_FILE, write_stac_item
+
+log = logging.getLogger(__name__)
+
+#: Every file this step may write.
+DERIVED_FILES = (POLYGONS_FILE, QUICKLOOK_FILE, STAC_FILE)
+
+
+def class_names(cfg: Config) -> tuple[str, ...] | None:
+    """The vocabulary's class names when the run writes class maps, else ``None``."""
+    if cfg.model.identifier == "none":
+        return None
+    from s2c_batch.kernels.predictor import load_vocabulary
+
+    return load_vocabulary(cfg.model.vocab).class_names
 
 
 def write_extras(client: Any, out_dir: Path, pair: ScenePair, cfg: Config, run: dict[str, Any],
                  products: dict[str, str]) -> dict[str, str]:
-    """Write the derived products; returns product name -> path of what was written."""
-    return {}
+    """Write the derived products; returns product name -> path of what was written.
+
+    Args:
+        client: the run's ``distributed.Client`` (polygon tasks run on it).
+        out_dir: the run's folder.
+        pair: the scene pair and output grid.
+        cfg: the run's config (``output.polygons``, ``output.quicklook``, ``output.stac``).
+        run: the run record so far (version, fingerprint, config hash, inputs).
+        products: what the run wrote so far (COGs and ``change.zarr``).
+    """
+    out = Path(out_dir)
+    names = class_names(cfg)
+    written: dict[str, str] = {}
+    _remove_disabled(out, cfg)
+    store_path = out / outdir.STORE
+    if cfg.output.polygons:
+        path = write_polygons(client, store_path, out / POLYGONS_FILE, pair.grid,
+                              block=cfg.tiling.block_size, class_names=names, retries=cfg.cluster.retries)
+        written[POLYGONS_FILE] = str(path)
+    if cfg.output.quicklook:
+        titles = _titles(pair)
+        path = write_quicklook(out, pair, block=cfg.tiling.block_size, class_names=names, titles=titles)
+        written[QUICKLOOK_FILE] = str(path)
+    if cfg.output.stac:
+        path = write_stac_item(out, pair, run, {**products, **written})
+        written[STAC_FILE] = str(path)
+    return written
+
+
+def _remove_disabled(out: Path, cfg: Config) -> None:
+    switches = {POLYGONS_FILE: cfg.output.polygons, QUICKLOOK_FILE: cfg.output.quicklook,
+                STAC_FILE: cfg.output.stac}
+    for name, enabled in switches.items():
+        if not enabled:
+            (out / name).unlink(missing_ok=True)
+
+
+def _titles(pair: ScenePair) -> Sequence[str]:
+    from s2c_batch.pipeline.acquisition import acquisition_datetime
+
+    labels = []
+    for label, source in (("t1", pair.t1), ("t2", pair.t2)):
+        when = acquisition_datetime(source.path)
+        labels.append(f"{label} {when:%Y-%m-%d}" if when else f"{label} {Path(source.path).name}")
+    return (*labels, "change")

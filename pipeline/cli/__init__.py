@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "eval": "s2c_batch.pipeline.cli.eval:eval_",
     "demo": "s2c_batch.pipeline.cli.demo:demo",
     "stack": "s2c_batch.pipeline.cli.stack:stack",
+    "batch": "s2c_batch.pipeline.cli.batch:batch",
 }
 
 

@@ -1,0 +1,43 @@
+"""``s2c-batch batch RUNS.yaml``: every scene pair of a runs file on one Dask cluster."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command(short_help="Run the scene pairs of a RUNS.yaml on one cluster.")
+@click.argument("runs_file", metavar="RUNS.yaml", type=click.Path(dir_okay=False))
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler (tcp://host:8786); default: one LocalCluster for the whole batch.")
+@click.option("--summary", default=None, type=click.Path(dir_okay=False), metavar="FILE.json",
+              help="Where to write the summary JSON  [default: RUNS.summary.json beside RUNS.yaml].")
+@click.option("--max-concurrent", default=2, show_default=True, type=click.IntRange(min=1), metavar="N",
+              help="Runs in flight at once (their blocks share the cluster).")
+@click.option("--report", default=None, type=click.Path(dir_okay=False), metavar="FILE.html",
+              help="Save Dask's performance report of the whole batch.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="One line per run on stderr.")
+def batch(runs_file: str, scheduler: str | None, summary: str | None, max_concurrent: int,
+          report: str | None, progress: bool) -> None:
+    """Run every pair in RUNS.yaml; skip complete runs, resume partial ones.
+
+    Prints the summary JSON and writes it to --summary. Exit code: 0 every run
+    complete or skipped; 1 some run failed (see each run's exit_code in the
+    summary); 2 RUNS.yaml or the scheduler is unusable; 130 interrupted.
+    """
+    from s2c_batch.pipeline.batch import run_batch
+    from s2c_batch.pipeline.runs_file import load_runs_file
+
+    runs = load_runs_file(runs_file)
+    target = Path(summary) if summary else runs.path.with_name(f"{runs.path.stem}.summary.json")
+    result = run_batch(runs, scheduler=scheduler, max_concurrent=max_concurrent, report=report,
+                       summary=target, progress=progress)
+    click.echo(json.dumps(result.to_dict(), indent=2))
+    if result.exit_code:
+        failed = ", ".join(r.name for r in result.runs if r.status not in ("complete", "skipped"))
+        click.echo(f"Error: run(s) not complete: {failed}; see {target}", err=True)
+        sys.exit(result.exit_code)

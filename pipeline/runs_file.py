@@ -1,0 +1,230 @@
+"""``RUNS.yaml``: the scene pairs of a batch, read and checked before anything runs.
+
+Format::
+
+    defaults:                  # optional; applies to every run
+      config: default          # a config file or a packaged config name
+      set:                     # overrides, as a mapping or a list of SECTION.KEY=VALUE
+        tiling.block_size: 4096
+    runs:
+      - name: 31UFS            # optional; default = the out folder's name; unique
+        t1: scenes/2024/31UFS.tif
+        t2: scenes/2025/31UFS.tif
+        out: products/31UFS
+        config: configs/site.yaml   # optional; replaces defaults.config
+        set: [model.threshold=0.4]  # optional; applied after defaults.set
+        bbox: [600000, 5090000, 610000, 5100000]   # optional, in t1's CRS
+        overwrite: false       # optional; replace an output made with other inputs/config
+
+Relative paths (``t1``, ``t2``, ``out``, a ``config`` that is a file) are taken
+relative to the folder of RUNS.yaml, so the file works from any working
+directory. Every problem found (unknown key, missing field, duplicate name or
+output, bad config) is reported at once as a :class:`ConfigError` (exit 2):
+a batch with a broken run list starts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from s2c_batch.pipeline.config import Config, load_config, parse_override
+from s2c_batch.pipeline.errors import ConfigError
+
+RUN_KEYS = ("name", "t1", "t2", "out", "config", "set", "bbox", "overwrite")
+DEFAULT_KEYS = ("config", "set")
+TOP_KEYS = ("defaults", "runs")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a batch, with its config resolved.
+
+    Attributes:
+        name: unique name (used in the summary and logs).
+        t1: earlier scene.
+        t2: later scene.
+        out: output folder.
+        cfg: the run's resolved config.
+        config: the config file or name it came from (for the summary).
+        overrides: the ``SECTION.KEY=VALUE`` overrides applied, in order.
+        bbox: AOI in t1's CRS, or ``None``.
+        overwrite: replace an output whose fingerprint differs.
+    """
+
+    name: str
+    t1: Path
+    t2: Path
+    out: Path
+    cfg: Config
+    config: str
+    overrides: tuple[str, ...] = ()
+    bbox: tuple[float, float, float, float] | None = None
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class RunsFile:
+    """A parsed ``RUNS.yaml``.
+
+    Attributes:
+        path: the file.
+        runs: its runs, in file order.
+        defaults: the config every run starts from (sizes the LocalCluster).
+    """
+
+    path: Path
+    runs: tuple[RunSpec, ...]
+    defaults: Config = field(default_factory=lambda: load_config("default"))
+
+
+def load_runs_file(path: str | os.PathLike[str]) -> RunsFile:
+    """Read and validate a RUNS.yaml.
+
+    Raises:
+        ConfigError: unreadable file, unknown keys, missing fields, duplicate
+            names or outputs, bad configs or overrides; every problem is listed.
+    """
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the runs file {str(file)!r}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"runs file {str(file)!r} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("runs"), list) or not raw["runs"]:
+        raise ConfigError(
+            f"runs file {str(file)!r} must be a mapping with a non-empty list under 'runs:' "
+            "(each run has t1, t2 and out)"
+        )
+    problems: list[str] = []
+    unknown = sorted(set(raw) - set(TOP_KEYS))
+    if unknown:
+        problems.append(f"unknown top-level key(s) {unknown}; valid keys are {list(TOP_KEYS)}")
+    base = file.resolve().parent
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        problems.append("'defaults' must be a mapping with optional 'config' and 'set'")
+        defaults = {}
+    bad = sorted(set(defaults) - set(DEFAULT_KEYS))
+    if bad:
+        problems.append(f"unknown key(s) {bad} under 'defaults'; valid keys are {list(DEFAULT_KEYS)}")
+    default_config = defaults.get("config")
+    default_set = _overrides(defaults.get("set"), "defaults.set", problems)
+    default_cfg = _config(base, default_config, default_set, "defaults", problems)
+    runs: list[RunSpec] = []
+    for i, entry in enumerate(raw["runs"]):
+        spec = _run(base, i, entry, default_config, default_set, problems)
+        if spec is not None:
+            runs.append(spec)
+    _check_unique(runs, problems)
+    if problems:
+        lines = "\n  - ".join(problems)
+        raise ConfigError(f"runs file {str(file)!r} has {len(problems)} problem(s):\n  - {lines}")
+    return RunsFile(path=file, runs=tuple(runs), defaults=default_cfg or load_config(None))
+
+
+def _run(base: Path, i: int, entry: Any, default_config: Any, default_set: list[str],
+         problems: list[str]) -> RunSpec | None:
+    where = f"runs[{i}]"
+    if not isinstance(entry, dict):
+        problems.append(f"{where} must be a mapping with t1, t2 and out, got {entry!r}")
+        return None
+    unknown = sorted(set(entry) - set(RUN_KEYS))
+    if unknown:
+        problems.append(f"{where}: unknown key(s) {unknown}; valid keys are {list(RUN_KEYS)}")
+    missing = [k for k in ("t1", "t2", "out") if not isinstance(entry.get(k), str) or not entry[k].strip()]
+    if missing:
+        problems.append(f"{where}: missing or empty {missing}; give a path for each")
+        return None
+    out = _path(base, entry["out"])
+    name = str(entry.get("name") or out.name)
+    where = f"{where} ({name})"
+    config = entry.get("config", default_config)
+    overrides = default_set + _overrides(entry.get("set"), f"{where}.set", problems)
+    cfg = _config(base, config, overrides, where, problems)
+    bbox = _bbox(entry.get("bbox"), where, problems)
+    overwrite = entry.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        problems.append(f"{where}: overwrite must be true or false, got {overwrite!r}")
+        overwrite = False
+    if cfg is None:
+        return None
+    return RunSpec(name=name, t1=_path(base, entry["t1"]), t2=_path(base, entry["t2"]), out=out,
+                   cfg=cfg, config=str(config or "default"), overrides=tuple(overrides), bbox=bbox,
+                   overwrite=overwrite)
+
+
+def _path(base: Path, text: str) -> Path:
+    p = Path(os.path.expanduser(text.strip()))
+    return p if p.is_absolute() else base / p
+
+
+def _overrides(value: Any, where: str, problems: list[str]) -> list[str]:
+    """``set:`` as a mapping ``{section.key: value}`` or a list of ``SECTION.KEY=VALUE``."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        items = [f"{k}={json.dumps(v)}" for k, v in value.items()]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = list(value)
+    else:
+        problems.append(f"{where} must be a mapping of SECTION.KEY: VALUE or a list of "
+                        f"'SECTION.KEY=VALUE' strings, got {value!r}")
+        return []
+    good = []
+    for item in items:
+        try:
+            parse_override(item)
+            good.append(item)
+        except ConfigError as exc:
+            problems.append(f"{where}: {exc}")
+    return good
+
+
+def _config(base: Path, config: Any, overrides: Sequence[str], where: str,
+            problems: list[str]) -> Config | None:
+    if config is not None and not isinstance(config, str):
+        problems.append(f"{where}: config must be a file path or a packaged config name, got {config!r}")
+        return None
+    name = config
+    if isinstance(config, str) and (base / config).is_file():
+        name = str(base / config)
+    try:
+        return load_config(name, overrides)
+    except ConfigError as exc:
+        problems.append(f"{where}: {exc}")
+        return None
+
+
+def _bbox(value: Any, where: str, problems: list[str]) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.split(",")
+    try:
+        parts = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        parts = ()
+    if len(parts) != 4 or not (parts[0] < parts[2] and parts[1] < parts[3]):
+        problems.append(f"{where}: bbox must be [minx, miny, maxx, maxy] in t1's CRS with min < max, "
+                        f"got {value!r}")
+        return None
+    return parts  # type: ignore[return-value]
+
+
+def _check_unique(runs: Sequence[RunSpec], problems: list[str]) -> None:
+    for label, key in (("name", lambda r: r.name), ("out", lambda r: str(r.out.resolve()))):
+        seen: dict[str, int] = {}
+        for r in runs:
+            k = key(r)
+            seen[k] = seen.get(k, 0) + 1
+        dup = sorted(k for k, n in seen.items() if n > 1)
+        if dup:
+            problems.append(f"runs share the same {label}: {dup}; every run needs its own {label}")
