@@ -46,6 +46,7 @@ class ChangeStats:
     area_method: Literal["planar", "geodesic"]
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-able fields."""
         return asdict(self)
 
 

@@ -70,6 +70,7 @@ class RunOutcome:
     out: str
     status: Status = "not_started"
     mode: Mode | None = None
+    started: str | None = None
     duration_s: float = 0.0
     stats: ChangeStats | None = None
     products: dict[str, str] = field(default_factory=dict)
@@ -78,10 +79,11 @@ class RunOutcome:
     error_type: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The run's summary entry (plain, JSON-able)."""
         s = self.stats
         return {
             "name": self.name, "status": self.status, "mode": self.mode, "exit_code": self.exit_code,
-            "duration_s": round(self.duration_s, 3), "t1": self.t1, "t2": self.t2, "out": self.out,
+            "started": self.started, "duration_s": round(self.duration_s, 3), "t1": self.t1, "t2": self.t2, "out": self.out,
             "pixels": s.pixels if s else None,
             "valid_pixels": s.valid_pixels if s else None,
             "changed_pixels": s.changed_pixels if s else None,
@@ -108,11 +110,13 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
+        """0 every run complete or skipped, 1 any run failed, 130 interrupted."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         return EXIT_RUN_FAILED if any(r.status != "complete" and r.status != "skipped" for r in self.runs) else 0
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary JSON document."""
         counts: dict[str, int] = {}
         for r in self.runs:
             counts[r.status] = counts.get(r.status, 0) + 1
@@ -264,6 +268,7 @@ def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
     from s2c_batch.pipeline.run import run_change_detection
 
     t0 = time.perf_counter()
+    outcome.started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
         mode, pair = decide(spec, hasher)
         outcome.mode = mode
@@ -290,7 +295,9 @@ def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
         _failed(outcome, exc, 1)
     outcome.duration_s = time.perf_counter() - t0
     if progress:
-        what = outcome.status if outcome.error is None else f"{outcome.status} (exit {outcome.exit_code}): {outcome.error}"
+        what: str = outcome.status
+        if outcome.error is not None:
+            what = f"{what} (exit {outcome.exit_code}): {outcome.error}"
         print(f"s2c-batch: {spec.name}: {what} [{outcome.duration_s:.1f} s]", file=sys.stderr)
 
 

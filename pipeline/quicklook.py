@@ -10,7 +10,7 @@ from the Zarr store one block-row band at a time with a stride.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +80,7 @@ def read_product_preview(out_dir: Path, name: str, grid: Grid, step: int,
     if cog.exists():
         with rasterio.open(cog) as src:
             return src.read(1, out_shape=out_shape, resampling=Resampling.nearest)
-    arr = zarr.open_group(str(out_dir / "change.zarr"), mode="r")[name]
+    arr = zarr.open_array(str(out_dir / "change.zarr" / name), mode="r")
     band = max(step, block - block % step)
     rows = [np.asarray(arr[r : min(r + band, grid.height) : step, ::step]) for r in range(0, grid.height, band)]
     return np.concatenate(rows, axis=0)[: out_shape[0], : out_shape[1]]
@@ -144,7 +144,8 @@ def write_quicklook(
     return path
 
 
-def _legend(class_names: Sequence[str] | None, changed_classes: np.ndarray | None):  # noqa: ANN202
+def _legend(class_names: Sequence[str] | None,
+            changed_classes: np.ndarray | None) -> tuple[Callable[[ImageDraw.ImageDraw, int], None], int]:
     """A drawing function for the legend strip and its height (classes present in the change)."""
     if class_names is None or changed_classes is None or not changed_classes.size:
         return (lambda draw, y: None), 0

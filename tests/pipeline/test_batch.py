@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pystac
 import pytest
 import yaml
@@ -143,7 +142,8 @@ def test_load_runs_file__every_problem_is_listed(tmp_path: Path, capsys: pytest.
                     {"t1": "a.tif", "t2": "b.tif", "out": "w", "set": ["tiling.nope=3"]},
                     {"t1": "a.tif", "t2": "b.tif", "out": "z", "bbox": [3, 2, 1, 0]}]}
     (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
-    with pytest.raises(ConfigError, match=r"(?s)7 problem\(s\).*'colour'.*'bogus'.*\['t2'\].*tiling\.nope.*bbox.*same out") as info:
+    expected = r"(?s)7 problem\(s\).*'colour'.*'bogus'.*\['t2'\].*tiling\.nope.*bbox.*same out"
+    with pytest.raises(ConfigError, match=expected) as info:
         load_runs_file(tmp_path / "RUNS.yaml")
     assert str(tmp_path / "x") in str(info.value)
     with pytest.raises(SystemExit) as exc:
