@@ -4,7 +4,10 @@ Called by :mod:`s2c_batch.pipeline.run` after the COGs are written and before th
 run is verified and marked ``complete``; each piece is switched by an
 ``output.*`` config key. Order: ``changes.parquet`` (Dask tasks on the run's
 client, one per block), ``quicklook.png`` (decimated reads in this process),
-then ``stac-item.json``, which lists every file written before it. A derived
+then ``stac-item.json``, which lists every file written before it. Each carries
+the run's provenance (version, config hash, fingerprint, checkpoint hashes, input
+names): the STAC item in its properties, the GeoParquet file in its metadata
+(``s2c:provenance``), the PNG in text chunks. A derived
 file whose switch is off is removed, so a folder never holds one left over from
 an earlier run with other settings.
 """
@@ -55,18 +58,32 @@ def write_extras(client: Any, out_dir: Path, pair: ScenePair, cfg: Config, run: 
     written: dict[str, str] = {}
     _remove_disabled(out, cfg)
     store_path = out / outdir.STORE
+    prov = provenance(pair, run)
     if cfg.output.polygons:
         path = write_polygons(client, store_path, out / POLYGONS_FILE, pair.grid,
-                              block=cfg.tiling.block_size, class_names=names, retries=cfg.cluster.retries)
+                              block=cfg.tiling.block_size, class_names=names, retries=cfg.cluster.retries,
+                              provenance=prov)
         written[POLYGONS_FILE] = str(path)
     if cfg.output.quicklook:
         titles = _titles(pair)
-        path = write_quicklook(out, pair, block=cfg.tiling.block_size, class_names=names, titles=titles)
+        path = write_quicklook(out, pair, block=cfg.tiling.block_size, class_names=names, titles=titles,
+                               provenance=prov)
         written[QUICKLOOK_FILE] = str(path)
     if cfg.output.stac:
         path = write_stac_item(out, pair, run, {**products, **written})
         written[STAC_FILE] = str(path)
     return written
+
+
+def provenance(pair: ScenePair, run: dict[str, Any]) -> dict[str, Any]:
+    """What made the products: package version, config hash, fingerprint, checkpoint hashes, inputs."""
+    return {
+        "version": run.get("version"),
+        "config_hash": run.get("config_hash"),
+        "fingerprint": run.get("fingerprint"),
+        "checkpoints": dict(run.get("checkpoints") or {}),
+        "inputs": [Path(pair.t1.path).name, Path(pair.t2.path).name],
+    }
 
 
 def _remove_disabled(out: Path, cfg: Config) -> None:

@@ -28,9 +28,10 @@ pixels. Columns: ``id``, ``pixels``, ``area_m2`` (planar or geodesic, see
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ from s2c_batch.pipeline.scene import Grid
 log = logging.getLogger(__name__)
 
 POLYGONS_FILE = "changes.parquet"
+
+#: Parquet file-metadata key holding the run's provenance (JSON).
+PROVENANCE_KEY = "s2c:provenance"
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,7 @@ def write_polygons(
     block: int,
     class_names: Sequence[str] | None = None,
     retries: int = 0,
+    provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """Vectorise the store's change mask block by block and write GeoParquet.
 
@@ -197,6 +202,8 @@ def write_polygons(
         block: block side (the run's ``tiling.block_size``: one task per shard).
         class_names: vocabulary class names when the store has class maps.
         retries: task retries.
+        provenance: stored as JSON under the ``s2c:provenance`` key of the
+            Parquet file's metadata (version, config hash, fingerprint, inputs).
 
     Returns:
         The written path.
@@ -234,6 +241,8 @@ def write_polygons(
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         frame.to_parquet(tmp, index=False)
+        if provenance:
+            _add_metadata(tmp, {PROVENANCE_KEY: json.dumps(dict(provenance), sort_keys=True)})
         os.replace(tmp, out)
     except OSError as exc:
         raise OutputError(f"cannot write change polygons {str(out)!r}: {exc}") from exc
@@ -241,3 +250,13 @@ def write_polygons(
         tmp.unlink(missing_ok=True)
     log.info("%d change polygons -> %s", len(frame), out)
     return out
+
+
+def _add_metadata(path: Path, extra: Mapping[str, str]) -> None:
+    """Add key-value pairs to a Parquet file's schema metadata (keeps GeoParquet's ``geo`` key)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    meta = dict(table.schema.metadata or {})
+    meta.update({k.encode(): v.encode() for k, v in extra.items()})
+    pq.write_table(table.replace_schema_metadata(meta), path)

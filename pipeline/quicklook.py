@@ -9,9 +9,11 @@ from the Zarr store one block-row band at a time with a stride.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -19,6 +21,7 @@ import rasterio.windows
 import zarr
 from affine import Affine
 from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
@@ -94,6 +97,7 @@ def write_quicklook(
     class_names: Sequence[str] | None = None,
     titles: Sequence[str] = ("t1", "t2", "change"),
     side: int = PANEL_SIDE,
+    provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``quicklook.png`` into a finished run's folder.
 
@@ -105,6 +109,7 @@ def write_quicklook(
             change panel then colours each change by its t2 ("to") class.
         titles: the three panel titles.
         side: longest side of a panel in pixels.
+        provenance: written as PNG text chunks ``s2c:<key>`` (JSON values).
 
     Returns:
         The PNG path.
@@ -135,7 +140,10 @@ def write_quicklook(
     path = out / QUICKLOOK_FILE
     tmp = out / f".{QUICKLOOK_FILE}.tmp"
     try:
-        image.save(tmp, format="PNG", optimize=True)
+        info = PngInfo()
+        for key, value in (provenance or {}).items():
+            info.add_text(f"s2c:{key}", value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+        image.save(tmp, format="PNG", optimize=True, pnginfo=info)
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"cannot write quicklook {str(path)!r}: {exc}") from exc

@@ -6,10 +6,13 @@ import json
 import os
 from pathlib import Path
 
+import geopandas as gpd
+import pyarrow.parquet as pq
 import pystac
 import pytest
 import yaml
 from click.testing import CliRunner
+from PIL import Image
 
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.errors import ConfigError
@@ -62,7 +65,12 @@ def test_batch__three_runs_complete_then_rerun_skips_them(tmp_path: Path, dask_c
         assert {"stac-item.json", "quicklook.png", "changes.parquet"} <= set(entry["products"])
         item = pystac.Item.from_file(str(out / "stac-item.json"))
         validate_item(item)
-        assert item.properties["s2c:fingerprint"] == json.loads((out / "run.json").read_text())["fingerprint"]
+        fp = json.loads((out / "run.json").read_text())["fingerprint"]
+        assert item.properties["s2c:fingerprint"] == fp
+        meta = pq.read_schema(out / "changes.parquet").metadata
+        assert json.loads(meta[b"s2c:provenance"])["fingerprint"] == fp and b"geo" in meta
+        assert Image.open(out / "quicklook.png").text["s2c:fingerprint"] == fp
+        assert gpd.read_parquet(out / "changes.parquet")["pixels"].sum() == entry["changed_pixels"]
     assert sum(r["changed_pixels"] for r in summary["runs"]) > 0
     stamps = {p: os.stat(p).st_mtime_ns for p in tmp_path.glob("products/*/run.json")}
     code, again, _ = _batch(runs, "--scheduler", dask_cluster.address)
