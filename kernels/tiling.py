@@ -12,8 +12,12 @@ end before ``L``, and the last tile sits flush to the edge at ``L - T``::
 
 A scene smaller than one tile gets one tile starting at 0 that reaches past the
 edge (the reader pads it and marks the padding invalid). Output blocks cut the
-scene into cores of ``block`` pixels; a block computes every tile that touches
-its core, so the result does not depend on the block size.
+scene into cores of ``block`` pixels (``block >= tile``). Every tile is computed
+exactly once, by the block that *owns* it (the block whose core holds the
+tile's first pixel); its footprint reaches at most ``tile`` pixels past the core
+into the right, bottom and bottom-right neighbours (the block's *skirt*). A
+block's output is therefore the sum over the tiles of at most four blocks:
+itself and its left, top and top-left neighbours (:meth:`TilePlan.sources`).
 """
 
 from __future__ import annotations
@@ -135,19 +139,25 @@ def tile_weight(tile_window: Window, shape: tuple[int, int], overlap: int) -> np
 
 @dataclass(frozen=True)
 class Block:
-    """One output block: a core written to the products, and the tiles it computes.
+    """One output block: the pixels it writes and the tiles it owns.
 
     Attributes:
         index: (block row, block col) in the block grid.
         core: the pixels this block writes (its share of the output grid).
-        read: union of its tiles (may reach past the scene for tiny scenes).
-        tiles: tiles touching the core, in global row-major order.
+        tiles: tiles whose first pixel lies in the core, in global row-major
+            order (may be empty for a thin last block).
+        tile_ids: global id of each tile (``row_index * tiles_per_row + col_index``).
+        read: union of its tiles (may reach past the scene for tiny scenes);
+            ``None`` when it owns no tile.
+        region: core plus the skirt its tiles reach, clipped to the scene.
     """
 
     index: tuple[int, int]
     core: Window
-    read: Window
     tiles: tuple[Window, ...]
+    tile_ids: tuple[int, ...]
+    read: Window | None
+    region: Window
 
 
 @dataclass(frozen=True)
@@ -171,8 +181,8 @@ class TilePlan:
     def __post_init__(self) -> None:
         _check(self.height, self.tile, self.overlap)
         _check(self.width, self.tile, self.overlap)
-        if self.block < 1:
-            raise ValueError(f"block must be >= 1, got {self.block!r}")
+        if self.block < self.tile:
+            raise ValueError(f"block ({self.block!r}) must be >= tile ({self.tile!r})")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -204,38 +214,50 @@ class TilePlan:
         """The block at block-grid position ``(bi, bj)``."""
         r0, c0 = bi * self.block, bj * self.block
         core = Window(r0, c0, min(self.block, self.height - r0), min(self.block, self.width - c0))
-        rows = _touching(self.row_starts, self.tile, core.row, core.row_stop)
-        cols = _touching(self.col_starts, self.tile, core.col, core.col_stop)
-        tiles = tuple(Window(int(r), int(c), self.tile, self.tile) for r in rows for c in cols)
-        read = Window(int(rows[0]), int(cols[0]), int(rows[-1]) + self.tile - int(rows[0]),
-                      int(cols[-1]) + self.tile - int(cols[0]))
-        return Block(index=(bi, bj), core=core, read=read, tiles=tiles)
+        ri = np.flatnonzero((self.row_starts >= core.row) & (self.row_starts < core.row_stop))
+        ci = np.flatnonzero((self.col_starts >= core.col) & (self.col_starts < core.col_stop))
+        ncols = len(self.col_starts)
+        tiles = tuple(Window(int(self.row_starts[r]), int(self.col_starts[c]), self.tile, self.tile)
+                      for r in ri for c in ci)
+        ids = tuple(int(r * ncols + c) for r in ri for c in ci)
+        region = Window(r0, c0, min(core.row_stop + self.tile, self.height) - r0,
+                        min(core.col_stop + self.tile, self.width) - c0)
+        read = None
+        if tiles:
+            read = Window(tiles[0].row, tiles[0].col, tiles[-1].row_stop - tiles[0].row,
+                          tiles[-1].col_stop - tiles[0].col)
+        return Block(index=(bi, bj), core=core, tiles=tiles, tile_ids=ids, read=read, region=region)
 
     def blocks(self) -> list[Block]:
         """Every block, in row-major order."""
         nbi, nbj = self.block_grid
         return [self.block_at(bi, bj) for bi in range(nbi) for bj in range(nbj)]
 
-    def tiles_computed(self) -> int:
-        """Tiles computed over all blocks (tiles on block borders count once per block)."""
+    def sources(self, bi: int, bj: int) -> list[tuple[int, int]]:
+        """Blocks whose tiles reach block ``(bi, bj)``, in summation order.
+
+        Top-left, top, left, then the block itself (those that exist). Since
+        ``block >= tile``, no other block's tiles reach it.
+        """
+        cand = [(bi - 1, bj - 1), (bi - 1, bj), (bi, bj - 1), (bi, bj)]
+        return [(i, j) for i, j in cand if i >= 0 and j >= 0]
+
+    def destinations(self, bi: int, bj: int) -> list[tuple[int, int]]:
+        """Blocks whose core the tiles of block ``(bi, bj)`` reach (itself first)."""
         nbi, nbj = self.block_grid
-        per_row = [len(_touching(self.row_starts, self.tile, bi * self.block,
-                                 min((bi + 1) * self.block, self.height))) for bi in range(nbi)]
-        per_col = [len(_touching(self.col_starts, self.tile, bj * self.block,
-                                 min((bj + 1) * self.block, self.width))) for bj in range(nbj)]
-        return sum(per_row) * sum(per_col)
+        cand = [(bi, bj), (bi, bj + 1), (bi + 1, bj), (bi + 1, bj + 1)]
+        return [(i, j) for i, j in cand if i < nbi and j < nbj]
+
+    def tiles_computed(self) -> int:
+        """Tiles computed over all blocks: each tile once, by its owner."""
+        return self.n_tiles
 
     def max_read_shape(self) -> tuple[int, int]:
         """Largest block read window (rows, cols): the per-task memory driver."""
         nbi, nbj = self.block_grid
-        h = max(self.block_at(bi, 0).read.height for bi in range(nbi))
-        w = max(self.block_at(0, bj).read.width for bj in range(nbj))
-        return h, w
-
-
-def _touching(starts: np.ndarray, tile: int, lo: int, hi: int) -> np.ndarray:
-    """Tile starts whose span ``[s, s + tile)`` meets ``[lo, hi)``."""
-    return starts[(starts < hi) & (starts + tile > lo)]
+        hs = [b.read.height for b in (self.block_at(i, 0) for i in range(nbi)) if b.read]
+        ws = [b.read.width for b in (self.block_at(0, j) for j in range(nbj)) if b.read]
+        return max(hs), max(ws)
 
 
 def _check(length: int, tile: int, overlap: int) -> None:

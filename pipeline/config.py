@@ -84,6 +84,11 @@ class TilingConfig:
             )
         if self.chunk_size < 16:
             raise ConfigError(f"tiling.chunk_size must be >= 16, got {self.chunk_size!r}")
+        if self.block_size < self.tile_size:
+            raise ConfigError(
+                f"tiling.block_size ({self.block_size!r}) must be >= tiling.tile_size "
+                f"({self.tile_size!r}): a block's tiles may only reach its next neighbours"
+            )
         if self.block_size < self.chunk_size or self.block_size % self.chunk_size:
             raise ConfigError(
                 f"tiling.block_size ({self.block_size!r}) must be a multiple of "

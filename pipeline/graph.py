@@ -1,12 +1,21 @@
-"""Build the Dask graph of a run: one task per output block, nothing computed.
+"""Build the Dask graph of a run: O(blocks) tasks, nothing computed.
 
-The graph has exactly one task per block still to compute; each task carries a
-:class:`~s2c_batch.pipeline.worker.BlockJob` (paths, windows, config), never
-pixels or the model. Building it reads no pixels and computes nothing.
+Per block, up to three kinds of task:
+
+- ``s2c-tiles-<token>-<r>-<c>``: read the block's window, predict the tiles it
+  owns (each tile of the scene exactly once), return its partial sums cut per
+  destination core. Annotated ``resources={"GPU": 1}`` on GPU clusters.
+- ``s2c-piece-<token>-<r>-<c>-<dr>-<dc>``: select one destination's piece, so
+  only that piece travels to the writer.
+- ``s2c-write-<token>-<r>-<c>``: add the pieces of the (at most four) blocks
+  that reach the core, normalise, encode and write the shard.
+
+Tasks carry small specs (paths, windows, config), never pixels or the model.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 
 import dask
@@ -15,44 +24,60 @@ from dask.delayed import Delayed
 from s2c_batch.kernels.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.scene import ScenePair
-from s2c_batch.pipeline.worker import BlockJob, process_block
+from s2c_batch.pipeline.worker import TileJob, WriteJob, predict_tiles, write_block
 
 
-def block_jobs(
+def build_graph(
     pair: ScenePair,
     plan: TilePlan,
     cfg: Config,
     store_path: str,
     *,
     skip: Iterable[tuple[int, int]] = (),
-) -> list[BlockJob]:
-    """The jobs of every block not in ``skip`` (already written), in row-major order."""
-    done = set(skip)
-    with_classes = cfg.model.identifier != "none"
-    return [
-        BlockJob(pair=pair, block=b, overlap=plan.overlap, model=cfg.model,
-                 store=store_path, with_classes=with_classes)
-        for b in plan.blocks()
-        if b.index not in done
-    ]
-
-
-def block_tasks(jobs: list[BlockJob], *, gpu: bool, token: str) -> list[Delayed]:
-    """One delayed ``process_block`` per job, keyed ``s2c-block-<token>-<row>-<col>``.
+    gpu: bool = False,
+    token: str = "run",
+) -> list[Delayed]:
+    """The write task of every block not in ``skip`` (already written), row-major.
 
     Args:
-        jobs: the block jobs.
-        gpu: annotate each task with ``resources={"GPU": 1}`` (the cluster has GPU workers).
-        token: a run-specific token that keeps keys of different runs apart.
+        pair: the scenes.
+        plan: the tile plan.
+        cfg: the run config.
+        store_path: the Zarr store the write tasks fill.
+        skip: blocks already written (resume): no write task, and tile tasks
+            only where a remaining block needs them.
+        gpu: annotate tile tasks with ``resources={"GPU": 1}``.
+        token: keeps the keys of different runs apart.
     """
+    done = set(skip)
+    nbi, nbj = plan.block_grid
+    todo = [(i, j) for i in range(nbi) for j in range(nbj) if (i, j) not in done]
+    needed = sorted({s for d in todo for s in plan.sources(*d)})
+    blocks = {idx: plan.block_at(*idx) for idx in set(needed) | set(todo)}
+    cores = {}
+    for idx in needed:
+        for d in plan.destinations(*idx):
+            cores[d] = blocks[d].core if d in blocks else plan.block_at(*d).core
+
+    tiles: dict[tuple[int, int], Delayed] = {}
     annotations = {"resources": {"GPU": 1}} if gpu else {}
-    tasks = []
     with dask.annotate(**annotations):
-        for job in jobs:
-            r, c = job.block.index
-            tasks.append(
-                dask.delayed(process_block, pure=False)(
-                    job, dask_key_name=f"s2c-block-{token}-{r}-{c}"
-                )
-            )
-    return tasks
+        for r, c in needed:
+            job = TileJob(pair=pair, block=blocks[(r, c)], overlap=plan.overlap, model=cfg.model,
+                          destinations={d: cores[d] for d in plan.destinations(r, c)})
+            tiles[(r, c)] = dask.delayed(predict_tiles, pure=False)(
+                job, dask_key_name=f"s2c-tiles-{token}-{r}-{c}")
+
+    writes = []
+    with_classes = cfg.model.identifier != "none"
+    for r, c in todo:
+        pieces = [
+            dask.delayed(operator.getitem, pure=False)(
+                tiles[s], (r, c), dask_key_name=f"s2c-piece-{token}-{s[0]}-{s[1]}-{r}-{c}")
+            for s in plan.sources(r, c)
+        ]
+        job = WriteJob(index=(r, c), core=blocks[(r, c)].core, model=cfg.model, store=store_path,
+                       with_classes=with_classes)
+        writes.append(dask.delayed(write_block, pure=False)(
+            job, *pieces, dask_key_name=f"s2c-write-{token}-{r}-{c}"))
+    return writes

@@ -30,30 +30,28 @@ def products_for(cfg: Config) -> tuple[str, ...]:
 def plan_summary(pair: ScenePair, cfg: Config) -> dict[str, Any]:
     """Plan and estimates as plain data.
 
-    The peak memory per worker is estimated from one block task: both dates of
-    its read window as raw and float32 pixels, the float32 accumulators of its
-    core, one batch of float32 tiles of both dates, and the encoded products.
-    It excludes the model's own weights and activations.
+    The peak memory per worker is estimated from one block: both dates of its
+    read window as raw pixels, its float64 partial sums over core and skirt, one
+    batch of float32 tiles, and combining and encoding one core. It excludes the
+    model's own weights and activations, and the skirts waiting for the next
+    block row (about ``2 * block * tile * 18`` bytes per block of a row,
+    spread over the cluster).
     """
     plan = make_plan(pair, cfg)
     c = len(cfg.input.bands)
     itemsize = np.dtype(pair.t1.dtype).itemsize
     rh, rw = plan.max_read_shape()
     b = min(plan.block, plan.height), min(plan.block, plan.width)
-    read_px = rh * rw
+    region = min(plan.block + plan.tile, plan.height) * min(plan.block + plan.tile, plan.width)
+    classes = cfg.model.identifier != "none"
+    per_px = 8 + 8 + 1 + 1 + (4 + 4 + 1 + 1 if classes else 0)  # partial sums of one block
     task_bytes = (
-        2 * read_px * c * (itemsize + 4)  # raw + scaled float32, both dates
-        + read_px  # validity mask
-        + 4 * b[0] * b[1] * 4  # accumulators + probability
-        + 2 * cfg.model.batch_size * c * plan.tile * plan.tile * 4  # one batch of tiles
-        + len(products_for(cfg)) * b[0] * b[1]
+        2 * rh * rw * c * itemsize + 3 * rh * rw  # raw pixels of both dates + validity masks
+        + region * per_px  # the block's partial sums over core + skirt
+        + 2 * cfg.model.batch_size * c * plan.tile * plan.tile * 4  # one batch of float32 tiles
+        + b[0] * b[1] * (per_px + 4 + len(products_for(cfg)))  # combining and encoding one core
     )
-    nbi, nbj = plan.block_grid
-    read_bytes = 0
-    for bi in range(nbi):
-        h = plan.block_at(bi, 0).read.height
-        for bj in range(nbj):
-            read_bytes += h * plan.block_at(0, bj).read.width
+    read_bytes = sum(blk.read.height * blk.read.width for blk in plan.blocks() if blk.read)
     read_bytes *= 2 * c * itemsize
     return {
         "grid": {

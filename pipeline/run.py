@@ -30,7 +30,7 @@ from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import InputError, OutputError, OutputExistsError, S2CError
 from s2c_batch.kernels.tiling import TilePlan
 from s2c_batch.pipeline.extras import write_extras
-from s2c_batch.pipeline.graph import block_jobs, block_tasks
+from s2c_batch.pipeline.graph import build_graph
 from s2c_batch.pipeline.plan import make_plan, products_for
 from s2c_batch.pipeline.runlog import (
     RunLog,
@@ -214,9 +214,9 @@ def _compute(
     products: tuple[str, ...], reuse: set[tuple[int, int]], ledger: outdir.BlockLedger,
     runlog: RunLog, progress: bool, timings: dict[str, float],
 ) -> RunResult:
-    jobs = block_jobs(pair, plan, cfg, str(store_path), skip=reuse)
     t0 = time.perf_counter()
-    tasks = block_tasks(jobs, gpu=has_gpu_workers(client), token=uuid.uuid4().hex[:8])
+    tasks = build_graph(pair, plan, cfg, str(store_path), skip=reuse, gpu=has_gpu_workers(client),
+                        token=uuid.uuid4().hex[:8])
     futures = client.compute(tasks, optimize_graph=False, retries=cfg.cluster.retries)
     reports: list[BlockReport] = []
     bar = _progress_bar(len(futures), progress)

@@ -2,9 +2,9 @@
 
 :class:`PredictorPlugin` is registered once per run with
 ``client.register_plugin``; every worker builds the predictor in ``setup`` (on
-its own GPU when it has one) and keeps it. Block tasks carry only a small
-:class:`BlockJob` spec, never the model, and fetch the predictor from the
-plugin. Outside a worker (the synchronous scheduler in tests) a process-level
+its own GPU when it has one) and keeps it. Tasks carry only small specs
+(:class:`TileJob`, :class:`WriteJob`), never the model or pixels, and fetch the
+predictor from the plugin. Outside a worker (the synchronous scheduler in tests) a process-level
 cache plays the plugin's part.
 """
 
@@ -17,13 +17,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from distributed import WorkerPlugin, get_worker
 
-from s2c_batch.kernels.blend import predict_block
+from s2c_batch.kernels.blend import Partial, accumulate_tiles, combine_partials, split_partial
 from s2c_batch.kernels.encode import encode_products
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.prediction import TilePredictor
-from s2c_batch.kernels.tiling import Block
+from s2c_batch.kernels.tiling import Block, Window
 from s2c_batch.pipeline import reader, store
 from s2c_batch.pipeline.scene import ScenePair
 
@@ -124,12 +125,30 @@ def worker_predictor(model: ModelConfig) -> TilePredictor:
 
 
 @dataclass(frozen=True)
-class BlockJob:
-    """Everything one block task needs; small and picklable (no pixels, no model)."""
+class TileJob:
+    """What a tile task needs: the block whose tiles it predicts; small and picklable.
+
+    Attributes:
+        pair: the two scene sources and the output grid.
+        block: the block (its own tiles, read window, region).
+        overlap: tile overlap.
+        model: the model config (the predictor itself lives in the worker).
+        destinations: core of every block its tiles reach, by block index.
+    """
 
     pair: ScenePair
     block: Block
     overlap: int
+    model: ModelConfig
+    destinations: dict[tuple[int, int], Window]
+
+
+@dataclass(frozen=True)
+class WriteJob:
+    """What a write task needs: the block core, the encoding, the store."""
+
+    index: tuple[int, int]
+    core: Window
     model: ModelConfig
     store: str
     with_classes: bool
@@ -137,48 +156,55 @@ class BlockJob:
 
 @dataclass(frozen=True)
 class BlockReport:
-    """What a finished block task reports back."""
+    """What a finished write task reports back."""
 
     index: tuple[int, int]
-    tiles: int
     valid_pixels: int
-    read_s: float
-    predict_s: float
     write_s: float
     worker: str
 
 
-def process_block(job: BlockJob) -> BlockReport:
-    """Read, predict, blend, encode and write one output block.
+def predict_tiles(job: TileJob) -> dict[tuple[int, int], Partial]:
+    """Read a block's window, predict its own tiles, and cut the sums per destination core.
 
-    The write replaces whole shards of the store, so running a block twice
-    (retry after a lost worker, resume) writes the same bytes.
+    Returns:
+        Destination block index -> the partial sums that fall in its core.
     """
     block = job.block
-    t0 = time.perf_counter()
-    t1, v1 = reader.read_window(job.pair.t1, block.read)
-    t2, v2 = reader.read_window(job.pair.t2, block.read)
-    valid = v1 & v2
-    t_read = time.perf_counter()
     predictor = worker_predictor(job.model)
-    pred = predict_block(
+    if block.read is None:  # a thin last block that owns no tile
+        t1 = t2 = np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8)
+        valid = np.zeros((0, 0), bool)
+    else:
+        t1, v1 = reader.read_window(job.pair.t1, block.read)
+        t2, v2 = reader.read_window(job.pair.t2, block.read)
+        valid = v1 & v2
+        del v1, v2
+    partial = accumulate_tiles(
         t1, t2, valid, block=block, shape=job.pair.grid.shape, overlap=job.overlap,
         predictor=predictor, batch_size=job.model.batch_size, scale=job.pair.t1.scale,
     )
-    core_valid = valid[block.core.slices((block.read.row, block.read.col))]
+    return split_partial(partial, job.destinations)
+
+
+def write_block(job: WriteJob, *pieces: Partial) -> BlockReport:
+    """Add the pieces that reach a block, encode, and write the block into the store.
+
+    The write replaces whole shards of the store, so running it twice (retry
+    after a lost worker, resume) writes the same bytes.
+    """
+    t0 = time.perf_counter()
+    pred = combine_partials(pieces, job.core)
+    targets = worker_predictor(job.model).target_classes if job.with_classes else ()
     arrays = encode_products(
-        pred.prob, core_valid, threshold=job.model.threshold,
+        pred.prob, pred.valid, threshold=job.model.threshold,
         class_t1=pred.class_t1, class_t2=pred.class_t2,
-        target_classes=predictor.target_classes, with_classes=job.with_classes,
+        target_classes=targets, with_classes=job.with_classes,
     )
-    t_pred = time.perf_counter()
-    store.write_block(job.store, block.core, arrays)
-    t_write = time.perf_counter()
+    store.write_block(job.store, job.core, arrays)
     try:
         wname = str(get_worker().name)
     except ValueError:
         wname = f"pid-{os.getpid()}"
-    return BlockReport(
-        index=block.index, tiles=len(block.tiles), valid_pixels=int(core_valid.sum()),
-        read_s=t_read - t0, predict_s=t_pred - t_read, write_s=t_write - t_pred, worker=wname,
-    )
+    return BlockReport(index=job.index, valid_pixels=int(pred.valid.sum()),
+                       write_s=time.perf_counter() - t0, worker=wname)

@@ -9,7 +9,7 @@ import dask
 import pytest
 
 from s2c_batch.pipeline.config import load_config
-from s2c_batch.pipeline.graph import block_jobs, block_tasks
+from s2c_batch.pipeline.graph import build_graph
 from s2c_batch.pipeline.plan import make_plan
 from s2c_batch.pipeline.scene import open_pair
 from testutils import make_pair
@@ -42,32 +42,44 @@ def planned(tmp_path: Path):  # noqa: ANN201
     return pair, make_plan(pair, cfg), cfg
 
 
-def test_block_tasks__one_task_per_block_and_nothing_computed(planned) -> None:  # noqa: ANN001
+def _graph(tasks: list) -> dict:  # noqa: ANN001
+    return dict(dask.base.collections_to_expr(tasks).__dask_graph__())
+
+
+def test_build_graph__o_blocks_tasks_each_tile_once_and_nothing_computed(planned) -> None:  # noqa: ANN001
     pair, plan, cfg = planned
     with raise_if_dask_computes():
-        jobs = block_jobs(pair, plan, cfg, "/nonexistent/change.zarr")
-        tasks = block_tasks(jobs, gpu=False, token="t")
-    graph = dict(dask.base.collections_to_expr(tasks).__dask_graph__()) if hasattr(
-        dask.base, "collections_to_expr") else dict(dask.base.collections_to_dsk(tasks))
-    assert len(tasks) == plan.n_blocks == 9
-    assert len(graph) == plan.n_blocks
+        writes = build_graph(pair, plan, cfg, "/nonexistent/change.zarr", token="t")
+    graph = _graph(writes)
+    kinds = [str(k).split("-")[1] for k in graph]
+    assert len(writes) == plan.n_blocks == 9
+    assert kinds.count("tiles") == 9 and kinds.count("write") == 9
+    assert kinds.count("piece") == sum(len(plan.sources(*b.index)) for b in plan.blocks()) == 25
+    assert sum(len(b.tiles) for b in plan.blocks()) == plan.n_tiles  # each tile predicted once
 
 
-def test_block_jobs__skip_written_blocks(planned) -> None:  # noqa: ANN001
+def test_build_graph__resume_skips_written_blocks(planned) -> None:  # noqa: ANN001
     pair, plan, cfg = planned
-    jobs = block_jobs(pair, plan, cfg, "x", skip=[(0, 0), (2, 2)])
-    assert len(jobs) == 7 and (0, 0) not in {j.block.index for j in jobs}
+    writes = build_graph(pair, plan, cfg, "x", skip=[(0, 0), (0, 1), (1, 0), (2, 2)], token="t")
+    kinds = [str(k).split("-")[1] for k in _graph(writes)]
+    assert len(writes) == 5 and kinds.count("write") == 5
+    # (0, 0) is still needed: its tiles reach (1, 1), which is not written yet.
+    assert kinds.count("tiles") == 8
 
 
-def test_block_job__small_and_free_of_model_and_pixels(planned) -> None:  # noqa: ANN001
+def test_tile_job__small_and_free_of_model_and_pixels(planned) -> None:  # noqa: ANN001
+    from s2c_batch.pipeline.worker import TileJob
+
     pair, plan, cfg = planned
-    job = block_jobs(pair, plan, cfg, "x")[4]
+    job = TileJob(pair=pair, block=plan.block_at(1, 1), overlap=plan.overlap, model=cfg.model,
+                  destinations={(1, 1): plan.block_at(1, 1).core})
     assert len(pickle.dumps(job)) < 20_000
 
 
-def test_block_tasks__gpu_annotation(planned) -> None:  # noqa: ANN001
+def test_build_graph__gpu_annotation_on_tile_tasks(planned) -> None:  # noqa: ANN001
     pair, plan, cfg = planned
-    tasks = block_tasks(block_jobs(pair, plan, cfg, "x")[:2], gpu=True, token="t")
-    layers = tasks[0].__dask_graph__()
-    annotations = [getattr(layer, "annotations", None) for layer in getattr(layers, "layers", {}).values()]
-    assert {"resources": {"GPU": 1}} in annotations
+    writes = build_graph(pair, plan, cfg, "x", gpu=True, token="t")
+    layers = writes[0].__dask_graph__().layers
+    annotated = {name.split("-")[1] for name, layer in layers.items()
+                 if (getattr(layer, "annotations", None) or {}).get("resources") == {"GPU": 1}}
+    assert annotated == {"tiles"}
