@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from s2c_batch.kernels.prediction import TilePredictor
+from s2c_batch.kernels.prediction import TilePredictor, predict_raw
 from s2c_batch.kernels.tiling import Block, Window, tile_weight
 
 
@@ -107,7 +107,7 @@ def accumulate_tiles(
         overlap: tile overlap in pixels.
         predictor: the tile predictor held by the worker.
         batch_size: tile pairs per ``predictor.predict`` call.
-        scale: raw value that maps to 1.0 (see :func:`to_unit`).
+        scale: raw value that maps to 1.0 (see :func:`~s2c_batch.kernels.prediction.to_unit`).
 
     Returns:
         The block's sums over ``block.region``.
@@ -131,9 +131,9 @@ def accumulate_tiles(
     todo = [(t, i) for t, i in zip(block.tiles, block.tile_ids, strict=True) if valid[t.slices(origin)].any()]
     for batch in _batches(todo, batch_size):
         idx = [t.slices(origin) for t, _ in batch]
-        a = to_unit(np.stack([t1[(slice(None), *s)] for s in idx]), scale)
-        b = to_unit(np.stack([t2[(slice(None), *s)] for s in idx]), scale)
-        pred = predictor.predict(a, b)
+        a = np.stack([t1[(slice(None), *s)] for s in idx])
+        b = np.stack([t2[(slice(None), *s)] for s in idx])
+        pred = predict_raw(predictor, a, b, scale)  # raw tiles: scaled on the device when it can
         for k, (tile, tile_id) in enumerate(batch):
             sub = tile.intersection(region)
             if sub is None:  # pragma: no cover - a tile always starts inside its owner's core
@@ -204,21 +204,6 @@ def combine_partials(pieces: Sequence[Partial], core: Window) -> BlockPrediction
     np.divide(acc, wsum, out=acc, where=covered)
     prob[covered] = acc[covered]
     return BlockPrediction(prob=prob, valid=valid, class_t1=cls1, class_t2=cls2)
-
-
-def to_unit(raw: np.ndarray, scale: float) -> np.ndarray:
-    """Raw pixels to float32 in [0, 1]: ``clip(raw / scale, 0, 1)``, NaN to 0.
-
-    Example:
-        >>> to_unit(np.array([0, 51, 255, 300], np.uint16), 255.0).tolist()
-        [0.0, 0.20000000298023224, 1.0, 1.0]
-    """
-    out = raw.astype(np.float32)
-    out /= np.float32(scale)
-    np.clip(out, 0.0, 1.0, out=out)
-    if raw.dtype.kind == "f":
-        np.nan_to_num(out, copy=False, nan=0.0)
-    return out
 
 
 def _batches(items: Sequence[tuple[Window, int]], size: int) -> Iterator[list[tuple[Window, int]]]:

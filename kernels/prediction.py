@@ -48,3 +48,33 @@ class TilePredictor(Protocol):
             The per-pixel change probability and, with an identifier, class maps.
         """
         ...
+
+
+def predict_raw(predictor: TilePredictor, raw_t1: np.ndarray, raw_t2: np.ndarray, scale: float) -> Prediction:
+    """Predict raw tiles: on the device when the predictor can (``predict_raw``), else scaled here.
+
+    Args:
+        predictor: any tile predictor.
+        raw_t1: ``[N, C, H, W]`` raw pixels.
+        raw_t2: ``[N, C, H, W]`` raw pixels.
+        scale: raw value that maps to 1.0.
+    """
+    on_device = getattr(predictor, "predict_raw", None)
+    if on_device is not None:
+        return on_device(raw_t1, raw_t2, scale)  # type: ignore[no-any-return]
+    return predictor.predict(to_unit(raw_t1, scale), to_unit(raw_t2, scale))
+
+
+def to_unit(raw: np.ndarray, scale: float) -> np.ndarray:
+    """Raw pixels to float32 in [0, 1]: ``clip(raw / scale, 0, 1)``, NaN to 0.
+
+    Example:
+        >>> to_unit(np.array([0, 51, 255, 300], np.uint16), 255.0).tolist()
+        [0.0, 0.20000000298023224, 1.0, 1.0]
+    """
+    out = raw.astype(np.float32)
+    out /= np.float32(scale)
+    np.clip(out, 0.0, 1.0, out=out)
+    if raw.dtype.kind == "f":
+        np.nan_to_num(out, copy=False, nan=0.0)
+    return out

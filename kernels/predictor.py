@@ -193,6 +193,23 @@ class ChangePredictor:
         """
         a = np.asarray(tiles_t1, dtype=np.float32)
         b = np.asarray(tiles_t2, dtype=np.float32)
+        return self._predict(a, b, scale=None)
+
+    @torch.no_grad()
+    def predict_raw(self, raw_t1: np.ndarray, raw_t2: np.ndarray, scale: float) -> Prediction:
+        """Like :meth:`predict` on raw pixels, scaled on the device.
+
+        uint8 tiles cross to the GPU at 1 byte per sample (pinned memory,
+        asynchronous copy) and become ``clip(raw / scale, 0, 1)`` there.
+
+        Args:
+            raw_t1: ``[N, C, H, W]`` raw pixels (any integer or float dtype).
+            raw_t2: ``[N, C, H, W]`` raw pixels.
+            scale: raw value that maps to 1.0.
+        """
+        return self._predict(np.asarray(raw_t1), np.asarray(raw_t2), scale=scale)
+
+    def _predict(self, a: np.ndarray, b: np.ndarray, *, scale: float | None) -> Prediction:
         if a.ndim != 4 or a.shape != b.shape:
             raise ValueError(f"tiles must be two [N, C, H, W] arrays of one shape, got {a.shape} and {b.shape}")
         needs_rgb = self.comparator == "cach" or self.identifier is not None
@@ -206,8 +223,8 @@ class ChangePredictor:
             empty = np.zeros((0, *a.shape[2:]), np.float32)
             cls = np.zeros(empty.shape, np.uint8) if self.identifier is not None else None
             return Prediction(prob=empty, class_t1=cls, class_t2=cls)
-        t1 = self._to_device(a)
-        t2 = self._to_device(b)
+        t1 = self._to_device(a, scale)
+        t2 = self._to_device(b, scale)
         probs: list[torch.Tensor] = []
         labels: list[torch.Tensor] = []
         for s in range(0, n, self.batch_size):
@@ -219,7 +236,7 @@ class ChangePredictor:
         if self.comparator == "cach":
             prob = torch.cat(probs).cpu().numpy()
         else:
-            prob = cva_probability(np.nan_to_num(a), np.nan_to_num(b), axis=1)
+            prob = cva_probability(t1.cpu().numpy(), t2.cpu().numpy(), axis=1)
         if not labels:
             return Prediction(prob=prob)
         both = [lab.split(len(lab) // 2) for lab in labels]
@@ -227,11 +244,15 @@ class ChangePredictor:
         class_t2 = torch.cat([y for _, y in both]).cpu().numpy()
         return Prediction(prob=prob, class_t1=class_t1, class_t2=class_t2)
 
-    def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        tensor = torch.nan_to_num(torch.from_numpy(np.ascontiguousarray(array)), nan=0.0, posinf=0.0, neginf=0.0)
+    def _to_device(self, array: np.ndarray, scale: float | None = None) -> torch.Tensor:
+        """Copy tiles to the device as they are, then make float32 in [0, 1] there."""
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
         if self.device.type == "cuda":
-            return tensor.pin_memory().to(self.device, non_blocking=True)
-        return tensor
+            tensor = tensor.pin_memory().to(self.device, non_blocking=True)
+        tensor = tensor.float()
+        if scale is not None:
+            tensor = (tensor / scale).clamp_(0.0, 1.0)
+        return torch.nan_to_num(tensor, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def build_predictor(cfg: ModelConfig) -> TilePredictor:

@@ -54,7 +54,7 @@ def read_window(source: SceneSource, window: Window) -> tuple[np.ndarray, np.nda
     Returns:
         ``(data, valid)``: the raw pixels ``[C, h, w]`` in the file's dtype (0
         outside the scene or where invalid; scale them with ``source.scale``, see
-        :func:`s2c_batch.kernels.blend.to_unit`) and bool ``[h, w]``. A pixel is invalid when every
+        :func:`s2c_batch.kernels.prediction.to_unit`) and bool ``[h, w]``. A pixel is invalid when every
         selected band equals the nodata value, when any band is NaN, when the warp
         has no source pixel there, or when it lies outside the scene. Pixels stay
         in their raw dtype so a block holds 1 byte per uint8 sample, not 4.

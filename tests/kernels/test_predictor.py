@@ -182,3 +182,15 @@ def test_build_predictor__unknown_target() -> None:
 def test_model_config__range_errors_name_the_key(key: str, value: object, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         ModelConfig(**{key: value})
+
+
+def test_predict_raw__uint8_scaled_on_device_equals_predict(tiny: ChangePredictor) -> None:
+    from s2c_batch.kernels.prediction import predict_raw, to_unit
+
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (2, 3, 64, 64), dtype=np.uint8)
+    b = rng.integers(0, 256, (2, 3, 64, 64), dtype=np.uint8)
+    raw = predict_raw(tiny, a, b, 255.0)
+    ref = tiny.predict(to_unit(a, 255.0), to_unit(b, 255.0))
+    np.testing.assert_allclose(raw.prob, ref.prob, atol=1e-6)
+    np.testing.assert_array_equal(raw.class_t1, ref.class_t1)
