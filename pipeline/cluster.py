@@ -1,7 +1,8 @@
 """Connect to the user's Dask cluster, or start (and close) a LocalCluster.
 
 Without ``--scheduler``: one worker process per visible GPU (each with
-``resources={"GPU": 1}`` and one thread), else CPU workers. The dashboard link
+``resources={"GPU": 1}`` and two threads: GPU tasks take the GPU resource, so
+the second thread reads and writes blocks meanwhile), else CPU workers. The dashboard link
 is logged at start.
 """
 
@@ -59,7 +60,8 @@ def connect(scheduler: str | None, cfg: ClusterConfig, *, needs_gpu_check: bool 
     gpus = visible_gpus() if needs_gpu_check else 0
     if gpus:
         n = cfg.n_workers or gpus
-        kwargs = {"n_workers": n, "threads_per_worker": 1, "resources": {"GPU": 1}}
+        # Two threads: one runs the GPU task, the other reads the next block and writes.
+        kwargs = {"n_workers": n, "threads_per_worker": 2, "resources": {"GPU": 1}}
     else:
         n = cfg.n_workers or max(1, min(2, os.cpu_count() or 1))
         kwargs = {"n_workers": n, "threads_per_worker": cfg.threads_per_worker}

@@ -1,10 +1,12 @@
 """Build the Dask graph of a run: O(blocks) tasks, nothing computed.
 
-Per block, up to three kinds of task:
+Per block, up to four kinds of task:
 
-- ``s2c-tiles-<token>-<r>-<c>``: read the block's window, predict the tiles it
-  owns (each tile of the scene exactly once), return its partial sums cut per
-  destination core. Annotated ``resources={"GPU": 1}`` on GPU clusters.
+- ``s2c-read-<token>-<r>-<c>``: read both dates of the block's window (no GPU
+  resource, so a two-thread GPU worker reads ahead while its GPU predicts).
+- ``s2c-tiles-<token>-<r>-<c>``: predict the tiles the block owns (each tile of
+  the scene exactly once), return its partial sums cut per destination core.
+  Annotated ``resources={"GPU": 1}`` on GPU clusters.
 - ``s2c-piece-<token>-<r>-<c>-<dr>-<dc>``: select one destination's piece, so
   only that piece travels to the writer.
 - ``s2c-write-<token>-<r>-<c>``: add the pieces of the (at most four) blocks
@@ -24,7 +26,7 @@ from dask.delayed import Delayed
 from s2c_batch.kernels.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.scene import ScenePair
-from s2c_batch.pipeline.worker import TileJob, WriteJob, predict_tiles, write_block
+from s2c_batch.pipeline.worker import TileJob, WriteJob, predict_tiles, read_block, write_block
 
 
 def build_graph(
@@ -61,12 +63,14 @@ def build_graph(
 
     tiles: dict[tuple[int, int], Delayed] = {}
     annotations = {"resources": {"GPU": 1}} if gpu else {}
-    with dask.annotate(**annotations):
-        for r, c in needed:
-            job = TileJob(pair=pair, block=blocks[(r, c)], overlap=plan.overlap, model=cfg.model,
-                          destinations={d: cores[d] for d in plan.destinations(r, c)})
+    for r, c in needed:
+        pixels = dask.delayed(read_block, pure=False)(
+            pair, blocks[(r, c)], dask_key_name=f"s2c-read-{token}-{r}-{c}")
+        job = TileJob(pair=pair, block=blocks[(r, c)], overlap=plan.overlap, model=cfg.model,
+                      destinations={d: cores[d] for d in plan.destinations(r, c)})
+        with dask.annotate(**annotations):
             tiles[(r, c)] = dask.delayed(predict_tiles, pure=False)(
-                job, dask_key_name=f"s2c-tiles-{token}-{r}-{c}")
+                job, pixels, dask_key_name=f"s2c-tiles-{token}-{r}-{c}")
 
     writes = []
     with_classes = cfg.model.identifier != "none"

@@ -164,25 +164,48 @@ class BlockReport:
     worker: str
 
 
-def predict_tiles(job: TileJob) -> dict[tuple[int, int], Partial]:
-    """Read a block's window, predict its own tiles, and cut the sums per destination core.
+@dataclass(frozen=True)
+class BlockPixels:
+    """The raw pixels of a block's read window (what a read task hands to its tile task).
+
+    Attributes:
+        t1: raw ``[C, h, w]`` of t1.
+        t2: raw ``[C, h, w]`` of t2.
+        valid: bool ``[h, w]``, valid in both dates.
+    """
+
+    t1: np.ndarray
+    t2: np.ndarray
+    valid: np.ndarray
+
+
+def read_block(pair: ScenePair, block: Block) -> BlockPixels | None:
+    """Read both dates of a block's read window (``None`` when the block owns no tile).
+
+    A task of its own, without the GPU resource, so a worker with two threads
+    reads the next block while its GPU predicts the current one.
+    """
+    if block.read is None:
+        return None
+    t1, v1 = reader.read_window(pair.t1, block.read)
+    t2, v2 = reader.read_window(pair.t2, block.read)
+    return BlockPixels(t1, t2, v1 & v2)
+
+
+def predict_tiles(job: TileJob, pixels: BlockPixels | None) -> dict[tuple[int, int], Partial]:
+    """Predict a block's own tiles and cut the sums per destination core.
 
     Returns:
         Destination block index -> the partial sums that fall in its core.
     """
-    block = job.block
     predictor = worker_predictor(job.model)
-    if block.read is None:  # a thin last block that owns no tile
-        t1 = t2 = np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8)
-        valid = np.zeros((0, 0), bool)
-    else:
-        t1, v1 = reader.read_window(job.pair.t1, block.read)
-        t2, v2 = reader.read_window(job.pair.t2, block.read)
-        valid = v1 & v2
-        del v1, v2
+    if pixels is None:  # a thin last block that owns no tile
+        pixels = BlockPixels(np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8),
+                             np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8), np.zeros((0, 0), bool))
     partial = accumulate_tiles(
-        t1, t2, valid, block=block, shape=job.pair.grid.shape, overlap=job.overlap,
-        predictor=predictor, batch_size=job.model.batch_size, scale=job.pair.t1.scale,
+        pixels.t1, pixels.t2, pixels.valid, block=job.block, shape=job.pair.grid.shape,
+        overlap=job.overlap, predictor=predictor, batch_size=job.model.batch_size,
+        scale=job.pair.t1.scale,
     )
     return split_partial(partial, job.destinations)
 

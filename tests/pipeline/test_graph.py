@@ -53,7 +53,7 @@ def test_build_graph__o_blocks_tasks_each_tile_once_and_nothing_computed(planned
     graph = _graph(writes)
     kinds = [str(k).split("-")[1] for k in graph]
     assert len(writes) == plan.n_blocks == 9
-    assert kinds.count("tiles") == 9 and kinds.count("write") == 9
+    assert kinds.count("tiles") == 9 and kinds.count("write") == 9 and kinds.count("read") == 9
     assert kinds.count("piece") == sum(len(plan.sources(*b.index)) for b in plan.blocks()) == 25
     assert sum(len(b.tiles) for b in plan.blocks()) == plan.n_tiles  # each tile predicted once
 
