@@ -105,10 +105,17 @@ def write_block(path: str | os.PathLike[str], window: Window, arrays: Mapping[st
         window: the block core in output-grid coordinates (shard-aligned).
         arrays: product name -> uint8 ``[window.height, window.width]``.
     """
-    group = zarr.open_group(str(path), mode="r+")
     rows, cols = window.slices()
-    for name, arr in arrays.items():
-        group[name][rows, cols] = arr
+    try:
+        group = zarr.open_group(str(path), mode="r+")
+        for name, arr in arrays.items():
+            group[name][rows, cols] = arr
+    except OSError as exc:  # disk full, permissions, a vanished mount
+        raise OutputError(
+            f"writing block rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} into "
+            f"{str(path)!r} failed ({exc.strerror or exc}); free space or fix the output folder, "
+            "then run again with --resume"
+        ) from exc
 
 
 def read_window(path: str | os.PathLike[str], name: str, window: Window) -> np.ndarray:

@@ -163,3 +163,19 @@ def test_run__all_nodata_scene_exit_3_and_no_product(tmp_path: Path, dask_cluste
                              progress=False)
     assert exc.value.exit_code == 3
     assert not out.exists()
+
+
+def test_write_block__os_error_is_output_error_naming_the_store(tmp_path: Path) -> None:
+    from rasterio.crs import CRS
+
+    from s2c_batch.kernels.tiling import Window
+    from s2c_batch.pipeline import store
+    from s2c_batch.pipeline.scene import Grid
+
+    path = tmp_path / "change.zarr"
+    grid = Grid(CRS.from_epsg(32631).to_wkt(), (0.5, 0, 500000, 0, -0.5, 5000000), 64, 64)
+    store.create_store(path, grid, ["change_prob"], shard=64, chunk=32, attrs={})
+    (path / "change_prob" / "c").write_text("not a folder")  # where the shard must go
+    with pytest.raises(OutputError, match=r"writing block rows 0:64, cols 0:64 into .*change\.zarr' failed") as exc:
+        store.write_block(path, Window(0, 0, 64, 64), {"change_prob": np.zeros((64, 64), np.uint8)})
+    assert exc.value.exit_code == 4
