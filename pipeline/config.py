@@ -223,6 +223,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {str(file)!r} must hold a mapping of sections")
     raw = {k: dict(v or {}) if isinstance(v, dict) or v is None else v for k, v in raw.items()}
+    _resolve_relative_paths(raw, file.parent)
     for item in overrides:
         section, key, value = parse_override(item)
         raw.setdefault(section, {})
@@ -230,6 +231,19 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
             raise ConfigError(f"config section {section!r} in {str(file)!r} must be a mapping")
         raw[section][key] = value
     return config_from_dict(raw, source=str(file))
+
+
+def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
+    """Checkpoint paths written in a config file are relative to that file's folder.
+
+    (Paths given with ``--set`` stay relative to the working directory.)
+    """
+    model = raw.get("model")
+    if not isinstance(model, dict):
+        return
+    for key, value in model.items():
+        if key.endswith("checkpoint") and isinstance(value, str) and value and not Path(value).is_absolute():
+            model[key] = str((base / value).resolve())
 
 
 def parse_override(item: str) -> tuple[str, str, Any]:

@@ -77,3 +77,13 @@ def test_config__hash_changes_with_values() -> None:
     assert a.hash() != b.hash() and a.hash() == load_config("cva").hash()
     assert isinstance(a.to_dict()["input"]["bands"], list)
     assert isinstance(a, Config)
+
+
+def test_load_config__checkpoint_paths_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    cfg_file = tmp_path / "my.yaml"
+    cfg_file.write_text("model:\n  cach_checkpoint: w/head.safetensors\n  backbone_checkpoint: /abs/b.pth\n")
+    cfg = load_config(cfg_file, ["model.sam3_checkpoint=rel/sam3"])
+    assert cfg.model.cach_checkpoint == str(tmp_path / "w" / "head.safetensors")
+    assert cfg.model.backbone_checkpoint == "/abs/b.pth"
+    assert cfg.model.sam3_checkpoint == "rel/sam3"  # --set: relative to the working directory
