@@ -30,11 +30,10 @@ import ctypes
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +47,7 @@ from s2c_batch.pipeline.errors import OutputExistsError, S2CError
 from s2c_batch.pipeline.runlog import RunLog, checkpoint_paths, fingerprint, hash_path
 from s2c_batch.pipeline.runs_file import RunsFile, RunSpec
 from s2c_batch.pipeline.scene import ScenePair, open_pair
+from s2c_batch.pipeline.signals import sigterm_as_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def _run_all(runs: RunsFile, outcomes: list[RunOutcome], client: Any, address: s
     futures: list[Future[None]] = [pool.submit(job, i) for i in range(len(runs.runs))]
     interrupted = False
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             pending = set(futures)
             while pending:
                 _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -304,20 +304,3 @@ def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
 def _failed(outcome: RunOutcome, exc: BaseException, code: int) -> None:
     outcome.status, outcome.exit_code = "failed", code
     outcome.error, outcome.error_type = str(exc), type(exc).__name__
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (systemd stop, kill) stops the batch like Ctrl-C, so runs end resumable."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

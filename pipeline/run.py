@@ -12,12 +12,9 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +37,7 @@ from s2c_batch.pipeline.runlog import (
     hash_path,
     package_version,
 )
+from s2c_batch.pipeline.signals import sigterm_as_interrupt
 from s2c_batch.pipeline.scene import ScenePair, open_pair
 from s2c_batch.pipeline.worker import BlockReport, PredictorPlugin, plugin_name
 
@@ -174,7 +172,7 @@ def _run_locked(
                 timings["create_store"] = time.perf_counter() - t0
             reporting = (performance_report(filename=str(report)) if report is not None
                          else contextlib.nullcontext())
-            with _sigterm_as_interrupt(), reporting:
+            with sigterm_as_interrupt(), reporting:
                 result = _compute(client, pair, plan, cfg, out_dir, store_path, products, reuse,
                                   ledger, runlog, progress, timings)
             verify_products(out_dir, pair, plan, ledger, result.products)
@@ -301,23 +299,6 @@ def verify_products(out_dir: Path, pair: ScenePair, plan: TilePlan, ledger: outd
     for name, path in products.items():
         if not Path(path).exists():
             raise OutputError(f"product {name} was not written to {path!r}; run again with --resume")
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while blocks run, so the run stops cleanly and can resume."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:
