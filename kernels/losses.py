@@ -60,7 +60,9 @@ class LossTerms(NamedTuple):
     similarity: torch.Tensor
 
 
-def change_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def change_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, *, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
     """Mean cross-entropy over the pixels whose label is not ``ignore_index``.
 
     Args:
@@ -114,7 +116,7 @@ def unchanged_similarity(
     return ((1.0 - cos) * unchanged).mean()
 
 
-def cach_loss(outputs: CACHOutputs, target: torch.Tensor, *, weights: LossWeights = LossWeights()) -> LossTerms:
+def cach_loss(outputs: CACHOutputs, target: torch.Tensor, *, weights: LossWeights | None = None) -> LossTerms:
     """The full training loss of CACH.
 
     Args:
@@ -125,6 +127,7 @@ def cach_loss(outputs: CACHOutputs, target: torch.Tensor, *, weights: LossWeight
     Returns:
         The total and the unweighted terms.
     """
+    weights = weights if weights is not None else LossWeights()
     main = change_cross_entropy(outputs.change, target)
     side = sum(
         (change_cross_entropy(s, target) for s in (outputs.side1, outputs.side2, outputs.side3)),

@@ -115,9 +115,12 @@ def _class_lut(classes: Mapping[int, Sequence[str]], vocabulary: Sequence[str]) 
     return lut
 
 
-def _batches(pairs: Sequence[PairFiles], size: int) -> Iterator[list[tuple[PairFiles, np.ndarray, np.ndarray, np.ndarray]]]:
+_Item = tuple[PairFiles, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _batches(pairs: Sequence[PairFiles], size: int) -> Iterator[list[_Item]]:
     """Read pairs and group consecutive ones of one image size, ``size`` at most."""
-    batch: list[tuple[PairFiles, np.ndarray, np.ndarray, np.ndarray]] = []
+    batch: list[_Item] = []
     for pair in pairs:
         t1, t2, label = read_pair(pair)
         if batch and (len(batch) >= size or batch[0][1].shape != t1.shape):
