@@ -14,14 +14,12 @@ sub-folder, and an edited image gets a new key.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -164,22 +162,3 @@ def stack_taps(taps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Per-image taps ``[4, C, g, g]`` to the head's input: four ``[B, C, g, g]`` float32 maps."""
     batch = torch.stack([t.float() for t in taps])
     return [batch[:, i] for i in range(batch.shape[1])]
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch threads (None = leave as is)."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """A numpy array as a (shared-memory) tensor."""
-    return torch.from_numpy(np.ascontiguousarray(array))

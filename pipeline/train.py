@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from s2c_batch.kernels.backbone import DinoV2Taps
 from s2c_batch.kernels.cach import CACH, build_cach
 from s2c_batch.kernels.losses import cach_loss
 from s2c_batch.kernels.model_config import ModelConfig
@@ -146,17 +147,18 @@ def _check_out(out: Path, state: Path, resume: bool, overwrite: bool) -> None:
 class _Features:
     """Taps of a batch: from the cache, else from the backbone (stored when caching)."""
 
-    def __init__(self, backbone: torch.nn.Module, model: ModelConfig, device: torch.device,
+    def __init__(self, backbone: DinoV2Taps, model: ModelConfig, device: torch.device,
                  cache: FeatureCache | None, trainable: bool) -> None:
         self.backbone, self.model, self.device = backbone, model, device
         self.cache, self.trainable = cache, trainable
 
     def _run(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         x = torch.cat([prepare_images(img[None].to(self.device), self.model) for img in images])
-        vit = self.backbone.vit  # type: ignore[union-attr]
         with torch.set_grad_enabled(self.trainable):
-            return vit.forward_intermediates(x, indices=list(self.backbone.taps), output_fmt="NCHW",  # type: ignore[union-attr]
-                                             intermediates_only=True, norm=True, stop_early=True)
+            return self.backbone.vit.forward_intermediates(  # type: ignore[no-any-return]
+                x, indices=list(self.backbone.taps), output_fmt="NCHW", intermediates_only=True, norm=True,
+                stop_early=True,
+            )
 
     def __call__(self, paths: list[Path]) -> list[torch.Tensor]:
         if self.cache is None:
@@ -172,9 +174,9 @@ class _Features:
         return [t.to(self.device) for t in stack_taps([t for t in taps if t is not None])]
 
 
-def _validate(backbone: torch.nn.Module, head: CACH, model: ModelConfig, pairs: Sequence[PairFiles],
+def _validate(backbone: DinoV2Taps, head: CACH, model: ModelConfig, pairs: Sequence[PairFiles],
               device: torch.device) -> dict[str, Any]:
-    predictor = ChangePredictor(device=device, comparator="cach", backbone=backbone,  # type: ignore[arg-type]
+    predictor = ChangePredictor(device=device, comparator="cach", backbone=backbone,
                                 cach=copy.deepcopy(head), normalize=model.normalize, precision="fp32",
                                 batch_size=model.batch_size)
     acc, _ = evaluate_pairs(predictor, pairs, threshold=model.threshold, batch_size=model.batch_size)
@@ -247,7 +249,9 @@ def train_change_head(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=options.epochs * iters)
     signature = _signature(pairs, options, model, fingerprint)
 
-    start, history, best = 0, [], {"epoch": None, "iou": -1.0}
+    start, history = 0, []
+    best_epoch: int | None = None
+    best_iou = -1.0
     if resume and state_file.exists():
         state = torch.load(state_file, map_location=device, weights_only=True)
         if state.get("signature") != signature:
@@ -261,7 +265,8 @@ def train_change_head(
             backbone.vit.load_state_dict(state["backbone"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        start, history, best = int(state["epoch"]), list(state["history"]), dict(state["best"])
+        start, history = int(state["epoch"]), list(state["history"])
+        best_epoch, best_iou = state["best"]["epoch"], float(state["best"]["iou"])
         log.info("resuming %s after epoch %d of %d", state_file, start, options.epochs)
 
     cache = FeatureCache(cache_dir, fingerprint) if cache_dir is not None else None
@@ -301,10 +306,10 @@ def train_change_head(
         is_best = True
         if val_pairs:
             record["val"] = _validate(backbone, head, model, val_pairs, device)
-            is_best = (record["val"]["iou"] or 0.0) > best["iou"]
+            is_best = (record["val"]["iou"] or 0.0) > best_iou
             _save_weights(weights, trained_vit, _last(out_path), _last(backbone_out), meta, epoch)
         if is_best:
-            best = {"epoch": epoch + 1, "iou": record.get("val", {}).get("iou") or -1.0}
+            best_epoch, best_iou = epoch + 1, float(record.get("val", {}).get("iou") or -1.0)
             _save_weights(weights, trained_vit, out_path, backbone_out, meta, epoch)
         record["seconds"] = time.perf_counter() - t0
         history.append(record)
@@ -312,7 +317,7 @@ def train_change_head(
             "signature": signature, "epoch": epoch + 1, "head": head.state_dict(),
             "backbone": backbone.vit.state_dict() if options.train_backbone else {},
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "history": history, "best": best,
+            "history": history, "best": {"epoch": best_epoch, "iou": best_iou},
         })
         log.info("epoch %d: %s", epoch + 1, record)
         if progress:
@@ -321,7 +326,7 @@ def train_change_head(
             print(f"epoch {epoch + 1}/{options.epochs}: loss {record['loss']:.4f}{val_text} "
                   f"({record['seconds']:.0f} s)", file=sys.stderr)
     return TrainResult(out=out_path, state=state_file, epochs=len(history), history=history,
-                       best_epoch=best["epoch"], backbone_out=Path(backbone_out) if backbone_out else None)
+                       best_epoch=best_epoch, backbone_out=Path(backbone_out) if backbone_out else None)
 
 
 def _last(path: str | os.PathLike[str] | None) -> Path | None:
