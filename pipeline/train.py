@@ -21,10 +21,11 @@ continues after the last finished epoch with the same result. With validation
 datasets, ``--out`` holds the epoch with the best IoU^c (the authors' model
 selection) and ``<out stem>.last.safetensors`` the last one.
 
-``train_backbone`` (not the authors' recipe; used for the small demo model only)
-trains the backbone with the head and writes it, in the original DINOv2 key
-layout, to ``backbone_out`` (with validation: the best epoch's, matching
-``--out``, and the last one beside it as ``<stem>.last.safetensors``).
+``train_backbone`` (not the authors' recipe) trains the backbone together with
+the head, for small backbones that have no pretrained weights, and writes it,
+in the original DINOv2 key layout, to ``backbone_out`` (with validation: the
+best epoch's, matching ``--out``, and the last one beside it as
+``<stem>.last.safetensors``).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class TrainOptions:
         weight_decay: AdamW weight decay.
         betas: AdamW betas.
         seed: seed of the head's initialisation and of the shuffling.
-        train_backbone: also train the backbone (demo model only; not the recipe).
+        train_backbone: also train the backbone (not the recipe; for backbones without pretrained weights).
     """
 
     epochs: int = 20
