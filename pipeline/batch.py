@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from s2c_batch.pipeline import outdir
 from s2c_batch.pipeline.area import ChangeStats, change_statistics
+from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.cluster import connect
 from s2c_batch.pipeline.errors import OutputExistsError, S2CError
 from s2c_batch.pipeline.runlog import RunLog, checkpoint_paths, fingerprint, hash_path
@@ -132,9 +133,8 @@ class BatchSummary:
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Write the summary JSON atomically."""
         p = Path(path)
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, p)
+        with atomic_path(p, what="batch summary") as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return p
 
 

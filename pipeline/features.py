@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from s2c_batch.kernels.backbone import BACKBONE_REGISTRY, DinoV2Taps
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.predictor import IMAGENET_MEAN, IMAGENET_STD, RANDOM_INIT_SEED
+from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import CheckpointError, OutputError
 
 #: The label value excluded from the loss and the metrics.
@@ -153,9 +154,8 @@ class FeatureCache:
     def put(self, image: Path, taps: torch.Tensor) -> None:
         """Store taps ``[4, C, g, g]`` of an image (written atomically)."""
         path = self._file(image)
-        tmp = path.with_suffix(f".{os.getpid()}.partial")
-        torch.save(taps.to(torch.float16).contiguous().cpu(), tmp)
-        os.replace(tmp, path)
+        with atomic_path(path, what="feature cache entry") as tmp:
+            torch.save(taps.to(torch.float16).contiguous().cpu(), tmp)
 
 
 def stack_taps(taps: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -55,6 +55,7 @@ from s2c_batch.kernels.regions import (
 from s2c_batch.kernels.tiling import Window
 from s2c_batch.pipeline import store
 from s2c_batch.pipeline.area import is_geographic, planar_pixel_area_m2
+from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.scene import Grid
 
@@ -238,16 +239,10 @@ def write_polygons(
                        from_class_id=cls[0].astype(np.int16), to_class_id=cls[1].astype(np.int16))
     frame = gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geoms, crs=grid.crs_wkt))
     out = Path(out_path)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with atomic_path(out, what="change polygons") as tmp:
         frame.to_parquet(tmp, index=False)
         if provenance:
             _add_metadata(tmp, {PROVENANCE_KEY: json.dumps(dict(provenance), sort_keys=True)})
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise OutputError(f"cannot write change polygons {str(out)!r}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("%d change polygons -> %s", len(frame), out)
     return out
 

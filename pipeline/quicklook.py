@@ -26,9 +26,15 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
-from s2c_batch.kernels.quicklook import change_overlay, class_colours, decimation, side_by_side, stretch
-from s2c_batch.pipeline.errors import OutputError
-from s2c_batch.pipeline.scene import Grid, SceneSource, ScenePair
+from s2c_batch.kernels.quicklook import (
+    change_overlay,
+    class_colours,
+    decimation,
+    side_by_side,
+    stretch,
+)
+from s2c_batch.pipeline.atomic import atomic_path
+from s2c_batch.pipeline.scene import Grid, ScenePair, SceneSource
 
 QUICKLOOK_FILE = "quicklook.png"
 
@@ -138,17 +144,11 @@ def write_quicklook(
         x += panel.shape[1] + 4
     legend[0](draw, _HEADER + body.shape[0])
     path = out / QUICKLOOK_FILE
-    tmp = out / f".{QUICKLOOK_FILE}.tmp"
-    try:
-        info = PngInfo()
-        for key, value in (provenance or {}).items():
-            info.add_text(f"s2c:{key}", value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+    info = PngInfo()
+    for key, value in (provenance or {}).items():
+        info.add_text(f"s2c:{key}", value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+    with atomic_path(path, what="quicklook") as tmp:
         image.save(tmp, format="PNG", optimize=True, pnginfo=info)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write quicklook {str(path)!r}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -38,7 +38,7 @@ from pystac.extensions.projection import ProjectionExtension
 from rasterio.warp import transform_geom
 
 from s2c_batch.pipeline.acquisition import acquisition_datetime, to_rfc3339
-from s2c_batch.pipeline.errors import OutputError
+from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.scene import Grid, ScenePair
 from s2c_batch.pipeline.stac_schema import validate_item
 from s2c_batch.pipeline.store import PRODUCT_DESCRIPTIONS
@@ -172,12 +172,6 @@ def write_stac_item(
     item = build_item(out, pair, run, products)
     validate_item(item)
     path = out / STAC_FILE
-    tmp = out / f".{STAC_FILE}.tmp"
-    try:
+    with atomic_path(path, what="STAC item") as tmp:
         tmp.write_text(json.dumps(item.to_dict(include_self_link=False), indent=2))
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write STAC item {str(path)!r}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

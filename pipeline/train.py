@@ -50,6 +50,7 @@ from s2c_batch.kernels.cach import CACH, build_cach
 from s2c_batch.kernels.losses import cach_loss
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.predictor import ChangePredictor, resolve_device
+from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.dataset import PairFiles, open_dataset, read_image, read_label
 from s2c_batch.pipeline.errors import ConfigError, OutputError, OutputExistsError
 from s2c_batch.pipeline.evaluate import evaluate_pairs
@@ -348,10 +349,5 @@ def _save_weights(head: dict[str, torch.Tensor], vit: torch.nn.Module | None, ou
 
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
+    with atomic_path(path, what="the training state") as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write the training state {str(path)!r}: {exc}") from exc

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import OutputError
 
 #: 8-bit float formats tried by :func:`compact_dtypes` (both cast back to float32 on load).
@@ -55,14 +56,12 @@ def save_state_dict(
         if target is not None and t.is_floating_point():
             t = t.to(target)
         tensors[name] = t.contiguous()
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tmp), metadata=dict(metadata or {}))
-        os.replace(tmp, out)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write weights {str(out)!r}: {exc}") from exc
+    with atomic_path(out, what="weights") as tmp:
+        save_file(tensors, str(tmp), metadata=dict(metadata or {}))
     return out
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 from click.testing import CliRunner
 
+from testutils import write_png
 from s2c_batch.kernels.prediction import Prediction
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.config import load_config
@@ -25,28 +24,18 @@ from s2c_batch.pipeline.evaluate import (
 LEVIR_SAMPLES = "wgcban_ChangeFormer/samples_LEVIR"
 
 
-def _png(path: Path, data: np.ndarray) -> None:
-    data = data if data.ndim == 3 else data[None]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with rasterio.open(path, "w", driver="PNG", width=data.shape[2], height=data.shape[1],
-                           count=data.shape[0], dtype="uint8") as dst:
-            dst.write(data)
-
-
 def _dataset(root: Path, labels: dict[str, np.ndarray], *, classes: bool = False) -> Path:
     """A LEVIR-layout folder: t1 grey, t2 bright where the label is 1 (so the oracle below is exact)."""
     for name, label in labels.items():
         t1 = np.full((3, *label.shape), 100, np.uint8)
         t2 = t1.copy()
         t2[:, label == 1] = 250
-        _png(root / "A" / f"{name}.png", t1)
-        _png(root / "B" / f"{name}.png", t2)
-        _png(root / "label" / f"{name}.png", (label * 255).astype(np.uint8))
+        write_png(root / "A" / f"{name}.png", t1)
+        write_png(root / "B" / f"{name}.png", t2)
+        write_png(root / "label" / f"{name}.png", (label * 255).astype(np.uint8))
         if classes:
-            _png(root / "label1" / f"{name}.png", np.where(label == 1, 2, 0).astype(np.uint8))
-            _png(root / "label2" / f"{name}.png", np.where(label == 1, 3, 0).astype(np.uint8))
+            write_png(root / "label1" / f"{name}.png", np.where(label == 1, 2, 0).astype(np.uint8))
+            write_png(root / "label2" / f"{name}.png", np.where(label == 1, 3, 0).astype(np.uint8))
     return root
 
 
@@ -108,12 +97,12 @@ def test_open_dataset__missing_folder(tmp_path: Path) -> None:
     [([0, 255], [0, 1]), ([0, 1], [0, 1]), ([0, 1, 255], [0, 1, 255]), ([0, 0], [0, 0])],
 )
 def test_read_label__conventions(tmp_path: Path, values: list[int], expected: list[int]) -> None:
-    _png(tmp_path / "l.png", np.array([values], np.uint8))
+    write_png(tmp_path / "l.png", np.array([values], np.uint8))
     assert read_label(tmp_path / "l.png").tolist() == [expected]
 
 
 def test_read_label__unknown_values(tmp_path: Path) -> None:
-    _png(tmp_path / "l.png", np.array([[0, 7, 255]], np.uint8))
+    write_png(tmp_path / "l.png", np.array([[0, 7, 255]], np.uint8))
     with pytest.raises(InputError, match=r"holds values \[7\]; change labels are 0/255"):
         read_label(tmp_path / "l.png")
 

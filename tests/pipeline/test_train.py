@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 import torch
 from click.testing import CliRunner
 
+from testutils import write_png
 from s2c_batch.kernels.backbone import build_dinov2_tiny
 from s2c_batch.kernels.cach import build_cach
 from s2c_batch.kernels.checkpoints import read_state_dict
@@ -26,15 +25,6 @@ from s2c_batch.pipeline.weights import FLOAT8_TYPES, compact_dtypes, save_dinov2
 
 #: The tiny config's model at 252 px, change only, on the CPU, seeded random backbone.
 MODEL = dataclasses.replace(load_config("tiny").model, identifier="none", device="cpu")
-
-
-def _png(path: Path, data: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with rasterio.open(path, "w", driver="PNG", width=data.shape[2], height=data.shape[1],
-                           count=data.shape[0], dtype="uint8") as dst:
-            dst.write(data)
 
 
 def synthetic_dataset(root: Path, n: int, seed: int, size: int = 64) -> Path:
@@ -52,9 +42,9 @@ def synthetic_dataset(root: Path, n: int, seed: int, size: int = 64) -> Path:
         t2[:, r : r + h, c : c + w] = rng.choice([5.0, 250.0], 3)[:, None, None]
         label = np.zeros((1, size, size), np.uint8)
         label[0, r : r + h, c : c + w] = 255
-        _png(root / "A" / f"p{i:03d}.png", np.clip(t1, 0, 255).astype(np.uint8))
-        _png(root / "B" / f"p{i:03d}.png", np.clip(t2, 0, 255).astype(np.uint8))
-        _png(root / "label" / f"p{i:03d}.png", label)
+        write_png(root / "A" / f"p{i:03d}.png", np.clip(t1, 0, 255).astype(np.uint8))
+        write_png(root / "B" / f"p{i:03d}.png", np.clip(t2, 0, 255).astype(np.uint8))
+        write_png(root / "label" / f"p{i:03d}.png", label)
     return root
 
 

@@ -1,0 +1,38 @@
+"""Write a file under its final name only when it is complete.
+
+The one mechanism behind every small product file (STAC item, quicklook,
+polygons, weights, training state): write to a temporary name beside the
+target, rename it over the target with ``os.replace``, remove it on any error.
+COGs (:mod:`~s2c_batch.pipeline.cog`) need two temporaries and do the same by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from s2c_batch.pipeline.errors import OutputError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, what: str) -> Iterator[Path]:
+    """Yield a temporary path; rename it onto ``path`` when the block succeeds.
+
+    Args:
+        path: the final file.
+        what: what the file is, for the error message (e.g. ``"STAC item"``).
+
+    Raises:
+        OutputError: writing or renaming failed (``cannot write {what} {path}``).
+    """
+    final = Path(path)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except OSError as exc:
+        raise OutputError(f"cannot write {what} {str(final)!r}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
