@@ -26,6 +26,7 @@ from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.prediction import TilePredictor
 from s2c_batch.kernels.tiling import Block, Window
 from s2c_batch.pipeline import reader, store
+from s2c_batch.pipeline.allocator import reuse_freed_memory
 from s2c_batch.pipeline.scene import ScenePair
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,12 @@ class PredictorPlugin(WorkerPlugin):
         self.predictor: TilePredictor | None = None
 
     def setup(self, worker: Any) -> None:
-        if self.torch_threads and not (self.model.comparator == "cva" and self.model.identifier == "none"):
-            import torch
+        if not (self.model.comparator == "cva" and self.model.identifier == "none"):  # a torch model
+            reuse_freed_memory()  # undo the nanny's malloc setting that maps every activation afresh
+            if self.torch_threads:
+                import torch
 
-            torch.set_num_threads(self.torch_threads)
+                torch.set_num_threads(self.torch_threads)
         self.predictor = make_predictor(self.model, _worker_device(worker, self.model))
         log.info("worker %s holds predictor %s", worker.name, type(self.predictor).__name__)
 
