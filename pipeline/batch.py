@@ -43,7 +43,7 @@ from typing import Any, Literal
 from s2c_batch.pipeline import outdir
 from s2c_batch.pipeline.area import ChangeStats, change_statistics
 from s2c_batch.pipeline.atomic import atomic_path
-from s2c_batch.pipeline.cluster import connect
+from s2c_batch.pipeline.cluster import connect, torch_threads_per_worker
 from s2c_batch.pipeline.errors import OutputExistsError, S2CError
 from s2c_batch.pipeline.runlog import RunLog, checkpoint_paths, fingerprint, hash_path
 from s2c_batch.pipeline.runs_file import RunsFile, RunSpec
@@ -204,7 +204,9 @@ def run_batch(
             print(f"s2c-batch: {len(runs.runs)} run(s) on {address}; dashboard {dashboard}", file=sys.stderr)
         reporting = performance_report(filename=str(report)) if report else contextlib.nullcontext()
         with client.as_current(), reporting:
-            interrupted = _run_all(runs, outcomes, client, address, max_concurrent, progress)
+            # Like `run`: CPU workers of the LocalCluster started here share the cores.
+            threads = torch_threads_per_worker(client) if scheduler is None else None
+            interrupted = _run_all(runs, outcomes, client, address, max_concurrent, progress, threads)
     result = BatchSummary(
         runs_file=str(runs.path), scheduler=address, dashboard=dashboard,
         started=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -217,7 +219,7 @@ def run_batch(
 
 
 def _run_all(runs: RunsFile, outcomes: list[RunOutcome], client: Any, address: str,
-             max_concurrent: int, progress: bool) -> bool:
+             max_concurrent: int, progress: bool, torch_threads: int | None) -> bool:
     """Run the runs in a thread pool; returns True when interrupted."""
     stop = threading.Event()
     active: dict[int, int] = {}  # outcome index -> thread ident
@@ -236,7 +238,7 @@ def _run_all(runs: RunsFile, outcomes: list[RunOutcome], client: Any, address: s
         with lock:
             active[i] = threading.get_ident()
         try:
-            _execute(runs.runs[i], outcomes[i], client, address, cached_hash, progress)
+            _execute(runs.runs[i], outcomes[i], client, address, cached_hash, progress, torch_threads)
         finally:
             with lock:
                 active.pop(i, None)
@@ -264,7 +266,7 @@ def _run_all(runs: RunsFile, outcomes: list[RunOutcome], client: Any, address: s
 
 
 def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
-             hasher: Callable[[str], str], progress: bool) -> None:
+             hasher: Callable[[str], str], progress: bool, torch_threads: int | None) -> None:
     from s2c_batch.pipeline.run import run_change_detection
 
     t0 = time.perf_counter()
@@ -280,7 +282,7 @@ def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
         else:
             result = run_change_detection(spec.t1, spec.t2, spec.out, spec.cfg, scheduler=address,
                                           resume=mode == "resume", overwrite=mode == "overwrite",
-                                          bbox=spec.bbox, progress=False)
+                                          bbox=spec.bbox, progress=False, torch_threads=torch_threads)
             outcome.status = "complete"
             outcome.products = dict(result.products)
         outcome.stats = change_statistics(client, spec.out / outdir.STORE, pair.grid,

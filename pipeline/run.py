@@ -68,6 +68,7 @@ def run_change_detection(
     bbox: tuple[float, float, float, float] | None = None,
     progress: bool = True,
     report: str | os.PathLike[str] | None = None,
+    torch_threads: int | None = None,
 ) -> RunResult:
     """Run change detection on a pair of scenes.
 
@@ -82,6 +83,9 @@ def run_change_detection(
         bbox: AOI ``(minx, miny, maxx, maxy)`` in t1's CRS.
         progress: show a progress bar on stderr.
         report: save Dask's performance report of the block computation to this HTML file.
+        torch_threads: torch intra-op threads on each CPU worker; ``None`` = the
+            worker's share of this machine's cores on the LocalCluster this call
+            starts, and Dask's default (one) on a ``scheduler``'s workers.
 
     Returns:
         The run's summary (also in ``out/run.json``).
@@ -105,7 +109,7 @@ def run_change_detection(
         with outdir.locked(out_dir):
             return _run_locked(pair, plan, cfg, out_dir, checkpoints, scheduler=scheduler,
                                resume=resume, bbox=bbox, progress=progress, timings=timings,
-                               t_start=t_start, report=report)
+                               t_start=t_start, report=report, torch_threads=torch_threads)
     finally:
         if created and not outdir.has_run(out_dir):
             outdir.remove_empty(out_dir)
@@ -115,7 +119,7 @@ def _run_locked(
     pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path, checkpoints: dict[str, str], *,
     scheduler: str | None, resume: bool, bbox: tuple[float, float, float, float] | None,
     progress: bool, timings: dict[str, float], t_start: float,
-    report: str | os.PathLike[str] | None = None,
+    report: str | os.PathLike[str] | None = None, torch_threads: int | None = None,
 ) -> RunResult:
     fp = fingerprint(pair, cfg, checkpoints)
     run_json = out_dir / outdir.RUN_JSON
@@ -136,7 +140,9 @@ def _run_locked(
         # Load the model on every worker before writing anything: a bad checkpoint
         # fails here and leaves the output as it was.
         t0 = time.perf_counter()
-        threads = torch_threads_per_worker(client) if scheduler is None else None
+        threads = torch_threads
+        if threads is None and scheduler is None:
+            threads = torch_threads_per_worker(client)
         client.register_plugin(PredictorPlugin(cfg.model, torch_threads=threads),
                                name=plugin_name(cfg.model))
         timings["model_load"] = time.perf_counter() - t0
