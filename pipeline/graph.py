@@ -29,6 +29,13 @@ from s2c_batch.pipeline.scene import ScenePair
 from s2c_batch.pipeline.worker import TileJob, WriteJob, predict_tiles, read_block, write_block
 
 
+def write_order(plan: TilePlan, skip: Iterable[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+    """The blocks :func:`build_graph` returns write tasks for, in its order (row-major)."""
+    done = set(skip)
+    nbi, nbj = plan.block_grid
+    return [(i, j) for i in range(nbi) for j in range(nbj) if (i, j) not in done]
+
+
 def build_graph(
     pair: ScenePair,
     plan: TilePlan,
@@ -51,9 +58,7 @@ def build_graph(
         gpu: annotate tile tasks with ``resources={"GPU": 1}``.
         token: keeps the keys of different runs apart.
     """
-    done = set(skip)
-    nbi, nbj = plan.block_grid
-    todo = [(i, j) for i in range(nbi) for j in range(nbj) if (i, j) not in done]
+    todo = write_order(plan, skip)
     needed = sorted({s for d in todo for s in plan.sources(*d)})
     blocks = {idx: plan.block_at(*idx) for idx in set(needed) | set(todo)}
     cores = {}

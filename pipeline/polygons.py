@@ -182,6 +182,52 @@ def polygon_areas_m2(geoms_crs: Sequence[Any], pixels: np.ndarray, grid: Grid) -
                     dtype=np.float64)
 
 
+def vectorise_after(written: Any, store_path: str, index: tuple[int, int], window: Window, *,
+                    with_classes: bool, n_classes: int) -> BlockPolygons:
+    """:func:`vectorise_block` once ``written`` (the block's write task) has finished."""
+    return vectorise_block(store_path, index, window, with_classes=with_classes, n_classes=n_classes)
+
+
+def submit_vectorise(
+    client: Any,
+    store_path: str | os.PathLike[str],
+    grid: Grid,
+    *,
+    block: int,
+    class_names: Sequence[str] | None = None,
+    retries: int = 0,
+    after: Mapping[tuple[int, int], Any] | None = None,
+) -> list[Any]:
+    """Submit one :func:`vectorise_block` task per block of ``block`` pixels.
+
+    Args:
+        client: a ``distributed.Client``.
+        store_path: the run's ``change.zarr``.
+        grid: the output grid.
+        block: block side (the run's ``tiling.block_size``: one task per shard).
+        class_names: vocabulary class names when the store has class maps.
+        retries: task retries.
+        after: block index -> the future of the task that writes that block. A
+            block's polygons are traced as soon as it is written, while the
+            blocks after it are still being predicted. Blocks not named here
+            must already be in the store.
+
+    Returns:
+        The futures of :class:`BlockPolygons`, for :func:`write_polygons`.
+    """
+    with_classes = class_names is not None
+    k = len(class_names) if class_names is not None else 0
+    after = after or {}
+    futures = []
+    for bi, r in enumerate(range(0, grid.height, block)):
+        for bj, c in enumerate(range(0, grid.width, block)):
+            win = Window(r, c, min(block, grid.height - r), min(block, grid.width - c))
+            futures.append(client.submit(vectorise_after, after.get((bi, bj)), str(store_path), (bi, bj), win,
+                                         with_classes=with_classes, n_classes=max(k, 1),
+                                         pure=False, retries=retries))
+    return futures
+
+
 def write_polygons(
     client: Any,
     store_path: str | os.PathLike[str],
@@ -192,6 +238,7 @@ def write_polygons(
     class_names: Sequence[str] | None = None,
     retries: int = 0,
     provenance: Mapping[str, Any] | None = None,
+    futures: Sequence[Any] | None = None,
 ) -> Path:
     """Vectorise the store's change mask block by block and write GeoParquet.
 
@@ -205,6 +252,8 @@ def write_polygons(
         retries: task retries.
         provenance: stored as JSON under the ``s2c:provenance`` key of the
             Parquet file's metadata (version, config hash, fingerprint, inputs).
+        futures: the block tasks, already submitted by :func:`submit_vectorise`
+            (``None`` = submit them now).
 
     Returns:
         The written path.
@@ -214,15 +263,9 @@ def write_polygons(
     """
     import geopandas as gpd
 
-    with_classes = class_names is not None
-    k = len(class_names) if class_names is not None else 0
-    futures = []
-    for bi, r in enumerate(range(0, grid.height, block)):
-        for bj, c in enumerate(range(0, grid.width, block)):
-            win = Window(r, c, min(block, grid.height - r), min(block, grid.width - c))
-            futures.append(client.submit(vectorise_block, str(store_path), (bi, bj), win,
-                                         with_classes=with_classes, n_classes=max(k, 1),
-                                         pure=False, retries=retries))
+    if futures is None:
+        futures = submit_vectorise(client, store_path, grid, block=block, class_names=class_names,
+                                   retries=retries)
     geoms_px, stats = merge_blocks(client.gather(futures))
     geoms = to_crs_coords(geoms_px, grid)
     columns: dict[str, Any] = {

@@ -26,8 +26,8 @@ from s2c_batch.pipeline.cluster import connect, has_gpu_workers, torch_threads_p
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import InputError, OutputError, OutputExistsError, S2CError
 from s2c_batch.kernels.tiling import TilePlan
-from s2c_batch.pipeline.extras import write_extras
-from s2c_batch.pipeline.graph import build_graph
+from s2c_batch.pipeline.extras import start_extras, write_extras
+from s2c_batch.pipeline.graph import build_graph, write_order
 from s2c_batch.pipeline.plan import make_plan, products_for
 from s2c_batch.pipeline.runlog import (
     RunLog,
@@ -222,37 +222,45 @@ def _compute(
     tasks = build_graph(pair, plan, cfg, str(store_path), skip=reuse, gpu=has_gpu_workers(client),
                         token=uuid.uuid4().hex[:8])
     futures = client.compute(tasks, optimize_graph=False, retries=cfg.cluster.retries)
-    reports: list[BlockReport] = []
-    bar = _progress_bar(len(futures), progress)
+    # Polygons of a written block and the scenes' quicklook panels need no finished product:
+    # they run while the blocks are still being predicted.
+    pending = start_extras(client, store_path, pair, cfg, after=dict(zip(write_order(plan, reuse), futures,
+                                                                         strict=True)))
     try:
-        for fut in as_completed(futures):
-            report: BlockReport = fut.result()
-            ledger.add(report.index)
-            reports.append(report)
-            bar.update(1)
+        reports: list[BlockReport] = []
+        bar = _progress_bar(len(futures), progress)
+        try:
+            for fut in as_completed(futures):
+                report: BlockReport = fut.result()
+                ledger.add(report.index)
+                reports.append(report)
+                bar.update(1)
+        except BaseException:
+            client.cancel(futures)
+            raise
+        finally:
+            bar.close()
+        timings["blocks"] = time.perf_counter() - t0
+        runlog.update(blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": len(reports),
+                              "valid_pixels_computed": sum(r.valid_pixels for r in reports)})
+        if not reuse and not any(r.valid_pixels for r in reports):
+            raise InputError(
+                f"t1 {pair.t1.path!r} and t2 {pair.t2.path!r} have no pixel that is valid in both "
+                f"(all nodata{' inside --bbox' if pair.t1.offset != (0, 0) else ''}); check input.nodata "
+                "and that the scenes cover the same ground"
+            )
+        t0 = time.perf_counter()
+        written = {}
+        if cfg.output.cog:
+            written = _write_cogs(client, store_path, out_dir, pair, cfg, products, runlog)
+        timings["cogs"] = time.perf_counter() - t0
+        written["change.zarr"] = str(store_path)
+        t0 = time.perf_counter()
+        written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written), pending))
+        timings["extras"] = time.perf_counter() - t0
     except BaseException:
-        client.cancel(futures)
+        pending.cancel(client)
         raise
-    finally:
-        bar.close()
-    timings["blocks"] = time.perf_counter() - t0
-    runlog.update(blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": len(reports),
-                          "valid_pixels_computed": sum(r.valid_pixels for r in reports)})
-    if not reuse and not any(r.valid_pixels for r in reports):
-        raise InputError(
-            f"t1 {pair.t1.path!r} and t2 {pair.t2.path!r} have no pixel that is valid in both "
-            f"(all nodata{' inside --bbox' if pair.t1.offset != (0, 0) else ''}); check input.nodata "
-            "and that the scenes cover the same ground"
-        )
-    t0 = time.perf_counter()
-    written = {}
-    if cfg.output.cog:
-        written = _write_cogs(client, store_path, out_dir, pair, cfg, products, runlog)
-    timings["cogs"] = time.perf_counter() - t0
-    written["change.zarr"] = str(store_path)
-    t0 = time.perf_counter()
-    written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written)))
-    timings["extras"] = time.perf_counter() - t0
     return RunResult(out=out_dir, status="complete", blocks=plan.n_blocks,
                      blocks_reused=len(reuse), products=written)
 

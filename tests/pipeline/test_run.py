@@ -9,17 +9,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
 import rioxarray  # noqa: F401  (registers .rio)
 from click.testing import CliRunner
+from distributed import Client
 
 from s2c_batch.pipeline import store
 from s2c_batch.pipeline.cli import cli
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputExistsError
+from s2c_batch.pipeline.polygons import write_polygons
 from s2c_batch.pipeline.run import run_change_detection
+from s2c_batch.pipeline.scene import open_pair
 from testutils import CRS, TRANSFORM, cva_oracle, make_pair, read_band
 
 SMALL_TILES = ["tiling.tile_size=256", "tiling.overlap=64", "tiling.chunk_size=256"]
@@ -56,6 +60,14 @@ def test_run__cva_multi_block_equals_numpy_on_real_cluster(pair: tuple[Path, Pat
     assert run["status"] == "complete" and run["blocks"]["computed"] == 9
     assert run["config"]["tiling"]["block_size"] == 512
     assert {"open", "blocks", "cogs", "total"} <= set(run["timings_s"])
+    # The run traced each block's polygons as soon as that block was written, while later
+    # blocks were still running: the result equals tracing the finished store afresh.
+    with Client(dask_cluster.address, timeout="20s") as client:
+        again = write_polygons(client, tmp_path / "out" / "change.zarr", tmp_path / "again.parquet",
+                               open_pair(*pair, _cfg().input).grid, block=512)
+    during, after = gpd.read_parquet(tmp_path / "out" / "changes.parquet"), gpd.read_parquet(again)
+    assert len(during) > 10 and during.drop(columns="geometry").equals(after.drop(columns="geometry"))
+    assert during.geometry.geom_equals_exact(after.geometry, tolerance=0).all()
 
 
 def test_run__cva_on_local_cluster_via_cli(pair: tuple[Path, Path], tmp_path: Path) -> None:
