@@ -90,6 +90,7 @@ def bench(pred: ChangePredictor, *, tile: int, batch_sizes: list[int], repeats: 
                     lambda: pred.identifier.decode(vision, size=(tile, tile)), device, repeats
                 )
         row["parts_ms_per_pair"] = {k: round(1000 * v / bs, 2) for k, v in parts.items()}
+        row["pairs_per_s"] = round(1000 / row["ms_per_pair"], 3)
         row["ms_per_pair"] = round(row["ms_per_pair"], 2)
         if device.type == "cuda":
             row["peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
@@ -128,6 +129,7 @@ def main() -> None:
         "build_s": round(build_s, 2),
         "best_ms_per_pair": best["ms_per_pair"],
         "best_batch_size": best["batch_size"],
+        "best_pairs_per_s": best["pairs_per_s"],
         "rows": rows,
     }
     if device.type == "cuda":
