@@ -93,12 +93,9 @@ class ChangePredictor:
             self.cach.requires_grad_(False)
         self.class_names = tuple(class_names)
         self.target_classes = tuple(int(t) for t in target_classes)
-        self.normalize = normalize
         self.precision = precision
         self.batch_size = max(1, int(batch_size))
-        mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
-        self._imagenet = (mean, std)
+        self._stats = imagenet_stats(self.device) if normalize == "imagenet" else None  # ``normalize``
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> ChangePredictor:
@@ -113,9 +110,9 @@ class ChangePredictor:
         device = resolve_device(cfg.device)
         backbone = cach = identifier = None
         vocab: Vocabulary | None = None
-        with _seeded(RANDOM_INIT_SEED):
+        with seeded(RANDOM_INIT_SEED):
             if cfg.comparator == "cach":
-                backbone = _build_backbone(cfg)
+                backbone = load_backbone(cfg)
                 cach = _build_cach(cfg)
             if cfg.identifier == "segearth_ov3":
                 vocab = load_vocabulary(cfg.vocab)
@@ -151,12 +148,7 @@ class ChangePredictor:
             float32 ``[n, H, W]``.
         """
         assert self.backbone is not None and self.cach is not None  # guaranteed by __init__
-        size = self.backbone.img_size
-        x = torch.cat([t1, t2])
-        if tuple(x.shape[-2:]) != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        if self.normalize == "imagenet":
-            x = (x - self._imagenet[0]) / self._imagenet[1]
+        x = backbone_input(torch.cat([t1, t2]), self.backbone.img_size, self._stats)
         with self._autocast():
             taps = self.backbone(x)
             logits = self.cach([f[: len(t1)] for f in taps], [f[len(t1) :] for f in taps])
@@ -255,6 +247,31 @@ class ChangePredictor:
         return torch.nan_to_num(tensor, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def imagenet_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std, each ``[1, 3, 1, 1]`` on ``device``."""
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    return mean, std
+
+
+def backbone_input(x: torch.Tensor, size: int, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """Images in [0, 1] as the backbone takes them (inference and training alike).
+
+    Args:
+        x: float ``[n, 3, H, W]`` in [0, 1].
+        size: the backbone's input side.
+        stats: ``(mean, std)`` to normalise with (:func:`imagenet_stats`), or ``None``.
+
+    Returns:
+        float ``[n, 3, size, size]``: resized bilinearly with antialiasing, then normalised.
+    """
+    if tuple(x.shape[-2:]) != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    if stats is not None:
+        x = (x - stats[0]) / stats[1]
+    return x
+
+
 def build_predictor(cfg: ModelConfig) -> TilePredictor:
     """The tile predictor for a model config (called once per worker).
 
@@ -307,7 +324,8 @@ def load_vocabulary(name: str) -> Vocabulary:
 
 
 @contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's CPU generator seeded, restoring its state afterwards."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -322,7 +340,14 @@ def _for_key(key: str, path: str | None) -> Iterator[None]:
         raise CheckpointError(f"model.{key} = {path!r}: {exc}") from exc
 
 
-def _build_backbone(cfg: ModelConfig) -> DinoV2Taps:
+def load_backbone(cfg: ModelConfig) -> DinoV2Taps:
+    """The DINOv2 taps ``cfg`` names: from ``backbone_checkpoint``, or the current RNG when unset.
+
+    Under :func:`seeded` with :data:`RANDOM_INIT_SEED` this is the predictor's backbone.
+
+    Raises:
+        CheckpointError: the checkpoint does not fit, prefixed with ``model.backbone_checkpoint``.
+    """
     with _for_key("backbone_checkpoint", cfg.backbone_checkpoint):
         return BACKBONE_REGISTRY[cfg.backbone](cfg.backbone_checkpoint, img_size=cfg.backbone_input_size)
 

@@ -10,23 +10,12 @@ corner; a partial last row or column is dropped. One tile is read at a time.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from s2c_batch.pipeline.dataset import write_png
 from s2c_batch.pipeline.errors import InputError, OutputError
-
-
-def _write_png(path: Path, data: np.ndarray) -> None:
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path, "w", driver="PNG", width=data.shape[2], height=data.shape[1],
-                           count=data.shape[0], dtype="uint8") as dst:
-            dst.write(data)
 
 
 def cut_to_dataset(
@@ -88,9 +77,9 @@ def cut_to_dataset(
                             "the truth must be a 0/1 change mask"
                         )
                     label = (label * 255).astype(np.uint8)
-                    _write_png(folders[0] / f"{name}.png", d1.read([1, 2, 3], window=win))
-                    _write_png(folders[1] / f"{name}.png", d2.read([1, 2, 3], window=win))
-                    _write_png(folders[2] / f"{name}.png", label[None])
+                    write_png(folders[0] / f"{name}.png", d1.read([1, 2, 3], window=win))
+                    write_png(folders[1] / f"{name}.png", d2.read([1, 2, 3], window=win))
+                    write_png(folders[2] / f"{name}.png", label[None])
                     names.append(name)
     except RasterioIOError as exc:
         raise InputError(f"cannot read the pair to cut: {exc}") from exc

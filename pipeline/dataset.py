@@ -167,6 +167,19 @@ def _read(path: Path, role: str) -> np.ndarray:
     return data
 
 
+def write_png(path: str | os.PathLike[str], data: np.ndarray) -> None:
+    """Write uint8 ``[C, H, W]`` or ``[H, W]`` as a PNG (the dataset files :func:`read_image` reads)."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    data = data if data.ndim == 3 else data[None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path, "w", driver="PNG", width=data.shape[2], height=data.shape[1],
+                           count=data.shape[0], dtype="uint8") as dst:
+            dst.write(data)
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """An RGB image of a pair.
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.config import Config, load_config
 from s2c_batch.pipeline.errors import CheckpointError, OutputError, OutputExistsError
 from s2c_batch.pipeline.score import ScoreResult, format_table, score_rasters
@@ -152,10 +153,8 @@ def run_demo(
     timings["total"] = time.perf_counter() - t0
     demo = DemoResult(out=root.resolve(), scene=scene.resolve(), run=run_dir.resolve(),
                       products=dict(result.products), score=score, seconds=timings)
-    try:
-        (root / "score.json").write_text(json.dumps(demo.to_dict(), indent=2) + "\n")
-    except OSError as exc:
-        raise OutputError(f"cannot write {str(root / 'score.json')!r}: {exc}") from exc
+    with atomic_path(root / "score.json", what="demo score") as tmp:
+        tmp.write_text(json.dumps(demo.to_dict(), indent=2) + "\n")
     return demo
 
 

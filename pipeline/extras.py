@@ -5,19 +5,20 @@ run is verified and marked ``complete``; each piece is switched by an
 ``output.*`` config key. The polygon task of a block starts with the blocks
 (:func:`start_extras`) and runs as soon as that block is written. Then, in
 order: ``changes.parquet`` (its block tasks gathered and dissolved),
-``quicklook.png`` (decimated reads in this process), and ``stac-item.json``, which lists every file written before it. Each carries
-the run's provenance (version, config hash, fingerprint, checkpoint hashes, input
-names): the STAC item in its properties, the GeoParquet file in its metadata
-(``s2c:provenance``), the PNG in text chunks. A derived
-file whose switch is off is removed, so a folder never holds one left over from
-an earlier run with other settings.
+``quicklook.png`` (decimated reads in this process), and ``stac-item.json``,
+which lists every file written before it. Each carries the run's provenance
+(version, config hash, fingerprint, checkpoint hashes, input names): the STAC
+item in its properties, the GeoParquet file in its metadata
+(``s2c:provenance``), the PNG in text chunks. A derived file whose switch is off
+is removed, so a folder never holds one left over from an earlier run with
+other settings.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +54,11 @@ class PendingExtras:
     """
 
     polygons: list[Any] | None = None
-    futures: list[Any] = field(default_factory=list)
 
     def cancel(self, client: Any) -> None:
         """Cancel what is still running (the run failed or was interrupted)."""
-        if self.futures:
-            client.cancel(self.futures)
+        if self.polygons:
+            client.cancel(self.polygons)
 
 
 def start_extras(client: Any, store_path: Path, pair: ScenePair, cfg: Config,
@@ -78,7 +78,6 @@ def start_extras(client: Any, store_path: Path, pair: ScenePair, cfg: Config,
         pending.polygons = submit_vectorise(client, store_path, pair.grid, block=cfg.tiling.block_size,
                                             class_names=class_names(cfg), retries=cfg.cluster.retries,
                                             after=after)
-        pending.futures.extend(pending.polygons)
     return pending
 
 

@@ -23,11 +23,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from s2c_batch.kernels.backbone import BACKBONE_REGISTRY, DinoV2Taps
+from s2c_batch.kernels.backbone import DinoV2Taps
 from s2c_batch.kernels.model_config import ModelConfig
-from s2c_batch.kernels.predictor import IMAGENET_MEAN, IMAGENET_STD, RANDOM_INIT_SEED
+from s2c_batch.kernels.predictor import (
+    RANDOM_INIT_SEED,
+    backbone_input,
+    imagenet_stats,
+    load_backbone,
+    seeded,
+)
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import CheckpointError, OutputError
+from s2c_batch.pipeline.runlog import hash_path
 
 #: The label value excluded from the loss and the metrics.
 IGNORE = 255
@@ -54,12 +61,8 @@ def build_backbone(model: ModelConfig) -> DinoV2Taps:
             f"model.backbone_checkpoint = {path!r} does not exist; place the original DINOv2 weights "
             "there or set --set model.backbone_checkpoint=PATH"
         )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_INIT_SEED)
-        try:
-            return BACKBONE_REGISTRY[model.backbone](path, img_size=model.backbone_input_size)
-        except CheckpointError as exc:
-            raise CheckpointError(f"model.backbone_checkpoint = {path!r}: {exc}") from exc
+    with seeded(RANDOM_INIT_SEED):
+        return load_backbone(model)
 
 
 def prepare_images(images: torch.Tensor, model: ModelConfig) -> torch.Tensor:
@@ -72,15 +75,8 @@ def prepare_images(images: torch.Tensor, model: ModelConfig) -> torch.Tensor:
     Returns:
         float32 ``[B, 3, S, S]`` with ``S = backbone_input_size``.
     """
-    size = model.backbone_input_size
-    x = images.float() / 255.0
-    if tuple(x.shape[-2:]) != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    if model.normalize == "imagenet":
-        mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-        x = (x - mean) / std
-    return x
+    stats = imagenet_stats(images.device) if model.normalize == "imagenet" else None
+    return backbone_input(images.float() / 255.0, model.backbone_input_size, stats)
 
 
 def prepare_labels(labels: torch.Tensor, size: int) -> torch.Tensor:
@@ -110,15 +106,6 @@ def backbone_fingerprint(backbone: DinoV2Taps, model: ModelConfig) -> str:
     return digest.hexdigest()
 
 
-def file_digest(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class FeatureCache:
     """Backbone taps of images, one float16 ``[4, C, g, g]`` file per image."""
 
@@ -138,7 +125,7 @@ class FeatureCache:
     def _file(self, image: Path) -> Path:
         key = self._keys.get(image)
         if key is None:
-            key = self._keys[image] = file_digest(image)
+            key = self._keys[image] = hash_path(str(image)).removeprefix("sha256:")
         return self.folder / f"{key[:40]}.pt"
 
     def get(self, image: Path) -> torch.Tensor | None:

@@ -74,15 +74,10 @@ def cva_oracle(t1: Path, t2: Path, *, bands: tuple[int, ...] = (1, 2, 3), thresh
 
 def write_png(path: Path, data: np.ndarray) -> None:
     """Write uint8 ``[C, H, W]`` (or ``[H, W]``) as a PNG, creating its folder (LEVIR-layout fakes)."""
-    import warnings
+    from s2c_batch.pipeline.dataset import write_png as write
 
-    data = data if data.ndim == 3 else data[None]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # PNGs carry no georeferencing
-        with rasterio.open(path, "w", driver="PNG", width=data.shape[2], height=data.shape[1],
-                           count=data.shape[0], dtype="uint8") as dst:
-            dst.write(data)
+    write(path, data)
 
 
 def read_band(path: Path) -> np.ndarray:
