@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from s2c_batch.kernels.prediction import TilePredictor, predict_raw
+from s2c_batch.kernels.prediction import Prediction, TilePredictor, predict_raw
+from s2c_batch.kernels.prefetch import prefetched
 from s2c_batch.kernels.tiling import Block, Window, tile_weight
 
 
@@ -94,6 +95,7 @@ def accumulate_tiles(
     predictor: TilePredictor,
     batch_size: int,
     scale: float = 1.0,
+    prefetch: bool | None = None,
 ) -> Partial:
     """Predict a block's own tiles in batches and sum them over its region.
 
@@ -108,6 +110,10 @@ def accumulate_tiles(
         predictor: the tile predictor held by the worker.
         batch_size: tile pairs per ``predictor.predict`` call.
         scale: raw value that maps to 1.0 (see :func:`~s2c_batch.kernels.prediction.to_unit`).
+        prefetch: predict the next batch in a background thread while this one is
+            blended (:func:`~s2c_batch.kernels.prefetch.prefetched`). ``None``: when the
+            predictor says its work runs on another device (``device_async``, e.g. CUDA).
+            The sums are the same either way.
 
     Returns:
         The block's sums over ``block.region``.
@@ -129,11 +135,16 @@ def accumulate_tiles(
 
     # Tiles without a single valid pixel cover only nodata output: skip them.
     todo = [(t, i) for t, i in zip(block.tiles, block.tile_ids, strict=True) if valid[t.slices(origin)].any()]
-    for batch in _batches(todo, batch_size):
+
+    def run(batch: list[tuple[Window, int]]) -> Prediction:
         idx = [t.slices(origin) for t, _ in batch]
         a = np.stack([t1[(slice(None), *s)] for s in idx])
         b = np.stack([t2[(slice(None), *s)] for s in idx])
-        pred = predict_raw(predictor, a, b, scale)  # raw tiles: scaled on the device when it can
+        return predict_raw(predictor, a, b, scale)  # raw tiles: scaled on the device when it can
+
+    if prefetch is None:
+        prefetch = bool(getattr(predictor, "device_async", False))
+    for batch, pred in prefetched(run, list(_batches(todo, batch_size)), enabled=prefetch):
         for k, (tile, tile_id) in enumerate(batch):
             sub = tile.intersection(region)
             if sub is None:  # pragma: no cover - a tile always starts inside its owner's core

@@ -132,6 +132,11 @@ class ChangePredictor:
             batch_size=cfg.batch_size,
         )
 
+    @property
+    def device_async(self) -> bool:
+        """True on CUDA: :meth:`predict` mostly waits for the GPU, so the host can blend meanwhile."""
+        return self.device.type == "cuda"
+
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
         if self.device.type == "cuda" and self.precision in _AUTOCAST:
             return torch.autocast("cuda", dtype=_AUTOCAST[self.precision])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from s2c_batch.kernels.blend import accumulate_tiles, combine_partials, split_partial
@@ -152,3 +154,53 @@ def test_encode_products__class_maps_nodata_when_block_had_no_tiles() -> None:
     p = np.full((2, 2), np.nan, np.float32)
     out = encode_products(p, np.zeros((2, 2), bool), threshold=0.5, with_classes=True)
     assert (out["class_t1"] == 255).all() and (out["change_mask"] == 255).all()
+
+
+def test_accumulate_tiles__prefetch_gives_the_same_sums() -> None:
+    """Predicting the next batch in a thread while blending this one changes nothing."""
+    a, b = _scene(230, 260, seed=3)
+    plan = TilePlan(230, 260, 48, 17, 100)
+    blk = plan.block_at(0, 0)
+    r = blk.read
+    assert r is not None
+    v = np.ones((r.height, r.width), bool)
+    v[:30, :40] = False
+    sa, sb = a[:, r.row : r.row_stop, r.col : r.col_stop], b[:, r.row : r.row_stop, r.col : r.col_stop]
+    pred = _PerTileId(plan)
+    threads: list[str] = []
+    original = pred.predict
+
+    def recording(x: np.ndarray, y: np.ndarray) -> Prediction:
+        threads.append(threading.current_thread().name)
+        p = original(x, y)
+        return Prediction(prob=cva_probability(x, y, axis=1), class_t1=p.class_t1, class_t2=p.class_t2)
+
+    pred.predict = recording  # type: ignore[method-assign]
+    runs = {}
+    for prefetch in (False, True):
+        threads.clear()
+        runs[prefetch] = accumulate_tiles(sa, sb, v, block=blk, shape=plan.shape, overlap=plan.overlap,
+                                          predictor=pred, batch_size=2, prefetch=prefetch)  # type: ignore[arg-type]
+        main = threading.current_thread().name
+        assert len(threads) > 2
+        assert all(t == main for t in threads) != prefetch, threads
+    for field in ("acc", "wsum", "seen", "valid", "best_w", "best_id", "class_t1", "class_t2"):
+        np.testing.assert_array_equal(getattr(runs[True], field), getattr(runs[False], field), err_msg=field)
+
+
+def test_accumulate_tiles__prefetch_follows_the_predictors_device_async() -> None:
+    a, b = _scene(100, 100)
+    plan = TilePlan(100, 100, 48, 17, 100)
+    blk = plan.block_at(0, 0)
+    threads: list[str] = []
+
+    class Async(CVAPredictor):
+        device_async = True
+
+        def predict(self, x: np.ndarray, y: np.ndarray) -> Prediction:
+            threads.append(threading.current_thread().name)
+            return super().predict(x, y)
+
+    accumulate_tiles(a, b, np.ones((100, 100), bool), block=blk, shape=plan.shape, overlap=plan.overlap,
+                     predictor=Async(), batch_size=1)
+    assert len(threads) == len(blk.tiles) and all(t.startswith("s2c-prefetch") for t in threads), threads

@@ -54,6 +54,20 @@ def test_predict__shapes_dtypes_and_ranges(tiny: ChangePredictor) -> None:
     assert tiny.target_classes == (3,)
 
 
+def test_predict__same_from_a_background_thread(tiny: ChangePredictor) -> None:
+    """Block tasks on a GPU predict in a prefetch thread: grad mode and autocast are per thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert tiny.device_async is False  # CPU: the block task blends in turn, no prefetch thread
+    a, b = _tiles(seed=4)
+    here = tiny.predict(a, b)
+    with ThreadPoolExecutor(1) as pool:
+        there = pool.submit(tiny.predict, a, b).result()
+    np.testing.assert_array_equal(there.prob, here.prob)
+    np.testing.assert_array_equal(there.class_t1, here.class_t1)
+    np.testing.assert_array_equal(there.class_t2, here.class_t2)
+
+
 def test_predict__deterministic_across_builds_and_batch_sizes(tiny: ChangePredictor) -> None:
     a, b = _tiles(seed=1)
     first = tiny.predict(a, b)

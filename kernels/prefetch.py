@@ -1,0 +1,55 @@
+"""Run the next item's work in a background thread while the caller handles the current one.
+
+A block task alternates between the model (on a GPU: the host mostly waits) and
+host work on the model's output (blending tiles into float64 sums, choosing class
+maps). Done one after the other, the GPU idles during the blend and the host idles
+during the model. :func:`prefetched` overlaps them: ``fn(items[k + 1])`` runs in one
+background thread while the caller consumes ``fn(items[k])``.
+
+Only worth it when ``fn`` waits for another device. A CPU model already uses every
+core, so callers enable it from the predictor's ``device_async``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def prefetched(fn: Callable[[T], R], items: Sequence[T], *, enabled: bool = True) -> Iterator[tuple[T, R]]:
+    """Yield ``(item, fn(item))`` in order, computing one item ahead when enabled.
+
+    With ``enabled``, ``fn(items[k + 1])`` is started in a background thread as soon
+    as ``fn(items[k])`` has been handed to the caller, so the two overlap; at most
+    two results exist at once. ``fn`` runs in order, one call at a time, so it may
+    hold state (a model on a device). An exception raised by ``fn`` is raised to
+    the caller when it would have received that item's result; the work already
+    started is waited for, and nothing later is started.
+
+    Args:
+        fn: the work per item (e.g. stack a batch of tiles and run the model).
+        items: the items, in order.
+        enabled: False runs ``fn`` in the caller's thread, item by item.
+
+    Yields:
+        ``(item, fn(item))`` for every item, in order.
+
+    Example:
+        >>> [r for _, r in prefetched(lambda x: x * x, [1, 2, 3])]
+        [1, 4, 9]
+    """
+    if not enabled or len(items) < 2:
+        for item in items:
+            yield item, fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2c-prefetch") as pool:
+        pending: Future[R] = pool.submit(fn, items[0])
+        for k, item in enumerate(items):
+            result = pending.result()
+            if k + 1 < len(items):
+                pending = pool.submit(fn, items[k + 1])
+            yield item, result
