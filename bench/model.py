@@ -9,9 +9,12 @@ Usage::
 
     python bench/model.py --config tiny                    # CPU, seconds
     python bench/model.py --config full --batch-sizes 1,4,8  # GPU, random weights of the real sizes
+    python bench/model.py --config full --batch-sizes 8 --set model.compile=[vision,detector]
 
 ``full`` is ``configs/default.yaml`` (the paper's setup) with ``random_init`` (speed
-does not depend on the values). The last line printed is one JSON object.
+does not depend on the values). Each row's ``first_call_s`` is the first ``predict``
+at that batch size (compilation included, with ``model.compile``). The last line
+printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ def bench(pred: ChangePredictor, *, tile: int, batch_sizes: list[int], repeats: 
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
         row: dict[str, Any] = {"batch_size": bs}
+        start = time.perf_counter()
+        pred.predict(a, b)  # first call at this batch size: includes compiling when model.compile is set
+        _sync(device)
+        row["first_call_s"] = round(time.perf_counter() - start, 2)
         row["ms_per_pair"] = 1000 * _time(lambda: pred.predict(a, b), device, repeats) / bs
         parts: dict[str, float] = {}
         t1 = torch.from_numpy(a).to(device)
@@ -127,6 +134,8 @@ def main() -> None:
         "tile": tile,
         "prompts": pred.identifier.num_prompts if pred.identifier is not None else 0,
         "build_s": round(build_s, 2),
+        "compiled": list(pred.compiled),
+        "compile_mode": cfg.compile_mode,
         "best_ms_per_pair": best["ms_per_pair"],
         "best_batch_size": best["batch_size"],
         "best_pairs_per_s": best["pairs_per_s"],

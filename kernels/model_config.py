@@ -27,6 +27,9 @@ CHECKPOINT_HINTS: dict[str, str] = {
     "with config.json, weights and tokenizer files)",
 }
 
+#: Parts of the model that ``model.compile`` can name.
+COMPILE_PARTS = ("backbone", "vision", "detector")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -58,6 +61,15 @@ class ModelConfig:
             evaluation (ToTensor only); ``imagenet`` uses the training statistics.
         precision: ``bf16`` or ``fp16`` autocast on CUDA, or ``fp32``; the CPU always runs fp32.
         decoder_batch: (image, prompt) pairs per SAM 3 decoder call.
+        compile: parts run through ``torch.compile``: ``backbone`` (DINOv2),
+            ``vision`` (SAM 3's vision encoder), ``detector`` (SAM 3's DETR encoder,
+            decoder and mask decoder). Compiled on first use, once per worker (tens of
+            seconds per part on a GPU, less with a warm inductor cache): worth it for
+            large scenes and ``s2c-batch batch``, not for small ones. Parts of models
+            the config does not build are ignored. Needs Triton on CUDA, a C++
+            compiler on the CPU.
+        compile_mode: ``torch.compile`` mode: ``default``, ``reduce-overhead`` (CUDA
+            graphs), ``max-autotune`` or ``max-autotune-no-cudagraphs``.
         random_init: build the architectures with seeded random weights where no
             checkpoint is given (tests and benchmarks only; the outputs mean nothing).
     """
@@ -81,6 +93,8 @@ class ModelConfig:
     normalize: Literal["none", "imagenet"] = "none"
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     decoder_batch: int = 32
+    compile: tuple[str, ...] = ()
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
     random_init: bool = False
 
     def __post_init__(self) -> None:
@@ -112,6 +126,12 @@ class ModelConfig:
                 raise ConfigError(f"model.{key} must be within [0, 1], got {value!r}")
         if self.decoder_batch < 1:
             raise ConfigError(f"model.decoder_batch must be >= 1, got {self.decoder_batch!r}")
+        unknown = [p for p in self.compile if p not in COMPILE_PARTS]
+        if unknown:
+            raise ConfigError(
+                f"model.compile names unknown parts {unknown!r}; choose from {list(COMPILE_PARTS)!r}, "
+                "e.g. --set model.compile=[vision]"
+            )
         if not self.vocab.strip():
             raise ConfigError("model.vocab must name a vocabulary, e.g. whu_levir")
 

@@ -79,6 +79,25 @@ class SegEarthOV3(nn.Module):
         """Number of prompts P (all synonyms of all classes)."""
         return int(self.input_ids.shape[0])
 
+    def compile_targets(self, part: str) -> list[nn.Module]:
+        """The SAM 3 modules of a ``model.compile`` part.
+
+        Args:
+            part: ``vision`` (the vision encoder: one pass per image) or ``detector``
+                (DETR encoder, DETR decoder layers and mask decoder: one pass per
+                (image, prompt)).
+
+        Returns:
+            The modules, to be compiled in place; empty for other parts.
+        """
+        if part == "vision":
+            return [self.sam3.vision_encoder]
+        if part == "detector":
+            # The decoder's layers, not the decoder: its box bias builds coordinates with
+            # torch.arange over tensor-valued shapes, a graph break.
+            return [self.sam3.detr_encoder, *self.sam3.detr_decoder.layers, self.sam3.mask_decoder]
+        return []
+
     @torch.no_grad()
     def text_features(self) -> torch.Tensor:
         """Projected text features of the vocabulary, computed once per device.

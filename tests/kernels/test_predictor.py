@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,29 @@ def test_predict__same_from_a_background_thread(tiny: ChangePredictor) -> None:
     np.testing.assert_array_equal(there.prob, here.prob)
     np.testing.assert_array_equal(there.class_t1, here.class_t1)
     np.testing.assert_array_equal(there.class_t2, here.class_t2)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile on the CPU needs a C++ compiler (c++ or g++ on PATH)")
+def test_predict__compiled_parts_give_the_eager_result(tiny: ChangePredictor) -> None:
+    """``model.compile`` compiles modules in place: same weights, same outputs (to float rounding)."""
+    pred = build_predictor(dataclasses.replace(TINY, compile=("backbone", "vision", "detector")))
+    assert isinstance(pred, ChangePredictor) and pred.compiled == ("backbone", "vision", "detector")
+    assert pred.identifier is not None and pred.backbone is not None
+    assert pred.identifier.state_dict().keys() == tiny.identifier.state_dict().keys()  # type: ignore[union-attr]
+    for n in (3, 1):  # a second batch size: recompiled, still equal
+        a, b = _tiles(n=n, seed=6 + n)
+        want, got = tiny.predict(a, b), pred.predict(a, b)
+        np.testing.assert_allclose(got.prob, want.prob, atol=1e-5)
+        for g, w in ((got.class_t1, want.class_t1), (got.class_t2, want.class_t2)):
+            assert g is not None and w is not None and (g == w).mean() > 0.999
+
+
+def test_model_config__compile_parts_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"model.compile names unknown parts \['sam3'\]; choose from"):
+        dataclasses.replace(TINY, compile=("vision", "sam3"))
+    cva = build_predictor(dataclasses.replace(TINY, comparator="cva", compile=("backbone",)))
+    assert isinstance(cva, ChangePredictor) and cva.compiled == ()  # no DINOv2 to compile: ignored
 
 
 def test_predict__deterministic_across_builds_and_batch_sizes(tiny: ChangePredictor) -> None:

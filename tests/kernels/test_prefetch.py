@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -64,3 +65,26 @@ def test_prefetched__error_reaches_the_caller_at_its_item_and_stops_the_work() -
             got.append(r)
     assert got == [0, 1]
     assert calls == [0, 1, 2]
+
+
+def test_prefetched__one_thread_per_process_for_every_call() -> None:
+    """The model always runs in the same thread (per-thread CUDA graphs are built once)."""
+    names = {t.ident for _ in range(3) for _, t in prefetched(lambda _: threading.current_thread(), [0, 1, 2])}
+    assert len(names) == 1 and threading.current_thread().ident not in names
+
+
+def test_prefetched__stopping_early_waits_for_the_work_in_flight() -> None:
+    started, done = threading.Event(), []
+
+    def fn(i: int) -> int:
+        if i == 1:
+            started.set()
+            time.sleep(0.3)
+            done.append(i)
+        return i
+
+    gen = prefetched(fn, [0, 1, 2])
+    next(gen)
+    assert started.wait(timeout=10)  # fn(1) is running in the background
+    gen.close()  # what an exception in the caller's loop body does
+    assert done == [1]  # close returned only after fn(1) had finished
