@@ -107,9 +107,9 @@ def run_scene(scene: Any, size: int, cfg: Any, workdir: Path, n_workers: int) ->
 
 def model_alone(cfg: Any, n_tiles: int, max_seconds: float = 30.0) -> dict[str, Any]:
     """Seconds per tile pair of the predictor alone on random tiles already in memory."""
-    from s2c_batch.pipeline.worker import make_predictor
-
     import torch
+
+    from s2c_batch.pipeline.worker import make_predictor
 
     torch.set_num_threads(os.cpu_count() or 1)  # the ceiling: the whole machine on the model
     pred = make_predictor(cfg.model)

@@ -19,7 +19,6 @@ at both dates. All preprocessing lives here:
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from s2c_batch.kernels.identifier import (
 )
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.prediction import Prediction, TilePredictor
+from s2c_batch.kernels.resources import packaged_configs_dirs
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -326,11 +326,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def vocab_dirs() -> list[Path]:
-    """Folders searched for named vocabularies: the repository's, then the installed copy."""
-    return [
-        Path(__file__).resolve().parents[1] / "configs" / "vocab",
-        Path(sys.prefix) / "share" / "s2c-batch" / "configs" / "vocab",
-    ]
+    """Folders searched for named vocabularies: ``vocab/`` of each packaged configs folder."""
+    return [d / "vocab" for d in packaged_configs_dirs()]
 
 
 def load_vocabulary(name: str) -> Vocabulary:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import yaml
 
 from s2c_batch.kernels.errors import ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
+from s2c_batch.kernels.resources import packaged_configs_dir
 
 
 @dataclass(frozen=True)
@@ -175,11 +175,8 @@ _SECTION_TYPES: dict[str, type] = {
 
 
 def configs_dir() -> Path:
-    """The folder of the packaged YAML configs (``configs/``)."""
-    here = Path(__file__).resolve().parent.parent / "configs"
-    if here.is_dir():
-        return here
-    return Path(sys.prefix) / "share" / "s2c-batch" / "configs"
+    """The folder of the packaged YAML configs (``configs/``; see :mod:`s2c_batch.kernels.resources`)."""
+    return packaged_configs_dir()
 
 
 def resolve_config_path(name: str) -> Path:

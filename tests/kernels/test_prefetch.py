@@ -61,7 +61,7 @@ def test_prefetched__error_reaches_the_caller_at_its_item_and_stops_the_work() -
 
     got = []
     with pytest.raises(ValueError, match="bad batch 2"):
-        for i, r in prefetched(fn, list(range(6))):
+        for _, r in prefetched(fn, list(range(6))):
             got.append(r)
     assert got == [0, 1]
     assert calls == [0, 1, 2]
