@@ -1,46 +1,61 @@
 #!/usr/bin/env bash
-# The prepared GPU check, in phases (default: tests model pipeline, about 8 minutes at the
-# naive 150 ms per pair; one device call allows 10):
+# The prepared GPU check, in phases:
+#   install   install the carried wheels (.whl/a, .whl/b, whichever came) and this package into .site/
 #   tests     pytest -m gpu: the predictor on CUDA against the CPU, bf16, prefetch, torch.compile (~1 min)
 #   model     the full-size model alone, batch 4 and 8, split by part (~1.5 min)
 #   compile   the same with model.compile=[vision,detector], batch 8 (compiling takes minutes)
-#   pipeline  a 16384 x 16384 synthetic scene, 1 worker, against the model alone (~5 min)
+#   pipeline  a 16384 x 16384 synthetic scene, 1 worker, against the model alone (~5 min at 150 ms/pair)
 #
-# Here, before the call (the device has torch, timm, transformers, pytest but not the rest):
-#   echo /.whl/ >> .git/info/exclude
-#   bash bench/device.sh --fetch          # downloads the missing wheels into .whl/
-# On the device (carry .whl):
-#   bash bench/device.sh [PHASE...]       # results (JSON lines) under $OUT
+# The device has torch, timm, transformers, pandas, pyarrow, scipy and pytest, not the rest. A call
+# carries at most 64 MiB with the working tree (about 29 MB), so the wheels travel in two calls on
+# the same warm machine; .site/ (ignored) stays there between them.
+# Here, once:
+#   bash bench/device.sh --fetch     # .whl/a (rasterio), .whl/b (the rest), the versions installed here
+# Device call 1, carry [".whl/a"]:   bash bench/device.sh install
+# Device call 2, carry [".whl/b"]:   OUT=$OUT bash bench/device.sh install tests model pipeline
+# Results (logs with JSON lines) land under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-WHEELS="dask distributed rasterio rioxarray xarray zarr numcodecs donfig crc32c google-crc32c affine pyproj
-        cloudpickle partd locket toolz fsspec msgpack psutil sortedcontainers tblib zict tornado
-        click-plugins cligj pandas tzdata safetensors"
+BIG="rasterio"
+REST="dask distributed rioxarray xarray zarr numcodecs donfig crc32c google-crc32c affine pyproj
+      partd locket tblib zict tornado click-plugins cligj shapely geopandas pystac"
 if [ "${1:-}" = "--fetch" ]; then
-  for pkg in $WHEELS; do
-    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-      --platform any -d .whl "$pkg" || echo "could not fetch $pkg" >&2
-  done
+  fetch() {  # fetch DIR PKG...: each at the version installed here (what CI tests), for the device's CPython
+    local dir=$1; shift
+    for pkg in "$@"; do
+      local spec=$pkg version
+      version=$(python3 -c "import importlib.metadata as m; print(m.version('$pkg'))" 2>/dev/null) \
+        && spec="$pkg==$version"
+      python3 -m pip download -q --no-deps --only-binary=:all: --python-version "${PYVER:-3.12}" --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d "$dir" "$spec" \
+        || echo "could not fetch $spec" >&2
+    done
+  }
+  rm -rf .whl && fetch .whl/a $BIG && fetch .whl/b $REST
+  du -sh .whl/a .whl/b
   exit 0
 fi
+SITE=$PWD/.site
+export PYTHONUNBUFFERED=1 PYTHONPATH=$SITE PATH=$SITE/bin:$PATH TORCHINDUCTOR_CACHE_DIR=$PWD/.site/inductor
 OUT=${OUT:-bench/out}
 mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-python3 -m pip install -q --no-deps --no-build-isolation --target /tmp/site . || exit 1
-export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH
-export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor
-nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt"
-for phase in ${*:-tests model pipeline}; do
+for phase in "$@"; do
   echo "== $phase $(date +%T)"
   case $phase in
+    install)
+      for dir in .whl/a .whl/b; do
+        ls $dir/*.whl >/dev/null 2>&1 || continue
+        python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$SITE" $dir/*.whl || exit 1
+      done
+      python3 -m pip install -q --no-deps --no-build-isolation --upgrade --target "$SITE" . || exit 1
+      nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt" ;;
     tests)    timeout 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/kernels/test_device.py ;;
     model)    timeout 150 python3 bench/model.py --config full --batch-sizes 4,8 ;;
     compile)  timeout 400 python3 bench/model.py --config full --batch-sizes 8 \
                 --set 'model.compile=[vision,detector]' ;;
     pipeline) timeout 400 python3 bench/pipeline.py --config default --set model.random_init=true \
                 --small 0 --large 16384 --workers 1 --scaling-workers 0 ;;
-    *)        echo "unknown phase $phase (tests, model, compile, pipeline)" >&2; exit 2 ;;
+    *)        echo "unknown phase $phase (install, tests, model, compile, pipeline)" >&2; exit 2 ;;
   esac 2>&1 | tee "$OUT/$phase.log"
 done
