@@ -18,21 +18,24 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BIG="rasterio"
 REST="dask distributed rioxarray xarray zarr numcodecs donfig crc32c google-crc32c affine pyproj
-      partd locket tblib zict tornado click-plugins cligj shapely geopandas pystac"
+      partd locket tblib zict tornado click-plugins cligj shapely geopandas
+      jsonschema jsonschema-specifications referencing rpds-py"
+WITH_DEPS="pystac"  # a meta-package: its code is in pystac-core and one pystac-ext-* per extension
 if [ "${1:-}" = "--fetch" ]; then
-  fetch() {  # fetch DIR PKG...: each at the version installed here (what CI tests), for the device's CPython
-    local dir=$1; shift
+  fetch() {  # fetch DIR DEPS PKG...: each at the version installed here (what CI tests), for the device's CPython
+    local dir=$1 deps=$2; shift 2
     for pkg in "$@"; do
       local spec=$pkg version
       version=$(python3 -c "import importlib.metadata as m; print(m.version('$pkg'))" 2>/dev/null) \
         && spec="$pkg==$version"
-      python3 -m pip download -q --no-deps --only-binary=:all: --python-version "${PYVER:-3.12}" --implementation cp \
+      python3 -m pip download -q $deps --only-binary=:all: --python-version "${PYVER:-3.12}" --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
         --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d "$dir" "$spec" \
         || echo "could not fetch $spec" >&2
     done
   }
-  rm -rf .whl && fetch .whl/a $BIG && fetch .whl/b $REST
+  rm -rf .whl && fetch .whl/a --no-deps $BIG && fetch .whl/b --no-deps $REST && fetch .whl/b "" $WITH_DEPS
+  rm -f .whl/b/python_dateutil-*  # pystac's one dependency outside pystac: the device image has it
   du -sh .whl/a .whl/b
   exit 0
 fi
