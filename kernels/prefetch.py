@@ -51,7 +51,8 @@ def prefetched(fn: Callable[[T], R], items: Sequence[T], *, enabled: bool = True
     Args:
         fn: the work per item (e.g. stack a batch of tiles and run the model).
         items: the items, in order.
-        enabled: False runs ``fn`` in the caller's thread, item by item.
+        enabled: False runs ``fn`` in the caller's thread, item by item. True runs it
+            in the prefetch thread even for a single item (the model keeps one thread).
 
     Yields:
         ``(item, fn(item))`` for every item, in order.
@@ -60,7 +61,7 @@ def prefetched(fn: Callable[[T], R], items: Sequence[T], *, enabled: bool = True
         >>> [r for _, r in prefetched(lambda x: x * x, [1, 2, 3])]
         [1, 4, 9]
     """
-    if not enabled or len(items) < 2:
+    if not enabled or not items:
         for item in items:
             yield item, fn(item)
         return

@@ -69,7 +69,7 @@ def test_prefetched__error_reaches_the_caller_at_its_item_and_stops_the_work() -
 
 def test_prefetched__one_thread_per_process_for_every_call() -> None:
     """The model always runs in the same thread (per-thread CUDA graphs are built once)."""
-    names = {t.ident for _ in range(3) for _, t in prefetched(lambda _: threading.current_thread(), [0, 1, 2])}
+    names = {t.ident for n in (3, 1, 2) for _, t in prefetched(lambda _: threading.current_thread(), list(range(n)))}
     assert len(names) == 1 and threading.current_thread().ident not in names
 
 
