@@ -11,6 +11,7 @@ Exit codes: 0 done; 2 usage or config error; 3 input error; 4 output error;
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import sys

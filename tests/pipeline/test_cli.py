@@ -1,0 +1,31 @@
+"""The ``s2c-batch`` command group itself (subcommands have their own test files)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from s2c_batch.pipeline.cli import COMMANDS
+
+# A lean environment may start without importlib.util loaded (nothing at start-up imported it):
+# the command group must import what it uses, not rely on other packages having done so.
+_WITHOUT_IMPORTLIB_UTIL = """
+import importlib, sys
+sys.modules.pop("importlib.util", None)
+if hasattr(importlib, "util"):
+    delattr(importlib, "util")
+from s2c_batch.pipeline.cli import main
+for name in sys.argv[1:]:
+    try:
+        main([name, "--help"])
+    except SystemExit as exc:
+        assert not exc.code, (name, exc.code)
+"""
+
+
+def test_cli__every_subcommand_answers_help_without_importlib_util_preloaded() -> None:
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_IMPORTLIB_UTIL, *COMMANDS], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for name in COMMANDS:
+        assert f"Usage: s2c-batch {name}" in out.stdout, name
