@@ -25,7 +25,6 @@ next batch resumes them). A broken RUNS.yaml is exit 2 before anything starts.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import logging
@@ -45,6 +44,7 @@ from s2c_batch.pipeline.area import ChangeStats, change_statistics
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.cluster import connect, torch_threads_per_worker
 from s2c_batch.pipeline.errors import OutputExistsError, S2CError
+from s2c_batch.pipeline.report import check_report_path, performance_report_to
 from s2c_batch.pipeline.runlog import RunLog, checkpoint_paths, fingerprint, hash_path
 from s2c_batch.pipeline.runs_file import RunsFile, RunSpec
 from s2c_batch.pipeline.scene import ScenePair, open_pair
@@ -188,12 +188,11 @@ def run_batch(
     Raises:
         ConfigError: ``max_concurrent < 1`` or the scheduler cannot be reached (exit 2).
     """
-    from distributed import performance_report
-
     if max_concurrent < 1:
         from s2c_batch.pipeline.errors import ConfigError
 
         raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
+    check_report_path(report)
     started, t0 = datetime.now(UTC), time.perf_counter()
     outcomes = [RunOutcome(s.name, str(s.t1), str(s.t2), str(s.out)) for s in runs.runs]
     interrupted = False
@@ -202,8 +201,7 @@ def run_batch(
         dashboard = client.dashboard_link
         if progress:
             print(f"s2c-batch: {len(runs.runs)} run(s) on {address}; dashboard {dashboard}", file=sys.stderr)
-        reporting = performance_report(filename=str(report)) if report else contextlib.nullcontext()
-        with client.as_current(), reporting:
+        with client.as_current(), performance_report_to(report):
             # Like `run`: CPU workers of the LocalCluster started here share the cores.
             threads = torch_threads_per_worker(client) if scheduler is None else None
             interrupted = _run_all(runs, outcomes, client, address, max_concurrent, progress, threads)

@@ -8,7 +8,6 @@ verify -> ``run.json`` says ``complete``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -19,16 +18,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distributed import as_completed, performance_report
+from distributed import as_completed
 
-from s2c_batch.pipeline import outdir, store
-from s2c_batch.pipeline.cluster import connect, has_gpu_workers, torch_threads_per_worker
-from s2c_batch.pipeline.config import Config
-from s2c_batch.pipeline.errors import InputError, OutputError, OutputExistsError, S2CError
 from s2c_batch.kernels.tiling import TilePlan
+from s2c_batch.pipeline import outdir, store
+from s2c_batch.pipeline.cluster import (
+    connect,
+    has_gpu_workers,
+    torch_threads_per_worker,
+)
+from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.errors import (
+    InputError,
+    OutputError,
+    OutputExistsError,
+    S2CError,
+)
 from s2c_batch.pipeline.extras import start_extras, write_extras
 from s2c_batch.pipeline.graph import build_graph, write_order
 from s2c_batch.pipeline.plan import make_plan, products_for
+from s2c_batch.pipeline.report import check_report_path, performance_report_to
 from s2c_batch.pipeline.runlog import (
     RunLog,
     checkpoint_paths,
@@ -37,8 +46,8 @@ from s2c_batch.pipeline.runlog import (
     hash_path,
     package_version,
 )
-from s2c_batch.pipeline.signals import sigterm_as_interrupt
 from s2c_batch.pipeline.scene import ScenePair, open_pair
+from s2c_batch.pipeline.signals import sigterm_as_interrupt
 from s2c_batch.pipeline.worker import BlockReport, PredictorPlugin, plugin_name
 
 log = logging.getLogger(__name__)
@@ -92,10 +101,12 @@ def run_change_detection(
 
     Raises:
         InputError: unusable scenes (exit 3). ConfigError / CheckpointError (exit 2).
-        OutputError: output exists, is locked or unwritable (exit 4).
+        OutputError: output exists, is locked or unwritable, or the report's folder
+            is missing (exit 4).
     """
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
+    check_report_path(report)
     pair = open_pair(t1, t2, cfg.input, bbox=bbox)
     cfg.model.check_checkpoints()
     checkpoints = {k: hash_path(p) for k, p in checkpoint_paths(cfg).items()}
@@ -176,9 +187,7 @@ def _run_locked(
                 t0 = time.perf_counter()
                 create_products_store(store_path, pair, cfg, products, fp, checkpoints)
                 timings["create_store"] = time.perf_counter() - t0
-            reporting = (performance_report(filename=str(report)) if report is not None
-                         else contextlib.nullcontext())
-            with sigterm_as_interrupt(), reporting:
+            with sigterm_as_interrupt(), performance_report_to(report):
                 result = _compute(client, pair, plan, cfg, out_dir, store_path, products, reuse,
                                   ledger, runlog, progress, timings)
             verify_products(out_dir, pair, plan, ledger, result.products)
