@@ -8,58 +8,23 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from testutils import SHARED  # noqa: E402
+from testutils import SHARED, RealCluster, free_port  # noqa: E402
 
 # Quiet the scheduler and worker logs that distributed prints at INFO.
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class RealCluster:
-    """A `dask scheduler` and `dask worker` processes started on 127.0.0.1."""
-
-    address: str
-    scheduler: subprocess.Popen[bytes]
-    workers: list[subprocess.Popen[bytes]]
-    log_dir: Path
-
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
-        """Start one more single-threaded worker process (nanny-less, so its pid is the worker's)."""
-        log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
-             "--nworkers", "1", "--no-nanny", "--name", name, "--host", "127.0.0.1",
-             "--no-dashboard", "--memory-limit", "4GiB"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        self.workers.append(proc)
-        return proc
-
-    def wait_for_workers(self, n: int, timeout: float = 90) -> None:
-        from distributed import Client
-
-        with Client(self.address, timeout="30s") as client:
-            client.wait_for_workers(n, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
 def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
     """A real scheduler and two worker processes, shared by the tests of one session."""
     log_dir = tmp_path_factory.mktemp("dask-logs")
-    port = _free_port()
+    port = free_port()
     sched = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
          "--port", str(port), "--dashboard-address", "127.0.0.1:0", "--no-show"],

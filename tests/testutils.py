@@ -1,7 +1,11 @@
-"""Shared fakes for the tests: tiny georeferenced GeoTIFF pairs and the numpy oracle."""
+"""Shared fakes for the tests: tiny georeferenced GeoTIFF pairs, the numpy oracle, real Dask processes."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +87,38 @@ def write_png(path: Path, data: np.ndarray) -> None:
 def read_band(path: Path) -> np.ndarray:
     with rasterio.open(path) as src:
         return src.read(1)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RealCluster:
+    """A `dask scheduler` and `dask worker` processes started on 127.0.0.1."""
+
+    address: str
+    scheduler: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]]
+    log_dir: Path
+
+    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+        """Start one more single-threaded worker process (nanny-less, so its pid is the worker's)."""
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
+             "--nworkers", "1", "--no-nanny", "--name", name, "--host", "127.0.0.1",
+             "--no-dashboard", "--memory-limit", "4GiB"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.workers.append(proc)
+        return proc
+
+    def wait_for_workers(self, n: int, timeout: float = 90) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout="30s") as client:
+            client.wait_for_workers(n, timeout=timeout)
