@@ -161,8 +161,20 @@ class Config:
 
     def hash(self) -> str:
         """SHA-256 of the canonical JSON of :meth:`to_dict`."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+        return _sha256_json(self.to_dict())
+
+    def products_hash(self) -> str:
+        """SHA-256 of the sections that can change a product: all but ``cluster``.
+
+        The cluster's size, threads, memory limit and retries change where and how fast
+        blocks run, never their pixels, so a run resumed on another cluster keeps its blocks.
+        """
+        return _sha256_json({k: v for k, v in self.to_dict().items() if k != "cluster"})
+
+
+def _sha256_json(doc: dict[str, Any]) -> str:
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 _SECTION_TYPES: dict[str, type] = {

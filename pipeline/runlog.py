@@ -64,13 +64,15 @@ def fingerprint(pair: ScenePair, cfg: Config, checkpoints: dict[str, str]) -> st
     """Hash of everything that determines the products.
 
     Covers the inputs (path, size, mtime), the output grid (CRS, transform,
-    shape), the resolved config, the checkpoint hashes and the package version.
+    shape), the resolved config but its ``cluster`` section
+    (:meth:`~s2c_batch.pipeline.config.Config.products_hash`), the checkpoint hashes
+    and the package version.
     """
     doc = {
         "t1": describe_input(pair.t1.path),
         "t2": describe_input(pair.t2.path),
         "grid": [pair.grid.crs_wkt, list(pair.grid.transform), pair.grid.height, pair.grid.width],
-        "config": cfg.hash(),
+        "config": cfg.products_hash(),
         "checkpoints": checkpoints,
         "version": package_version(),
     }

@@ -87,3 +87,11 @@ def test_load_config__checkpoint_paths_relative_to_the_config_file(tmp_path: Pat
     assert cfg.model.cach_checkpoint == str(tmp_path / "w" / "head.safetensors")
     assert cfg.model.backbone_checkpoint == "/abs/b.pth"
     assert cfg.model.sam3_checkpoint == "rel/sam3"  # --set: relative to the working directory
+
+
+def test_config__products_hash_ignores_only_the_cluster_section() -> None:
+    base = load_config("cva")
+    assert load_config("cva", ["cluster.n_workers=3", "cluster.retries=0"]).products_hash() == base.products_hash()
+    assert load_config("cva", ["cluster.n_workers=3"]).hash() != base.hash()
+    for change in ("model.threshold=0.2", "tiling.overlap=64", "input.bands=[3,2,1]", "output.cog=false"):
+        assert load_config("cva", [change]).products_hash() != base.products_hash(), change

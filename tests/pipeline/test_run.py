@@ -171,8 +171,9 @@ def test_run__resume_reuses_written_blocks(pair: tuple[Path, Path], tmp_path: Pa
     ledger = out / ".s2c" / "blocks.done"
     lines = ledger.read_text().splitlines()
     ledger.write_text("\n".join(lines[:6]) + "\n")
-    res = run_change_detection(*pair, out, _cfg(), scheduler=dask_cluster.address, resume=True,
-                               progress=False)
+    # Another cluster setting changes no pixel: the run is resumed, not refused.
+    res = run_change_detection(*pair, out, _cfg("cluster.retries=5", "cluster.n_workers=3"),
+                               scheduler=dask_cluster.address, resume=True, progress=False)
     assert res.blocks_reused == 6
     run = json.loads((out / "run.json").read_text())
     assert {k: run["blocks"][k] for k in ("total", "reused", "computed")} == {"total": 9, "reused": 6, "computed": 3}
