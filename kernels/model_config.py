@@ -135,6 +135,11 @@ class ModelConfig:
         if not self.vocab.strip():
             raise ConfigError("model.vocab must name a vocabulary, e.g. whu_levir")
 
+    @property
+    def uses_torch(self) -> bool:
+        """Whether a torch model runs: everything but ``cva`` without identifier (pure numpy)."""
+        return not (self.comparator == "cva" and self.identifier == "none")
+
     def required_checkpoints(self) -> tuple[str, ...]:
         """The checkpoint keys this configuration loads (e.g. ``backbone_checkpoint``)."""
         keys: list[str] = []

@@ -307,7 +307,7 @@ def build_predictor(cfg: ModelConfig) -> TilePredictor:
     ``cva`` without identifier gives :class:`~s2c_batch.kernels.cva.CVAPredictor`
     (no torch model); everything else a :class:`ChangePredictor`.
     """
-    if cfg.comparator == "cva" and cfg.identifier == "none":
+    if not cfg.uses_torch:
         return CVAPredictor()
     return ChangePredictor.from_config(cfg)
 

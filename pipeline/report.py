@@ -27,7 +27,7 @@ def check_report_path(path: str | os.PathLike[str] | None) -> None:
     if path is None:
         return
     target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
+    folder = target.parent  # Path("report.html").parent is Path(".")
     if target.is_dir():
         raise OutputError(f"--report {str(path)!r} is a folder; give a file name, e.g. report.html")
     if not folder.is_dir():

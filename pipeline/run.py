@@ -22,18 +22,9 @@ from distributed import as_completed
 
 from s2c_batch.kernels.tiling import TilePlan
 from s2c_batch.pipeline import outdir, store
-from s2c_batch.pipeline.cluster import (
-    connect,
-    has_gpu_workers,
-    torch_threads_per_worker,
-)
+from s2c_batch.pipeline.cluster import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.config import Config
-from s2c_batch.pipeline.errors import (
-    InputError,
-    OutputError,
-    OutputExistsError,
-    S2CError,
-)
+from s2c_batch.pipeline.errors import InputError, OutputError, OutputExistsError, S2CError
 from s2c_batch.pipeline.extras import start_extras, write_extras
 from s2c_batch.pipeline.graph import build_graph, write_order
 from s2c_batch.pipeline.plan import make_plan, products_for
@@ -231,8 +222,8 @@ def _compute(
     tasks = build_graph(pair, plan, cfg, str(store_path), skip=reuse, gpu=has_gpu_workers(client),
                         token=uuid.uuid4().hex[:8])
     futures = client.compute(tasks, optimize_graph=False, retries=cfg.cluster.retries)
-    # Polygons of a written block and the scenes' quicklook panels need no finished product:
-    # they run while the blocks are still being predicted.
+    # A written block's polygons need no finished product: they are traced while later
+    # blocks are still being predicted.
     pending = start_extras(client, store_path, pair, cfg, after=dict(zip(write_order(plan, reuse), futures,
                                                                          strict=True)))
     try:

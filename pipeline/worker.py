@@ -51,7 +51,7 @@ def make_predictor(cfg: ModelConfig, device: str | None = None) -> TilePredictor
     The ``cva`` comparator without identifier needs no torch and is built here;
     everything else comes from :func:`s2c_batch.kernels.predictor.build_predictor`.
     """
-    if cfg.comparator == "cva" and cfg.identifier == "none":
+    if not cfg.uses_torch:
         from s2c_batch.kernels.cva import CVAPredictor
 
         return CVAPredictor()
@@ -81,7 +81,7 @@ class PredictorPlugin(WorkerPlugin):
         self.predictor: TilePredictor | None = None
 
     def setup(self, worker: Any) -> None:
-        if not (self.model.comparator == "cva" and self.model.identifier == "none"):  # a torch model
+        if self.model.uses_torch:
             reuse_freed_memory()  # undo the nanny's malloc setting that maps every activation afresh
             if self.torch_threads:
                 import torch
@@ -97,7 +97,7 @@ class PredictorPlugin(WorkerPlugin):
 
 def _worker_device(worker: Any, model: ModelConfig) -> str | None:
     """One GPU per worker: ``cuda:<worker index mod GPUs>`` when the config says ``auto``."""
-    if model.device != "auto" or (model.comparator == "cva" and model.identifier == "none"):
+    if model.device != "auto" or not model.uses_torch:
         return None
     import torch
 

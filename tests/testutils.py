@@ -14,11 +14,24 @@ from affine import Affine
 
 from s2c_batch.kernels.cva import cva_probability
 from s2c_batch.kernels.encode import encode_products
+from s2c_batch.kernels.model_config import ModelConfig
 
 CRS = "EPSG:32631"
 TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5000000.0)
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
+
+#: The real architectures (DINOv2 + CACH, SAM 3 + the tiny vocabulary), tiny and random, on the CPU.
+TINY_MODEL = ModelConfig(
+    device="cpu",
+    batch_size=2,
+    backbone="tiny",
+    backbone_input_size=252,
+    sam3_size="tiny",
+    identifier_input_size=84,
+    vocab="tiny",
+    random_init=True,
+)
 
 
 def write_tif(path: Path, data: np.ndarray, *, crs: str = CRS, transform: Affine = TRANSFORM,

@@ -13,9 +13,9 @@ import threading
 import numpy as np
 import pytest
 import torch
+from testutils import TINY_MODEL
 
 from s2c_batch.kernels.blend import accumulate_tiles
-from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.predictor import ChangePredictor, build_predictor
 from s2c_batch.kernels.tiling import TilePlan
 
@@ -25,10 +25,7 @@ pytestmark = [
     pytest.mark.skipif(DEVICE.startswith("cuda") and not torch.cuda.is_available(), reason="no CUDA device"),
 ]
 
-TINY = ModelConfig(
-    device="cpu", batch_size=2, backbone="tiny", backbone_input_size=252, sam3_size="tiny",
-    identifier_input_size=84, vocab="tiny", random_init=True, precision="fp32",
-)
+TINY = dataclasses.replace(TINY_MODEL, precision="fp32")
 
 
 def _tiles(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from testutils import TINY_MODEL
 
 from s2c_batch.kernels.cach import build_cach
 from s2c_batch.kernels.cva import CVAPredictor, cva_probability
@@ -19,16 +20,7 @@ from s2c_batch.kernels.predictor import ChangePredictor, build_predictor, load_v
 
 REF = Path(__file__).resolve().parents[1] / "data" / "reference"
 
-TINY = ModelConfig(
-    device="cpu",
-    batch_size=2,
-    backbone="tiny",
-    backbone_input_size=252,
-    sam3_size="tiny",
-    identifier_input_size=84,
-    vocab="tiny",
-    random_init=True,
-)
+TINY = TINY_MODEL
 
 
 def _tiles(n: int = 3, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
