@@ -25,9 +25,9 @@ import time
 
 import numpy as np
 
-from s2c_batch.kernels.blend import accumulate_tiles
+from s2c_batch.kernels.raster.blend import accumulate_tiles
 from s2c_batch.kernels.prediction import Prediction
-from s2c_batch.kernels.tiling import TilePlan
+from s2c_batch.kernels.raster.tiling import TilePlan
 
 
 class SleepingPredictor:

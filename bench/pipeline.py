@@ -58,7 +58,7 @@ def _worker_peak_gpu_mb() -> float:
 
 def synth_scene(size: int, seed: int, workdir: Path) -> Any:
     """A synthetic pair of ``size`` x ``size`` pixels (``s2c-batch synth``)."""
-    from s2c_batch.pipeline.synth import write_synthetic_pair
+    from s2c_batch.pipeline.synth.pair import write_synthetic_pair
 
     return write_synthetic_pair(workdir / f"scene{size}", size=size, seed=seed, overwrite=True)
 
@@ -67,15 +67,15 @@ def run_scene(scene: Any, size: int, cfg: Any, workdir: Path, n_workers: int) ->
     """Run the pipeline on a fresh LocalCluster sized as ``s2c-batch run`` sizes its own.
 
     One worker process per GPU resource (two threads) or CPU workers whose torch
-    threads share the cores, exactly as :func:`~s2c_batch.pipeline.cluster.connect`
+    threads share the cores, exactly as :func:`~s2c_batch.pipeline.run.cluster.connect`
     starts them; ``n_workers`` on one GPU means workers sharing it.
     """
     from dataclasses import replace
 
-    from s2c_batch.pipeline.cluster import connect, has_gpu_workers, torch_threads_per_worker
-    from s2c_batch.pipeline.plan import make_plan
-    from s2c_batch.pipeline.run import run_change_detection
-    from s2c_batch.pipeline.scene import open_pair
+    from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
+    from s2c_batch.pipeline.run.plan import make_plan
+    from s2c_batch.pipeline.run.runner import run_change_detection
+    from s2c_batch.pipeline.inputs.scene import open_pair
 
     plan = make_plan(open_pair(scene.t1, scene.t2, cfg.input), cfg)
     with connect(None, replace(cfg.cluster, n_workers=n_workers)) as client:
@@ -109,7 +109,7 @@ def model_alone(cfg: Any, n_tiles: int, max_seconds: float = 30.0) -> dict[str, 
     """Seconds per tile pair of the predictor alone on random tiles already in memory."""
     import torch
 
-    from s2c_batch.pipeline.worker import make_predictor
+    from s2c_batch.pipeline.run.worker import make_predictor
 
     torch.set_num_threads(os.cpu_count() or 1)  # the ceiling: the whole machine on the model
     pred = make_predictor(cfg.model)

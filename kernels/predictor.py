@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from s2c_batch.kernels.backbone import BACKBONE_REGISTRY, DinoV2Taps
-from s2c_batch.kernels.cach import CACH, build_cach, convert_official_state_dict
+from s2c_batch.kernels.comparators.cach import CACH, build_cach, convert_official_state_dict
 from s2c_batch.kernels.checkpoints import load_exact, read_state_dict
-from s2c_batch.kernels.cva import CVAPredictor, cva_probability
+from s2c_batch.kernels.comparators.cva import CVAPredictor, cva_probability
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
 from s2c_batch.kernels.identifier import (
     SegEarthOV3,
@@ -304,7 +304,7 @@ def backbone_input(x: torch.Tensor, size: int, stats: tuple[torch.Tensor, torch.
 def build_predictor(cfg: ModelConfig) -> TilePredictor:
     """The tile predictor for a model config (called once per worker).
 
-    ``cva`` without identifier gives :class:`~s2c_batch.kernels.cva.CVAPredictor`
+    ``cva`` without identifier gives :class:`~s2c_batch.kernels.comparators.cva.CVAPredictor`
     (no torch model); everything else a :class:`ChangePredictor`.
     """
     if not cfg.uses_torch:

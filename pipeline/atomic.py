@@ -3,7 +3,7 @@
 The one mechanism behind every small product file (STAC item, quicklook,
 polygons, weights, training state): write to a temporary name beside the
 target, rename it over the target with ``os.replace``, remove it on any error.
-COGs (:mod:`~s2c_batch.pipeline.cog`) need two temporaries and do the same by hand.
+COGs (:mod:`~s2c_batch.pipeline.run.cog`) need two temporaries and do the same by hand.
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ CACH_BUDGET_BYTES = 4_600_000
 
 def make_dataset(work: Path, name: str, seeds: tuple[int, ...]) -> Path:
     """Synthesise one scene per seed and cut it into a LEVIR-layout dataset."""
-    from s2c_batch.pipeline.cut import cut_to_dataset
-    from s2c_batch.pipeline.synth import write_synthetic_pair
+    from s2c_batch.pipeline.learn.cut import cut_to_dataset
+    from s2c_batch.pipeline.synth.pair import write_synthetic_pair
 
     root = work / name
     for seed in seeds:
@@ -72,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from s2c_batch.pipeline.config import load_config
-    from s2c_batch.pipeline.evaluate import evaluate_dataset, format_eval_table
-    from s2c_batch.pipeline.train import TrainOptions, train_change_head
-    from s2c_batch.pipeline.weights import compact_dtypes, save_dinov2_original, save_state_dict
+    from s2c_batch.pipeline.learn.evaluate import evaluate_dataset, format_eval_table
+    from s2c_batch.pipeline.learn.train import TrainOptions, train_change_head
+    from s2c_batch.pipeline.learn.weights import compact_dtypes, save_dinov2_original, save_state_dict
 
     torch.set_num_threads(max(1, args.threads))
     t0 = time.perf_counter()
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     t_train = time.perf_counter() - t0
 
     from s2c_batch.kernels.checkpoints import read_state_dict
-    from s2c_batch.pipeline.features import build_backbone
+    from s2c_batch.pipeline.learn.features import build_backbone
 
     head = read_state_dict(head_file)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,8 @@ import numpy as np
 import rasterio
 from affine import Affine
 
-from s2c_batch.kernels.cva import cva_probability
-from s2c_batch.kernels.encode import encode_products
+from s2c_batch.kernels.comparators.cva import cva_probability
+from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.model_config import ModelConfig
 
 CRS = "EPSG:32631"
@@ -91,7 +91,7 @@ def cva_oracle(t1: Path, t2: Path, *, bands: tuple[int, ...] = (1, 2, 3), thresh
 
 def write_png(path: Path, data: np.ndarray) -> None:
     """Write uint8 ``[C, H, W]`` (or ``[H, W]``) as a PNG, creating its folder (LEVIR-layout fakes)."""
-    from s2c_batch.pipeline.dataset import write_png as write
+    from s2c_batch.pipeline.learn.dataset import write_png as write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write(path, data)

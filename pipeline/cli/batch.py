@@ -29,8 +29,8 @@ def batch(runs_file: str, scheduler: str | None, summary: str | None, max_concur
     complete or skipped; 1 some run failed (see each run's exit_code in the
     summary); 2 RUNS.yaml or the scheduler is unusable; 130 interrupted.
     """
-    from s2c_batch.pipeline.batch import run_batch
-    from s2c_batch.pipeline.runs_file import load_runs_file
+    from s2c_batch.pipeline.batch.runner import run_batch
+    from s2c_batch.pipeline.batch.runs_file import load_runs_file
 
     runs = load_runs_file(runs_file)
     target = Path(summary) if summary else runs.path.with_name(f"{runs.path.stem}.summary.json")

@@ -27,7 +27,7 @@ def demo(out: str, size: int, seed: int, overrides: tuple[str, ...], overwrite: 
     """
     import json
 
-    from s2c_batch.pipeline.demo import format_demo, run_demo
+    from s2c_batch.pipeline.synth.demo import format_demo, run_demo
 
     result = run_demo(out, size=size, seed=seed, overwrite=overwrite, overrides=overrides, progress=progress)
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_demo(result))

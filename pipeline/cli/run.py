@@ -28,7 +28,7 @@ def run(t1: str, t2: str, out: str, config: str | None, overrides: tuple[str, ..
         resume: bool, overwrite: bool, progress: bool, report: str | None) -> None:
     """Write change.zarr, COGs and run.json for scenes T1 and T2 into --out."""
     from s2c_batch.pipeline.config import load_config
-    from s2c_batch.pipeline.run import run_change_detection
+    from s2c_batch.pipeline.run.runner import run_change_detection
 
     cfg = load_config(config, overrides)
     result = run_change_detection(t1, t2, out, cfg, scheduler=scheduler, resume=resume,

@@ -20,7 +20,7 @@ def score(pred: str, truth: str, truth_values: str, as_json: bool) -> None:
     """
     import json
 
-    from s2c_batch.pipeline.score import format_table, score_rasters
+    from s2c_batch.pipeline.learn.score import format_table, score_rasters
 
     result = score_rasters(pred, truth, truth_values=truth_values)  # type: ignore[arg-type]
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_table(result))

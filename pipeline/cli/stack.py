@@ -10,6 +10,6 @@ import click
 @click.argument("bands", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def stack(out: str, bands: tuple[str, ...]) -> None:
     """Write OUT (a .vrt) whose bands are BANDS in order, e.g. B04 B03 B02 for RGB."""
-    from s2c_batch.pipeline.vrt import stack_bands
+    from s2c_batch.pipeline.inputs.vrt import stack_bands
 
     click.echo(str(stack_bands(bands, out)))

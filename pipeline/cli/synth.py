@@ -18,7 +18,7 @@ def synth(out_dir: str, size: int, seed: int, crs: str, block: int, overwrite: b
 
     Refuses (exit code 4) when one of the files exists, unless --overwrite.
     """
-    from s2c_batch.pipeline.synth import CLASS_CODES, write_synthetic_pair
+    from s2c_batch.pipeline.synth.pair import CLASS_CODES, write_synthetic_pair
 
     if block % 256:
         raise click.BadParameter(f"{block} is not a multiple of 256; try 1024.", param_hint="--block")

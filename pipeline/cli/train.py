@@ -37,7 +37,7 @@ def train(datasets: tuple[str, ...], out: str, config: str | None, overrides: tu
     import json
 
     from s2c_batch.pipeline.config import load_config
-    from s2c_batch.pipeline.train import TrainOptions, train_change_head
+    from s2c_batch.pipeline.learn.train import TrainOptions, train_change_head
 
     cfg = load_config(config, overrides)
     options = TrainOptions(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)

@@ -15,9 +15,9 @@ import pytest
 import torch
 from testutils import TINY_MODEL
 
-from s2c_batch.kernels.blend import accumulate_tiles
+from s2c_batch.kernels.raster.blend import accumulate_tiles
 from s2c_batch.kernels.predictor import ChangePredictor, build_predictor
-from s2c_batch.kernels.tiling import TilePlan
+from s2c_batch.kernels.raster.tiling import TilePlan
 
 DEVICE = os.environ.get("TORCH_DEVICE", "cuda")
 pytestmark = [

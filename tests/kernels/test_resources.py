@@ -41,8 +41,8 @@ def test_packaged_configs__found_after_pip_install_target(tmp_path: Path) -> Non
     src.mkdir()
     for name in ("setup.cfg", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    for folder in ("pipeline", "kernels", "configs"):
-        shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("pipeline", "kernels", "configs", "src"):  # src/s2c_batch links pipeline/ and kernels/
+        shutil.copytree(REPO / folder, src / folder, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--no-compile", "--target", str(target), str(src)], check=True, capture_output=True)

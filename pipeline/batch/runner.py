@@ -1,0 +1,306 @@
+"""``s2c-batch batch RUNS.yaml``: many scene pairs on one cluster, overlapping, resumable.
+
+All runs share one Dask cluster: the ``--scheduler`` given, or one LocalCluster
+started here (sized by the ``cluster`` section of ``defaults`` in RUNS.yaml).
+Up to ``max_concurrent`` runs go at once, each in its own thread calling
+:func:`~s2c_batch.pipeline.run.runner.run_change_detection` with the cluster's address,
+so the blocks of the next run are queued on the scheduler while the previous one
+writes its COGs and derived products: the workers (GPUs) never wait between runs.
+
+Each run decides for itself from its ``out/run.json`` (see :func:`decide`):
+
+- no ``run.json``: a fresh run;
+- same fingerprint (inputs, config, checkpoints, version) and ``complete``: skipped;
+- same fingerprint, not complete (``running`` after a crash, ``failed``): resumed,
+  reusing the blocks it wrote;
+- another fingerprint: refused (exit 4) unless the run says ``overwrite: true``.
+
+So re-running the same file after a partial night finishes only what is missing.
+One run failing never stops the others. Exit code of the batch: 0 when every run
+is complete or skipped; 1 when any run failed (each run's own exit code, 2 config,
+3 input, 4 output, 1 other, is in the summary); 130 when interrupted (Ctrl-C or
+SIGTERM: running runs are stopped, their ``run.json`` says ``failed``, and the
+next batch resumes them). A broken RUNS.yaml is exit 2 before anything starts.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from s2c_batch.pipeline.run import outdir
+from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
+from s2c_batch.pipeline.atomic import atomic_path
+from s2c_batch.pipeline.run.cluster import connect, torch_threads_per_worker
+from s2c_batch.pipeline.errors import OutputExistsError, S2CError
+from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
+from s2c_batch.pipeline.run.runlog import RunLog, checkpoint_paths, fingerprint, hash_path
+from s2c_batch.pipeline.batch.runs_file import RunsFile, RunSpec
+from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
+from s2c_batch.pipeline.run.signals import sigterm_as_interrupt
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["fresh", "resume", "overwrite", "skip"]
+Status = Literal["complete", "skipped", "failed", "interrupted", "not_started"]
+
+#: Exit code of a batch in which at least one run failed.
+EXIT_RUN_FAILED = 1
+#: Exit code of an interrupted batch (and of an interrupted run).
+EXIT_INTERRUPTED = 130
+
+
+@dataclass
+class RunOutcome:
+    """How one run of the batch ended (one entry of the summary)."""
+
+    name: str
+    t1: str
+    t2: str
+    out: str
+    status: Status = "not_started"
+    mode: Mode | None = None
+    started: str | None = None
+    duration_s: float = 0.0
+    stats: ChangeStats | None = None
+    products: dict[str, str] = field(default_factory=dict)
+    exit_code: int = 0
+    error: str | None = None
+    error_type: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's summary entry (plain, JSON-able)."""
+        s = self.stats
+        return {
+            "name": self.name, "status": self.status, "mode": self.mode, "exit_code": self.exit_code,
+            "started": self.started, "duration_s": round(self.duration_s, 3), "t1": self.t1, "t2": self.t2, "out": self.out,
+            "pixels": s.pixels if s else None,
+            "valid_pixels": s.valid_pixels if s else None,
+            "changed_pixels": s.changed_pixels if s else None,
+            "changed_area_km2": round(s.changed_area_km2, 6) if s else None,
+            "area_method": s.area_method if s else None,
+            "products": sorted(self.products),
+            "error": None if self.error is None else {
+                "exit_code": self.exit_code, "type": self.error_type, "message": self.error},
+        }
+
+
+@dataclass
+class BatchSummary:
+    """The batch's result: per-run outcomes and the exit code."""
+
+    runs_file: str
+    scheduler: str
+    dashboard: str | None
+    started: str
+    finished: str
+    duration_s: float
+    runs: list[RunOutcome]
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0 every run complete or skipped, 1 any run failed, 130 interrupted."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_RUN_FAILED if any(r.status != "complete" and r.status != "skipped" for r in self.runs) else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary JSON document."""
+        counts: dict[str, int] = {}
+        for r in self.runs:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        return {
+            "runs_file": self.runs_file, "scheduler": self.scheduler, "dashboard": self.dashboard,
+            "started": self.started, "finished": self.finished, "duration_s": round(self.duration_s, 3),
+            "exit_code": self.exit_code, "counts": counts,
+            "failed": [r.name for r in self.runs if r.status not in ("complete", "skipped")],
+            "changed_area_km2": round(sum(r.stats.changed_area_km2 for r in self.runs if r.stats), 6),
+            "runs": [r.to_dict() for r in self.runs],
+        }
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write the summary JSON atomically."""
+        p = Path(path)
+        with atomic_path(p, what="batch summary") as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return p
+
+
+def decide(spec: RunSpec, hasher: Callable[[str], str] = hash_path) -> tuple[Mode, ScenePair]:
+    """Fresh, resume, overwrite or skip, from the run's ``run.json`` and fingerprint.
+
+    Raises:
+        InputError: a scene is unusable (exit 3).
+        OutputExistsError: ``out`` holds a run with another fingerprint and the
+            run does not say ``overwrite: true`` (exit 4).
+    """
+    pair = open_pair(spec.t1, spec.t2, spec.cfg.input, bbox=spec.bbox)
+    previous = RunLog.read(spec.out / outdir.RUN_JSON)
+    if previous is None:
+        return ("overwrite" if spec.overwrite and outdir.has_run(spec.out) else "fresh"), pair
+    checkpoints = {k: hasher(p) for k, p in checkpoint_paths(spec.cfg).items()}
+    if previous.get("fingerprint") == fingerprint(pair, spec.cfg, checkpoints):
+        complete = previous.get("status") == "complete" and (spec.out / outdir.STORE).is_dir()
+        return ("skip" if complete else "resume"), pair
+    if spec.overwrite:
+        return "overwrite", pair
+    raise OutputExistsError(
+        f"run {spec.name!r}: out {str(spec.out)!r} holds a run made from other inputs, config, "
+        "checkpoints or version; set 'overwrite: true' on this run in the runs file to replace it, "
+        "or give it another out"
+    )
+
+
+def run_batch(
+    runs: RunsFile,
+    *,
+    scheduler: str | None = None,
+    max_concurrent: int = 2,
+    report: str | os.PathLike[str] | None = None,
+    summary: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> BatchSummary:
+    """Run every pair of a runs file on one cluster.
+
+    Args:
+        runs: the parsed RUNS.yaml.
+        scheduler: a running scheduler's address; ``None`` = start a LocalCluster.
+        max_concurrent: runs in flight at once (>= 1).
+        report: save Dask's performance report of the whole batch to this HTML file.
+        summary: also write the summary JSON here.
+        progress: one line per run start and end on stderr.
+
+    Returns:
+        The summary (its ``exit_code`` is the batch's).
+
+    Raises:
+        ConfigError: ``max_concurrent < 1`` or the scheduler cannot be reached (exit 2).
+    """
+    if max_concurrent < 1:
+        from s2c_batch.pipeline.errors import ConfigError
+
+        raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
+    check_report_path(report)
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    outcomes = [RunOutcome(s.name, str(s.t1), str(s.t2), str(s.out)) for s in runs.runs]
+    interrupted = False
+    with connect(scheduler, runs.defaults.cluster) as client:
+        address = client.scheduler.address
+        dashboard = client.dashboard_link
+        if progress:
+            print(f"s2c-batch: {len(runs.runs)} run(s) on {address}; dashboard {dashboard}", file=sys.stderr)
+        with client.as_current(), performance_report_to(report):
+            # Like `run`: CPU workers of the LocalCluster started here share the cores.
+            threads = torch_threads_per_worker(client) if scheduler is None else None
+            interrupted = _run_all(runs, outcomes, client, address, max_concurrent, progress, threads)
+    result = BatchSummary(
+        runs_file=str(runs.path), scheduler=address, dashboard=dashboard,
+        started=started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        finished=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        duration_s=time.perf_counter() - t0, runs=outcomes, interrupted=interrupted,
+    )
+    if summary is not None:
+        result.write(summary)
+    return result
+
+
+def _run_all(runs: RunsFile, outcomes: list[RunOutcome], client: Any, address: str,
+             max_concurrent: int, progress: bool, torch_threads: int | None) -> bool:
+    """Run the runs in a thread pool; returns True when interrupted."""
+    stop = threading.Event()
+    active: dict[int, int] = {}  # outcome index -> thread ident
+    hashes: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def cached_hash(path: str) -> str:
+        with lock:
+            if path not in hashes:
+                hashes[path] = hash_path(path)
+            return hashes[path]
+
+    def job(i: int) -> None:
+        if stop.is_set():
+            return
+        with lock:
+            active[i] = threading.get_ident()
+        try:
+            _execute(runs.runs[i], outcomes[i], client, address, cached_hash, progress, torch_threads)
+        finally:
+            with lock:
+                active.pop(i, None)
+
+    pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="s2c-run")
+    futures: list[Future[None]] = [pool.submit(job, i) for i in range(len(runs.runs))]
+    interrupted = False
+    try:
+        with sigterm_as_interrupt():
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+    except KeyboardInterrupt:
+        interrupted = True
+        stop.set()
+        print("s2c-batch: interrupted; stopping the runs in flight (they resume next time)", file=sys.stderr)
+        with lock:
+            threads = list(active.values())
+        for ident in threads:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
+        wait(futures)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return interrupted
+
+
+def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
+             hasher: Callable[[str], str], progress: bool, torch_threads: int | None) -> None:
+    from s2c_batch.pipeline.run.runner import run_change_detection
+
+    t0 = time.perf_counter()
+    outcome.started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        mode, pair = decide(spec, hasher)
+        outcome.mode = mode
+        if progress:
+            print(f"s2c-batch: {spec.name}: {mode}", file=sys.stderr)
+        if mode == "skip":
+            outcome.status = "skipped"
+            outcome.products = dict((RunLog.read(spec.out / outdir.RUN_JSON) or {}).get("products") or {})
+        else:
+            result = run_change_detection(spec.t1, spec.t2, spec.out, spec.cfg, scheduler=address,
+                                          resume=mode == "resume", overwrite=mode == "overwrite",
+                                          bbox=spec.bbox, progress=False, torch_threads=torch_threads)
+            outcome.status = "complete"
+            outcome.products = dict(result.products)
+        outcome.stats = change_statistics(client, spec.out / outdir.STORE, pair.grid,
+                                          block=spec.cfg.tiling.block_size, retries=spec.cfg.cluster.retries)
+    except KeyboardInterrupt:
+        outcome.status, outcome.exit_code = "interrupted", EXIT_INTERRUPTED
+        outcome.error, outcome.error_type = "interrupted; rerun the batch to resume it", "KeyboardInterrupt"
+    except S2CError as exc:
+        _failed(outcome, exc, exc.exit_code)
+    except Exception as exc:  # one broken run must not stop the others
+        log.exception("run %s failed", spec.name)
+        _failed(outcome, exc, 1)
+    outcome.duration_s = time.perf_counter() - t0
+    if progress:
+        what: str = outcome.status
+        if outcome.error is not None:
+            what = f"{what} (exit {outcome.exit_code}): {outcome.error}"
+        print(f"s2c-batch: {spec.name}: {what} [{outcome.duration_s:.1f} s]", file=sys.stderr)
+
+
+def _failed(outcome: RunOutcome, exc: BaseException, code: int) -> None:
+    outcome.status, outcome.exit_code = "failed", code
+    outcome.error, outcome.error_type = str(exc), type(exc).__name__

@@ -1,0 +1,4 @@
+"""Input scenes: open and validate a pair, read windows, stack bands, acquisition times.
+
+May import ``pipeline.config``, ``pipeline.errors`` and ``kernels``; nothing else of the pipeline.
+"""

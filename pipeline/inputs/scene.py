@@ -1,0 +1,321 @@
+"""Open and validate a pair of scenes; decide the output grid.
+
+Both scenes are opened lazily with rioxarray (dask chunks, ``lock=False``) to
+read their metadata; no pixels are read here except one tiny window per file,
+which catches truncated or corrupt rasters before any work is submitted. The
+result is a :class:`ScenePair`: two picklable :class:`SceneSource` specs that a
+block task reads windows from (see :mod:`s2c_batch.pipeline.inputs.reader`), and the
+output :class:`Grid`.
+
+Alignment: identical CRS, transform and shape is the fast path. Otherwise
+``input.align: strict`` raises :class:`SceneMismatchError` naming both values,
+and ``input.align: reproject`` warps t2 onto t1's grid lazily (a GDAL warped
+VRT read window by window).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.windows
+import rioxarray
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import transform_bounds
+
+from s2c_batch.pipeline.config import InputConfig
+from s2c_batch.pipeline.errors import ConfigError, InputError, SceneMismatchError
+
+#: dtypes a scene may have; others (complex, int8, ...) are refused.
+SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The output pixel grid: CRS, affine transform and shape.
+
+    Attributes:
+        crs_wkt: CRS as WKT.
+        transform: the six GDAL-order affine coefficients ``(a, b, c, d, e, f)``.
+        height: rows.
+        width: columns.
+    """
+
+    crs_wkt: str
+    transform: tuple[float, float, float, float, float, float]
+    height: int
+    width: int
+
+    @property
+    def affine(self) -> Affine:
+        return Affine(*self.transform)
+
+    @property
+    def crs(self) -> CRS:
+        return CRS.from_wkt(self.crs_wkt)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+
+@dataclass(frozen=True)
+class WarpSpec:
+    """Warp a source onto a target grid (``input.align: reproject``)."""
+
+    crs_wkt: str
+    transform: tuple[float, float, float, float, float, float]
+    height: int
+    width: int
+    resampling: str
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """Everything a worker needs to read windows of one date; small and picklable.
+
+    Attributes:
+        path: the raster file (GeoTIFF, VRT, anything GDAL opens).
+        bands: 1-based band indexes to read.
+        nodata: value marking invalid pixels (all selected bands equal), or ``None``.
+        scale: divisor mapping raw values to [0, 1].
+        offset: (row, col) of the output grid's origin in the source's (warped) grid.
+        height: rows of the source's (warped) grid, to clip reads.
+        width: columns of the source's (warped) grid.
+        warp: set when the source is read through a warped VRT onto t1's grid.
+        dtype: the raster's dtype name.
+    """
+
+    path: str
+    bands: tuple[int, ...]
+    nodata: float | None
+    scale: float
+    offset: tuple[int, int]
+    height: int
+    width: int
+    warp: WarpSpec | None = None
+    dtype: str = "uint8"
+
+
+@dataclass(frozen=True)
+class ScenePair:
+    """Two validated sources and the output grid they are read on."""
+
+    t1: SceneSource
+    t2: SceneSource
+    grid: Grid
+
+
+@dataclass(frozen=True)
+class _Meta:
+    crs: CRS | None
+    transform: Affine
+    height: int
+    width: int
+    count: int
+    dtype: str
+    nodata: float | None
+
+
+def inspect_scene(path: str | os.PathLike[str], label: str) -> _Meta:
+    """Open a raster lazily with rioxarray and return its metadata.
+
+    Raises:
+        InputError: missing, unreadable, corrupt or unsupported raster; the
+            message names ``label`` (t1/t2) and the file.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{label} scene {str(p)!r} does not exist; check the path")
+    if p.is_dir():
+        raise InputError(f"{label} scene {str(p)!r} is a directory, not a raster file")
+    try:
+        da = rioxarray.open_rasterio(
+            p, chunks={"band": -1, "y": "auto", "x": "auto"}, lock=False, cache=False
+        )
+    except Exception as exc:  # rasterio raises several types for unreadable files
+        raise InputError(
+            f"{label} scene {str(p)!r} cannot be opened as a raster ({exc}); "
+            "give a GeoTIFF or another GDAL-readable file"
+        ) from exc
+    try:
+        count, height, width = (int(n) for n in da.shape)
+        dtype = str(da.dtype)
+        nodata = da.rio.nodata
+        meta = _Meta(
+            crs=da.rio.crs,
+            transform=da.rio.transform(),
+            height=height,
+            width=width,
+            count=count,
+            dtype=dtype,
+            nodata=None if nodata is None else float(nodata),
+        )
+    finally:
+        da.close()
+    if meta.dtype not in SUPPORTED_DTYPES:
+        raise InputError(
+            f"{label} scene {str(p)!r} has dtype {meta.dtype!r}, which is not supported; "
+            f"supported dtypes are {list(SUPPORTED_DTYPES)}"
+        )
+    _probe_pixels(p, label, meta)
+    return meta
+
+
+def _probe_pixels(path: Path, label: str, meta: _Meta) -> None:
+    """Read the first and last pixel of every band: truncated files fail here."""
+    try:
+        with rasterio.open(path) as src:
+            for r, c in ((0, 0), (meta.height - 1, meta.width - 1)):
+                src.read(window=rasterio.windows.Window(c, r, 1, 1))
+    except Exception as exc:
+        raise InputError(
+            f"{label} scene {str(path)!r} is corrupt or truncated: reading its pixels failed ({exc})"
+        ) from exc
+
+
+def open_pair(
+    t1: str | os.PathLike[str],
+    t2: str | os.PathLike[str],
+    cfg: InputConfig,
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+) -> ScenePair:
+    """Validate two scenes against each other and the input config.
+
+    Args:
+        t1: path of the earlier scene; its grid is the output grid.
+        t2: path of the later scene.
+        cfg: the ``input`` config section.
+        bbox: optional AOI ``(minx, miny, maxx, maxy)`` in t1's CRS.
+
+    Returns:
+        The pair of sources and the output grid.
+
+    Raises:
+        InputError: a scene is unusable (missing, corrupt, too few bands, no
+            overlap, bbox outside the scene).
+        SceneMismatchError: CRS, transform or shape differ under ``align: strict``.
+        ConfigError: a float raster without ``input.scale``.
+    """
+    m1, m2 = inspect_scene(t1, "t1"), inspect_scene(t2, "t2")
+    for label, path, meta in (("t1", t1, m1), ("t2", t2, m2)):
+        if max(cfg.bands) > meta.count:
+            raise InputError(
+                f"{label} scene {str(path)!r} has {meta.count} band(s) but input.bands asks for "
+                f"{list(cfg.bands)}; set --set input.bands=[...] to bands that exist (1..{meta.count})"
+            )
+        if meta.crs is None:
+            raise InputError(
+                f"{label} scene {str(path)!r} has no CRS; georeference it (e.g. gdal_edit.py -a_srs)"
+            )
+    if m1.dtype != m2.dtype:
+        raise SceneMismatchError(
+            f"t1 {str(t1)!r} is {m1.dtype} but t2 {str(t2)!r} is {m2.dtype}; "
+            "both dates must share a dtype so one input.scale fits both"
+        )
+
+    grid = Grid(
+        crs_wkt=m1.crs.to_wkt(),  # type: ignore[union-attr]
+        transform=tuple(m1.transform)[:6],  # type: ignore[arg-type]
+        height=m1.height,
+        width=m1.width,
+    )
+    same_grid = (
+        m1.crs == m2.crs
+        and m1.transform.almost_equals(m2.transform, precision=1e-9)
+        and (m1.height, m1.width) == (m2.height, m2.width)
+    )
+    warp = None
+    if not same_grid:
+        if cfg.align == "strict":
+            raise SceneMismatchError(_mismatch_message(t1, t2, m1, m2))
+        _check_overlap(t1, t2, m1, m2)
+        warp = WarpSpec(grid.crs_wkt, grid.transform, grid.height, grid.width, cfg.resampling)
+
+    scale = _scale_for(cfg, m1.dtype, t1)
+    s1 = SceneSource(
+        path=str(Path(t1).resolve()), bands=tuple(cfg.bands),
+        nodata=cfg.nodata if cfg.nodata is not None else m1.nodata,
+        scale=scale, offset=(0, 0), height=m1.height, width=m1.width, dtype=m1.dtype,
+    )
+    s2 = SceneSource(
+        path=str(Path(t2).resolve()), bands=tuple(cfg.bands),
+        nodata=cfg.nodata if cfg.nodata is not None else m2.nodata,
+        scale=scale, offset=(0, 0),
+        height=m1.height if warp else m2.height, width=m1.width if warp else m2.width,
+        warp=warp, dtype=m2.dtype,
+    )
+    if bbox is not None:
+        grid, offset = _aoi(grid, bbox, t1)
+        s1, s2 = replace(s1, offset=offset), replace(s2, offset=offset)
+    return ScenePair(t1=s1, t2=s2, grid=grid)
+
+
+def _scale_for(cfg: InputConfig, dtype: str, path: str | os.PathLike[str]) -> float:
+    if cfg.scale is not None:
+        return float(cfg.scale)
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        return float(np.iinfo(np.dtype(dtype)).max)
+    raise ConfigError(
+        f"t1 scene {str(path)!r} is {dtype}: set input.scale to the value that maps to 1 "
+        "(e.g. --set input.scale=1.0 for reflectance in [0, 1], 10000 for Sentinel-2 L1C digital numbers)"
+    )
+
+
+def _mismatch_message(t1: object, t2: object, m1: _Meta, m2: _Meta) -> str:
+    parts = []
+    if m1.crs != m2.crs:
+        parts.append(f"CRS {m1.crs.to_string()!r} vs {m2.crs.to_string()!r}")  # type: ignore[union-attr]
+    if (m1.height, m1.width) != (m2.height, m2.width):
+        parts.append(f"shape {(m1.height, m1.width)} vs {(m2.height, m2.width)}")
+    if not m1.transform.almost_equals(m2.transform, precision=1e-9):
+        parts.append(f"transform {tuple(m1.transform)[:6]} vs {tuple(m2.transform)[:6]}")
+    return (
+        f"t1 {str(t1)!r} and t2 {str(t2)!r} are not on the same grid: {'; '.join(parts)}. "
+        "Co-register them, or pass --set input.align=reproject to warp t2 onto t1's grid"
+    )
+
+
+def _check_overlap(t1: object, t2: object, m1: _Meta, m2: _Meta) -> None:
+    west1, south1, east1, north1 = _wsen(m1)
+    west2, south2, east2, north2 = transform_bounds(m2.crs, m1.crs, *_wsen(m2))
+    if west2 >= east1 or east2 <= west1 or south2 >= north1 or north2 <= south1:
+        raise InputError(
+            f"t1 {str(t1)!r} and t2 {str(t2)!r} do not overlap: t1 covers "
+            f"{(west1, south1, east1, north1)}, t2 covers {(west2, south2, east2, north2)} in t1's CRS"
+        )
+
+
+def _wsen(meta: _Meta) -> tuple[float, float, float, float]:
+    """(west, south, east, north) of a raster."""
+    xs = [meta.transform @ (c, r) for r in (0, meta.height) for c in (0, meta.width)]
+    return (min(x for x, _ in xs), min(y for _, y in xs), max(x for x, _ in xs), max(y for _, y in xs))
+
+
+def _aoi(
+    grid: Grid, bbox: tuple[float, float, float, float], t1: object
+) -> tuple[Grid, tuple[int, int]]:
+    """Restrict the grid to the pixels of ``bbox`` (rounded outwards, clipped to the scene)."""
+    minx, miny, maxx, maxy = bbox
+    if not (minx < maxx and miny < maxy):
+        raise ConfigError(f"--bbox must be minx,miny,maxx,maxy with min < max, got {bbox!r}")
+    win = rasterio.windows.from_bounds(minx, miny, maxx, maxy, transform=grid.affine)
+    r0, c0 = math.floor(win.row_off + 1e-9), math.floor(win.col_off + 1e-9)
+    r1 = math.ceil(win.row_off + win.height - 1e-9)
+    c1 = math.ceil(win.col_off + win.width - 1e-9)
+    r0, c0 = max(r0, 0), max(c0, 0)
+    r1, c1 = min(r1, grid.height), min(c1, grid.width)
+    if r1 <= r0 or c1 <= c0:
+        raise InputError(
+            f"--bbox {bbox!r} does not overlap t1 {str(t1)!r}, which covers "
+            f"{_wsen(_Meta(None, grid.affine, grid.height, grid.width, 0, '', None))} in its CRS"
+        )
+    transform = grid.affine @ Affine.translation(c0, r0)
+    sub = Grid(grid.crs_wkt, tuple(transform)[:6], r1 - r0, c1 - c0)  # type: ignore[arg-type]
+    return sub, (r0, c0)

@@ -1,0 +1,145 @@
+"""Products derived from the finished store and COGs: STAC Item, quicklook, change polygons.
+
+Called by :mod:`s2c_batch.pipeline.run.runner` after the COGs are written and before the
+run is verified and marked ``complete``; each piece is switched by an
+``output.*`` config key. The polygon task of a block starts with the blocks
+(:func:`start_extras`) and runs as soon as that block is written. Then, in
+order: ``changes.parquet`` (its block tasks gathered and dissolved),
+``quicklook.png`` (decimated reads in this process), and ``stac-item.json``,
+which lists every file written before it. Each carries the run's provenance
+(version, config hash, fingerprint, checkpoint hashes, input names): the STAC
+item in its properties, the GeoParquet file in its metadata
+(``s2c:provenance``), the PNG in text chunks. A derived file whose switch is off
+is removed, so a folder never holds one left over from an earlier run with
+other settings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from s2c_batch.pipeline.run import outdir
+from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.products.polygons import POLYGONS_FILE, submit_vectorise, write_polygons
+from s2c_batch.pipeline.products.quicklook import QUICKLOOK_FILE, write_quicklook
+from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.products.stac import STAC_FILE, write_stac_item
+
+log = logging.getLogger(__name__)
+
+#: Every file this step may write.
+DERIVED_FILES = (POLYGONS_FILE, QUICKLOOK_FILE, STAC_FILE)
+
+
+def class_names(cfg: Config) -> tuple[str, ...] | None:
+    """The vocabulary's class names when the run writes class maps, else ``None``."""
+    if cfg.model.identifier == "none":
+        return None
+    from s2c_batch.kernels.predictor import load_vocabulary
+
+    return load_vocabulary(cfg.model.vocab).class_names
+
+
+@dataclass
+class PendingExtras:
+    """The derived-product tasks started with the blocks (``polygons`` is ``None`` when switched off).
+
+    The quicklook's scene panels are not among them: read in a task on a worker,
+    the decimated scene reads made the tiny benchmark's whole run about 15%
+    slower (likely the worker's fixed 64 MB GDAL cache re-decoding tiles).
+    """
+
+    polygons: list[Any] | None = None
+
+    def cancel(self, client: Any) -> None:
+        """Cancel what is still running (the run failed or was interrupted)."""
+        if self.polygons:
+            client.cancel(self.polygons)
+
+
+def start_extras(client: Any, store_path: Path, pair: ScenePair, cfg: Config,
+                 after: Mapping[tuple[int, int], Any]) -> PendingExtras:
+    """Submit the work that can run while the blocks are predicted.
+
+    Args:
+        client: the run's ``distributed.Client``.
+        store_path: the run's ``change.zarr``.
+        pair: the scene pair and output grid.
+        cfg: the run's config.
+        after: block index -> future of its write task; blocks not named are
+            already in the store (resume).
+    """
+    pending = PendingExtras()
+    if cfg.output.polygons:
+        pending.polygons = submit_vectorise(client, store_path, pair.grid, block=cfg.tiling.block_size,
+                                            class_names=class_names(cfg), retries=cfg.cluster.retries,
+                                            after=after)
+    return pending
+
+
+def write_extras(client: Any, out_dir: Path, pair: ScenePair, cfg: Config, run: dict[str, Any],
+                 products: dict[str, str], pending: PendingExtras | None = None) -> dict[str, str]:
+    """Write the derived products; returns product name -> path of what was written.
+
+    Args:
+        client: the run's ``distributed.Client`` (polygon tasks run on it).
+        out_dir: the run's folder.
+        pair: the scene pair and output grid.
+        cfg: the run's config (``output.polygons``, ``output.quicklook``, ``output.stac``).
+        run: the run record so far (version, fingerprint, config hash, inputs).
+        products: what the run wrote so far (COGs and ``change.zarr``).
+        pending: what :func:`start_extras` started (``None`` = do everything now).
+    """
+    out = Path(out_dir)
+    names = class_names(cfg)
+    written: dict[str, str] = {}
+    _remove_disabled(out, cfg)
+    store_path = out / outdir.STORE
+    prov = provenance(pair, run)
+    if cfg.output.polygons:
+        path = write_polygons(client, store_path, out / POLYGONS_FILE, pair.grid,
+                              block=cfg.tiling.block_size, class_names=names, retries=cfg.cluster.retries,
+                              provenance=prov, futures=pending.polygons if pending else None)
+        written[POLYGONS_FILE] = str(path)
+    if cfg.output.quicklook:
+        titles = _titles(pair)
+        path = write_quicklook(out, pair, block=cfg.tiling.block_size, class_names=names, titles=titles,
+                               provenance=prov)
+        written[QUICKLOOK_FILE] = str(path)
+    if cfg.output.stac:
+        path = write_stac_item(out, pair, run, {**products, **written})
+        written[STAC_FILE] = str(path)
+    return written
+
+
+def provenance(pair: ScenePair, run: dict[str, Any]) -> dict[str, Any]:
+    """What made the products: package version, config hash, fingerprint, checkpoint hashes, inputs."""
+    return {
+        "version": run.get("version"),
+        "config_hash": run.get("config_hash"),
+        "fingerprint": run.get("fingerprint"),
+        "checkpoints": dict(run.get("checkpoints") or {}),
+        "inputs": [Path(pair.t1.path).name, Path(pair.t2.path).name],
+    }
+
+
+def _remove_disabled(out: Path, cfg: Config) -> None:
+    switches = {POLYGONS_FILE: cfg.output.polygons, QUICKLOOK_FILE: cfg.output.quicklook,
+                STAC_FILE: cfg.output.stac}
+    for name, enabled in switches.items():
+        if not enabled:
+            (out / name).unlink(missing_ok=True)
+
+
+def _titles(pair: ScenePair) -> Sequence[str]:
+    from s2c_batch.pipeline.inputs.acquisition import acquisition_datetime
+
+    labels = []
+    for label, source in (("t1", pair.t1), ("t2", pair.t2)):
+        when = acquisition_datetime(source.path)
+        labels.append(f"{label} {when:%Y-%m-%d}" if when else f"{label} {Path(source.path).name}")
+    return (*labels, "change")

@@ -1,0 +1,172 @@
+"""``quicklook.png``: t1 | t2 | change overlay with class colours, from overviews.
+
+Every read is a decimated one: the inputs with rasterio ``out_shape`` (GDAL
+serves it from the file's overviews when it has them, else through its block
+cache), the products from the COGs' overviews. No full-resolution array of a
+scene is ever built. Without COGs (``output.cog: false``) the products are read
+from the Zarr store one block-row band at a time with a stride.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.windows
+import zarr
+from affine import Affine
+from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+
+from s2c_batch.kernels.raster.quicklook import (
+    change_overlay,
+    class_colours,
+    decimation,
+    side_by_side,
+    stretch,
+)
+from s2c_batch.pipeline.atomic import atomic_path
+from s2c_batch.pipeline.inputs.scene import Grid, ScenePair, SceneSource
+
+QUICKLOOK_FILE = "quicklook.png"
+
+#: Longest side of each of the three panels, in pixels.
+PANEL_SIDE = 512
+
+_HEADER = 16
+
+
+def read_scene_preview(source: SceneSource, grid: Grid, out_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A decimated read of a scene over the output grid.
+
+    Args:
+        source: the scene (its ``offset`` places the grid in the file; ``warp``
+            reads it through a warped VRT on t1's grid).
+        grid: the output grid.
+        out_shape: ``(h, w)`` of the preview.
+
+    Returns:
+        ``(data [C, h, w], valid [h, w])`` in the file's dtype.
+    """
+    h, w = out_shape
+    win = rasterio.windows.Window(source.offset[1], source.offset[0], grid.width, grid.height)
+    with rasterio.open(source.path) as src:
+        if source.warp is None:
+            data = src.read(list(source.bands), window=win, out_shape=(len(source.bands), h, w),
+                            resampling=Resampling.nearest)
+            ok = np.ones((h, w), bool)
+        else:
+            warp = source.warp
+            with WarpedVRT(src, crs=CRS.from_wkt(warp.crs_wkt), transform=Affine(*warp.transform),
+                           width=warp.width, height=warp.height, resampling=Resampling[warp.resampling],
+                           src_nodata=source.nodata, add_alpha=True) as vrt:
+                data = vrt.read(list(source.bands), window=win, out_shape=(len(source.bands), h, w),
+                                resampling=Resampling.nearest)
+                ok = vrt.read(vrt.count, window=win, out_shape=(h, w), resampling=Resampling.nearest) > 0
+    if data.dtype.kind == "f":
+        ok &= ~np.isnan(data).any(axis=0)
+    if source.nodata is not None and not np.isnan(source.nodata):
+        ok &= ~(data == data.dtype.type(source.nodata)).all(axis=0)
+    return data, ok
+
+
+def read_product_preview(out_dir: Path, name: str, grid: Grid, step: int,
+                         out_shape: tuple[int, int], *, block: int) -> np.ndarray:
+    """A decimated product: from its COG's overviews, else strided from the Zarr store.
+
+    Returns:
+        uint8 ``[h, w]``.
+    """
+    cog = out_dir / f"{name}.tif"
+    if cog.exists():
+        with rasterio.open(cog) as src:
+            return src.read(1, out_shape=out_shape, resampling=Resampling.nearest)
+    arr = zarr.open_array(str(out_dir / "change.zarr" / name), mode="r")
+    band = max(step, block - block % step)
+    rows = [np.asarray(arr[r : min(r + band, grid.height) : step, ::step]) for r in range(0, grid.height, band)]
+    return np.concatenate(rows, axis=0)[: out_shape[0], : out_shape[1]]
+
+
+def write_quicklook(
+    out_dir: str | os.PathLike[str],
+    pair: ScenePair,
+    *,
+    block: int,
+    class_names: Sequence[str] | None = None,
+    titles: Sequence[str] = ("t1", "t2", "change"),
+    side: int = PANEL_SIDE,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``quicklook.png`` into a finished run's folder.
+
+    Args:
+        out_dir: the run's output folder (COGs and/or ``change.zarr``).
+        pair: the run's scene pair and output grid.
+        block: block side of the run (bounds the fallback reads from the store).
+        class_names: vocabulary class names when the run has class maps; the
+            change panel then colours each change by its t2 ("to") class.
+        titles: the three panel titles.
+        side: longest side of a panel in pixels.
+        provenance: written as PNG text chunks ``s2c:<key>`` (JSON values).
+
+    Returns:
+        The PNG path.
+
+    Raises:
+        OutputError: the PNG cannot be written.
+    """
+    out = Path(out_dir)
+    step, shape = decimation(pair.grid.shape, side)
+    d1, v1 = read_scene_preview(pair.t1, pair.grid, shape)
+    d2, v2 = read_scene_preview(pair.t2, pair.grid, shape)
+    mask = read_product_preview(out, "change_mask", pair.grid, step, shape, block=block)
+    classes = None
+    if class_names is not None:
+        classes = read_product_preview(out, "class_t2", pair.grid, step, shape, block=block)
+    rgb1, rgb2 = stretch(d1, v1), stretch(d2, v2)
+    overlay = change_overlay(rgb2, mask, classes, n_classes=len(class_names or ()))
+    body = side_by_side([rgb1, rgb2, overlay])
+    legend = _legend(class_names, classes[mask == 1] if classes is not None else None)
+    image = Image.new("RGB", (body.shape[1], body.shape[0] + _HEADER + legend[1]), "white")
+    image.paste(Image.fromarray(body), (0, _HEADER))
+    draw = ImageDraw.Draw(image)
+    x = 0
+    for title, panel in zip(titles, (rgb1, rgb2, overlay), strict=True):
+        draw.text((x + 2, 2), title, fill="black")
+        x += panel.shape[1] + 4
+    legend[0](draw, _HEADER + body.shape[0])
+    path = out / QUICKLOOK_FILE
+    info = PngInfo()
+    for key, value in (provenance or {}).items():
+        info.add_text(f"s2c:{key}", value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+    with atomic_path(path, what="quicklook") as tmp:
+        image.save(tmp, format="PNG", optimize=True, pnginfo=info)
+    return path
+
+
+def _legend(class_names: Sequence[str] | None,
+            changed_classes: np.ndarray | None) -> tuple[Callable[[ImageDraw.ImageDraw, int], None], int]:
+    """A drawing function for the legend strip and its height (classes present in the change)."""
+    if class_names is None or changed_classes is None or not changed_classes.size:
+        return (lambda draw, y: None), 0
+    present = [int(c) for c in np.unique(changed_classes) if c < len(class_names)]
+    colours = class_colours(len(class_names))
+    row = 14
+
+    def draw_legend(draw: ImageDraw.ImageDraw, y: int) -> None:
+        x = 2
+        for c in present:
+            draw.rectangle((x, y + 3, x + 9, y + 12), fill=tuple(int(v) for v in colours[c]))
+            label = f"-> {class_names[c]}"
+            draw.text((x + 13, y + 2), label, fill="black")
+            x += 13 + 7 * len(label) + 10
+
+    return draw_legend, row + 4

@@ -1,0 +1,106 @@
+"""Cloud-Optimized GeoTIFFs built from the Zarr store, atomically.
+
+GDAL's COG driver only copies (``CreateCopy``), and writing one from Dask
+directly gives all-zero overviews (rioxarray #410). So each product is written
+window by window into a temporary tiled GeoTIFF, copied to a temporary COG
+(which builds the overviews from the complete raster), checked, and only then
+renamed to its final name with ``os.replace``. A crash leaves no file under the
+final name; temporary files are removed on any error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import rasterio
+import rasterio.shutil
+
+from s2c_batch.kernels.raster.encode import NODATA
+from s2c_batch.kernels.raster.tiling import Window
+from s2c_batch.pipeline.run import store
+from s2c_batch.pipeline.errors import OutputError
+from s2c_batch.pipeline.inputs.scene import Grid
+
+#: GDAL block cache (MB) while building a COG: fixed, so memory does not grow with the scene.
+GDAL_CACHE_MB = 256
+
+#: The temporary tiled GeoTIFF is read once, by the COG copy: fast ZSTD level 1, not the
+#: product's compression (deflate there took 4.6 s of a 16384 x 16384 product's 12.5 s).
+TEMP_COMPRESSION = {"compress": "zstd", "zstd_level": 1}
+
+
+def write_cog(
+    store_path: str | os.PathLike[str],
+    name: str,
+    out_path: str | os.PathLike[str],
+    grid: Grid,
+    *,
+    window: int,
+    compress: str = "deflate",
+    overview_resampling: str = "nearest",
+    tags: Mapping[str, str] | None = None,
+) -> Path:
+    """Write product ``name`` of the store as a COG with overviews.
+
+    Args:
+        store_path: the ``change.zarr`` folder.
+        name: product array name.
+        out_path: final COG path.
+        grid: the output grid (CRS, transform, shape).
+        window: rows/cols copied per step (the block size: bounded memory).
+        compress: COG compression.
+        overview_resampling: resampling for the overviews.
+        tags: GeoTIFF metadata tags (provenance).
+
+    Returns:
+        The final path.
+    """
+    out = Path(out_path)
+    tmp_tiff = out.with_name(f".{out.stem}.tiled.tmp.tif")
+    tmp_cog = out.with_name(f".{out.stem}.cog.tmp.tif")
+    profile = {
+        "driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1,
+        "dtype": "uint8", "crs": grid.crs, "transform": grid.affine, "nodata": NODATA,
+        "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER", **TEMP_COMPRESSION,
+    }
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(tmp_tiff, "w", **profile) as dst:
+            for r in range(0, grid.height, window):
+                for c in range(0, grid.width, window):
+                    win = Window(r, c, min(window, grid.height - r), min(window, grid.width - c))
+                    arr = store.read_window(store_path, name, win)
+                    dst.write(arr, 1, window=rasterio.windows.Window(c, r, win.width, win.height))
+            if tags:
+                dst.update_tags(**tags)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            # Tiles (and overview tiles) are compressed on all cores: 2x faster on 2 cores.
+            rasterio.shutil.copy(
+                tmp_tiff, tmp_cog, driver="COG", compress=compress.upper(), blocksize=512,
+                overview_resampling=overview_resampling, overviews="AUTO", BIGTIFF="IF_SAFER",
+                NUM_THREADS="ALL_CPUS",
+            )
+        _check_cog(tmp_cog, grid)
+        os.replace(tmp_cog, out)
+    except rasterio.errors.RasterioError as exc:
+        raise OutputError(f"writing COG {str(out)!r} failed: {exc}") from exc
+    finally:
+        for tmp in (tmp_tiff, tmp_cog):
+            tmp.unlink(missing_ok=True)
+    return out
+
+
+def _check_cog(path: Path, grid: Grid) -> None:
+    """The written file has the grid's shape, CRS and transform."""
+    with rasterio.open(path) as src:
+        if (src.height, src.width) != grid.shape or src.crs != grid.crs or \
+                not src.transform.almost_equals(grid.affine):
+            raise OutputError(f"COG {str(path)!r} does not match the output grid; not renamed")
+
+
+def overview_factors(path: str | os.PathLike[str]) -> list[int]:
+    """Overview decimation factors of band 1 of a raster."""
+    with rasterio.open(path) as src:
+        return list(src.overviews(1))
+

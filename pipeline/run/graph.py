@@ -1,0 +1,92 @@
+"""Build the Dask graph of a run: O(blocks) tasks, nothing computed.
+
+Per block, up to four kinds of task:
+
+- ``s2c-read-<token>-<r>-<c>``: read both dates of the block's window (no GPU
+  resource, so a two-thread GPU worker reads ahead while its GPU predicts).
+- ``s2c-tiles-<token>-<r>-<c>``: predict the tiles the block owns (each tile of
+  the scene exactly once), return its partial sums cut per destination core.
+  Annotated ``resources={"GPU": 1}`` on GPU clusters.
+- ``s2c-piece-<token>-<r>-<c>-<dr>-<dc>``: select one destination's piece, so
+  only that piece travels to the writer.
+- ``s2c-write-<token>-<r>-<c>``: add the pieces of the (at most four) blocks
+  that reach the core, normalise, encode and write the shard.
+
+Tasks carry small specs (paths, windows, config), never pixels or the model.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable
+
+import dask
+from dask.delayed import Delayed
+
+from s2c_batch.kernels.raster.tiling import TilePlan
+from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.run.worker import TileJob, WriteJob, predict_tiles, read_block, write_block
+
+
+def write_order(plan: TilePlan, skip: Iterable[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+    """The blocks :func:`build_graph` returns write tasks for, in its order (row-major)."""
+    done = set(skip)
+    nbi, nbj = plan.block_grid
+    return [(i, j) for i in range(nbi) for j in range(nbj) if (i, j) not in done]
+
+
+def build_graph(
+    pair: ScenePair,
+    plan: TilePlan,
+    cfg: Config,
+    store_path: str,
+    *,
+    skip: Iterable[tuple[int, int]] = (),
+    gpu: bool = False,
+    token: str = "run",
+) -> list[Delayed]:
+    """The write task of every block not in ``skip`` (already written), row-major.
+
+    Args:
+        pair: the scenes.
+        plan: the tile plan.
+        cfg: the run config.
+        store_path: the Zarr store the write tasks fill.
+        skip: blocks already written (resume): no write task, and tile tasks
+            only where a remaining block needs them.
+        gpu: annotate tile tasks with ``resources={"GPU": 1}``.
+        token: keeps the keys of different runs apart.
+    """
+    todo = write_order(plan, skip)
+    needed = sorted({s for d in todo for s in plan.sources(*d)})
+    blocks = {idx: plan.block_at(*idx) for idx in set(needed) | set(todo)}
+    cores = {}
+    for idx in needed:
+        for d in plan.destinations(*idx):
+            cores[d] = blocks[d].core if d in blocks else plan.block_at(*d).core
+
+    tiles: dict[tuple[int, int], Delayed] = {}
+    annotations = {"resources": {"GPU": 1}} if gpu else {}
+    for r, c in needed:
+        pixels = dask.delayed(read_block, pure=False)(
+            pair, blocks[(r, c)], dask_key_name=f"s2c-read-{token}-{r}-{c}")
+        job = TileJob(pair=pair, block=blocks[(r, c)], overlap=plan.overlap, model=cfg.model,
+                      destinations={d: cores[d] for d in plan.destinations(r, c)})
+        with dask.annotate(**annotations):
+            tiles[(r, c)] = dask.delayed(predict_tiles, pure=False)(
+                job, pixels, dask_key_name=f"s2c-tiles-{token}-{r}-{c}")
+
+    writes = []
+    with_classes = cfg.model.identifier != "none"
+    for r, c in todo:
+        pieces = [
+            dask.delayed(operator.getitem, pure=False)(
+                tiles[s], (r, c), dask_key_name=f"s2c-piece-{token}-{s[0]}-{s[1]}-{r}-{c}")
+            for s in plan.sources(r, c)
+        ]
+        job = WriteJob(index=(r, c), core=blocks[(r, c)].core, model=cfg.model, store=store_path,
+                       with_classes=with_classes)
+        writes.append(dask.delayed(write_block, pure=False)(
+            job, *pieces, dask_key_name=f"s2c-write-{token}-{r}-{c}"))
+    return writes

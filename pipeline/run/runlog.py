@@ -1,0 +1,115 @@
+"""``run.json``: what a run is (fingerprint, inputs, config) and how it went.
+
+Written atomically (temporary file + ``os.replace``) at every status change, so
+a crash leaves the last consistent record: ``running`` or ``failed``, never a
+``complete`` that is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.inputs.scene import ScenePair
+
+
+def package_version() -> str:
+    """The installed s2c-batch version."""
+    try:
+        return version("s2c-batch")
+    except PackageNotFoundError:  # pragma: no cover - always installed in practice
+        return "0+unknown"
+
+
+def checkpoint_paths(cfg: Config) -> dict[str, str]:
+    """``model.*_checkpoint`` keys that name a path, and their paths."""
+    return {
+        f"model.{k}": str(v)
+        for k, v in vars(cfg.model).items()
+        if k.endswith("checkpoint") and v
+    }
+
+
+def hash_path(path: str) -> str:
+    """SHA-256 of a file, or of a folder's (relative name, size, mtime) listing."""
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_dir():
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(p)}\0{st.st_size}\0{int(st.st_mtime)}\n".encode())
+        return "dir-sha256:" + h.hexdigest()
+    if not p.is_file():
+        return "missing"
+    with open(p, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def describe_input(path: str) -> dict[str, Any]:
+    """Path, size and modification time of an input file."""
+    st = os.stat(path)
+    return {"path": path, "size": st.st_size, "mtime": int(st.st_mtime)}
+
+
+def fingerprint(pair: ScenePair, cfg: Config, checkpoints: dict[str, str]) -> str:
+    """Hash of everything that determines the products.
+
+    Covers the inputs (path, size, mtime), the output grid (CRS, transform,
+    shape), the resolved config but its ``cluster`` section
+    (:meth:`~s2c_batch.pipeline.config.Config.products_hash`), the checkpoint hashes
+    and the package version.
+    """
+    doc = {
+        "t1": describe_input(pair.t1.path),
+        "t2": describe_input(pair.t2.path),
+        "grid": [pair.grid.crs_wkt, list(pair.grid.transform), pair.grid.height, pair.grid.width],
+        "config": cfg.products_hash(),
+        "checkpoints": checkpoints,
+        "version": package_version(),
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class RunLog:
+    """The mutable record behind ``run.json``."""
+
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict)
+    _t0: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def read(cls, path: Path) -> dict[str, Any] | None:
+        """The content of an existing ``run.json``, or ``None``."""
+        try:
+            return json.loads(path.read_text())  # type: ignore[no-any-return]
+        except (OSError, ValueError):
+            return None
+
+    def update(self, **values: Any) -> None:
+        """Set top-level fields and write the file."""
+        self.data.update(values)
+        self.write()
+
+    def timing(self, stage: str, seconds: float) -> None:
+        """Record a stage's wall time (seconds) and write the file."""
+        self.data.setdefault("timings_s", {})[stage] = round(seconds, 4)
+        self.write()
+
+    def write(self) -> None:
+        """Write atomically: temporary file, fsync, rename."""
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(self.data, f, indent=2, sort_keys=False, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)

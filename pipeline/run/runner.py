@@ -1,0 +1,328 @@
+"""``s2c-batch run`` as a Python function: two scenes in, change products out.
+
+Stages: open and validate the pair (nothing is written before this passes) ->
+plan -> prepare and lock ``--out`` -> create the Zarr store -> one Dask task per
+block on a cluster whose workers hold the model -> COGs from the store ->
+verify -> ``run.json`` says ``complete``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distributed import as_completed
+
+from s2c_batch.kernels.raster.tiling import TilePlan
+from s2c_batch.pipeline.run import outdir, store
+from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
+from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.errors import InputError, OutputError, OutputExistsError, S2CError
+from s2c_batch.pipeline.products.extras import start_extras, write_extras
+from s2c_batch.pipeline.run.graph import build_graph, write_order
+from s2c_batch.pipeline.run.plan import make_plan, products_for
+from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
+from s2c_batch.pipeline.run.runlog import (
+    RunLog,
+    checkpoint_paths,
+    describe_input,
+    fingerprint,
+    hash_path,
+    package_version,
+)
+from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
+from s2c_batch.pipeline.run.signals import sigterm_as_interrupt
+from s2c_batch.pipeline.run.worker import BlockReport, PredictorPlugin, plugin_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    out: Path
+    status: str
+    blocks: int
+    blocks_reused: int
+    products: dict[str, str] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def run_change_detection(
+    t1: str | os.PathLike[str],
+    t2: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    cfg: Config,
+    *,
+    scheduler: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    bbox: tuple[float, float, float, float] | None = None,
+    progress: bool = True,
+    report: str | os.PathLike[str] | None = None,
+    torch_threads: int | None = None,
+) -> RunResult:
+    """Run change detection on a pair of scenes.
+
+    Args:
+        t1: earlier scene (its grid is the output grid).
+        t2: later scene.
+        out: output folder.
+        cfg: resolved config.
+        scheduler: address of a running Dask scheduler; ``None`` = a LocalCluster.
+        resume: finish a previous run with the same fingerprint, reusing its blocks.
+        overwrite: replace a previous run.
+        bbox: AOI ``(minx, miny, maxx, maxy)`` in t1's CRS.
+        progress: show a progress bar on stderr.
+        report: save Dask's performance report of the block computation to this HTML file.
+        torch_threads: torch intra-op threads on each CPU worker; ``None`` = the
+            worker's share of this machine's cores on the LocalCluster this call
+            starts, and Dask's default (one) on a ``scheduler``'s workers.
+
+    Returns:
+        The run's summary (also in ``out/run.json``).
+
+    Raises:
+        InputError: unusable scenes (exit 3). ConfigError / CheckpointError (exit 2).
+        OutputError: output exists, is locked or unwritable, or the report's folder
+            is missing (exit 4).
+    """
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    check_report_path(report)
+    pair = open_pair(t1, t2, cfg.input, bbox=bbox)
+    cfg.model.check_checkpoints()
+    checkpoints = {k: hash_path(p) for k, p in checkpoint_paths(cfg).items()}
+    plan = make_plan(pair, cfg)
+    timings["open"] = time.perf_counter() - t_start
+
+    out_dir = Path(out).resolve()
+    created = not out_dir.exists()
+    outdir.prepare(out_dir, resume=resume, overwrite=overwrite)
+    try:
+        with outdir.locked(out_dir):
+            return _run_locked(pair, plan, cfg, out_dir, checkpoints, scheduler=scheduler,
+                               resume=resume, bbox=bbox, progress=progress, timings=timings,
+                               t_start=t_start, report=report, torch_threads=torch_threads)
+    finally:
+        if created and not outdir.has_run(out_dir):
+            outdir.remove_empty(out_dir)
+
+
+def _run_locked(
+    pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path, checkpoints: dict[str, str], *,
+    scheduler: str | None, resume: bool, bbox: tuple[float, float, float, float] | None,
+    progress: bool, timings: dict[str, float], t_start: float,
+    report: str | os.PathLike[str] | None = None, torch_threads: int | None = None,
+) -> RunResult:
+    fp = fingerprint(pair, cfg, checkpoints)
+    run_json = out_dir / outdir.RUN_JSON
+    ledger = outdir.BlockLedger(out_dir)
+    store_path = out_dir / outdir.STORE
+    previous = RunLog.read(run_json)
+    resuming = resume and previous is not None and store_path.exists()
+    if resuming and previous.get("fingerprint") != fp:  # type: ignore[union-attr]
+        raise OutputExistsError(
+            f"--out {str(out_dir)!r} holds a run with another fingerprint (inputs, config, "
+            "checkpoints or version changed); pass --overwrite to replace it"
+        )
+    t0 = time.perf_counter()
+    with connect(scheduler, cfg.cluster) as client:
+        timings["cluster_start"] = time.perf_counter() - t0
+        if progress:
+            print(f"s2c-batch: dashboard {client.dashboard_link}", file=sys.stderr)
+        # Load the model on every worker before writing anything: a bad checkpoint
+        # fails here and leaves the output as it was.
+        t0 = time.perf_counter()
+        threads = torch_threads
+        if threads is None and scheduler is None:
+            threads = torch_threads_per_worker(client)
+        client.register_plugin(PredictorPlugin(cfg.model, torch_threads=threads),
+                               name=plugin_name(cfg.model))
+        timings["model_load"] = time.perf_counter() - t0
+
+        reuse = ledger.done() if resuming else set()
+        if resuming:
+            for name in outdir.PRODUCT_FILES:
+                (out_dir / name).unlink(missing_ok=True)
+        else:
+            outdir.clear_products(out_dir)
+        products = products_for(cfg)
+        runlog = RunLog(run_json)
+        runlog.update(
+            status="running",
+            started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            version=package_version(),
+            fingerprint=fp,
+            inputs={"t1": describe_input(pair.t1.path), "t2": describe_input(pair.t2.path)},
+            grid={"crs": pair.grid.crs.to_string(), "transform": list(pair.grid.transform),
+                  "height": pair.grid.height, "width": pair.grid.width},
+            bbox=list(bbox) if bbox else None,
+            config=cfg.to_dict(),
+            config_hash=cfg.hash(),
+            checkpoints=checkpoints,
+            blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": 0},
+            dashboard=client.dashboard_link,
+            products={},
+        )
+        try:
+            if not reuse:
+                t0 = time.perf_counter()
+                create_products_store(store_path, pair, cfg, products, fp, checkpoints)
+                timings["create_store"] = time.perf_counter() - t0
+            with sigterm_as_interrupt(), performance_report_to(report):
+                result = _compute(client, pair, plan, cfg, out_dir, store_path, products, reuse,
+                                  ledger, runlog, progress, timings)
+            verify_products(out_dir, pair, plan, ledger, result.products)
+        except InputError:
+            outdir.clear_products(out_dir)  # unusable input: leave no product behind
+            raise
+        except BaseException as exc:
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            runlog.update(status="failed", error=reason, timings_s=_rounded(timings))
+            raise
+    timings["total"] = time.perf_counter() - t_start
+    runlog.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  timings_s=_rounded(timings), products=result.products)
+    result.timings_s = _rounded(timings)
+    return result
+
+
+def create_products_store(
+    store_path: Path, pair: ScenePair, cfg: Config, products: tuple[str, ...], fp: str,
+    checkpoints: dict[str, str],
+) -> None:
+    """Create the empty, georeferenced Zarr store with provenance attributes."""
+    attrs = {
+        "s2c_batch_version": package_version(),
+        "fingerprint": fp,
+        "config_hash": cfg.hash(),
+        "checkpoints": checkpoints,
+        "inputs": [Path(pair.t1.path).name, Path(pair.t2.path).name],
+        "threshold": cfg.model.threshold,
+    }
+    store.create_store(store_path, pair.grid, products, shard=cfg.tiling.block_size,
+                       chunk=cfg.tiling.chunk_size, attrs=attrs)
+
+
+def _compute(
+    client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path, store_path: Path,
+    products: tuple[str, ...], reuse: set[tuple[int, int]], ledger: outdir.BlockLedger,
+    runlog: RunLog, progress: bool, timings: dict[str, float],
+) -> RunResult:
+    t0 = time.perf_counter()
+    tasks = build_graph(pair, plan, cfg, str(store_path), skip=reuse, gpu=has_gpu_workers(client),
+                        token=uuid.uuid4().hex[:8])
+    futures = client.compute(tasks, optimize_graph=False, retries=cfg.cluster.retries)
+    # A written block's polygons need no finished product: they are traced while later
+    # blocks are still being predicted.
+    pending = start_extras(client, store_path, pair, cfg, after=dict(zip(write_order(plan, reuse), futures,
+                                                                         strict=True)))
+    try:
+        reports: list[BlockReport] = []
+        bar = _progress_bar(len(futures), progress)
+        try:
+            for fut in as_completed(futures):
+                report: BlockReport = fut.result()
+                ledger.add(report.index)
+                reports.append(report)
+                bar.update(1)
+        except BaseException:
+            client.cancel(futures)
+            raise
+        finally:
+            bar.close()
+        timings["blocks"] = time.perf_counter() - t0
+        runlog.update(blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": len(reports),
+                              "valid_pixels_computed": sum(r.valid_pixels for r in reports)})
+        if not reuse and not any(r.valid_pixels for r in reports):
+            raise InputError(
+                f"t1 {pair.t1.path!r} and t2 {pair.t2.path!r} have no pixel that is valid in both "
+                f"(all nodata{' inside --bbox' if pair.t1.offset != (0, 0) else ''}); check input.nodata "
+                "and that the scenes cover the same ground"
+            )
+        t0 = time.perf_counter()
+        written = {}
+        if cfg.output.cog:
+            written = _write_cogs(client, store_path, out_dir, pair, cfg, products, runlog)
+        timings["cogs"] = time.perf_counter() - t0
+        written["change.zarr"] = str(store_path)
+        t0 = time.perf_counter()
+        written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written), pending))
+        timings["extras"] = time.perf_counter() - t0
+    except BaseException:
+        pending.cancel(client)
+        raise
+    return RunResult(out=out_dir, status="complete", blocks=plan.n_blocks,
+                     blocks_reused=len(reuse), products=written)
+
+
+def _write_cogs(
+    client: Any, store_path: Path, out_dir: Path, pair: ScenePair, cfg: Config,
+    products: tuple[str, ...], runlog: RunLog,
+) -> dict[str, str]:
+    from s2c_batch.pipeline.run.cog import write_cog
+
+    tags = {
+        "S2C_BATCH_VERSION": package_version(),
+        "S2C_CONFIG_HASH": cfg.hash(),
+        "S2C_FINGERPRINT": str(runlog.data.get("fingerprint")),
+        "S2C_INPUTS": f"{Path(pair.t1.path).name},{Path(pair.t2.path).name}",
+        "S2C_CHECKPOINTS": json.dumps(runlog.data.get("checkpoints", {}), sort_keys=True),
+    }
+    futures = {
+        name: client.submit(
+            write_cog, store_path, name, out_dir / f"{name}.tif", pair.grid,
+            window=cfg.tiling.block_size, compress=cfg.output.compress,
+            overview_resampling=cfg.output.overview_resampling, tags=tags,
+            pure=False, retries=cfg.cluster.retries,
+        )
+        for name in products
+    }
+    return {f"{name}.tif": str(fut.result()) for name, fut in futures.items()}
+
+
+def verify_products(out_dir: Path, pair: ScenePair, plan: TilePlan, ledger: outdir.BlockLedger,
+                    products: dict[str, str]) -> None:
+    """Check what ``complete`` promises: every block written, georeferencing equal to t1's.
+
+    Raises:
+        OutputError: a block is missing or a product does not match the output grid.
+    """
+    missing = plan.n_blocks - len(ledger.done())
+    if missing:
+        raise OutputError(f"{missing} block(s) are not recorded as written; run again with --resume")
+    ds = store.open_products(out_dir / outdir.STORE)
+    try:
+        if ds.rio.shape != pair.grid.shape or ds.rio.crs != pair.grid.crs or \
+                not ds.rio.transform().almost_equals(pair.grid.affine):
+            raise OutputError(
+                f"{str(out_dir / outdir.STORE)!r} does not carry the input's grid "
+                f"({ds.rio.shape}, {ds.rio.crs}); rerun with --overwrite"
+            )
+    finally:
+        ds.close()
+    for name, path in products.items():
+        if not Path(path).exists():
+            raise OutputError(f"product {name} was not written to {path!r}; run again with --resume")
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="blocks", unit="block", disable=not enabled, file=sys.stderr)
+
+
+def _rounded(t: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in t.items()}
+
+
+__all__ = ["RunResult", "S2CError", "run_change_detection"]

@@ -1,0 +1,130 @@
+"""The ``change.zarr`` product: a georeferenced Zarr v3 group written block by block.
+
+:func:`create_store` writes the metadata, the ``x``/``y`` coordinates and a CF
+``spatial_ref`` grid mapping through xarray (``to_zarr(compute=False)``), so
+``xarray.open_zarr(path, decode_coords="all")`` plus rioxarray gives the input's
+CRS and transform. Each product array has one shard per output block (chunks of
+``tiling.chunk_size`` inside), so :func:`write_block` replaces whole shards and
+is idempotent: a retried or resumed block rewrites the same bytes, and two
+blocks never touch the same shard.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+import zarr
+
+from s2c_batch.kernels.raster.encode import NODATA
+from s2c_batch.kernels.raster.tiling import Window
+from s2c_batch.pipeline.errors import OutputError
+from s2c_batch.pipeline.inputs.scene import Grid
+
+#: Human-readable meaning of each product array, stored as its ``long_name``.
+PRODUCT_DESCRIPTIONS: dict[str, str] = {
+    "change_prob": "change probability, round(254 * p); 255 = nodata",
+    "change_mask": "binary change (1 = changed, 0 = unchanged); 255 = nodata",
+    "class_t1": "class of t1 (index in the vocabulary); 255 = nodata",
+    "class_t2": "class of t2 (index in the vocabulary); 255 = nodata",
+}
+
+
+def pixel_centres(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates of pixel centres ``(y [H], x [W])`` of a north-up grid."""
+    a, b, c, d, e, f = grid.transform
+    if b != 0 or d != 0:
+        raise OutputError(
+            f"the output grid is rotated (transform {grid.transform}); Zarr coordinates need a "
+            "north-up grid: warp the inputs first (gdalwarp)"
+        )
+    x = c + a * (np.arange(grid.width) + 0.5)
+    y = f + e * (np.arange(grid.height) + 0.5)
+    return y, x
+
+
+def create_store(
+    path: str | os.PathLike[str],
+    grid: Grid,
+    products: Sequence[str],
+    *,
+    shard: int,
+    chunk: int,
+    attrs: Mapping[str, Any],
+    product_attrs: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Create the Zarr v3 group with empty (all-nodata) product arrays.
+
+    Args:
+        path: the store folder (must not exist).
+        grid: the output grid.
+        products: array names, e.g. ``("change_prob", "change_mask")``.
+        shard: shard side = output block side.
+        chunk: chunk side inside a shard (divides ``shard``).
+        attrs: group attributes (provenance).
+        product_attrs: extra attributes per product (e.g. class names).
+
+    Raises:
+        OutputError: the folder cannot be written.
+    """
+    y, x = pixel_centres(grid)
+    shape = (grid.height, grid.width)
+    data_vars = {}
+    for name in products:
+        arr = da.full(shape, NODATA, dtype=np.uint8, chunks=(shard, shard))
+        extra = dict((product_attrs or {}).get(name, {}))
+        data_vars[name] = (("y", "x"), arr, {"long_name": PRODUCT_DESCRIPTIONS.get(name, name), **extra})
+    ds = xr.Dataset(data_vars, coords={"y": y, "x": x})
+    ds = ds.rio.write_crs(grid.crs_wkt).rio.write_transform(grid.affine)
+    ds.attrs.update(attrs)
+    cshape = (min(chunk, grid.height), min(chunk, grid.width))
+    sshape = (-(-min(shard, grid.height) // cshape[0]) * cshape[0],
+              -(-min(shard, grid.width) // cshape[1]) * cshape[1])
+    encoding = {
+        name: {"chunks": cshape, "shards": sshape, "fill_value": NODATA, "grid_mapping": "spatial_ref"}
+        for name in products
+    }
+    try:
+        ds.to_zarr(path, mode="w-", zarr_format=3, compute=False, encoding=encoding,
+                   consolidated=False, write_empty_chunks=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create Zarr store {str(path)!r}: {exc}") from exc
+
+
+def write_block(path: str | os.PathLike[str], window: Window, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write one block of every product (a region write of whole shards).
+
+    Args:
+        path: the store folder.
+        window: the block core in output-grid coordinates (shard-aligned).
+        arrays: product name -> uint8 ``[window.height, window.width]``.
+    """
+    rows, cols = window.slices()
+    try:
+        group = zarr.open_group(str(path), mode="r+")
+        for name, arr in arrays.items():
+            group[name][rows, cols] = arr
+    except OSError as exc:  # disk full, permissions, a vanished mount
+        raise OutputError(
+            f"writing block rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} into "
+            f"{str(path)!r} failed ({exc.strerror or exc}); free space or fix the output folder, "
+            "then run again with --resume"
+        ) from exc
+
+
+def read_window(path: str | os.PathLike[str], name: str, window: Window) -> np.ndarray:
+    """Read a window of one product array: uint8 ``[h, w]``."""
+    group = zarr.open_group(str(path), mode="r")
+    rows, cols = window.slices()
+    return np.asarray(group[name][rows, cols])
+
+
+def open_products(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Open the store lazily with its georeferencing decoded."""
+    return xr.open_zarr(Path(path), decode_coords="all", consolidated=False)
