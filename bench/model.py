@@ -23,6 +23,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ def bench(pred: ChangePredictor, *, tile: int, batch_sizes: list[int], repeats: 
         pred.predict(a, b)  # first call at this batch size: includes compiling when model.compile is set
         _sync(device)
         row["first_call_s"] = round(time.perf_counter() - start, 2)
-        row["ms_per_pair"] = 1000 * _time(lambda: pred.predict(a, b), device, repeats) / bs
+        row["ms_per_pair"] = 1000 * _time(partial(pred.predict, a, b), device, repeats) / bs
         parts: dict[str, float] = {}
         t1 = torch.from_numpy(a).to(device)
         t2 = torch.from_numpy(b).to(device)
@@ -86,15 +87,15 @@ def bench(pred: ChangePredictor, *, tile: int, batch_sizes: list[int], repeats: 
                 size = pred.backbone.img_size
                 x = torch.nn.functional.interpolate(torch.cat([t1, t2]), size=(size, size), mode="bilinear")
                 taps = pred.backbone(x)
-                parts["dinov2_taps"] = _time(lambda: pred.backbone(x), device, repeats)
+                parts["dinov2_taps"] = _time(partial(pred.backbone, x), device, repeats)
                 fa, fb = [f[:bs] for f in taps], [f[bs:] for f in taps]
-                parts["cach"] = _time(lambda: pred.cach(fa, fb), device, repeats)
+                parts["cach"] = _time(partial(pred.cach, fa, fb), device, repeats)
             if pred.identifier is not None:
                 images = torch.cat([t1, t2])
                 vision = pred.identifier.vision_features(images)
-                parts["sam3_vision"] = _time(lambda: pred.identifier.vision_features(images), device, repeats)
+                parts["sam3_vision"] = _time(partial(pred.identifier.vision_features, images), device, repeats)
                 parts["sam3_text_decoder_fusion"] = _time(
-                    lambda: pred.identifier.decode(vision, size=(tile, tile)), device, repeats
+                    partial(pred.identifier.decode, vision, size=(tile, tile)), device, repeats
                 )
         row["parts_ms_per_pair"] = {k: round(1000 * v / bs, 2) for k, v in parts.items()}
         row["pairs_per_s"] = round(1000 / row["ms_per_pair"], 3)

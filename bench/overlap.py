@@ -25,8 +25,8 @@ import time
 
 import numpy as np
 
-from s2c_batch.kernels.raster.blend import accumulate_tiles
 from s2c_batch.kernels.prediction import Prediction
+from s2c_batch.kernels.raster.blend import accumulate_tiles
 from s2c_batch.kernels.raster.tiling import TilePlan
 
 

@@ -72,10 +72,10 @@ def run_scene(scene: Any, size: int, cfg: Any, workdir: Path, n_workers: int) ->
     """
     from dataclasses import replace
 
+    from s2c_batch.pipeline.inputs.scene import open_pair
     from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
     from s2c_batch.pipeline.run.plan import make_plan
     from s2c_batch.pipeline.run.runner import run_change_detection
-    from s2c_batch.pipeline.inputs.scene import open_pair
 
     plan = make_plan(open_pair(scene.t1, scene.t2, cfg.input), cfg)
     with connect(None, replace(cfg.cluster, n_workers=n_workers)) as client:

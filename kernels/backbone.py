@@ -16,11 +16,12 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import timm
 import torch
 import torch.nn.functional as F
-from timm.models.vision_transformer import checkpoint_filter_fn
+from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 from torch import nn
 
 from s2c_batch.kernels.checkpoints import load_exact, read_state_dict
@@ -117,12 +118,17 @@ class DinoV2Taps(nn.Module):
         super().__init__()
         if img_size % 14:
             raise ValueError(f"img_size must be a multiple of the patch size 14, got {img_size}")
-        overrides = {k: v for k, v in (("embed_dim", embed_dim), ("depth", depth), ("num_heads", num_heads)) if v}
-        self.vit = timm.create_model(timm_name, pretrained=False, img_size=img_size, num_classes=0, **overrides)
+        overrides: dict[str, Any] = {
+            k: v for k, v in (("embed_dim", embed_dim), ("depth", depth), ("num_heads", num_heads)) if v
+        }
+        vit = timm.create_model(timm_name, pretrained=False, img_size=img_size, num_classes=0, **overrides)
+        if not isinstance(vit, VisionTransformer):
+            raise ValueError(f"timm model {timm_name!r} is not a VisionTransformer; name a DINOv2 ViT")
+        self.vit = vit
         self.img_size = img_size
         self.grid = img_size // 14
         self.taps = tuple(int(t) for t in taps)
-        self.embed_dim = int(self.vit.embed_dim)
+        self.embed_dim = self.vit.embed_dim
         self.requires_grad_(False)
         self.eval()
 
@@ -150,7 +156,7 @@ class DinoV2Taps(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Feature taps.
+        """Feature taps, without gradients (the frozen backbone of inference).
 
         Args:
             images: ``[B, 3, img_size, img_size]``, normalised as the caller decides.
@@ -158,7 +164,11 @@ class DinoV2Taps(nn.Module):
         Returns:
             Four maps ``[B, embed_dim, g, g]`` (``g = img_size / 14``).
         """
-        return self.vit.forward_intermediates(
+        return self.taps_of(images)
+
+    def taps_of(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Feature taps under the caller's grad mode (training a backbone too); see :meth:`forward`."""
+        taps = self.vit.forward_intermediates(
             images,
             indices=list(self.taps),
             output_fmt="NCHW",
@@ -166,6 +176,7 @@ class DinoV2Taps(nn.Module):
             norm=True,
             stop_early=True,
         )
+        return cast(list[torch.Tensor], taps)  # intermediates_only=True returns the list alone
 
 
 def _build(size: str, checkpoint: str | Path | None, img_size: int) -> DinoV2Taps:

@@ -67,7 +67,7 @@ def predict_raw(predictor: TilePredictor, raw_t1: np.ndarray, raw_t2: np.ndarray
     """
     on_device = getattr(predictor, "predict_raw", None)
     if on_device is not None:
-        return on_device(raw_t1, raw_t2, scale)  # type: ignore[no-any-return]
+        return on_device(raw_t1, raw_t2, scale)
     return predictor.predict(to_unit(raw_t1, scale), to_unit(raw_t2, scale))
 
 

@@ -21,14 +21,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from s2c_batch.kernels.backbone import BACKBONE_REGISTRY, DinoV2Taps
-from s2c_batch.kernels.comparators.cach import CACH, build_cach, convert_official_state_dict
 from s2c_batch.kernels.checkpoints import load_exact, read_state_dict
+from s2c_batch.kernels.comparators.cach import CACH, build_cach, convert_official_state_dict
 from s2c_batch.kernels.comparators.cva import CVAPredictor, cva_probability
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
 from s2c_batch.kernels.identifier import (
@@ -107,6 +108,7 @@ class ChangePredictor:
         """Compile the modules of each part in place (module names and weights unchanged)."""
         done = []
         for part in parts:
+            targets: list[torch.nn.Module]
             if part == "backbone":
                 targets = [self.backbone] if self.backbone is not None else []
             elif part in ("vision", "detector"):
@@ -389,13 +391,18 @@ def _build_cach(cfg: ModelConfig) -> CACH:
     return cach
 
 
+def _sam3_config(sam3: torch.nn.Module) -> Any:
+    """The model's config, untyped: transformers types nested configs as ``dict | PreTrainedConfig | None``."""
+    return sam3.config
+
+
 def _build_identifier(cfg: ModelConfig, vocab: Vocabulary) -> SegEarthOV3:
     if len(vocab.class_names) > 255:
         raise ConfigError(f"model.vocab has {len(vocab.class_names)} classes; class maps hold at most 255")
     if cfg.sam3_checkpoint is not None:
         with _for_key("sam3_checkpoint", cfg.sam3_checkpoint):
             sam3, tokenizer = load_sam3_pretrained(cfg.sam3_checkpoint)
-        native = sam3.config.vision_config.backbone_config.image_size
+        native = _sam3_config(sam3).vision_config.backbone_config.image_size
         if cfg.identifier_input_size != native:
             raise ConfigError(
                 f"model.identifier_input_size is {cfg.identifier_input_size} but the SAM 3 in "
@@ -404,7 +411,8 @@ def _build_identifier(cfg: ModelConfig, vocab: Vocabulary) -> SegEarthOV3:
         input_ids, attention_mask = tokenize_prompts(tokenizer, vocab.prompts)
     else:
         sam3 = build_sam3_random(cfg.sam3_size, image_size=cfg.identifier_input_size, seed=RANDOM_INIT_SEED)
-        input_ids, attention_mask = hashed_token_ids(vocab.prompts, vocab_size=sam3.config.text_config.vocab_size)
+        vocab_size = _sam3_config(sam3).text_config.vocab_size
+        input_ids, attention_mask = hashed_token_ids(vocab.prompts, vocab_size=vocab_size)
     return SegEarthOV3(
         sam3,
         input_ids=input_ids,

@@ -13,8 +13,8 @@ import rasterio
 from affine import Affine
 
 from s2c_batch.kernels.comparators.cva import cva_probability
-from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.model_config import ModelConfig
+from s2c_batch.kernels.raster.encode import encode_products
 
 CRS = "EPSG:32631"
 TRANSFORM = Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5000000.0)

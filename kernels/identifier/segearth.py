@@ -9,12 +9,17 @@ in batches of ``decoder_batch``; the outputs are fused by
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from s2c_batch.kernels.identifier.fusion import class_scores, label_map, prompt_scores
+
+if TYPE_CHECKING:
+    from transformers import Sam3Model
+    from transformers.models.sam3.modeling_sam3 import Sam3VisionEncoderOutput
 
 #: SAM 3's input normalisation: mean = std = 0.5 (to [-1, 1]).
 SAM3_MEAN = 0.5
@@ -24,9 +29,12 @@ SAM3_STD = 0.5
 class SegEarthOV3(nn.Module):
     """Open-vocabulary labelling with a ``transformers.Sam3Model``."""
 
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
     def __init__(
         self,
-        sam3: nn.Module,
+        sam3: Sam3Model,
         *,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
@@ -61,7 +69,7 @@ class SegEarthOV3(nn.Module):
             )
         if not prompt_class or min(prompt_class) < 0 or max(prompt_class) >= num_classes:
             raise ValueError(f"prompt classes {list(prompt_class)!r} must lie in [0, {num_classes})")
-        self.sam3 = sam3
+        self.sam3: Sam3Model = sam3
         self.sam3.requires_grad_(False)
         self.register_buffer("input_ids", input_ids.long(), persistent=False)
         self.register_buffer("attention_mask", attention_mask.long(), persistent=False)
@@ -127,12 +135,12 @@ class SegEarthOV3(nn.Module):
         return (images - SAM3_MEAN) / SAM3_STD
 
     @torch.no_grad()
-    def vision_features(self, images: torch.Tensor) -> object:
+    def vision_features(self, images: torch.Tensor) -> Sam3VisionEncoderOutput:
         """One SAM 3 vision pass (``get_vision_features``) for a batch of images in [0, 1]."""
         return self.sam3.get_vision_features(pixel_values=self.preprocess(images))
 
     @torch.no_grad()
-    def decode(self, vision: object, *, size: Sequence[int]) -> torch.Tensor:
+    def decode(self, vision: Sam3VisionEncoderOutput, *, size: Sequence[int]) -> torch.Tensor:
         """Decode every (image, prompt) pair and fuse each into a score map.
 
         Args:
@@ -144,8 +152,8 @@ class SegEarthOV3(nn.Module):
         """
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-        fpn = vision.fpn_hidden_states  # type: ignore[attr-defined]
-        pos = vision.fpn_position_encoding  # type: ignore[attr-defined]
+        fpn = vision.fpn_hidden_states
+        pos = vision.fpn_position_encoding
         b, p = fpn[0].shape[0], self.num_prompts
         text = self.text_features()
         out = torch.empty((b * p, *size), dtype=torch.float32, device=fpn[0].device)

@@ -192,24 +192,27 @@ def combine_partials(pieces: Sequence[Partial], core: Window) -> BlockPrediction
     acc = np.zeros((h, w), np.float64)
     wsum = np.zeros((h, w), np.float64)
     valid = np.zeros((h, w), bool)
-    best_w = best_id = cls1 = cls2 = None
+    # Class maps: the class of the tile with the largest weight (then the lowest tile id).
+    classes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # best_w, best_id, t1, t2
     for p in pieces:
         s = p.window.slices((core.row, core.col))
         acc[s] += p.acc
         wsum[s] += p.wsum
         valid[s] |= p.valid
-        if p.best_w is not None:
-            if best_w is None:
-                best_w = np.zeros((h, w), np.float32)
-                best_id = np.full((h, w), -1, np.int32)
-                cls1 = np.zeros((h, w), np.uint8)
-                cls2 = np.zeros((h, w), np.uint8)
-            bw, bi = best_w[s], best_id[s]  # type: ignore[index]
-            take = (p.best_w > bw) | ((p.best_w == bw) & (p.best_id >= 0) & ((bi < 0) | (p.best_id < bi)))
-            bw[take] = p.best_w[take]
-            bi[take] = p.best_id[take]  # type: ignore[index]
-            cls1[s][take] = p.class_t1[take]  # type: ignore[index]
-            cls2[s][take] = p.class_t2[take]  # type: ignore[index]
+        if p.best_w is None:
+            continue
+        if p.best_id is None or p.class_t1 is None or p.class_t2 is None:
+            raise ValueError("a partial with tile weights must carry tile ids and both class maps")
+        if classes is None:
+            classes = (np.zeros((h, w), np.float32), np.full((h, w), -1, np.int32),
+                       np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8))
+        bw, bi, c1, c2 = (a[s] for a in classes)
+        take = (p.best_w > bw) | ((p.best_w == bw) & (p.best_id >= 0) & ((bi < 0) | (p.best_id < bi)))
+        bw[take] = p.best_w[take]
+        bi[take] = p.best_id[take]
+        c1[take] = p.class_t1[take]
+        c2[take] = p.class_t2[take]
+    cls1, cls2 = (classes[2], classes[3]) if classes is not None else (None, None)
     covered = wsum > 0
     prob = np.full((h, w), np.nan, np.float32)
     np.divide(acc, wsum, out=acc, where=covered)

@@ -125,8 +125,8 @@ def concat_stats(parts: list[RegionStats]) -> RegionStats:
     return RegionStats(
         np.concatenate([p.pixels for p in parts]),
         np.concatenate([p.prob_sum for p in parts]),
-        np.concatenate([p.hist_t1 for p in parts]) if with_classes else None,  # type: ignore[misc]
-        np.concatenate([p.hist_t2 for p in parts]) if with_classes else None,  # type: ignore[misc]
+        np.concatenate([p.hist_t1 for p in parts]) if with_classes else None,
+        np.concatenate([p.hist_t2 for p in parts]) if with_classes else None,
     )
 
 

@@ -40,10 +40,12 @@ class Window:
 
     @property
     def row_stop(self) -> int:
+        """First row after the window."""
         return self.row + self.height
 
     @property
     def col_stop(self) -> int:
+        """First column after the window."""
         return self.col + self.width
 
     def slices(self, origin: tuple[int, int] = (0, 0)) -> tuple[slice, slice]:
@@ -186,14 +188,17 @@ class TilePlan:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """Scene ``(height, width)``."""
         return (self.height, self.width)
 
     @cached_property
     def row_starts(self) -> np.ndarray:
+        """First row of every tile row of the global grid."""
         return tile_starts(self.height, self.tile, self.overlap)
 
     @cached_property
     def col_starts(self) -> np.ndarray:
+        """First column of every tile column of the global grid."""
         return tile_starts(self.width, self.tile, self.overlap)
 
     @property
@@ -208,6 +213,7 @@ class TilePlan:
 
     @property
     def n_blocks(self) -> int:
+        """Output blocks in the scene."""
         return self.block_grid[0] * self.block_grid[1]
 
     def block_at(self, bi: int, bj: int) -> Block:

@@ -39,15 +39,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from s2c_batch.pipeline.run import outdir
-from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
 from s2c_batch.pipeline.atomic import atomic_path
-from s2c_batch.pipeline.run.cluster import connect, torch_threads_per_worker
+from s2c_batch.pipeline.batch.runs_file import RunsFile, RunSpec
 from s2c_batch.pipeline.errors import OutputExistsError, S2CError
+from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
+from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
+from s2c_batch.pipeline.run import outdir
+from s2c_batch.pipeline.run.cluster import connect, torch_threads_per_worker
 from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
 from s2c_batch.pipeline.run.runlog import RunLog, checkpoint_paths, fingerprint, hash_path
-from s2c_batch.pipeline.batch.runs_file import RunsFile, RunSpec
-from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.run.signals import sigterm_as_interrupt
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ class RunOutcome:
         s = self.stats
         return {
             "name": self.name, "status": self.status, "mode": self.mode, "exit_code": self.exit_code,
-            "started": self.started, "duration_s": round(self.duration_s, 3), "t1": self.t1, "t2": self.t2, "out": self.out,
+            "started": self.started, "duration_s": round(self.duration_s, 3),
+            "t1": self.t1, "t2": self.t2, "out": self.out,
             "pixels": s.pixels if s else None,
             "valid_pixels": s.valid_pixels if s else None,
             "changed_pixels": s.changed_pixels if s else None,
@@ -197,7 +198,7 @@ def run_batch(
     outcomes = [RunOutcome(s.name, str(s.t1), str(s.t2), str(s.out)) for s in runs.runs]
     interrupted = False
     with connect(scheduler, runs.defaults.cluster) as client:
-        address = client.scheduler.address
+        address = str(client.scheduler_info()["address"])
         dashboard = client.dashboard_link
         if progress:
             print(f"s2c-batch: {len(runs.runs)} run(s) on {address}; dashboard {dashboard}", file=sys.stderr)

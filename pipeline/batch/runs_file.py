@@ -216,7 +216,7 @@ def _bbox(value: Any, where: str, problems: list[str]) -> tuple[float, float, fl
         problems.append(f"{where}: bbox must be [minx, miny, maxx, maxy] in t1's CRS with min < max, "
                         f"got {value!r}")
         return None
-    return parts  # type: ignore[return-value]
+    return parts
 
 
 def _check_unique(runs: Sequence[RunSpec], problems: list[str]) -> None:

@@ -38,9 +38,11 @@ class LazyGroup(click.Group):
     """A click group that imports a subcommand's module only when it is used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """Names of the subcommands whose module is installed."""
         return sorted(name for name in COMMANDS if _module_exists(COMMANDS[name]))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import the subcommand's module and return its command (``None`` when unknown)."""
         target = COMMANDS.get(cmd_name)
         if target is None or not _module_exists(target):
             return None

@@ -20,8 +20,10 @@ from s2c_batch.pipeline.cli.options import set_option
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr.")
 def demo(out: str, size: int, seed: int, overrides: tuple[str, ...], overwrite: bool, as_json: bool,
          progress: bool) -> None:
-    """Synthesise a pair with planted changes, detect them with configs/demo.yaml on a LocalCluster,
-    and print where the products are and their F1^c, IoU^c, Kappa against the truth.
+    """Synthesise a pair with planted changes and detect them with configs/demo.yaml.
+
+    Runs on a LocalCluster and prints where the products are and their F1^c, IoU^c, Kappa
+    against the truth.
 
     Exit codes: 2 demo weights missing, 4 --out holds a previous demo (use --overwrite).
     """

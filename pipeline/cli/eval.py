@@ -28,7 +28,12 @@ def eval_(dataset: str, config: str | None, overrides: tuple[str, ...], targets:
     import json
 
     from s2c_batch.pipeline.config import load_config
-    from s2c_batch.pipeline.learn.evaluate import evaluate_dataset, format_eval_table, parse_semantic_classes, write_json
+    from s2c_batch.pipeline.learn.evaluate import (
+        evaluate_dataset,
+        format_eval_table,
+        parse_semantic_classes,
+        write_json,
+    )
 
     cfg = load_config(config, overrides)
     names = [t.strip() for t in targets.split(",") if t.strip()] if targets else []

@@ -19,8 +19,8 @@ def plan(t1: str, t2: str, config: str | None, overrides: tuple[str, ...],
          bbox: tuple[float, float, float, float] | None) -> None:
     """Print how a run of T1 and T2 would be cut into blocks and tiles."""
     from s2c_batch.pipeline.config import load_config
-    from s2c_batch.pipeline.run.plan import plan_summary
     from s2c_batch.pipeline.inputs.scene import open_pair
+    from s2c_batch.pipeline.run.plan import plan_summary
 
     cfg = load_config(config, overrides)
     pair = open_pair(t1, t2, cfg.input, bbox=bbox)

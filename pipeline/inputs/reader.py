@@ -81,7 +81,7 @@ def read_window(source: SceneSource, window: Window) -> tuple[np.ndarray, np.nda
 
 
 def _valid_pixels(raw: np.ndarray, nodata: float | None) -> np.ndarray:
-    """bool ``[h, w]``: not every band equals ``nodata``, and no band is NaN."""
+    """Bool ``[h, w]``: not every band equals ``nodata``, and no band is NaN."""
     ok = np.ones(raw.shape[1:], bool)
     if raw.dtype.kind == "f":
         ok &= ~np.isnan(raw).any(axis=0)
@@ -110,7 +110,7 @@ def _read_raw(source: SceneSource, part: Window) -> tuple[np.ndarray, np.ndarray
 def _cache() -> dict[object, object]:
     if not hasattr(_local, "handles"):
         _local.handles = {}
-    return _local.handles  # type: ignore[no-any-return]
+    return _local.handles
 
 
 def _lazy_array(path: str) -> xr.DataArray:
@@ -141,7 +141,7 @@ def _warped(source: SceneSource) -> WarpedVRT:
             add_alpha=True,
         )
         handles[key] = vrt
-    return vrt  # type: ignore[return-value]
+    return vrt
 
 
 def close_handles() -> None:

@@ -24,6 +24,7 @@ import numpy as np
 import rasterio
 import rasterio.windows
 import rioxarray
+import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
@@ -53,14 +54,17 @@ class Grid:
 
     @property
     def affine(self) -> Affine:
+        """The grid's affine transform."""
         return Affine(*self.transform)
 
     @property
     def crs(self) -> CRS:
+        """The grid's CRS."""
         return CRS.from_wkt(self.crs_wkt)
 
     @property
     def shape(self) -> tuple[int, int]:
+        """Grid ``(height, width)``."""
         return (self.height, self.width)
 
 
@@ -143,6 +147,13 @@ def inspect_scene(path: str | os.PathLike[str], label: str) -> _Meta:
             f"{label} scene {str(p)!r} cannot be opened as a raster ({exc}); "
             "give a GeoTIFF or another GDAL-readable file"
         ) from exc
+    if not isinstance(da, xr.DataArray):
+        for item in da if isinstance(da, list) else [da]:
+            item.close()
+        raise InputError(
+            f"{label} scene {str(p)!r} holds several subdatasets, not one raster; "
+            "give one of them (a GDAL subdataset name) or a GeoTIFF"
+        )
     try:
         count, height, width = (int(n) for n in da.shape)
         dtype = str(da.dtype)
@@ -222,7 +233,7 @@ def open_pair(
 
     grid = Grid(
         crs_wkt=m1.crs.to_wkt(),  # type: ignore[union-attr]
-        transform=tuple(m1.transform)[:6],  # type: ignore[arg-type]
+        transform=tuple(m1.transform)[:6],
         height=m1.height,
         width=m1.width,
     )
@@ -317,5 +328,5 @@ def _aoi(
             f"{_wsen(_Meta(None, grid.affine, grid.height, grid.width, 0, '', None))} in its CRS"
         )
     transform = grid.affine @ Affine.translation(c0, r0)
-    sub = Grid(grid.crs_wkt, tuple(transform)[:6], r1 - r0, c1 - c0)  # type: ignore[arg-type]
+    sub = Grid(grid.crs_wkt, tuple(transform)[:6], r1 - r0, c1 - c0)
     return sub, (r0, c0)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from s2c_batch.pipeline.learn.dataset import write_png
 from s2c_batch.pipeline.errors import InputError, OutputError
+from s2c_batch.pipeline.learn.dataset import write_png
 
 
 def cut_to_dataset(

@@ -34,12 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.learn.metrics import BinaryMetrics, ConfusionAccumulator, SemanticAccumulator, SemanticMetrics
 from s2c_batch.kernels.prediction import TilePredictor
+from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.pipeline.config import Config
-from s2c_batch.pipeline.learn.dataset import PairFiles, open_dataset, read_class_map, read_pair
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
+from s2c_batch.pipeline.learn.dataset import PairFiles, open_dataset, read_class_map, read_pair
 
 
 @dataclass(frozen=True)

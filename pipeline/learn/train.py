@@ -51,8 +51,8 @@ from s2c_batch.kernels.learn.losses import cach_loss
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.predictor import ChangePredictor, resolve_device
 from s2c_batch.pipeline.atomic import atomic_path
-from s2c_batch.pipeline.learn.dataset import PairFiles, open_dataset, read_image, read_label
 from s2c_batch.pipeline.errors import ConfigError, OutputError, OutputExistsError
+from s2c_batch.pipeline.learn.dataset import PairFiles, open_dataset, read_image, read_label
 from s2c_batch.pipeline.learn.evaluate import evaluate_pairs
 from s2c_batch.pipeline.learn.features import (
     FeatureCache,
@@ -157,10 +157,7 @@ class _Features:
     def _run(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         x = torch.cat([prepare_images(img[None].to(self.device), self.model) for img in images])
         with torch.set_grad_enabled(self.trainable):
-            return self.backbone.vit.forward_intermediates(  # type: ignore[no-any-return]
-                x, indices=list(self.backbone.taps), output_fmt="NCHW", intermediates_only=True, norm=True,
-                stop_early=True,
-            )
+            return self.backbone.taps_of(x)
 
     def __call__(self, paths: list[Path]) -> list[torch.Tensor]:
         if self.cache is None:

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from s2c_batch.pipeline.run import outdir
 from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.inputs.scene import ScenePair
 from s2c_batch.pipeline.products.polygons import POLYGONS_FILE, submit_vectorise, write_polygons
 from s2c_batch.pipeline.products.quicklook import QUICKLOOK_FILE, write_quicklook
-from s2c_batch.pipeline.inputs.scene import ScenePair
 from s2c_batch.pipeline.products.stac import STAC_FILE, write_stac_item
+from s2c_batch.pipeline.run import outdir
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,8 @@ import pystac
 from pystac.extensions.projection import ProjectionExtension
 from rasterio.warp import transform_geom
 
-from s2c_batch.pipeline.inputs.acquisition import acquisition_datetime, to_rfc3339
 from s2c_batch.pipeline.atomic import atomic_path
+from s2c_batch.pipeline.inputs.acquisition import acquisition_datetime, to_rfc3339
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
 from s2c_batch.pipeline.products.stac_schema import validate_item
 from s2c_batch.pipeline.run.store import PRODUCT_DESCRIPTIONS

@@ -72,7 +72,7 @@ PROJECTION_SCHEMA: dict[str, Any] = {
 
 
 def offline_validator() -> JsonSchemaSTACValidator:
-    """pystac's JSON-schema validator with every schema our Items use available offline."""
+    """Pystac's JSON-schema validator with every schema our Items use available offline."""
     validator = JsonSchemaSTACValidator()
     validator.schema_cache[PROJECTION_URI] = copy.deepcopy(PROJECTION_SCHEMA)
     return validator

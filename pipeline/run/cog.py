@@ -19,9 +19,9 @@ import rasterio.shutil
 
 from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
-from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.run import store
 
 #: GDAL block cache (MB) while building a COG: fixed, so memory does not grow with the scene.
 GDAL_CACHE_MB = 256

@@ -71,11 +71,11 @@ def build_graph(
     for r, c in needed:
         pixels = dask.delayed(read_block, pure=False)(
             pair, blocks[(r, c)], dask_key_name=f"s2c-read-{token}-{r}-{c}")
-        job = TileJob(pair=pair, block=blocks[(r, c)], overlap=plan.overlap, model=cfg.model,
-                      destinations={d: cores[d] for d in plan.destinations(r, c)})
+        tile_job = TileJob(pair=pair, block=blocks[(r, c)], overlap=plan.overlap, model=cfg.model,
+                           destinations={d: cores[d] for d in plan.destinations(r, c)})
         with dask.annotate(**annotations):
             tiles[(r, c)] = dask.delayed(predict_tiles, pure=False)(
-                job, pixels, dask_key_name=f"s2c-tiles-{token}-{r}-{c}")
+                tile_job, pixels, dask_key_name=f"s2c-tiles-{token}-{r}-{c}")
 
     writes = []
     with_classes = cfg.model.identifier != "none"
@@ -85,8 +85,8 @@ def build_graph(
                 tiles[s], (r, c), dask_key_name=f"s2c-piece-{token}-{s[0]}-{s[1]}-{r}-{c}")
             for s in plan.sources(r, c)
         ]
-        job = WriteJob(index=(r, c), core=blocks[(r, c)].core, model=cfg.model, store=store_path,
-                       with_classes=with_classes)
+        write_job = WriteJob(index=(r, c), core=blocks[(r, c)].core, model=cfg.model, store=store_path,
+                             with_classes=with_classes)
         writes.append(dask.delayed(write_block, pure=False)(
-            job, *pieces, dask_key_name=f"s2c-write-{token}-{r}-{c}"))
+            write_job, *pieces, dask_key_name=f"s2c-write-{token}-{r}-{c}"))
     return writes

@@ -137,7 +137,7 @@ def _locked_error(out: Path, holder: dict[str, object]) -> OutputLockedError:
 
 def _read_lock(lock: Path) -> dict[str, object] | None:
     try:
-        return json.loads(lock.read_text())  # type: ignore[no-any-return]
+        return json.loads(lock.read_text())
     except (OSError, ValueError):
         return None
 

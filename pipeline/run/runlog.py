@@ -91,7 +91,7 @@ class RunLog:
     def read(cls, path: Path) -> dict[str, Any] | None:
         """The content of an existing ``run.json``, or ``None``."""
         try:
-            return json.loads(path.read_text())  # type: ignore[no-any-return]
+            return json.loads(path.read_text())
         except (OSError, ValueError):
             return None
 

@@ -21,11 +21,12 @@ from typing import Any
 from distributed import as_completed
 
 from s2c_batch.kernels.raster.tiling import TilePlan
-from s2c_batch.pipeline.run import outdir, store
-from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import InputError, OutputError, OutputExistsError, S2CError
+from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.products.extras import start_extras, write_extras
+from s2c_batch.pipeline.run import outdir, store
+from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.run.graph import build_graph, write_order
 from s2c_batch.pipeline.run.plan import make_plan, products_for
 from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
@@ -37,7 +38,6 @@ from s2c_batch.pipeline.run.runlog import (
     hash_path,
     package_version,
 )
-from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.run.signals import sigterm_as_interrupt
 from s2c_batch.pipeline.run.worker import BlockReport, PredictorPlugin, plugin_name
 

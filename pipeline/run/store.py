@@ -109,7 +109,7 @@ def write_block(path: str | os.PathLike[str], window: Window, arrays: Mapping[st
     try:
         group = zarr.open_group(str(path), mode="r+")
         for name, arr in arrays.items():
-            group[name][rows, cols] = arr
+            _array(group, name, path)[rows, cols] = arr
     except OSError as exc:  # disk full, permissions, a vanished mount
         raise OutputError(
             f"writing block rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} into "
@@ -122,7 +122,17 @@ def read_window(path: str | os.PathLike[str], name: str, window: Window) -> np.n
     """Read a window of one product array: uint8 ``[h, w]``."""
     group = zarr.open_group(str(path), mode="r")
     rows, cols = window.slices()
-    return np.asarray(group[name][rows, cols])
+    return np.asarray(_array(group, name, path)[rows, cols])
+
+
+def _array(group: zarr.Group, name: str, path: str | os.PathLike[str]) -> zarr.Array:
+    """The product array ``name`` of the store (an error when it is a group or missing)."""
+    node = group.get(name)
+    if not isinstance(node, zarr.Array):
+        raise OutputError(
+            f"{str(path)!r} has no array {name!r}; it is not a store of this run (rerun with --overwrite)"
+        )
+    return node
 
 
 def open_products(path: str | os.PathLike[str]) -> xr.Dataset:

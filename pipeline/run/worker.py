@@ -20,15 +20,15 @@ from typing import Any
 import numpy as np
 from distributed import WorkerPlugin, get_worker
 
-from s2c_batch.kernels.raster.blend import Partial, accumulate_tiles, combine_partials, split_partial
-from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.prediction import TilePredictor
+from s2c_batch.kernels.raster.blend import Partial, accumulate_tiles, combine_partials, split_partial
+from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.raster.tiling import Block, Window
 from s2c_batch.pipeline.inputs import reader
+from s2c_batch.pipeline.inputs.scene import ScenePair
 from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.run.allocator import reuse_freed_memory
-from s2c_batch.pipeline.inputs.scene import ScenePair
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class PredictorPlugin(WorkerPlugin):
         self.predictor: TilePredictor | None = None
 
     def setup(self, worker: Any) -> None:
+        """Build the predictor on this worker (on its own GPU when it has one)."""
         if self.model.uses_torch:
             reuse_freed_memory()  # undo the nanny's malloc setting that maps every activation afresh
             if self.torch_threads:
@@ -92,6 +93,7 @@ class PredictorPlugin(WorkerPlugin):
         log.info("worker %s holds predictor %s", worker.name, type(self.predictor).__name__)
 
     def teardown(self, worker: Any) -> None:
+        """Drop the predictor and close the worker's open scene files."""
         self.predictor = None
         reader.close_handles()
 
@@ -120,8 +122,8 @@ def worker_predictor(model: ModelConfig) -> TilePredictor:
         worker = None
     if worker is not None:
         plugin = worker.plugins.get(plugin_name(model))
-        if plugin is not None and plugin.predictor is not None and plugin.model == model:
-            return plugin.predictor  # type: ignore[no-any-return]
+        if isinstance(plugin, PredictorPlugin) and plugin.predictor is not None and plugin.model == model:
+            return plugin.predictor
     pred = _local_predictors.get(model)
     if pred is None:
         pred = _local_predictors[model] = make_predictor(model)

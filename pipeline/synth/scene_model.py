@@ -242,7 +242,7 @@ def _cell_objects(seed: int, ci: int, cj: int) -> list[_Object]:
 
 
 def _footprint(obj: _Object, scale: float, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-    """bool ``[h, w]`` footprint of ``obj`` at ``scale`` on pixel centres ``yy [h, 1]``, ``xx [1, w]``."""
+    """Bool ``[h, w]`` footprint of ``obj`` at ``scale`` on pixel centres ``yy [h, 1]``, ``xx [1, w]``."""
     if scale == 0.0:
         return np.zeros((yy.shape[0], xx.shape[1]), bool)
     dy, dx = (yy - obj.cy) / (obj.hy * scale), (xx - obj.cx) / (obj.hx * scale)

@@ -25,7 +25,7 @@ def tiny() -> torch.nn.Module:
     return build_dinov2_tiny(TINY)
 
 
-def test_dinov2_taps__reproduce_reference_features(tiny) -> None:
+def test_dinov2_taps__reproduce_reference_features(tiny: torch.nn.Module) -> None:
     image = load_file(str(REF / "dinov2_tiny_input.safetensors"))["image"].float()
     ref = load_file(str(REF / "dinov2_tiny_features.safetensors"))
     taps = tiny(image)
@@ -35,7 +35,7 @@ def test_dinov2_taps__reproduce_reference_features(tiny) -> None:
         torch.testing.assert_close(tap, expected, atol=1e-5, rtol=0, msg=f"block {block}")
 
 
-def test_dinov2_taps__frozen(tiny) -> None:
+def test_dinov2_taps__frozen(tiny: torch.nn.Module) -> None:
     tiny.train()
     assert not tiny.training
     assert not any(p.requires_grad for p in tiny.parameters())

@@ -9,14 +9,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from testutils import TINY_MODEL
 
-from s2c_batch.kernels.raster.blend import accumulate_tiles
 from s2c_batch.kernels.predictor import ChangePredictor, build_predictor
+from s2c_batch.kernels.raster.blend import accumulate_tiles
 from s2c_batch.kernels.raster.tiling import TilePlan
 
 DEVICE = os.environ.get("TORCH_DEVICE", "cuda")
@@ -81,7 +82,7 @@ def test_device__block_blend_with_prefetch_equals_in_turn() -> None:
     threads: list[str] = []
     predict_raw = pred.predict_raw
 
-    def recording(x: np.ndarray, y: np.ndarray, scale: float):  # type: ignore[no-untyped-def]
+    def recording(x: np.ndarray, y: np.ndarray, scale: float) -> Any:
         threads.append(threading.current_thread().name)
         return predict_raw(x, y, scale)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -27,7 +29,8 @@ def _logit(p: float) -> float:
     return float(torch.logit(torch.tensor(p)))
 
 
-def _fuse(masks, logits, presence, semantic, *, thd=0.1, size=(1, 2)) -> torch.Tensor:
+def _fuse(masks: list[list[list[float]]], logits: list[float], presence: float, semantic: list[list[float]], *,
+          thd: float = 0.1, size: tuple[int, int] = (1, 2)) -> torch.Tensor:
     return prompt_scores(
         torch.tensor(masks, dtype=torch.float32)[None],
         torch.tensor(logits, dtype=torch.float32)[None],
@@ -165,15 +168,15 @@ def _identifier(sam3: torch.nn.Module, decoder_batch: int, **kwargs: float) -> S
 
 
 class _Counter:
-    def __init__(self, fn):
+    def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn, self.calls = fn, 0
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
         return self.fn(*args, **kwargs)
 
 
-def test_segearth_ov3__end_to_end_labels(sam3) -> None:
+def test_segearth_ov3__end_to_end_labels(sam3: torch.nn.Module) -> None:
     ident = _identifier(sam3, decoder_batch=5)
     images = torch.rand(3, 3, 40, 48, generator=torch.Generator().manual_seed(0))
     labels = ident(images)
@@ -182,7 +185,9 @@ def test_segearth_ov3__end_to_end_labels(sam3) -> None:
     torch.testing.assert_close(ident(images), labels)
 
 
-def test_segearth_ov3__one_vision_pass_cached_text_batched_decoding(sam3, monkeypatch) -> None:
+def test_segearth_ov3__one_vision_pass_cached_text_batched_decoding(
+    sam3: torch.nn.Module, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     ident = _identifier(sam3, decoder_batch=5)
     vision = _Counter(sam3.get_vision_features)
     text = _Counter(sam3.get_text_features)
@@ -199,14 +204,14 @@ def test_segearth_ov3__one_vision_pass_cached_text_batched_decoding(sam3, monkey
     assert decoder.calls == 2 * -(-pairs // 5)
 
 
-def test_segearth_ov3__batched_decoding_equals_one_pair_at_a_time(sam3) -> None:
+def test_segearth_ov3__batched_decoding_equals_one_pair_at_a_time(sam3: torch.nn.Module) -> None:
     images = torch.rand(2, 3, 36, 36, generator=torch.Generator().manual_seed(1))
     batched = _identifier(sam3, decoder_batch=64).class_scores(images)
     single = _identifier(sam3, decoder_batch=1).class_scores(images)
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
 
 
-def test_segearth_ov3__matches_full_sam3_forward(sam3) -> None:
+def test_segearth_ov3__matches_full_sam3_forward(sam3: torch.nn.Module) -> None:
     ident = _identifier(sam3, decoder_batch=8, confidence_threshold=0.0)
     image = torch.rand(1, 3, 84, 84, generator=torch.Generator().manual_seed(2))
     ours = ident.decode(ident.vision_features(image), size=(84, 84))[0]  # [P, 84, 84]
@@ -223,7 +228,7 @@ def test_segearth_ov3__matches_full_sam3_forward(sam3) -> None:
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
 
 
-def test_segearth_ov3__prompt_class_out_of_range(sam3) -> None:
+def test_segearth_ov3__prompt_class_out_of_range(sam3: torch.nn.Module) -> None:
     ids, mask = hashed_token_ids(["a", "b"], vocab_size=256)
     with pytest.raises(ValueError, match="must lie in"):
         SegEarthOV3(sam3, input_ids=ids, attention_mask=mask, prompt_class=[0, 2], num_classes=2)

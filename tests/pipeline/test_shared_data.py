@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
+from testutils import cva_oracle, read_band
 
 from s2c_batch.pipeline.cli import cli
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import InputError
-from s2c_batch.pipeline.run.runner import run_change_detection
 from s2c_batch.pipeline.inputs.vrt import stack_bands
-from testutils import cva_oracle, read_band
+from s2c_batch.pipeline.run.runner import run_change_detection
 
 OSCD = "ChenHongruixuan_ChangeDetectionRepository/Dataset/OSCD/Onera Satellite Change Detection dataset - Images"
 

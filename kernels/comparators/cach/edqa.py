@@ -55,6 +55,8 @@ def window_merge(windows: torch.Tensor, window: int, height: int, width: int) ->
 class WindowAttention(nn.Module):
     """Multi-head attention inside windows, queries/keys from one input, values from others."""
 
+    rel_pos_index: torch.Tensor
+
     def __init__(self, *, dim: int, window: int = 9, num_heads: int = 8) -> None:
         """Build the module.
 

@@ -31,8 +31,11 @@ def _features(inputs: dict[str, torch.Tensor], date: str) -> list[torch.Tensor]:
     ]
 
 
+RefRun = tuple[CACH, list[torch.Tensor], list[torch.Tensor], dict[str, torch.Tensor]]
+
+
 @pytest.fixture(scope="module")
-def reference_run() -> tuple[CACH, list[torch.Tensor], list[torch.Tensor], dict[str, torch.Tensor]]:
+def reference_run() -> RefRun:
     sd = {k: v.float() for k, v in load_file(str(REF / "cach_official_layout_random.safetensors")).items()}
     model = CACH().eval()
     model.load_state_dict(convert_official_state_dict(sd), strict=True)
@@ -40,7 +43,7 @@ def reference_run() -> tuple[CACH, list[torch.Tensor], list[torch.Tensor], dict[
     return model, _features(inputs, "a"), _features(inputs, "b"), load_file(str(REF / "cach_outputs.safetensors"))
 
 
-def test_cach__reproduces_official_outputs(reference_run) -> None:
+def test_cach__reproduces_official_outputs(reference_run: RefRun) -> None:
     model, fa, fb, ref = reference_run
     with torch.no_grad():
         out = model(fa, fb, return_aux=True)
@@ -50,7 +53,7 @@ def test_cach__reproduces_official_outputs(reference_run) -> None:
         torch.testing.assert_close(ours, ref[name].float(), atol=3e-4, rtol=0, msg=name)
 
 
-def test_cach__inference_equals_training_change(reference_run) -> None:
+def test_cach__inference_equals_training_change(reference_run: RefRun) -> None:
     model, fa, fb, _ = reference_run
     with torch.no_grad():
         change = model(fa, fb)
@@ -59,7 +62,7 @@ def test_cach__inference_equals_training_change(reference_run) -> None:
     torch.testing.assert_close(change, full.change, atol=0, rtol=0)
 
 
-def test_cach__swapping_dates_changes_output(reference_run) -> None:
+def test_cach__swapping_dates_changes_output(reference_run: RefRun) -> None:
     model, fa, fb, ref = reference_run
     with torch.no_grad():
         swapped = model(fb, fa)

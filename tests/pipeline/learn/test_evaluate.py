@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from testutils import write_png
+
 from s2c_batch.kernels.prediction import Prediction
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.config import load_config
-from s2c_batch.pipeline.learn.dataset import open_dataset, read_label
 from s2c_batch.pipeline.errors import ConfigError, InputError
+from s2c_batch.pipeline.learn.dataset import open_dataset, read_label
 from s2c_batch.pipeline.learn.evaluate import (
     evaluate_dataset,
     format_eval_table,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from rasterio.crs import CRS
 
-from s2c_batch.pipeline.products.area import is_geographic, planar_pixel_area_m2, row_areas_m2
 from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.products.area import is_geographic, planar_pixel_area_m2, row_areas_m2
 
 
 def _grid(crs: str, transform: tuple[float, ...], h: int = 10, w: int = 10) -> Grid:

@@ -9,8 +9,8 @@ import sys
 import pytest
 from distributed import Client
 
-from s2c_batch.pipeline.run.allocator import _glibc
 from s2c_batch.pipeline.config import load_config
+from s2c_batch.pipeline.run.allocator import _glibc
 from s2c_batch.pipeline.run.worker import PredictorPlugin, plugin_name
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="mallopt thresholds are glibc's")

@@ -16,15 +16,15 @@ import rasterio
 import rioxarray  # noqa: F401  (registers .rio)
 from click.testing import CliRunner
 from distributed import Client
+from testutils import CRS, TRANSFORM, cva_oracle, make_pair, read_band
 
-from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.cli import cli
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputExistsError
-from s2c_batch.pipeline.products.polygons import write_polygons
-from s2c_batch.pipeline.run.runner import run_change_detection
 from s2c_batch.pipeline.inputs.scene import open_pair
-from testutils import CRS, TRANSFORM, cva_oracle, make_pair, read_band
+from s2c_batch.pipeline.products.polygons import write_polygons
+from s2c_batch.pipeline.run import store
+from s2c_batch.pipeline.run.runner import run_change_detection
 
 SMALL_TILES = ["tiling.tile_size=256", "tiling.overlap=64", "tiling.chunk_size=256"]
 

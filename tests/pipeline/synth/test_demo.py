@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.config import configs_dir
-from s2c_batch.pipeline.synth.demo import DEMO_SEED, format_demo, load_demo_config, run_demo
 from s2c_batch.pipeline.errors import CheckpointError
+from s2c_batch.pipeline.synth.demo import DEMO_SEED, format_demo, load_demo_config, run_demo
 
 #: Seeds of scenes the demo model never saw (training used 1-24, model selection 901-902).
 UNSEEN_SEEDS = (DEMO_SEED, 4242)
