@@ -25,3 +25,9 @@ class CheckpointError(ConfigError):
     """A checkpoint named in the config is missing or holds another architecture."""
 
     exit_code = 2
+
+
+class FitError(S2CError, ValueError):
+    """A comparator cannot be fitted to the scene (too few valid pixels, a constant band): exit code 3."""
+
+    exit_code = 3

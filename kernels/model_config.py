@@ -27,6 +27,12 @@ CHECKPOINT_HINTS: dict[str, str] = {
     "with config.json, weights and tokenizer files)",
 }
 
+#: The values of ``model.comparator``.
+ComparatorName = Literal["cach", "cva", "pca_kmeans", "irmad", "dcva"]
+
+#: Comparators fitted from scene statistics, run on whole blocks without a torch model.
+CLASSICAL = ("cva", "pca_kmeans", "irmad")
+
 #: Parts of the model that ``model.compile`` can name.
 COMPILE_PARTS = ("backbone", "vision", "detector")
 
@@ -36,10 +42,16 @@ class ModelConfig:
     """Model settings (YAML section ``model``).
 
     Attributes:
-        comparator: ``cach`` (Seg2Change change head on DINOv2 features) or
-            ``cva`` (change vector analysis, the pointwise baseline and oracle).
+        comparator: ``cach`` (Seg2Change change head on DINOv2 features), ``cva``
+            (change vector analysis, the pointwise baseline and oracle), ``pca_kmeans``
+            (Celik 2009), ``irmad`` (Nielsen 2007) or ``dcva`` (deep CVA on the DINOv2
+            taps, Saha et al. 2019); see docs/comparators.md.
         identifier: ``segearth_ov3`` (SAM 3 prompted with class names) or ``none``.
-        threshold: change probability at or above which a pixel is changed.
+        threshold: change probability at or above which a pixel is changed, or
+            ``otsu``: Otsu's threshold on the scene's histogram of ``change_prob``.
+        standardize: ``scene`` standardises each date's bands by that date's
+            whole-scene mean and standard deviation before a classical comparator
+            (``cva``, ``pca_kmeans``, ``irmad``); ``none`` leaves them as read.
         device: ``auto`` (CUDA when visible, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: tile pairs per forward pass.
         backbone: DINOv2 size under CACH: ``base`` (the paper), ``small``, ``large``
@@ -74,9 +86,10 @@ class ModelConfig:
             checkpoint is given (tests and benchmarks only; the outputs mean nothing).
     """
 
-    comparator: Literal["cach", "cva"] = "cach"
+    comparator: ComparatorName = "cach"
     identifier: Literal["segearth_ov3", "none"] = "segearth_ov3"
-    threshold: float = 0.5
+    threshold: float | Literal["otsu"] = 0.5
+    standardize: Literal["none", "scene"] = "none"
     device: str = "auto"
     batch_size: int = 8
     backbone: Literal["tiny", "small", "base", "large"] = "base"
@@ -98,10 +111,15 @@ class ModelConfig:
     random_init: bool = False
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold != "otsu" and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(
-                f"model.threshold must be within [0, 1], got {self.threshold!r}; "
+                f"model.threshold must be within [0, 1] or 'otsu', got {self.threshold!r}; "
                 "set e.g. --set model.threshold=0.5"
+            )
+        if self.standardize == "scene" and self.comparator not in CLASSICAL:
+            raise ConfigError(
+                f"model.standardize=scene applies to the classical comparators {list(CLASSICAL)}; "
+                f"{self.comparator} takes the images as its backbone expects: set model.standardize=none"
             )
         if self.batch_size < 1:
             raise ConfigError(f"model.batch_size must be >= 1, got {self.batch_size!r}")
@@ -137,12 +155,38 @@ class ModelConfig:
 
     @property
     def uses_torch(self) -> bool:
-        """Whether a torch model runs: everything but ``cva`` without identifier (pure numpy)."""
-        return not (self.comparator == "cva" and self.identifier == "none")
+        """Whether a torch model runs: everything but a classical comparator without identifier."""
+        return not (self.comparator in CLASSICAL and self.identifier == "none")
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the comparator is fitted to each scene (every classical one but the oracle CVA, and dcva)."""
+        if self.comparator == "dcva":
+            return True
+        if self.comparator == "cva":
+            return self.standardize == "scene" or self.threshold == "otsu"
+        return self.comparator in CLASSICAL
+
+    @property
+    def otsu(self) -> bool:
+        """Whether the mask threshold is chosen by Otsu's method over the scene."""
+        return self.threshold == "otsu"
+
+    def numeric_threshold(self, what: str) -> float:
+        """The threshold as a number, for uses that cannot take ``otsu``.
+
+        Raises:
+            ConfigError: ``model.threshold`` is ``otsu``; ``what`` names the use.
+        """
+        if self.threshold == "otsu":
+            raise ConfigError(f"{what} needs a numeric model.threshold, not 'otsu'; set e.g. --set model.threshold=0.5")
+        return self.threshold
 
     def required_checkpoints(self) -> tuple[str, ...]:
         """The checkpoint keys this configuration loads (e.g. ``backbone_checkpoint``)."""
         keys: list[str] = []
+        if self.comparator == "dcva":
+            keys.append("backbone_checkpoint")
         if self.comparator == "cach":
             keys += ["backbone_checkpoint", "cach_checkpoint"]
         if self.identifier == "segearth_ov3":

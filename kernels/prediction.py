@@ -33,9 +33,10 @@ class TilePredictor(Protocol):
     """The interface the pipeline's block task calls, once per batch of tiles.
 
     Optional members, looked up with ``getattr``: ``predict_raw(raw_t1, raw_t2,
-    scale)`` (scale on the device, see :func:`predict_raw`) and ``device_async``
+    scale)`` (scale on the device, see :func:`predict_raw`), ``device_async``
     (True when ``predict`` mostly waits for another device, such as a GPU: the block
-    task then blends one batch while the next is predicted).
+    task then blends one batch while the next is predicted) and
+    ``with_comparator(fitted)`` (the same predictor using a run's fitted comparator).
     """
 
     #: Class names of the identifier's vocabulary (index = class value); empty without one.

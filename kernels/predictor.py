@@ -19,6 +19,7 @@ at both dates. All preprocessing lives here:
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ import torch.nn.functional as F
 from s2c_batch.kernels.backbone import BACKBONE_REGISTRY, DinoV2Taps
 from s2c_batch.kernels.checkpoints import load_exact, read_state_dict
 from s2c_batch.kernels.comparators.cach import CACH, build_cach, convert_official_state_dict
-from s2c_batch.kernels.comparators.cva import CVAPredictor, cva_probability
+from s2c_batch.kernels.comparators.cva import CVA, ComparatorTilePredictor, CVAPredictor
+from s2c_batch.kernels.comparators.dcva import DCVA, tap_differences
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
 from s2c_batch.kernels.identifier import (
     SegEarthOV3,
@@ -75,7 +77,9 @@ class ChangePredictor:
 
         Args:
             device: torch device.
-            comparator: ``cach`` (needs ``backbone`` and ``cach``) or ``cva``.
+            comparator: ``cach`` (needs ``backbone`` and ``cach``), ``dcva`` (needs
+                ``backbone``, and a fit: :meth:`with_comparator`) or a classical one
+                (``cva``, ``pca_kmeans``, ``irmad``; fitted ones through :meth:`with_comparator`).
             backbone: frozen DINOv2 taps.
             cach: the change head.
             identifier: SegEarth-OV3, or None for change alone.
@@ -91,6 +95,8 @@ class ChangePredictor:
         self.device = torch.device(device)
         if comparator == "cach" and (backbone is None or cach is None):
             raise ValueError("the cach comparator needs a backbone and a CACH head")
+        if comparator == "dcva" and backbone is None:
+            raise ValueError("the dcva comparator needs a backbone")
         self.comparator = comparator
         self.backbone = backbone.to(self.device).eval() if backbone is not None else None
         self.cach = cach.to(self.device).eval() if cach is not None else None
@@ -103,6 +109,19 @@ class ChangePredictor:
         self.batch_size = max(1, int(batch_size))
         self._stats = imagenet_stats(self.device) if normalize == "imagenet" else None  # ``normalize``
         self.compiled = tuple(self._compile(compile, compile_mode))
+        #: The fitted comparator of a run (a classical one, or DCVA's selection); see :meth:`with_comparator`.
+        self.fitted: Any = None
+
+    def with_comparator(self, fitted: Any) -> ChangePredictor:
+        """This predictor (sharing its models) with a run's fitted comparator.
+
+        Args:
+            fitted: a fitted classical comparator (used on each tile on the host) or
+                the fitted DCVA selection.
+        """
+        view = copy.copy(self)
+        view.fitted = fitted
+        return view
 
     def _compile(self, parts: Sequence[str], mode: str) -> list[str]:
         """Compile the modules of each part in place (module names and weights unchanged)."""
@@ -135,8 +154,9 @@ class ChangePredictor:
         backbone = cach = identifier = None
         vocab: Vocabulary | None = None
         with seeded(RANDOM_INIT_SEED):
-            if cfg.comparator == "cach":
+            if cfg.comparator in ("cach", "dcva"):
                 backbone = load_backbone(cfg)
+            if cfg.comparator == "cach":
                 cach = _build_cach(cfg)
             if cfg.identifier == "segearth_ov3":
                 vocab = load_vocabulary(cfg.vocab)
@@ -185,6 +205,30 @@ class ChangePredictor:
             logits = self.cach([f[: len(t1)] for f in taps], [f[len(t1) :] for f in taps])
         logits = F.interpolate(logits.float(), size=t1.shape[-2:], mode="bilinear", align_corners=True)
         return torch.softmax(logits, dim=1)[:, 1]
+
+    def tap_differences(self, t1: torch.Tensor, t2: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """DCVA's per-layer differences of the backbone taps, on the device.
+
+        Args:
+            t1: ``[n, 3, H, W]`` in [0, 1].
+            t2: ``[n, 3, H, W]`` in [0, 1].
+            layers: tap indexes (0-3).
+
+        Returns:
+            float32 ``[n, C, g, g]`` per layer.
+        """
+        if self.backbone is None:
+            raise ValueError("tap differences need the backbone (model.comparator: dcva or cach)")
+        x = backbone_input(torch.cat([t1, t2]), self.backbone.img_size, self._stats)
+        with self._autocast():
+            taps = self.backbone(x)
+        return tap_differences([f[: len(t1)] for f in taps], [f[len(t1) :] for f in taps], layers)
+
+    @torch.no_grad()
+    def dcva_differences(self, tiles_t1: np.ndarray, tiles_t2: np.ndarray, layers: Sequence[int]) -> list[torch.Tensor]:
+        """:meth:`tap_differences` of host tiles ``[n, 3, H, W]`` in [0, 1] (the DCVA fit)."""
+        return self.tap_differences(self._to_device(np.asarray(tiles_t1, np.float32)),
+                                    self._to_device(np.asarray(tiles_t2, np.float32)), layers)
 
     def classes(self, images: torch.Tensor) -> torch.Tensor:
         """Identifier labels of images on the device.
@@ -235,12 +279,14 @@ class ChangePredictor:
     def _predict(self, a: np.ndarray, b: np.ndarray, *, scale: float | None) -> Prediction:
         if a.ndim != 4 or a.shape != b.shape:
             raise ValueError(f"tiles must be two [N, C, H, W] arrays of one shape, got {a.shape} and {b.shape}")
-        needs_rgb = self.comparator == "cach" or self.identifier is not None
+        needs_rgb = self.comparator in ("cach", "dcva") or self.identifier is not None
         if needs_rgb and a.shape[1] != 3:
             raise ConfigError(
-                f"the cach comparator and the segearth_ov3 identifier take 3 bands (RGB), but the tiles have "
-                f"{a.shape[1]}; set input.bands to three bands, e.g. [1, 2, 3]"
+                f"the cach and dcva comparators and the segearth_ov3 identifier take 3 bands (RGB), but the tiles "
+                f"have {a.shape[1]}; set input.bands to three bands, e.g. [1, 2, 3]"
             )
+        if self.comparator == "dcva" and not isinstance(self.fitted, DCVA):
+            raise ValueError("the dcva comparator predicts with its fit: call with_comparator(fitted DCVA) first")
         n = a.shape[0]
         if n == 0:
             empty = np.zeros((0, *a.shape[2:]), np.float32)
@@ -254,12 +300,16 @@ class ChangePredictor:
             x1, x2 = t1[s : s + self.batch_size], t2[s : s + self.batch_size]
             if self.comparator == "cach":
                 probs.append(self.change_probability(x1, x2))
+            elif self.comparator == "dcva":
+                probs.append(self.fitted.probability(self.tap_differences(x1, x2, self.fitted.layers),
+                                                     x1.shape[-2:]))
             if self.identifier is not None:
                 labels.append(self.classes(torch.cat([x1, x2])))
-        if self.comparator == "cach":
+        if self.comparator in ("cach", "dcva"):
             prob = torch.cat(probs).cpu().numpy()
-        else:
-            prob = cva_probability(t1.cpu().numpy(), t2.cpu().numpy(), axis=1)
+        else:  # a classical comparator, on the host, tile by tile
+            comparator = self.fitted if self.fitted is not None else CVA()
+            prob = ComparatorTilePredictor(comparator).predict(t1.cpu().numpy(), t2.cpu().numpy()).prob
         if not labels:
             return Prediction(prob=prob)
         both = [lab.split(len(lab) // 2) for lab in labels]

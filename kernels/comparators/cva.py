@@ -1,15 +1,43 @@
 """Change vector analysis (CVA): the pointwise baseline of Table 1 and the pipeline's oracle.
 
-``p = min(1, ||a - b||_2 / sqrt(C))`` over the C selected bands of inputs scaled
-to [0, 1]. It is pointwise, so any correct tiling and blending of it reproduces
-the whole-scene result.
+The change magnitude is the norm of the difference vector, ``s = ||a - b||_2`` over
+the C selected bands, mapped linearly to a probability ``p = min(1, s / s_ref)``:
+
+- as the pipeline's exact oracle (``model.standardize: none`` and a numeric
+  ``model.threshold``): inputs scaled to [0, 1] and ``s_ref = sqrt(C)``, the largest
+  possible magnitude; any correct tiling reproduces the whole-scene result;
+- fitted (``standardize: scene`` or ``threshold: otsu``): each date optionally
+  standardised by its whole-scene band statistics (CVA is not invariant to gains
+  between dates), and ``s_ref`` a high percentile of ``s`` over the fit sample, so
+  that Otsu's threshold on the encoded probability separates the changes.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
+from s2c_batch.kernels.comparators.base import Standardization, Support, linear_probability, standardized
 from s2c_batch.kernels.prediction import Prediction
+
+
+def cva_magnitude(a: np.ndarray, b: np.ndarray, *, axis: int = -3) -> np.ndarray:
+    """Norm of the difference vector, float32, bands summed in order.
+
+    Args:
+        a: float ``[..., C, H, W]`` (t1).
+        b: float, same shape (t2).
+        axis: the band axis.
+
+    Returns:
+        float32 ``[..., H, W]``.
+    """
+    diff = np.asarray(a, np.float32) - np.asarray(b, np.float32)
+    return np.sqrt(np.sum(diff * diff, axis=axis, dtype=np.float32))
 
 
 def cva_probability(a: np.ndarray, b: np.ndarray, *, axis: int = -3) -> np.ndarray:
@@ -28,20 +56,66 @@ def cva_probability(a: np.ndarray, b: np.ndarray, *, axis: int = -3) -> np.ndarr
         >>> cva_probability(a, b).tolist()
         [[1.0, 1.0]]
     """
-    diff = np.asarray(a, np.float32) - np.asarray(b, np.float32)
-    channels = diff.shape[axis]
-    norm = np.sqrt(np.sum(diff * diff, axis=axis, dtype=np.float32))
-    return np.minimum(np.float32(1.0), norm / np.float32(np.sqrt(channels))).astype(np.float32)
+    channels = np.asarray(a).shape[axis]
+    return linear_probability(cva_magnitude(a, b, axis=axis), float(np.float32(np.sqrt(channels))))
 
 
-class CVAPredictor:
-    """Tile predictor for ``model.comparator: cva`` with ``model.identifier: none``."""
+@dataclass(frozen=True)
+class CVA:
+    """CVA with its parameters fixed.
+
+    Attributes:
+        reference: ``s_ref``; ``None`` = ``sqrt(C)`` (the oracle).
+        standardization: whole-scene band statistics, or ``None``.
+    """
+
+    reference: float | None = None
+    standardization: Standardization | None = None
+    name: str = "cva"
+
+    @property
+    def support(self) -> Support:
+        """Pointwise."""
+        return Support("point")
+
+    def magnitude(self, t1: np.ndarray, t2: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """``s`` of one window: float32 ``[h, w]`` (inputs ``[C, h, w]`` in [0, 1])."""
+        return cva_magnitude(*standardized(self.standardization, t1, t2, valid))
+
+    def probability(self, t1: np.ndarray, t2: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """``min(1, s / s_ref)``: float32 ``[h, w]`` (see ``FittedComparator.probability``)."""
+        reference = self.reference if self.reference is not None else float(np.float32(math.sqrt(t1.shape[0])))
+        return linear_probability(self.magnitude(t1, t2, valid), reference)
+
+    def to_json(self) -> dict[str, Any]:
+        """As plain JSON data."""
+        return {"comparator": self.name, "reference": self.reference,
+                "standardization": self.standardization.to_json() if self.standardization else None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CVA:
+        """Inverse of :meth:`to_json`."""
+        std = data.get("standardization")
+        return cls(reference=data.get("reference"),
+                   standardization=Standardization.from_json(std) if std else None)
+
+
+class ComparatorTilePredictor:
+    """A fitted classical comparator as a tile predictor (no identifier, no torch)."""
 
     class_names: tuple[str, ...] = ()
     target_classes: tuple[int, ...] = ()
 
+    def __init__(self, comparator: Any) -> None:
+        """Wrap ``comparator`` (a :class:`~s2c_batch.kernels.comparators.base.FittedComparator`)."""
+        self.comparator = comparator
+
+    def with_comparator(self, comparator: Any) -> ComparatorTilePredictor:
+        """A predictor of another fitted comparator (a run's)."""
+        return ComparatorTilePredictor(comparator)
+
     def predict(self, tiles_t1: np.ndarray, tiles_t2: np.ndarray) -> Prediction:
-        """CVA probability of N tile pairs.
+        """Change probability of N tile pairs, each tile on its own.
 
         Args:
             tiles_t1: float32 ``[N, C, H, W]`` in [0, 1].
@@ -50,4 +124,17 @@ class CVAPredictor:
         Returns:
             ``Prediction(prob=[N, H, W])`` without class maps.
         """
-        return Prediction(prob=cva_probability(tiles_t1, tiles_t2, axis=1))
+        a = np.asarray(tiles_t1, np.float32)
+        b = np.asarray(tiles_t2, np.float32)
+        if a.shape[0] == 0:
+            return Prediction(prob=np.zeros((0, *a.shape[2:]), np.float32))
+        valid = np.ones(a.shape[2:], bool)
+        return Prediction(prob=np.stack([self.comparator.probability(x, y, valid) for x, y in zip(a, b, strict=True)]))
+
+
+class CVAPredictor(ComparatorTilePredictor):
+    """Tile predictor for ``model.comparator: cva`` with ``model.identifier: none`` (the oracle CVA)."""
+
+    def __init__(self) -> None:
+        """The oracle CVA: no standardisation, ``s_ref = sqrt(C)``."""
+        super().__init__(CVA())

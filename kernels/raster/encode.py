@@ -21,7 +21,7 @@ def encode_products(
     prob: np.ndarray,
     valid: np.ndarray,
     *,
-    threshold: float,
+    threshold: float | None,
     class_t1: np.ndarray | None = None,
     class_t2: np.ndarray | None = None,
     target_classes: Sequence[int] = (),
@@ -32,7 +32,8 @@ def encode_products(
     Args:
         prob: float32 ``[h, w]`` change probability (NaN where unknown).
         valid: bool ``[h, w]``: valid in both inputs.
-        threshold: ``model.threshold``.
+        threshold: ``model.threshold``; ``None`` leaves ``change_mask`` out (it is
+            written later, from the scene's Otsu threshold).
         class_t1: uint8 ``[h, w]`` class map of t1, or ``None``.
         class_t2: uint8 ``[h, w]`` class map of t2, or ``None``.
         target_classes: class indexes whose change counts; empty = any class.
@@ -40,7 +41,8 @@ def encode_products(
             all nodata when the block had no valid pixel.
 
     Returns:
-        ``{"change_prob", "change_mask"[, "class_t1", "class_t2"]}``, each uint8 ``[h, w]``.
+        ``{"change_prob", "change_mask"[, "class_t1", "class_t2"]}``, each uint8 ``[h, w]``
+        (no ``change_mask`` when ``threshold`` is ``None``).
 
     Example:
         >>> p = np.array([[0.0, 0.5, 1.0]], np.float32); v = np.array([[True, True, False]])
@@ -50,17 +52,18 @@ def encode_products(
     ok = valid & np.isfinite(prob)
     p = np.nan_to_num(prob, nan=0.0)  # the one float temporary of the block
     np.clip(p, 0.0, 1.0, out=p)
-    change = p >= np.float32(threshold)
-    if with_classes and class_t1 is not None and class_t2 is not None and len(target_classes):
-        targets = np.asarray(list(target_classes), np.uint8)
-        change &= np.isin(class_t1, targets) | np.isin(class_t2, targets)
+    change = p >= np.float32(threshold) if threshold is not None else None
+    if change is not None and with_classes:
+        change &= target_change(class_t1, class_t2, target_classes)
     np.multiply(p, np.float32(254.0), out=p)
     np.rint(p, out=p)
     out_prob = p.astype(np.uint8)
     out_prob[~ok] = NODATA
-    out_mask = change.view(np.uint8)
-    out_mask[~ok] = NODATA
-    out = {"change_prob": out_prob, "change_mask": out_mask}
+    out = {"change_prob": out_prob}
+    if change is not None:
+        out_mask = change.view(np.uint8)
+        out_mask[~ok] = NODATA
+        out["change_mask"] = out_mask
     if with_classes:
         for name, cls in (("class_t1", class_t1), ("class_t2", class_t2)):
             out[name] = (
@@ -69,3 +72,21 @@ def encode_products(
                 else np.where(ok, cls, NODATA).astype(np.uint8)
             )
     return out
+
+
+def target_change(class_t1: np.ndarray | None, class_t2: np.ndarray | None,
+                  target_classes: Sequence[int]) -> np.ndarray | bool:
+    """Where a change counts: t1 or t2 is a target class (``True`` everywhere without targets).
+
+    Args:
+        class_t1: uint8 ``[h, w]`` class map of t1, or ``None``.
+        class_t2: uint8 ``[h, w]``, or ``None``.
+        target_classes: class indexes whose change counts; empty = any class.
+
+    Returns:
+        bool ``[h, w]``, or ``True`` when every pixel counts.
+    """
+    if class_t1 is None or class_t2 is None or not len(target_classes):
+        return True
+    targets = np.asarray(list(target_classes), np.uint8)
+    return np.isin(class_t1, targets) | np.isin(class_t2, targets)
