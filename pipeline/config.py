@@ -1,7 +1,8 @@
 """Run configuration: YAML for people, frozen typed dataclasses for code.
 
 A config file has one mapping per section (``input``, ``tiling``, ``model``,
-``output``, ``cluster``). Missing keys take the dataclass defaults; unknown
+``output``, ``cluster``, and the comparators' own ``fit``, ``pca_kmeans``, ``irmad``,
+``dcva``). Missing keys take the dataclass defaults; unknown
 sections or keys, values of the wrong type and values out of range raise
 :class:`ConfigError` naming the key, the valid keys and the fix.
 
@@ -24,6 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
+from s2c_batch.kernels.comparators.options import DCVAOptions, FitOptions, IRMADOptions, PCAKMeansOptions
 from s2c_batch.kernels.errors import ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.resources import packaged_configs_dir
@@ -154,6 +156,10 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    fit: FitOptions = field(default_factory=FitOptions)
+    pca_kmeans: PCAKMeansOptions = field(default_factory=PCAKMeansOptions)
+    irmad: IRMADOptions = field(default_factory=IRMADOptions)
+    dcva: DCVAOptions = field(default_factory=DCVAOptions)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain, JSON-able nested dict (tuples become lists)."""
@@ -183,6 +189,10 @@ _SECTION_TYPES: dict[str, type] = {
     "model": ModelConfig,
     "output": OutputConfig,
     "cluster": ClusterConfig,
+    "fit": FitOptions,
+    "pca_kmeans": PCAKMeansOptions,
+    "irmad": IRMADOptions,
+    "dcva": DCVAOptions,
 }
 
 
@@ -311,7 +321,13 @@ def _convert(key: str, tp: Any, value: Any) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _convert(key, inner[0], value)
+        errors = []
+        for member in inner:  # the first member the value converts to
+            try:
+                return _convert(key, member, value)
+            except ConfigError as exc:
+                errors.append(str(exc).removeprefix(f"{key} must be ").split(", got ")[0])
+        raise ConfigError(f"{key} must be {' or '.join(errors)}, got {value!r}")
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"{key} must be one of {list(args)}, got {value!r}")

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from testutils import SHARED, RealCluster, free_port  # noqa: E402
+from testutils import SHARED, RealCluster, real_cluster  # noqa: E402
 
 # Quiet the scheduler and worker logs that distributed prints at INFO.
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
@@ -23,33 +20,8 @@ os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
 @pytest.fixture(scope="session")
 def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
     """A real scheduler and two worker processes, shared by the tests of one session."""
-    log_dir = tmp_path_factory.mktemp("dask-logs")
-    port = free_port()
-    sched = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", str(port), "--dashboard-address", "127.0.0.1:0", "--no-show"],
-        stdout=open(log_dir / "scheduler.log", "ab"), stderr=subprocess.STDOUT,
-    )
-    cluster = RealCluster(f"tcp://127.0.0.1:{port}", sched, [], log_dir)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        for i in range(2):
-            cluster.start_worker(f"test-worker-{i}")
-        cluster.wait_for_workers(2)
+    with real_cluster(tmp_path_factory.mktemp("dask-logs"), workers=2) as cluster:
         yield cluster
-    finally:
-        for proc in [*cluster.workers, sched]:
-            proc.terminate()
-        for proc in [*cluster.workers, sched]:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 @pytest.fixture

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,3 +138,34 @@ class RealCluster:
 
         with Client(self.address, timeout="30s") as client:
             client.wait_for_workers(n, timeout=timeout)
+
+
+@contextlib.contextmanager
+def real_cluster(log_dir: Path, *, workers: int, prefix: str = "test-worker") -> Iterator[RealCluster]:
+    """Start `dask scheduler` and ``workers`` `dask worker` processes on 127.0.0.1; stop them on exit."""
+    port = free_port()
+    sched = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", str(port), "--dashboard-address", "127.0.0.1:0", "--no-show"],
+        stdout=open(log_dir / "scheduler.log", "ab"), stderr=subprocess.STDOUT,
+    )
+    cluster = RealCluster(f"tcp://127.0.0.1:{port}", sched, [], log_dir)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        for i in range(workers):
+            cluster.start_worker(f"{prefix}-{i}")
+        cluster.wait_for_workers(workers)
+        yield cluster
+    finally:
+        for proc in [*cluster.workers, sched]:
+            proc.terminate()
+        for proc in [*cluster.workers, sched]:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()

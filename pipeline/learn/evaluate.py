@@ -213,8 +213,15 @@ def evaluate_dataset(
         CheckpointError: a checkpoint the config needs is missing (exit code 2).
     """
     t0 = time.perf_counter()
-    data = open_dataset(dataset)
     model = cfg.model
+    if model.fitted:
+        raise ConfigError(
+            f"s2c-batch eval scores tile predictors on a dataset of image pairs; model.comparator={model.comparator} "
+            f"with model.threshold={model.threshold!r} and model.standardize={model.standardize} is fitted to a "
+            "whole scene: run it on a scene with `s2c-batch compare T1 T2 --truth TRUTH.tif`"
+        )
+    threshold = model.numeric_threshold("s2c-batch eval")
+    data = open_dataset(dataset)
     if targets:
         model = dataclasses.replace(model, targets=tuple(targets))
     if (targets or semantic_classes) and model.identifier == "none":
@@ -232,7 +239,7 @@ def evaluate_dataset(
 
         predictor = build_predictor(model)
     binary, semantic = evaluate_pairs(
-        predictor, data.pairs, threshold=model.threshold, batch_size=model.batch_size,
+        predictor, data.pairs, threshold=threshold, batch_size=model.batch_size,
         semantic_classes=semantic_classes, progress=progress,
     )
     described = {"comparator": model.comparator, "identifier": model.identifier, "threshold": model.threshold,

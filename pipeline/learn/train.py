@@ -178,7 +178,8 @@ def _validate(backbone: DinoV2Taps, head: CACH, model: ModelConfig, pairs: Seque
     predictor = ChangePredictor(device=device, comparator="cach", backbone=backbone,
                                 cach=copy.deepcopy(head), normalize=model.normalize, precision="fp32",
                                 batch_size=model.batch_size)
-    acc, _ = evaluate_pairs(predictor, pairs, threshold=model.threshold, batch_size=model.batch_size)
+    acc, _ = evaluate_pairs(predictor, pairs, threshold=model.numeric_threshold("s2c-batch train"),
+                            batch_size=model.batch_size)
     return {k: v for k, v in acc.metrics().to_dict().items() if k in ("f1", "iou", "kappa", "precision", "recall")}
 
 

@@ -18,7 +18,9 @@
   folder can be moved or uploaded as a whole.
 - Provenance in ``properties``: ``s2c:version``, ``s2c:config_hash``,
   ``s2c:fingerprint``, ``s2c:checkpoints``, ``s2c:inputs`` (file names),
-  ``s2c:comparator``, ``s2c:identifier``, ``s2c:threshold``.
+  ``s2c:comparator``, ``s2c:identifier``, ``s2c:threshold`` (the number, or Otsu's choice
+  ``{"method": "otsu", "level", "value", "valid_pixels"}``), ``s2c:fit`` (a fitted
+  comparator's parameters, else null).
 
 The item is validated offline (:mod:`s2c_batch.pipeline.products.stac_schema`) before it is
 written; an invalid item is an output error, never a silent file.
@@ -127,7 +129,8 @@ def build_item(
         "s2c:inputs": [Path(pair.t1.path).name, Path(pair.t2.path).name],
         "s2c:comparator": model.get("comparator"),
         "s2c:identifier": model.get("identifier"),
-        "s2c:threshold": model.get("threshold"),
+        "s2c:threshold": run.get("threshold", model.get("threshold")),
+        "s2c:fit": run.get("fit"),
     }
     if both:
         start, end = sorted([t1, t2])  # type: ignore[type-var]

@@ -1,6 +1,11 @@
 """Build the Dask graph of a run: O(blocks) tasks, nothing computed.
 
-Per block, up to four kinds of task:
+Two paths. A comparator that needs no tiles (pointwise or a small neighbourhood,
+see :mod:`~s2c_batch.pipeline.run.untiled`) without an identifier gets one task per
+block, ``s2c-block-<token>-<r>-<c>``: read with a halo, compare, encode, write.
+
+Tile models (CACH, DCVA, and anything with an identifier) get, per block, up to four
+kinds of task:
 
 - ``s2c-read-<token>-<r>-<c>``: read both dates of the block's window (no GPU
   resource, so a two-thread GPU worker reads ahead while its GPU predicts).
@@ -19,13 +24,16 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable
+from typing import Any
 
 import dask
 from dask.delayed import Delayed
 
+from s2c_batch.kernels.comparators.base import FittedComparator
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.run.untiled import UntiledJob, compare_block
 from s2c_batch.pipeline.run.worker import TileJob, WriteJob, predict_tiles, read_block, write_block
 
 
@@ -45,6 +53,7 @@ def build_graph(
     skip: Iterable[tuple[int, int]] = (),
     gpu: bool = False,
     token: str = "run",
+    comparator: Any = None,
 ) -> list[Delayed]:
     """The write task of every block not in ``skip`` (already written), row-major.
 
@@ -57,6 +66,7 @@ def build_graph(
             only where a remaining block needs them.
         gpu: annotate tile tasks with ``resources={"GPU": 1}``.
         token: keeps the keys of different runs apart.
+        comparator: the run's fitted comparator, handed to the predictor (``None`` for CACH).
     """
     todo = write_order(plan, skip)
     needed = sorted({s for d in todo for s in plan.sources(*d)})
@@ -72,7 +82,7 @@ def build_graph(
         pixels = dask.delayed(read_block, pure=False)(
             pair, blocks[(r, c)], dask_key_name=f"s2c-read-{token}-{r}-{c}")
         tile_job = TileJob(pair=pair, block=blocks[(r, c)], overlap=plan.overlap, model=cfg.model,
-                           destinations={d: cores[d] for d in plan.destinations(r, c)})
+                           destinations={d: cores[d] for d in plan.destinations(r, c)}, comparator=comparator)
         with dask.annotate(**annotations):
             tiles[(r, c)] = dask.delayed(predict_tiles, pure=False)(
                 tile_job, pixels, dask_key_name=f"s2c-tiles-{token}-{r}-{c}")
@@ -86,7 +96,42 @@ def build_graph(
             for s in plan.sources(r, c)
         ]
         write_job = WriteJob(index=(r, c), core=blocks[(r, c)].core, model=cfg.model, store=store_path,
-                             with_classes=with_classes)
+                             with_classes=with_classes, threshold=mask_threshold(cfg))
         writes.append(dask.delayed(write_block, pure=False)(
             write_job, *pieces, dask_key_name=f"s2c-write-{token}-{r}-{c}"))
     return writes
+
+
+def mask_threshold(cfg: Config) -> float | None:
+    """The threshold block tasks encode the mask with; ``None`` with Otsu (the mask comes after)."""
+    return None if cfg.model.otsu else cfg.model.numeric_threshold("the block tasks")
+
+
+def build_untiled_graph(
+    pair: ScenePair,
+    plan: TilePlan,
+    cfg: Config,
+    store_path: str,
+    comparator: FittedComparator,
+    *,
+    skip: Iterable[tuple[int, int]] = (),
+    token: str = "run",
+) -> list[Delayed]:
+    """One task per block not in ``skip``, row-major: the untiled path (:mod:`~s2c_batch.pipeline.run.untiled`).
+
+    Args:
+        pair: the scenes.
+        plan: the block plan (its tiles are not used).
+        cfg: the run config.
+        store_path: the Zarr store.
+        comparator: the fitted pointwise or neighbourhood comparator.
+        skip: blocks already written.
+        token: keeps the keys of different runs apart.
+    """
+    return [
+        dask.delayed(compare_block, pure=False)(
+            UntiledJob(index=(r, c), pair=pair, core=plan.block_at(r, c).core, comparator=comparator,
+                       threshold=mask_threshold(cfg), store=store_path, strip_rows=cfg.tiling.chunk_size),
+            dask_key_name=f"s2c-block-{token}-{r}-{c}")
+        for r, c in write_order(plan, skip)
+    ]

@@ -7,6 +7,7 @@ Layout of ``--out DIR``::
     run.json              status, fingerprint, config, inputs, timings
     .s2c/lock             pid and host of the run writing here
     .s2c/blocks.done      one "row col" line per block whose write succeeded
+    .s2c/fit.json         a fitted comparator's parameters (resume predicts with them)
 
 Only files of these names are ever removed by ``--overwrite``.
 """
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 STATE_DIR = ".s2c"
 RUN_JSON = "run.json"
 STORE = "change.zarr"
+FIT_FILE = "fit.json"
 PRODUCT_FILES = ("change_prob.tif", "change_mask.tif", "class_t1.tif", "class_t2.tif")
 
 
@@ -74,6 +76,7 @@ def clear_products(out: Path) -> None:
     for name in (RUN_JSON, *PRODUCT_FILES):
         (out / name).unlink(missing_ok=True)
     (out / STATE_DIR / "blocks.done").unlink(missing_ok=True)
+    (out / STATE_DIR / FIT_FILE).unlink(missing_ok=True)
 
 
 def remove_empty(out: Path) -> None:

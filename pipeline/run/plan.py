@@ -21,6 +21,24 @@ def make_plan(pair: ScenePair, cfg: Config) -> TilePlan:
     return TilePlan(pair.grid.height, pair.grid.width, t.tile_size, t.overlap, t.block_size)
 
 
+def untiled(cfg: Config) -> bool:
+    """Whether the run takes the untiled path: a classical comparator and no identifier.
+
+    Pointwise and neighbourhood comparators need no tiles; anything with a tile model
+    (CACH, DCVA, the identifier) is tiled.
+    """
+    return not cfg.model.uses_torch
+
+
+def halo(cfg: Config) -> int:
+    """Pixels the untiled path reads around each block (the comparator's neighbourhood)."""
+    if cfg.model.comparator == "pca_kmeans":
+        from s2c_batch.kernels.comparators.pca_kmeans import offsets
+
+        return max(offsets(cfg.pca_kmeans.block))
+    return 0
+
+
 def products_for(cfg: Config) -> tuple[str, ...]:
     """Names of the product arrays a run with this config writes."""
     base = ("change_prob", "change_mask")
@@ -30,14 +48,40 @@ def products_for(cfg: Config) -> tuple[str, ...]:
 def plan_summary(pair: ScenePair, cfg: Config) -> dict[str, Any]:
     """Plan and estimates as plain data.
 
-    The peak memory per worker is estimated from one block: both dates of its
+    ``path`` says how the run computes: ``untiled`` (a classical comparator without
+    identifier: one task per block, reading ``halo`` pixels around it, no tiles) or
+    ``tiled`` (tile models: tiles, overlap and blending); ``fit`` whether whole-scene
+    parameters are fitted first; ``threshold`` the mask threshold or ``otsu``.
+
+    The peak memory per worker is estimated from one block. Tiled: both dates of its
     read window as raw pixels, its float64 partial sums over core and skirt, one
-    batch of float32 tiles, and combining and encoding one core. It excludes the
+    batch of float32 tiles, and combining and encoding one core; it excludes the
     model's own weights and activations, and the skirts waiting for the next
     block row (about ``2 * block * tile * 18`` bytes per block of a row,
-    spread over the cluster).
+    spread over the cluster). Untiled: one strip of ``chunk_size`` rows of both dates
+    (raw and float32, with the halo) and the block's probability, validity and products.
     """
     plan = make_plan(pair, cfg)
+    summary = _tiled_summary(pair, cfg, plan)
+    summary["path"] = {"kind": "untiled" if untiled(cfg) else "tiled", "halo": halo(cfg) if untiled(cfg) else None,
+                       "fit": cfg.model.fitted, "threshold": cfg.model.threshold}
+    if untiled(cfg):
+        c = len(cfg.input.bands)
+        itemsize = np.dtype(pair.t1.dtype).itemsize
+        r = halo(cfg)
+        blocks = [blk.core for blk in plan.blocks()]
+        b = min(plan.block, plan.height), min(plan.block, plan.width)
+        strip = (min(cfg.tiling.chunk_size, b[0]) + 2 * r) * (b[1] + 2 * r)
+        summary["tiles"] = summary["tiles_computed"] = 0
+        summary["bytes_read"] = int(sum((w.height + 2 * r) * (w.width + 2 * r) for w in blocks) * 2 * c * itemsize)
+        summary["peak_memory_per_worker_bytes"] = int(
+            2 * strip * c * (itemsize + 4) + 3 * strip  # both dates of one strip, raw and in [0, 1], validity
+            + b[0] * b[1] * (4 + 1 + len(products_for(cfg)))  # the block's probability, validity and products
+        )
+    return summary
+
+
+def _tiled_summary(pair: ScenePair, cfg: Config, plan: TilePlan) -> dict[str, Any]:
     c = len(cfg.input.bands)
     itemsize = np.dtype(pair.t1.dtype).itemsize
     rh, rw = plan.max_read_shape()

@@ -1,9 +1,11 @@
 """``s2c-batch run`` as a Python function: two scenes in, change products out.
 
 Stages: open and validate the pair (nothing is written before this passes) ->
-plan -> prepare and lock ``--out`` -> create the Zarr store -> one Dask task per
-block on a cluster whose workers hold the model -> COGs from the store ->
-verify -> ``run.json`` says ``complete``.
+plan -> prepare and lock ``--out`` -> fit the comparator to the scene (classical
+comparators; ``.s2c/fit.json``) -> create the Zarr store -> one Dask task per block
+on a cluster whose workers hold the model (tiled) or the fitted comparator
+(untiled) -> with ``model.threshold: otsu``, the scene's threshold and the mask pass
+-> COGs from the store -> verify -> ``run.json`` says ``complete``.
 """
 
 from __future__ import annotations
@@ -20,15 +22,18 @@ from typing import Any
 
 from distributed import as_completed
 
+from s2c_batch.kernels.comparators.base import FittedComparator
+from s2c_batch.kernels.comparators.cva import CVA
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import InputError, OutputError, OutputExistsError, S2CError
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
-from s2c_batch.pipeline.products.extras import start_extras, write_extras
+from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
 from s2c_batch.pipeline.run import outdir, store
 from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
-from s2c_batch.pipeline.run.graph import build_graph, write_order
-from s2c_batch.pipeline.run.plan import make_plan, products_for
+from s2c_batch.pipeline.run.fit import fit_dcva_on_cluster, fit_on_cluster, fit_path, load_fit, save_fit
+from s2c_batch.pipeline.run.graph import build_graph, build_untiled_graph, write_order
+from s2c_batch.pipeline.run.plan import make_plan, products_for, untiled
 from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
 from s2c_batch.pipeline.run.runlog import (
     RunLog,
@@ -39,6 +44,13 @@ from s2c_batch.pipeline.run.runlog import (
     package_version,
 )
 from s2c_batch.pipeline.run.signals import sigterm_as_interrupt
+from s2c_batch.pipeline.run.threshold import (
+    build_mask_graph,
+    choose_threshold,
+    scene_histogram,
+    submit_masks,
+    target_classes,
+)
 from s2c_batch.pipeline.run.worker import BlockReport, PredictorPlugin, plugin_name
 
 log = logging.getLogger(__name__)
@@ -155,6 +167,9 @@ def _run_locked(
                 (out_dir / name).unlink(missing_ok=True)
         else:
             outdir.clear_products(out_dir)
+        t0 = time.perf_counter()
+        fitted = _fitted_comparator(client, pair, plan, cfg, out_dir, fp, resuming=resuming)
+        timings["fit"] = time.perf_counter() - t0
         products = products_for(cfg)
         runlog = RunLog(run_json)
         runlog.update(
@@ -169,6 +184,9 @@ def _run_locked(
             config=cfg.to_dict(),
             config_hash=cfg.hash(),
             checkpoints=checkpoints,
+            path="untiled" if untiled(cfg) else "tiled",
+            fit=fitted.to_json() if fitted is not None and cfg.model.fitted else None,
+            threshold=cfg.model.threshold,
             blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": 0},
             dashboard=client.dashboard_link,
             products={},
@@ -176,11 +194,11 @@ def _run_locked(
         try:
             if not reuse:
                 t0 = time.perf_counter()
-                create_products_store(store_path, pair, cfg, products, fp, checkpoints)
+                create_products_store(store_path, pair, cfg, products, fp, checkpoints, fitted)
                 timings["create_store"] = time.perf_counter() - t0
             with sigterm_as_interrupt(), performance_report_to(report):
                 result = _compute(client, pair, plan, cfg, out_dir, store_path, products, reuse,
-                                  ledger, runlog, progress, timings)
+                                  ledger, runlog, progress, timings, fitted)
             verify_products(out_dir, pair, plan, ledger, result.products)
         except InputError:
             outdir.clear_products(out_dir)  # unusable input: leave no product behind
@@ -196,9 +214,33 @@ def _run_locked(
     return result
 
 
+def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path, fp: str, *,
+                       resuming: bool) -> FittedComparator | None:
+    """The comparator the blocks use: fitted to the scene, or the one a resumed run fitted.
+
+    ``None`` for CACH; the fixed CVA when nothing is fitted. A fit is saved to
+    ``.s2c/fit.json`` before any block is written.
+    """
+    if cfg.model.comparator == "cach":
+        return None
+    if not cfg.model.fitted:
+        return CVA()
+    previous = load_fit(out_dir, fp) if resuming else None
+    if previous is not None:
+        log.info("reusing the fitted %s parameters of %s", cfg.model.comparator, fit_path(out_dir))
+        return previous
+    token = uuid.uuid4().hex[:8]
+    if cfg.model.comparator == "dcva":
+        fitted = fit_dcva_on_cluster(client, pair, plan, cfg, token=token, gpu=has_gpu_workers(client))
+    else:
+        fitted = fit_on_cluster(client, pair, plan, cfg, token=token)
+    save_fit(out_dir, fitted, fp)
+    return fitted
+
+
 def create_products_store(
     store_path: Path, pair: ScenePair, cfg: Config, products: tuple[str, ...], fp: str,
-    checkpoints: dict[str, str],
+    checkpoints: dict[str, str], fitted: FittedComparator | None = None,
 ) -> None:
     """Create the empty, georeferenced Zarr store with provenance attributes."""
     attrs = {
@@ -207,8 +249,11 @@ def create_products_store(
         "config_hash": cfg.hash(),
         "checkpoints": checkpoints,
         "inputs": [Path(pair.t1.path).name, Path(pair.t2.path).name],
+        "comparator": cfg.model.comparator,
         "threshold": cfg.model.threshold,
     }
+    if fitted is not None and cfg.model.fitted:
+        attrs["fit"] = fitted.to_json()
     store.create_store(store_path, pair.grid, products, shard=cfg.tiling.block_size,
                        chunk=cfg.tiling.chunk_size, attrs=attrs)
 
@@ -216,16 +261,21 @@ def create_products_store(
 def _compute(
     client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path, store_path: Path,
     products: tuple[str, ...], reuse: set[tuple[int, int]], ledger: outdir.BlockLedger,
-    runlog: RunLog, progress: bool, timings: dict[str, float],
+    runlog: RunLog, progress: bool, timings: dict[str, float], fitted: FittedComparator | None = None,
 ) -> RunResult:
     t0 = time.perf_counter()
-    tasks = build_graph(pair, plan, cfg, str(store_path), skip=reuse, gpu=has_gpu_workers(client),
-                        token=uuid.uuid4().hex[:8])
+    token = uuid.uuid4().hex[:8]
+    if untiled(cfg):
+        assert fitted is not None  # every classical comparator has one
+        tasks = build_untiled_graph(pair, plan, cfg, str(store_path), fitted, skip=reuse, token=token)
+    else:
+        tasks = build_graph(pair, plan, cfg, str(store_path), skip=reuse, gpu=has_gpu_workers(client),
+                            token=token, comparator=fitted)
     futures = client.compute(tasks, optimize_graph=False, retries=cfg.cluster.retries)
     # A written block's polygons need no finished product: they are traced while later
-    # blocks are still being predicted.
-    pending = start_extras(client, store_path, pair, cfg, after=dict(zip(write_order(plan, reuse), futures,
-                                                                         strict=True)))
+    # blocks are still being predicted (with Otsu, once the mask pass has written them).
+    pending = PendingExtras() if cfg.model.otsu else start_extras(
+        client, store_path, pair, cfg, after=dict(zip(write_order(plan, reuse), futures, strict=True)))
     try:
         reports: list[BlockReport] = []
         bar = _progress_bar(len(futures), progress)
@@ -249,6 +299,10 @@ def _compute(
                 f"(all nodata{' inside --bbox' if pair.t1.offset != (0, 0) else ''}); check input.nodata "
                 "and that the scenes cover the same ground"
             )
+        if cfg.model.otsu:
+            t0 = time.perf_counter()
+            pending = _otsu_masks(client, pair, plan, cfg, store_path, reports, reuse, runlog, token)
+            timings["threshold"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         written = {}
         if cfg.output.cog:
@@ -265,6 +319,37 @@ def _compute(
                      blocks_reused=len(reuse), products=written)
 
 
+def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store_path: Path,
+                reports: list[BlockReport], reuse: set[tuple[int, int]], runlog: RunLog,
+                token: str) -> PendingExtras:
+    """Choose the scene's Otsu threshold, write every block's mask, start the derived products.
+
+    Returns:
+        The derived-product tasks, started behind the mask tasks.
+    """
+    hist = scene_histogram(client, str(store_path), plan, [r.histogram for r in reports if r.histogram],
+                           reuse, token=token, retries=cfg.cluster.retries)
+    if not hist.sum():
+        raise InputError(
+            f"t1 {pair.t1.path!r} and t2 {pair.t2.path!r} have no pixel that is valid in both; "
+            "Otsu's threshold needs valid pixels (check input.nodata and --bbox)"
+        )
+    chosen = choose_threshold(hist)
+    runlog.update(threshold=chosen.to_json())
+    store.update_attrs(store_path, {"threshold": chosen.to_json()})
+    masks = submit_masks(client, build_mask_graph(plan, str(store_path), chosen.level, target_classes(cfg),
+                                                  with_classes=cfg.model.identifier != "none", token=token),
+                         cfg.cluster.retries)
+    pending = start_extras(client, store_path, pair, cfg, after=masks)
+    try:
+        client.gather(list(masks.values()))
+    except BaseException:
+        client.cancel(list(masks.values()))
+        pending.cancel(client)
+        raise
+    return pending
+
+
 def _write_cogs(
     client: Any, store_path: Path, out_dir: Path, pair: ScenePair, cfg: Config,
     products: tuple[str, ...], runlog: RunLog,
@@ -277,6 +362,8 @@ def _write_cogs(
         "S2C_FINGERPRINT": str(runlog.data.get("fingerprint")),
         "S2C_INPUTS": f"{Path(pair.t1.path).name},{Path(pair.t2.path).name}",
         "S2C_CHECKPOINTS": json.dumps(runlog.data.get("checkpoints", {}), sort_keys=True),
+        "S2C_COMPARATOR": cfg.model.comparator,
+        "S2C_THRESHOLD": json.dumps(runlog.data.get("threshold"), sort_keys=True),
     }
     futures = {
         name: client.submit(

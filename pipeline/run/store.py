@@ -118,6 +118,18 @@ def write_block(path: str | os.PathLike[str], window: Window, arrays: Mapping[st
         ) from exc
 
 
+def update_attrs(path: str | os.PathLike[str], attrs: Mapping[str, Any]) -> None:
+    """Add or replace group attributes of the store (e.g. the threshold Otsu chose).
+
+    Raises:
+        OutputError: the store cannot be written.
+    """
+    try:
+        zarr.open_group(str(path), mode="r+").attrs.update(dict(attrs))
+    except OSError as exc:
+        raise OutputError(f"cannot update the attributes of {str(path)!r} ({exc.strerror or exc})") from exc
+
+
 def read_window(path: str | os.PathLike[str], name: str, window: Window) -> np.ndarray:
     """Read a window of one product array: uint8 ``[h, w]``."""
     group = zarr.open_group(str(path), mode="r")

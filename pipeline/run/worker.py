@@ -24,6 +24,7 @@ from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.prediction import TilePredictor
 from s2c_batch.kernels.raster.blend import Partial, accumulate_tiles, combine_partials, split_partial
 from s2c_batch.kernels.raster.encode import encode_products
+from s2c_batch.kernels.raster.otsu import level_histogram
 from s2c_batch.kernels.raster.tiling import Block, Window
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
@@ -140,6 +141,9 @@ class TileJob:
         overlap: tile overlap.
         model: the model config (the predictor itself lives in the worker).
         destinations: core of every block its tiles reach, by block index.
+        comparator: the fitted comparator the predictor uses on these tiles (a
+            classical comparator beside an identifier, or DCVA's fitted selection);
+            ``None`` for CACH.
     """
 
     pair: ScenePair
@@ -147,27 +151,42 @@ class TileJob:
     overlap: int
     model: ModelConfig
     destinations: dict[tuple[int, int], Window]
+    comparator: Any = None
 
 
 @dataclass(frozen=True)
 class WriteJob:
-    """What a write task needs: the block core, the encoding, the store."""
+    """What a write task needs: the block core, the encoding, the store.
+
+    ``threshold`` is ``None`` when the mask comes later from the scene's Otsu threshold.
+    """
 
     index: tuple[int, int]
     core: Window
     model: ModelConfig
     store: str
     with_classes: bool
+    threshold: float | None = 0.5
 
 
 @dataclass(frozen=True)
 class BlockReport:
-    """What a finished write task reports back."""
+    """What a finished write task reports back.
+
+    Attributes:
+        index: the block.
+        valid_pixels: pixels valid in both dates.
+        write_s: seconds the task took.
+        worker: the worker's name.
+        histogram: pixels per encoded probability level 0..254, when the mask
+            threshold is chosen after the blocks (Otsu); else ``None``.
+    """
 
     index: tuple[int, int]
     valid_pixels: int
     write_s: float
     worker: str
+    histogram: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +217,18 @@ def read_block(pair: ScenePair, block: Block) -> BlockPixels | None:
     return BlockPixels(t1, t2, v1 & v2)
 
 
+def with_comparator(predictor: TilePredictor, comparator: Any) -> TilePredictor:
+    """The predictor using a run's fitted comparator (its optional ``with_comparator`` member).
+
+    Raises:
+        TypeError: the predictor cannot take a fitted comparator.
+    """
+    bind = getattr(predictor, "with_comparator", None)
+    if bind is None:
+        raise TypeError(f"{type(predictor).__name__} cannot use a fitted comparator")
+    return bind(comparator)
+
+
 def predict_tiles(job: TileJob, pixels: BlockPixels | None) -> dict[tuple[int, int], Partial]:
     """Predict a block's own tiles and cut the sums per destination core.
 
@@ -205,6 +236,8 @@ def predict_tiles(job: TileJob, pixels: BlockPixels | None) -> dict[tuple[int, i
         Destination block index -> the partial sums that fall in its core.
     """
     predictor = worker_predictor(job.model)
+    if job.comparator is not None:
+        predictor = with_comparator(predictor, job.comparator)
     if pixels is None:  # a thin last block that owns no tile
         pixels = BlockPixels(np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8),
                              np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8), np.zeros((0, 0), bool))
@@ -226,14 +259,15 @@ def write_block(job: WriteJob, *pieces: Partial) -> BlockReport:
     pred = combine_partials(pieces, job.core)
     targets = worker_predictor(job.model).target_classes if job.with_classes else ()
     arrays = encode_products(
-        pred.prob, pred.valid, threshold=job.model.threshold,
+        pred.prob, pred.valid, threshold=job.threshold,
         class_t1=pred.class_t1, class_t2=pred.class_t2,
         target_classes=targets, with_classes=job.with_classes,
     )
     store.write_block(job.store, job.core, arrays)
+    histogram = tuple(int(v) for v in level_histogram(arrays["change_prob"])) if job.threshold is None else None
     try:
         wname = str(get_worker().name)
     except ValueError:
         wname = f"pid-{os.getpid()}"
     return BlockReport(index=job.index, valid_pixels=int(pred.valid.sum()),
-                       write_s=time.perf_counter() - t0, worker=wname)
+                       write_s=time.perf_counter() - t0, worker=wname, histogram=histogram)

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from testutils import TINY_MODEL
 
 from s2c_batch.kernels.predictor import ChangePredictor, build_predictor
 from s2c_batch.kernels.raster.blend import accumulate_tiles
 from s2c_batch.kernels.raster.tiling import TilePlan
+
+from testutils import TINY_MODEL
 
 DEVICE = os.environ.get("TORCH_DEVICE", "cuda")
 pytestmark = [

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
-from testutils import TINY_MODEL
 
 from s2c_batch.kernels.comparators.cach import build_cach
 from s2c_batch.kernels.comparators.cva import CVAPredictor, cva_probability
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.predictor import ChangePredictor, build_predictor, load_vocabulary
+
+from testutils import TINY_MODEL
 
 REF = Path(__file__).resolve().parents[1] / "data" / "reference"
 

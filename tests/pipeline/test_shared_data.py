@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from testutils import cva_oracle, read_band
 
 from s2c_batch.pipeline.cli import cli
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import InputError
 from s2c_batch.pipeline.inputs.vrt import stack_bands
 from s2c_batch.pipeline.run.runner import run_change_detection
+
+from testutils import cva_oracle, read_band
 
 OSCD = "ChenHongruixuan_ChangeDetectionRepository/Dataset/OSCD/Onera Satellite Change Detection dataset - Images"
 
@@ -82,6 +83,7 @@ def test_plan__cli_prints_json_without_reading_pixels(shared_data: Path) -> None
                                    "--set", "tiling.block_size=512"])
     assert res.exit_code == 0, res.output
     plan = json.loads(res.output)
-    assert plan["blocks"] == 4 and plan["tiles"] == 4 and plan["block_grid"] == [2, 2]
+    assert plan["blocks"] == 4 and plan["block_grid"] == [2, 2]
+    assert plan["path"]["kind"] == "untiled" and plan["tiles"] == 0  # pointwise: whole blocks, no tiles
     assert plan["grid"]["crs"] == "EPSG:32618" and plan["bytes_read"] > 0
     assert plan["peak_memory_per_worker_bytes"] > 0

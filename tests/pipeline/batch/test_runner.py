@@ -13,12 +13,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from PIL import Image
-from testutils import make_pair, read_band
 
 from s2c_batch.pipeline.batch.runs_file import load_runs_file
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.errors import ConfigError
 from s2c_batch.pipeline.products.stac_schema import validate_item
+
+from testutils import make_pair, read_band
 
 SMALL = ["tiling.tile_size=256", "tiling.overlap=64", "tiling.chunk_size=256", "tiling.block_size=256"]
 SIZES = [(200, 300), (260, 240), (180, 330)]

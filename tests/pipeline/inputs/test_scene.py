@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from affine import Affine
-from testutils import TRANSFORM, make_pair, read_band, write_tif
 
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.cli import main
@@ -16,6 +15,8 @@ from s2c_batch.pipeline.errors import ConfigError, InputError, SceneMismatchErro
 from s2c_batch.pipeline.inputs.reader import read_window
 from s2c_batch.pipeline.inputs.scene import open_pair
 from s2c_batch.pipeline.run.runner import run_change_detection
+
+from testutils import TRANSFORM, make_pair, read_band, write_tif
 
 
 def _img(h: int = 64, w: int = 80, c: int = 3, dtype: str = "uint8", seed: int = 0) -> np.ndarray:

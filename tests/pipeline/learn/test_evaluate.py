@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from testutils import write_png
 
 from s2c_batch.kernels.prediction import Prediction
 from s2c_batch.pipeline.cli import cli, main
@@ -20,6 +19,8 @@ from s2c_batch.pipeline.learn.evaluate import (
     format_eval_table,
     parse_semantic_classes,
 )
+
+from testutils import write_png
 
 LEVIR_SAMPLES = "wgcban_ChangeFormer/samples_LEVIR"
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from testutils import write_png
 
 from s2c_batch.kernels.backbone import build_dinov2_tiny
 from s2c_batch.kernels.checkpoints import read_state_dict
@@ -22,6 +21,8 @@ from s2c_batch.pipeline.errors import CheckpointError, ConfigError, InputError, 
 from s2c_batch.pipeline.learn.evaluate import evaluate_dataset
 from s2c_batch.pipeline.learn.train import TrainOptions, state_path, train_change_head
 from s2c_batch.pipeline.learn.weights import FLOAT8_TYPES, compact_dtypes, save_dinov2_original, save_state_dict
+
+from testutils import write_png
 
 #: The tiny config's model at 252 px, change only, on the CPU, seeded random backbone.
 MODEL = dataclasses.replace(load_config("tiny").model, identifier="none", device="cpu")

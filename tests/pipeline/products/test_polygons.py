@@ -11,13 +11,14 @@ import shapely
 from distributed import Client
 from rasterio.crs import CRS as RioCRS
 from scipy import ndimage
-from testutils import CRS, TRANSFORM
 
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.products.area import row_areas_m2
 from s2c_batch.pipeline.products.polygons import write_polygons
 from s2c_batch.pipeline.run import store
+
+from testutils import CRS, TRANSFORM
 
 BLOCK = 64
 NAMES = ("background", "bareland", "water", "building")

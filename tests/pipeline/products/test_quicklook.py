@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from testutils import make_pair, write_tif
 
 from s2c_batch.kernels.raster.quicklook import CHANGE_RGB
 from s2c_batch.pipeline.config import InputConfig, load_config
 from s2c_batch.pipeline.inputs.scene import open_pair
 from s2c_batch.pipeline.products.quicklook import PANEL_SIDE, read_scene_preview, write_quicklook
 from s2c_batch.pipeline.run.runner import run_change_detection
+
+from testutils import make_pair, write_tif
 
 SMALL = ["tiling.tile_size=256", "tiling.overlap=64", "tiling.chunk_size=256", "tiling.block_size=256"]
 

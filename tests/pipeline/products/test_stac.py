@@ -12,7 +12,6 @@ import pystac
 import pytest
 import rasterio
 from rasterio.warp import transform as warp_transform
-from testutils import TRANSFORM, make_pair
 
 from s2c_batch.pipeline.config import InputConfig
 from s2c_batch.pipeline.errors import OutputError
@@ -20,6 +19,8 @@ from s2c_batch.pipeline.inputs.acquisition import acquisition_datetime, parse_da
 from s2c_batch.pipeline.inputs.scene import open_pair
 from s2c_batch.pipeline.products.stac import build_item, write_stac_item
 from s2c_batch.pipeline.products.stac_schema import PROJECTION_SCHEMA, offline_validator, validate_item
+
+from testutils import TRANSFORM, make_pair
 
 RUN = {"version": "0.1.0", "fingerprint": "f" * 64, "config_hash": "c" * 64,
        "checkpoints": {"model.cach_checkpoint": "sha256:abc"},

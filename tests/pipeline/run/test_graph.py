@@ -7,12 +7,13 @@ from pathlib import Path
 
 import dask
 import pytest
-from testutils import make_pair
 
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.inputs.scene import open_pair
 from s2c_batch.pipeline.run.graph import build_graph
 from s2c_batch.pipeline.run.plan import make_plan
+
+from testutils import make_pair
 
 
 class CountingScheduler:

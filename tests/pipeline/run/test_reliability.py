@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from testutils import cva_oracle, make_pair, read_band
 
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputError, OutputLockedError
 from s2c_batch.pipeline.run.runner import run_change_detection
+
+from testutils import cva_oracle, make_pair, read_band
 
 MANY_BLOCKS = ["tiling.tile_size=128", "tiling.overlap=32", "tiling.block_size=128", "tiling.chunk_size=128"]
 
@@ -152,9 +153,9 @@ def test_run__wrong_architecture_checkpoint_exit_2_and_nothing_written(
 
 @pytest.mark.cluster
 def test_run__all_nodata_scene_exit_3_and_no_product(tmp_path: Path, dask_cluster) -> None:  # noqa: ANN001
-    from testutils import write_tif
-
     from s2c_batch.pipeline.errors import InputError
+
+    from testutils import write_tif
 
     t1 = write_tif(tmp_path / "a.tif", np.zeros((3, 100, 120), np.uint8), nodata=0)
     t2 = write_tif(tmp_path / "b.tif", np.full((3, 100, 120), 9, np.uint8), nodata=0)

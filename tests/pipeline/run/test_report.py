@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from testutils import RealCluster, free_port, make_pair
 
 from s2c_batch.pipeline.cli import cli
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.run.report import check_report_path
 from s2c_batch.pipeline.run.runner import run_change_detection
+
+from testutils import RealCluster, free_port, make_pair
 
 SMALL = ["tiling.tile_size=256", "tiling.overlap=64", "tiling.chunk_size=256", "tiling.block_size=512"]
 

@@ -16,7 +16,6 @@ import rasterio
 import rioxarray  # noqa: F401  (registers .rio)
 from click.testing import CliRunner
 from distributed import Client
-from testutils import CRS, TRANSFORM, cva_oracle, make_pair, read_band
 
 from s2c_batch.pipeline.cli import cli
 from s2c_batch.pipeline.config import load_config
@@ -25,6 +24,8 @@ from s2c_batch.pipeline.inputs.scene import open_pair
 from s2c_batch.pipeline.products.polygons import write_polygons
 from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.run.runner import run_change_detection
+
+from testutils import CRS, TRANSFORM, cva_oracle, make_pair, read_band
 
 SMALL_TILES = ["tiling.tile_size=256", "tiling.overlap=64", "tiling.chunk_size=256"]
 

@@ -1,0 +1,81 @@
+"""The untiled path: comparators that need no tiles predict whole blocks.
+
+A pointwise comparator (CVA, IR-MAD) or one with a small neighbourhood (PCA-KMeans)
+gives every pixel the same value whatever window it is computed in, as long as the
+window reaches the neighbourhood. So its block task reads the block's core plus a
+halo of ``support.radius`` pixels, in strips of rows, computes the probability with
+the fitted comparator, crops the core, encodes and writes it: no tiles, no blending,
+no partial sums exchanged between blocks. One task per block.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from distributed import get_worker
+
+from s2c_batch.kernels.comparators.base import FittedComparator
+from s2c_batch.kernels.raster.encode import encode_products
+from s2c_batch.kernels.raster.otsu import level_histogram
+from s2c_batch.kernels.raster.tiling import Window
+from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.run import store
+from s2c_batch.pipeline.run.fit import read_unit, strips
+from s2c_batch.pipeline.run.worker import BlockReport
+
+
+@dataclass(frozen=True)
+class UntiledJob:
+    """What an untiled block task needs; small and picklable.
+
+    Attributes:
+        index: block index.
+        pair: the scenes.
+        core: the block's pixels.
+        comparator: the fitted comparator.
+        threshold: the mask threshold, or ``None`` when Otsu's is chosen after the blocks.
+        store: the Zarr store.
+        strip_rows: rows read at a time.
+    """
+
+    index: tuple[int, int]
+    pair: ScenePair
+    core: Window
+    comparator: FittedComparator
+    threshold: float | None
+    store: str
+    strip_rows: int
+
+
+def compare_block(job: UntiledJob) -> BlockReport:
+    """Predict, encode and write one block (the task run on a worker).
+
+    Returns:
+        The block's report; with Otsu, the histogram of its encoded probabilities.
+    """
+    t0 = time.perf_counter()
+    radius = job.comparator.support.radius
+    core = job.core
+    prob = np.empty((core.height, core.width), np.float32)
+    valid = np.empty((core.height, core.width), bool)
+    for strip in strips(core, job.strip_rows):
+        window = Window(strip.row - radius, strip.col - radius, strip.height + 2 * radius,
+                        strip.width + 2 * radius)
+        t1, t2, ok = read_unit(job.pair, window)
+        p = job.comparator.probability(t1, t2, ok)
+        inner = (slice(radius, radius + strip.height), slice(radius, radius + strip.width))
+        rows = slice(strip.row - core.row, strip.row_stop - core.row)
+        prob[rows] = p[inner]
+        valid[rows] = ok[inner]
+    arrays = encode_products(prob, valid, threshold=job.threshold)
+    store.write_block(job.store, core, arrays)
+    histogram = tuple(int(v) for v in level_histogram(arrays["change_prob"])) if job.threshold is None else None
+    try:
+        wname = str(get_worker().name)
+    except ValueError:
+        wname = f"pid-{os.getpid()}"
+    return BlockReport(index=job.index, valid_pixels=int(valid.sum()), write_s=time.perf_counter() - t0,
+                       worker=wname, histogram=histogram)
