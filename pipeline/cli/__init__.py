@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "demo": "s2c_batch.pipeline.cli.demo:demo",
     "stack": "s2c_batch.pipeline.cli.stack:stack",
     "batch": "s2c_batch.pipeline.cli.batch:batch",
+    "compare": "s2c_batch.pipeline.cli.compare:compare",
 }
 
 

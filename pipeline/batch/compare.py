@@ -1,0 +1,227 @@
+"""``s2c-batch compare``: several comparators on one scene pair, side by side, on one cluster.
+
+Each comparator runs the whole pipeline (:func:`~s2c_batch.pipeline.run.runner.run_change_detection`)
+into ``DIR/<comparator>/`` with the same config but ``model.comparator``; the runs share
+one cluster (the ``--scheduler`` given, or one LocalCluster started here). With a truth
+raster each change mask is scored (:func:`~s2c_batch.pipeline.learn.score.score_rasters`),
+giving the rows of the paper's Table 1 on the user's own scene. ``DIR/compare.json``
+holds one object per comparator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rasterio.crs import CRS
+
+from s2c_batch.kernels.model_config import CLASSICAL, ComparatorName
+from s2c_batch.pipeline.atomic import atomic_path
+from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
+from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.learn.score import TruthValues, score_rasters
+from s2c_batch.pipeline.products.area import change_statistics
+from s2c_batch.pipeline.run.cluster import connect, torch_threads_per_worker
+from s2c_batch.pipeline.run.runner import run_change_detection
+
+log = logging.getLogger(__name__)
+
+#: The summary file in ``DIR``.
+COMPARE_JSON = "compare.json"
+
+
+def parse_comparators(text: str) -> tuple[ComparatorName, ...]:
+    """``cva,pca_kmeans,irmad`` -> names, checked and without repeats.
+
+    Raises:
+        ConfigError: an empty list or an unknown name (the valid ones are listed).
+    """
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    valid = comparator_names()
+    unknown = [n for n in names if n not in valid]
+    if unknown or not names:
+        raise ConfigError(
+            f"--comparators {text!r}: unknown comparator(s) {unknown}; valid ones are {list(valid)}"
+            if unknown else f"--comparators {text!r} names no comparator; valid ones are {list(valid)}"
+        )
+    return typing.cast(tuple[ComparatorName, ...], names)
+
+
+def comparator_names() -> tuple[str, ...]:
+    """Every value ``model.comparator`` takes."""
+    return typing.get_args(ComparatorName)
+
+
+def config_for(cfg: Config, comparator: ComparatorName) -> Config:
+    """The run config of one comparator: ``cfg`` with ``model.comparator`` set.
+
+    ``model.standardize`` applies to the classical comparators only; the tile models
+    (``cach``, ``dcva``) take the images as their backbone expects.
+    """
+    standardize = cfg.model.standardize if comparator in CLASSICAL else "none"
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, comparator=comparator,
+                                                              standardize=standardize))
+
+
+@dataclass
+class ComparatorRow:
+    """One comparator's outcome (one object of ``compare.json``)."""
+
+    comparator: str
+    out: str
+    seconds: float
+    changed_pixels: int
+    valid_pixels: int
+    threshold: Any
+    f1: float | None = None
+    iou: float | None = None
+    kappa: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    oa: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Comparison:
+    """All rows, and what they were measured on."""
+
+    t1: str
+    t2: str
+    truth: str | None
+    scheduler: str
+    rows: list[ComparatorRow] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``compare.json``)."""
+        return {"t1": self.t1, "t2": self.t2, "truth": self.truth, "scheduler": self.scheduler,
+                "comparators": [r.to_dict() for r in self.rows]}
+
+
+def run_comparison(
+    t1: str | os.PathLike[str],
+    t2: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    cfg: Config,
+    comparators: Sequence[ComparatorName],
+    *,
+    truth: str | os.PathLike[str] | None = None,
+    truth_values: TruthValues = "auto",
+    scheduler: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    bbox: tuple[float, float, float, float] | None = None,
+    progress: bool = True,
+) -> Comparison:
+    """Run each comparator on the pair, score it, write ``compare.json``.
+
+    Args:
+        t1: earlier scene.
+        t2: later scene.
+        out: folder; each comparator writes ``out/<comparator>/``.
+        cfg: the config every comparator runs with (its ``model.comparator`` replaced).
+        comparators: names, in the order of the table.
+        truth: change truth on t1's grid (0/1, 0/255 or OSCD's 1/2).
+        truth_values: the truth's encoding, or ``auto``.
+        scheduler: a running Dask scheduler; ``None`` = one LocalCluster for all.
+        resume: finish previous runs of the comparators in ``out``.
+        overwrite: replace them.
+        bbox: AOI in t1's CRS.
+        progress: progress on stderr.
+
+    Returns:
+        The rows, also written to ``out/compare.json``.
+
+    Raises:
+        ConfigError, InputError, OutputError: as ``run`` raises them, for the first
+            comparator that fails (the rows before it are in ``compare.json``).
+    """
+    configs = {name: config_for(cfg, name) for name in comparators}
+    for run_cfg in configs.values():  # a missing checkpoint stops the comparison before any run
+        run_cfg.model.check_checkpoints()
+    if truth is not None and not Path(truth).is_file():
+        raise InputError(f"--truth {str(truth)!r} does not exist; give the change truth raster on t1's grid")
+    out_dir = Path(out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create --out {str(out_dir)!r} ({exc.strerror or exc})") from exc
+    with connect(scheduler, cfg.cluster) as client:
+        address = str(client.scheduler_info()["address"])
+        threads = torch_threads_per_worker(client) if scheduler is None else None
+        result = Comparison(str(t1), str(t2), str(truth) if truth else None, address)
+        for name, run_cfg in configs.items():
+            if progress:
+                print(f"s2c-batch compare: {name}", file=sys.stderr)
+            t0 = time.perf_counter()
+            run = run_change_detection(t1, t2, out_dir / name, run_cfg, scheduler=address, resume=resume,
+                                       overwrite=overwrite, bbox=bbox, progress=progress, torch_threads=threads)
+            seconds = time.perf_counter() - t0
+            stats = change_statistics(client, run.out / "change.zarr", _grid_of(run.out),
+                                      block=run_cfg.tiling.block_size, retries=run_cfg.cluster.retries)
+            row = ComparatorRow(comparator=name, out=str(run.out), seconds=round(seconds, 3),
+                                changed_pixels=stats.changed_pixels, valid_pixels=stats.valid_pixels,
+                                threshold=_threshold_of(run.out))
+            if truth is not None:
+                m = score_rasters(run.out / "change_mask.tif", truth, truth_values=truth_values).metrics
+                row.f1, row.iou, row.kappa = _num(m.f1), _num(m.iou), _num(m.kappa)
+                row.precision, row.recall, row.oa = _num(m.precision), _num(m.recall), _num(m.oa)
+            result.rows.append(row)
+            _write(out_dir, result)
+    return result
+
+
+def _num(value: float) -> float | None:
+    return None if value != value else round(float(value), 6)  # NaN -> None
+
+
+def _grid_of(run_out: Path) -> Grid:
+    """The output grid a finished run recorded in ``run.json``."""
+    g = json.loads((run_out / "run.json").read_text())["grid"]
+    return Grid(CRS.from_user_input(g["crs"]).to_wkt(), tuple(g["transform"])[:6], g["height"], g["width"])
+
+
+def _threshold_of(run_out: Path) -> Any:
+    return json.loads((run_out / "run.json").read_text()).get("threshold")
+
+
+def _write(out_dir: Path, result: Comparison) -> None:
+    with atomic_path(out_dir / COMPARE_JSON, what="comparison summary") as tmp:
+        tmp.write_text(json.dumps(result.to_dict(), indent=2))
+
+
+def format_comparison(result: Comparison) -> str:
+    """The table printed by ``s2c-batch compare`` (metrics in %, as in the paper)."""
+    scored = result.truth is not None
+    head = ["comparator", "F1^c", "IoU^c", "Kappa", "Prec", "Rec", "OA"] if scored else ["comparator"]
+    head += ["changed px", "threshold", "seconds"]
+    rows = []
+    for r in result.rows:
+        cells = [r.comparator]
+        if scored:
+            cells += [_pct(v) for v in (r.f1, r.iou, r.kappa, r.precision, r.recall, r.oa)]
+        thr = r.threshold.get("value") if isinstance(r.threshold, dict) else r.threshold
+        cells += [str(r.changed_pixels), f"{thr}" + (" (otsu)" if isinstance(r.threshold, dict) else ""),
+                  f"{r.seconds:.1f}"]
+        rows.append(cells)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
