@@ -89,6 +89,26 @@ def cva_oracle(t1: Path, t2: Path, *, bands: tuple[int, ...] = (1, 2, 3), thresh
     return encode_products(p, valid, threshold=threshold)
 
 
+def write_sam3_dir(path: Path, *, dtype: str = "bfloat16", image_size: int = 84) -> Path:
+    """A local Hugging Face SAM 3 directory: the tiny random model saved in ``dtype`` (its
+    ``config.json`` declares it) and a CLIP tokenizer of lower-case letters (ids < 256)."""
+    import string
+
+    import torch
+    from transformers import CLIPTokenizer
+
+    from s2c_batch.kernels.identifier import build_sam3_random
+
+    model = build_sam3_random("tiny", image_size=image_size).to(getattr(torch, dtype))
+    model.save_pretrained(str(path))
+    vocab = {"!": 0, "<|startoftext|>": 1, "<|endoftext|>": 2}
+    for letter in string.ascii_lowercase:
+        vocab[letter] = len(vocab)
+        vocab[f"{letter}</w>"] = len(vocab)
+    CLIPTokenizer(vocab=vocab, merges=[], pad_token="!").save_pretrained(str(path))
+    return path
+
+
 def write_png(path: Path, data: np.ndarray) -> None:
     """Write uint8 ``[C, H, W]`` (or ``[H, W]``) as a PNG, creating its folder (LEVIR-layout fakes)."""
     from s2c_batch.pipeline.learn.dataset import write_png as write

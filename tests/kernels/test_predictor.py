@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
-from testutils import TINY_MODEL
+from testutils import TINY_MODEL, write_sam3_dir
 
 from s2c_batch.kernels.comparators.cach import build_cach
 from s2c_batch.kernels.comparators.cva import CVAPredictor, cva_probability
@@ -187,6 +187,25 @@ def test_build_predictor__sam3_directory_without_config(tmp_path: Path) -> None:
     cfg = dataclasses.replace(TINY, comparator="cva", sam3_checkpoint=str(tmp_path))
     with pytest.raises(CheckpointError, match=r"model\.sam3_checkpoint = .*no config\.json"):
         build_predictor(cfg)
+
+
+def test_build_predictor__bf16_declared_sam3_checkpoint_loads_in_float32(tmp_path: Path) -> None:
+    import json
+
+    from safetensors.torch import load_file
+
+    sam3_dir = write_sam3_dir(tmp_path / "sam3", dtype="bfloat16")
+    assert json.loads((sam3_dir / "config.json").read_text())["dtype"] == "bfloat16"
+    pred = build_predictor(dataclasses.replace(TINY, comparator="cva", sam3_checkpoint=str(sam3_dir)))
+    assert isinstance(pred, ChangePredictor) and pred.identifier is not None
+    sam3 = pred.identifier.sam3
+    assert {p.dtype for p in sam3.parameters()} == {torch.float32}
+    # The stored bf16 values, exactly, in float32.
+    stored = load_file(str(sam3_dir / "model.safetensors"))
+    weight = sam3.geometry_encoder.cls_embed.weight
+    torch.testing.assert_close(weight, stored["geometry_encoder.cls_embed.weight"].float(), atol=0, rtol=0)
+    out = pred.predict(*_tiles(1, size=32))
+    assert out.class_t1 is not None and out.class_t1.shape == (1, 32, 32)
 
 
 def test_load_vocabulary__unknown_name() -> None:
