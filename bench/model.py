@@ -2,8 +2,11 @@
 
 Times :class:`~s2c_batch.kernels.predictor.ChangePredictor` on random tiles already
 in host memory (the ``predict`` call includes the host-to-device copy and the copy
-back), then each part on the device: DINOv2 taps, CACH, SAM 3 vision pass, and
-SAM 3 text + decoder + fusion (text features cached, as in production).
+back), then each part on the device, each in its own precision: DINOv2 taps, CACH,
+SAM 3 vision pass, SAM 3's geometry CLS token (once per image), and SAM 3 text +
+decoder + fusion (text features cached, as in production) with the official
+33-token prompt and with the text-only one. ``geometry_cost_ratio`` is ``predict``
+with the geometry token over ``predict`` without it (``ms_per_pair_text_only``).
 
 Usage::
 
@@ -79,24 +82,36 @@ def bench(pred: ChangePredictor, *, tile: int, batch_sizes: list[int], repeats: 
         _sync(device)
         row["first_call_s"] = round(time.perf_counter() - start, 2)
         row["ms_per_pair"] = 1000 * _time(partial(pred.predict, a, b), device, repeats) / bs
+        ident = pred.identifier
+        if ident is not None:  # the same predictor with transformers' text-only prompt
+            ident.geometry_prompt = False
+            text_only = 1000 * _time(partial(pred.predict, a, b), device, repeats) / bs
+            ident.geometry_prompt = True
+            row["ms_per_pair_text_only"] = round(text_only, 2)
+            row["geometry_cost_ratio"] = round(row["ms_per_pair"] / text_only, 4)
         parts: dict[str, float] = {}
         t1 = torch.from_numpy(a).to(device)
         t2 = torch.from_numpy(b).to(device)
-        with torch.no_grad(), pred._autocast():
+        with torch.no_grad(), pred.float32_mode():
             if pred.backbone is not None and pred.cach is not None:
-                size = pred.backbone.img_size
-                x = torch.nn.functional.interpolate(torch.cat([t1, t2]), size=(size, size), mode="bilinear")
-                taps = pred.backbone(x)
-                parts["dinov2_taps"] = _time(partial(pred.backbone, x), device, repeats)
-                fa, fb = [f[:bs] for f in taps], [f[bs:] for f in taps]
-                parts["cach"] = _time(partial(pred.cach, fa, fb), device, repeats)
-            if pred.identifier is not None:
-                images = torch.cat([t1, t2])
-                vision = pred.identifier.vision_features(images)
-                parts["sam3_vision"] = _time(partial(pred.identifier.vision_features, images), device, repeats)
-                parts["sam3_text_decoder_fusion"] = _time(
-                    partial(pred.identifier.decode, vision, size=(tile, tile)), device, repeats
-                )
+                with pred.autocast(pred.comparator_precision):
+                    size = pred.backbone.img_size
+                    x = torch.nn.functional.interpolate(torch.cat([t1, t2]), size=(size, size), mode="bilinear")
+                    taps = pred.backbone(x)
+                    parts["dinov2_taps"] = _time(partial(pred.backbone, x), device, repeats)
+                    fa, fb = [f[:bs] for f in taps], [f[bs:] for f in taps]
+                    parts["cach"] = _time(partial(pred.cach, fa, fb), device, repeats)
+            if ident is not None:
+                with pred.autocast(pred.precision):
+                    images = torch.cat([t1, t2])
+                    vision = ident.vision_features(images)
+                    parts["sam3_vision"] = _time(partial(ident.vision_features, images), device, repeats)
+                    parts["sam3_geometry_cls"] = _time(partial(ident.geometry_tokens, vision), device, repeats)
+                    decode = partial(ident.decode, vision, size=(tile, tile))
+                    parts["sam3_text_decoder_fusion"] = _time(decode, device, repeats)  # geometry token included
+                    ident.geometry_prompt = False
+                    parts["sam3_text_decoder_fusion_text_only"] = _time(decode, device, repeats)
+                    ident.geometry_prompt = True
         row["parts_ms_per_pair"] = {k: round(1000 * v / bs, 2) for k, v in parts.items()}
         row["pairs_per_s"] = round(1000 / row["ms_per_pair"], 3)
         row["ms_per_pair"] = round(row["ms_per_pair"], 2)
@@ -131,7 +146,10 @@ def main() -> None:
         "bench": "model",
         "config": args.config,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "precision": cfg.precision if device.type == "cuda" else "fp32",
+        "precision": (
+            {"identifier": cfg.precision, "comparator": cfg.comparator_precision, "tf32": cfg.tf32}
+            if device.type == "cuda" else "fp32"
+        ),
         "tile": tile,
         "prompts": pred.identifier.num_prompts if pred.identifier is not None else 0,
         "build_s": round(build_s, 2),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -107,6 +110,45 @@ def write_sam3_dir(path: Path, *, dtype: str = "bfloat16", image_size: int = 84)
         vocab[f"{letter}</w>"] = len(vocab)
     CLIPTokenizer(vocab=vocab, merges=[], pad_token="!").save_pretrained(str(path))
     return path
+
+
+def _first_tensor(value: Any) -> Any:
+    """The first tensor in a module's output (a tensor, a list of taps, a ModelOutput)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value
+    for item in value.values() if isinstance(value, Mapping) else value:
+        found = _first_tensor(item)
+        if found is not None:
+            return found
+    return None
+
+
+@contextlib.contextmanager
+def output_dtypes(modules: Mapping[str, Any]) -> Iterator[dict[str, set[Any]]]:
+    """Record the dtype of each named module's output while the block runs (forward hooks).
+
+    With ``"tf32"`` the flags seen by the first module are recorded too, as
+    ``(torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)``.
+    """
+    import torch
+
+    seen: dict[str, set[Any]] = {name: set() for name in modules}
+    seen["tf32"] = set()
+
+    def hook(name: str) -> Any:
+        def record(_module: Any, _args: Any, output: Any) -> None:
+            seen[name].add(_first_tensor(output).dtype)
+            seen["tf32"].add((torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32))
+        return record
+
+    handles = [module.register_forward_hook(hook(name)) for name, module in modules.items()]
+    try:
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def write_png(path: Path, data: np.ndarray) -> None:

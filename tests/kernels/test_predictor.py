@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
-from testutils import TINY_MODEL, write_sam3_dir
+from testutils import TINY_MODEL, output_dtypes, write_sam3_dir
 
 from s2c_batch.kernels.comparators.cach import build_cach
 from s2c_batch.kernels.comparators.cva import CVAPredictor, cva_probability
@@ -75,6 +75,20 @@ def test_predict__compiled_parts_give_the_eager_result(tiny: ChangePredictor) ->
         np.testing.assert_allclose(got.prob, want.prob, atol=1e-5)
         for g, w in ((got.class_t1, want.class_t1), (got.class_t2, want.class_t2)):
             assert g is not None and w is not None and (g == w).mean() > 0.999
+
+
+def test_predict__cpu_runs_fp32_everywhere(tiny: ChangePredictor) -> None:
+    """The precision split (comparator fp32, identifier bf16) is for CUDA; the CPU runs fp32."""
+    assert (tiny.precision, tiny.comparator_precision, tiny.tf32) == ("bf16", "fp32", True)
+    assert tiny.identifier is not None and tiny.backbone is not None and tiny.cach is not None
+    sam3 = tiny.identifier.sam3
+    parts = {"backbone": tiny.backbone, "cach": tiny.cach, "geometry": sam3.geometry_encoder,
+             "detr_encoder": sam3.detr_encoder, "mask_decoder": sam3.mask_decoder}
+    before = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)
+    with output_dtypes(parts) as seen:
+        tiny.predict(*_tiles(1, size=32))
+    assert {name: seen[name] for name in parts} == {name: {torch.float32} for name in parts}
+    assert seen["tf32"] == {before}  # the TF32 flags are only touched on CUDA
 
 
 def test_model_config__compile_parts_are_checked() -> None:
