@@ -77,7 +77,11 @@ def make_pair(tmp: Path, height: int, width: int, *, seed: int = 0, bands: int =
 
 def cva_oracle(t1: Path, t2: Path, *, bands: tuple[int, ...] = (1, 2, 3), threshold: float = 0.5,
                scale: float = 255.0) -> dict[str, np.ndarray]:
-    """Whole-scene CVA products computed with plain numpy (the pipeline's exact oracle)."""
+    """Whole-scene CVA products computed with plain numpy (the pipeline's exact oracle).
+
+    Returns:
+        The encoded products (:func:`encode_products`) and ``prob``, the float32 probability.
+    """
     with rasterio.open(t1) as s1, rasterio.open(t2) as s2:
         a, b = s1.read(list(bands)), s2.read(list(bands))
         nd1, nd2 = s1.nodata, s2.nodata
@@ -89,7 +93,25 @@ def cva_oracle(t1: Path, t2: Path, *, bands: tuple[int, ...] = (1, 2, 3), thresh
     fa = np.clip(a.astype(np.float32) / np.float32(scale), 0, 1)
     fb = np.clip(b.astype(np.float32) / np.float32(scale), 0, 1)
     p = cva_probability(fa, fb)
-    return encode_products(p, valid, threshold=threshold)
+    return {**encode_products(p.copy(), valid, threshold=threshold), "prob": p}
+
+
+#: How far blending may move a pointwise probability (sums of w * p divided by sums of w, float64).
+BLEND_EPS = 1e-6
+
+
+def assert_equals_oracle(got: Mapping[str, np.ndarray], oracle: Mapping[str, np.ndarray], *,
+                         threshold: float = 0.5) -> None:
+    """Products of a run against :func:`cva_oracle`: ``change_prob`` within 1 of the oracle's
+    encoding, ``change_mask`` equal except where the oracle's probability lies within
+    :data:`BLEND_EPS` of the threshold, and the same nodata."""
+    for name in ("change_prob", "change_mask"):
+        diff = np.abs(got[name].astype(int) - oracle[name].astype(int))
+        assert diff.max() <= 1, f"{name}: max diff {diff.max()}"
+        assert ((got[name] == 255) == (oracle[name] == 255)).all(), f"{name}: nodata differs"
+    differ = got["change_mask"] != oracle["change_mask"]
+    near = np.abs(oracle["prob"] - np.float32(threshold)) <= BLEND_EPS
+    assert not (differ & ~near).any(), f"change_mask differs at {int((differ & ~near).sum())} pixels"
 
 
 def write_sam3_dir(path: Path, *, dtype: str = "bfloat16", image_size: int = 84) -> Path:

@@ -2,7 +2,8 @@
 
 As the authors' evaluation (``test_cach_ovcd.py``): every pair is fed whole to
 the predictor (resized there to the backbone's input, the logits resized back
-to the image), the change is ``p >= model.threshold`` (argmax for 0.5) and,
+to the image), the change is ``p > model.threshold`` (their argmax for 0.5, a tie
+being no change; :func:`~s2c_batch.kernels.raster.encode.is_change`) and,
 with an identifier, only where t1 or t2 is a target class
 (``change & (class_t1 in targets | class_t2 in targets)``); with
 ``model.identifier: none`` the change is category-agnostic. One binary
@@ -36,7 +37,7 @@ import numpy as np
 
 from s2c_batch.kernels.learn.metrics import BinaryMetrics, ConfusionAccumulator, SemanticAccumulator, SemanticMetrics
 from s2c_batch.kernels.prediction import TilePredictor
-from s2c_batch.kernels.raster.encode import encode_products
+from s2c_batch.kernels.raster.encode import encode_products, is_change
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
 from s2c_batch.pipeline.learn.dataset import PairFiles, open_dataset, read_class_map, read_pair
@@ -146,7 +147,7 @@ def evaluate_pairs(
         predictor: the tile predictor (its ``target_classes`` restrict the change
             when it returns class maps).
         pairs: the pairs to score.
-        threshold: change probability at or above which a pixel is changed.
+        threshold: change probability above which a pixel is changed.
         batch_size: pairs of one size per ``predict`` call.
         semantic_classes: dataset class id -> vocabulary names (needs class maps).
         progress: show a progress bar on stderr.
@@ -175,7 +176,7 @@ def evaluate_pairs(
                 binary.update(label, mask)
                 if semantic is not None and lut is not None and c1 is not None and c2 is not None:
                     assert pair.class_t1 is not None and pair.class_t2 is not None  # checked by the caller
-                    change = (pred.prob[i] >= np.float32(threshold)).astype(np.uint8)
+                    change = is_change(pred.prob[i], threshold).astype(np.uint8)
                     semantic.update(label, read_class_map(pair.class_t1), read_class_map(pair.class_t2),
                                     change, lut[c1], lut[c2])
             bar.update(len(batch))
