@@ -17,7 +17,9 @@ Semantic change (optional). When the dataset has per-date class maps
 SECOND: ``{5: ["building"], 3: ["tree"], 1: ["grass", "cropland"]}``), each
 class ``c`` is scored as a binary task: truth ``changed & (gt_t1 == c | gt_t2 == c)``,
 prediction ``change & (class_t1 in names(c) | class_t2 in names(c))``, and
-mF1, mIoU, mOA, mKappa are the plain means over the classes.
+mF1, mIoU, mOA, mKappa are the plain means over the classes. A ``preset``
+(:mod:`s2c_batch.pipeline.learn.presets`: ``second``, ``sc_scd``) gives the
+vocabulary and these classes as the authors score them.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from s2c_batch.kernels.raster.encode import encode_products, is_change
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
 from s2c_batch.pipeline.learn.dataset import PairFiles, open_dataset, read_class_map, read_pair
+from s2c_batch.pipeline.learn.presets import eval_preset
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ def evaluate_dataset(
     *,
     targets: Sequence[str] = (),
     semantic_classes: Mapping[int, Sequence[str]] | None = None,
+    preset: str | None = None,
     predictor: TilePredictor | None = None,
     progress: bool = False,
 ) -> EvalResult:
@@ -202,6 +206,10 @@ def evaluate_dataset(
         targets: target class names, replacing ``model.targets``.
         semantic_classes: dataset class id -> vocabulary names; scores semantic
             change (needs an identifier and ``label1/``, ``label2/``).
+        preset: a semantic dataset's preset (``second``, ``sc_scd``): its vocabulary
+            replaces ``model.vocab``, its classes are ``semantic_classes`` and the
+            binary targets are the vocabulary's own (every scored class) unless
+            ``targets`` names others.
         predictor: an already built predictor (else one is built from ``cfg.model``).
         progress: show a progress bar on stderr.
 
@@ -210,12 +218,19 @@ def evaluate_dataset(
 
     Raises:
         InputError: bad dataset folder or files (exit code 3).
-        ConfigError: targets or semantic classes without an identifier, unknown names (exit code 2).
+        ConfigError: targets or semantic classes without an identifier, unknown names,
+            a preset with semantic classes (exit code 2).
         CheckpointError: a checkpoint the config needs is missing (exit code 2).
     """
     t0 = time.perf_counter()
-    data = open_dataset(dataset)
     model = cfg.model
+    if preset is not None:
+        if semantic_classes:
+            raise ConfigError(f"--preset {preset} and --class both give the semantic classes; drop one")
+        chosen = eval_preset(preset)
+        model = dataclasses.replace(model, vocab=chosen.vocab, targets=())
+        semantic_classes = chosen.semantic_classes
+    data = open_dataset(dataset)
     if targets:
         model = dataclasses.replace(model, targets=tuple(targets))
     if (targets or semantic_classes) and model.identifier == "none":
@@ -236,8 +251,14 @@ def evaluate_dataset(
         predictor, data.pairs, threshold=model.threshold, batch_size=model.batch_size,
         semantic_classes=semantic_classes, progress=progress,
     )
-    described = {"comparator": model.comparator, "identifier": model.identifier, "threshold": model.threshold,
-                 "targets": [predictor.class_names[i] for i in predictor.target_classes]}
+    described: dict[str, Any] = {
+        "comparator": model.comparator, "identifier": model.identifier, "threshold": model.threshold,
+        "targets": [predictor.class_names[i] for i in predictor.target_classes],
+    }
+    if model.identifier != "none":
+        described["vocab"] = model.vocab
+    if preset is not None:
+        described["preset"] = preset
     return EvalResult(
         dataset=data.root, pairs=len(data), metrics=binary.metrics(),
         semantic=semantic.metrics() if semantic is not None else None,
@@ -268,7 +289,9 @@ def format_eval_table(result: EvalResult) -> str:
     lines = [
         f"dataset: {result.dataset} ({result.pairs} pairs)",
         f"model:   comparator {model.get('comparator')}, identifier {model.get('identifier')}, "
-        f"targets {targets}, threshold {model.get('threshold')}",
+        f"targets {targets}, threshold {model.get('threshold')}"
+        + (f", vocab {model['vocab']}" if "vocab" in model else "")
+        + (f", preset {model['preset']}" if "preset" in model else ""),
         f"{'metric':<10} {'value':>8}",
     ]
     for name, value in (("F1^c", m.f1), ("IoU^c", m.iou), ("Kappa", m.kappa), ("Precision", m.precision),
