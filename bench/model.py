@@ -57,6 +57,35 @@ def _time(fn: Callable[[], object], device: torch.device, repeats: int) -> float
     return float(np.median(times))
 
 
+def _time_alternating(fns: list[Callable[[], object]], device: torch.device, repeats: int) -> list[float]:
+    """Median seconds of each of ``fns``, called in turn in every round after one warm-up round.
+
+    A change of machine load during the run then weighs on all of them alike.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    for round_ in range(repeats + 1):
+        for fn, out in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            if round_:
+                out.append(time.perf_counter() - start)
+    return [float(np.median(t)) for t in times]
+
+
+def _with_geometry(ident: Any, on: bool, fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` run with the identifier's geometry token on or off."""
+
+    def call() -> object:
+        ident.geometry_prompt = on
+        try:
+            return fn()
+        finally:
+            ident.geometry_prompt = True
+
+    return call
+
+
 def _model_config(name: str, overrides: list[str]) -> Any:
     if name == "full":
         return load_config(CONFIGS / "default.yaml", ["model.random_init=true", *overrides]).model
@@ -81,12 +110,13 @@ def bench(pred: ChangePredictor, *, tile: int, batch_sizes: list[int], repeats: 
         pred.predict(a, b)  # first call at this batch size: includes compiling when model.compile is set
         _sync(device)
         row["first_call_s"] = round(time.perf_counter() - start, 2)
-        row["ms_per_pair"] = 1000 * _time(partial(pred.predict, a, b), device, repeats) / bs
         ident = pred.identifier
-        if ident is not None:  # the same predictor with transformers' text-only prompt
-            ident.geometry_prompt = False
-            text_only = 1000 * _time(partial(pred.predict, a, b), device, repeats) / bs
-            ident.geometry_prompt = True
+        if ident is None:
+            row["ms_per_pair"] = 1000 * _time(partial(pred.predict, a, b), device, repeats) / bs
+        else:  # against the same predictor with transformers' text-only prompt, in alternation
+            predict = partial(pred.predict, a, b)
+            both = _time_alternating([predict, _with_geometry(ident, False, predict)], device, repeats)
+            row["ms_per_pair"], text_only = (1000 * t / bs for t in both)
             row["ms_per_pair_text_only"] = round(text_only, 2)
             row["geometry_cost_ratio"] = round(row["ms_per_pair"] / text_only, 4)
         parts: dict[str, float] = {}
@@ -107,11 +137,10 @@ def bench(pred: ChangePredictor, *, tile: int, batch_sizes: list[int], repeats: 
                     vision = ident.vision_features(images)
                     parts["sam3_vision"] = _time(partial(ident.vision_features, images), device, repeats)
                     parts["sam3_geometry_cls"] = _time(partial(ident.geometry_tokens, vision), device, repeats)
-                    decode = partial(ident.decode, vision, size=(tile, tile))
-                    parts["sam3_text_decoder_fusion"] = _time(decode, device, repeats)  # geometry token included
-                    ident.geometry_prompt = False
-                    parts["sam3_text_decoder_fusion_text_only"] = _time(decode, device, repeats)
-                    ident.geometry_prompt = True
+                    decode = partial(ident.decode, vision, size=(tile, tile))  # geometry token included
+                    (parts["sam3_text_decoder_fusion"], parts["sam3_text_decoder_fusion_text_only"]) = (
+                        _time_alternating([decode, _with_geometry(ident, False, decode)], device, repeats)
+                    )
         row["parts_ms_per_pair"] = {k: round(1000 * v / bs, 2) for k, v in parts.items()}
         row["pairs_per_s"] = round(1000 / row["ms_per_pair"], 3)
         row["ms_per_pair"] = round(row["ms_per_pair"], 2)
