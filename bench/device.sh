@@ -2,7 +2,7 @@
 # The prepared GPU check, in phases:
 #   install   install the carried wheels (.whl/a, .whl/b, whichever came) and this package into .site/
 #   tests     pytest -m gpu: the predictor on CUDA against the CPU, bf16, prefetch, torch.compile (~1 min)
-#   model     the full-size model alone, batch 4 and 8, split by part (~1.5 min)
+#   model     the full-size model alone, batch 4 and 8, split by part, with and without the geometry token (~2 min)
 #   compile   the same with model.compile=[vision,detector], batch 8 (compiling takes minutes)
 #   pipeline  a 16384 x 16384 synthetic scene, 1 worker, against the model alone (~5 min at 150 ms/pair)
 #
@@ -54,7 +54,7 @@ for phase in "$@"; do
       python3 -m pip install -q --no-deps --no-build-isolation --upgrade --target "$SITE" . || exit 1
       nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt" ;;
     tests)    timeout 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/kernels/test_device.py ;;
-    model)    timeout 150 python3 bench/model.py --config full --batch-sizes 4,8 ;;
+    model)    timeout 200 python3 bench/model.py --config full --batch-sizes 4,8 ;;
     compile)  timeout 400 python3 bench/model.py --config full --batch-sizes 8 \
                 --set 'model.compile=[vision,detector]' ;;
     pipeline) timeout 400 python3 bench/pipeline.py --config default --set model.random_init=true \

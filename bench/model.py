@@ -2,19 +2,25 @@
 
 Times :class:`~s2c_batch.kernels.predictor.ChangePredictor` on random tiles already
 in host memory (the ``predict`` call includes the host-to-device copy and the copy
-back), then each part on the device: DINOv2 taps, CACH, SAM 3 vision pass, and
-SAM 3 text + decoder + fusion (text features cached, as in production).
+back), then each part on the device, each in its own precision: DINOv2 taps, CACH,
+SAM 3 vision pass, SAM 3's geometry CLS token (once per image), and SAM 3 text +
+decoder + fusion (text features cached, as in production) with the official
+33-token prompt and with the text-only one. ``geometry_cost_ratio`` is ``predict``
+with the geometry token over ``predict`` without it (``ms_per_pair_text_only``).
 
 Usage::
 
     python bench/model.py --config tiny                    # CPU, seconds
+    python bench/model.py --config tiny --cpu-time         # CPU time of one torch thread (shared machines)
     python bench/model.py --config full --batch-sizes 1,4,8  # GPU, random weights of the real sizes
     python bench/model.py --config full --batch-sizes 8 --set model.compile=[vision,detector]
 
 ``full`` is ``configs/default.yaml`` (the paper's setup) with ``random_init`` (speed
 does not depend on the values). Each row's ``first_call_s`` is the first ``predict``
-at that batch size (compilation included, with ``model.compile``). The last line
-printed is one JSON object.
+at that batch size (compilation included, with ``model.compile``). ``--cpu-time``
+(CPU only) runs torch on one thread and reports the CPU time of that thread instead
+of wall time: on a machine shared with other jobs it measures what the model costs,
+not how busy the machine is. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ from s2c_batch.pipeline.config import load_config
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
+#: The clock of every timing: wall time, or this thread's CPU time with ``--cpu-time``.
+_clock: Callable[[], float] = time.perf_counter
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -47,11 +57,40 @@ def _time(fn: Callable[[], object], device: torch.device, repeats: int) -> float
     _sync(device)
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = _clock()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(_clock() - start)
     return float(np.median(times))
+
+
+def _time_alternating(fns: list[Callable[[], object]], device: torch.device, repeats: int) -> list[float]:
+    """Median seconds of each of ``fns``, called in turn in every round after one warm-up round.
+
+    A change of machine load during the run then weighs on all of them alike.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    for round_ in range(repeats + 1):
+        for fn, out in zip(fns, times, strict=True):
+            start = _clock()
+            fn()
+            _sync(device)
+            if round_:
+                out.append(_clock() - start)
+    return [float(np.median(t)) for t in times]
+
+
+def _with_geometry(ident: Any, on: bool, fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` run with the identifier's geometry token on or off."""
+
+    def call() -> object:
+        ident.geometry_prompt = on
+        try:
+            return fn()
+        finally:
+            ident.geometry_prompt = True
+
+    return call
 
 
 def _model_config(name: str, overrides: list[str]) -> Any:
@@ -78,25 +117,37 @@ def bench(pred: ChangePredictor, *, tile: int, batch_sizes: list[int], repeats: 
         pred.predict(a, b)  # first call at this batch size: includes compiling when model.compile is set
         _sync(device)
         row["first_call_s"] = round(time.perf_counter() - start, 2)
-        row["ms_per_pair"] = 1000 * _time(partial(pred.predict, a, b), device, repeats) / bs
+        ident = pred.identifier
+        if ident is None:
+            row["ms_per_pair"] = 1000 * _time(partial(pred.predict, a, b), device, repeats) / bs
+        else:  # against the same predictor with transformers' text-only prompt, in alternation
+            predict = partial(pred.predict, a, b)
+            both = _time_alternating([predict, _with_geometry(ident, False, predict)], device, repeats)
+            row["ms_per_pair"], text_only = (1000 * t / bs for t in both)
+            row["ms_per_pair_text_only"] = round(text_only, 2)
+            row["geometry_cost_ratio"] = round(row["ms_per_pair"] / text_only, 4)
         parts: dict[str, float] = {}
         t1 = torch.from_numpy(a).to(device)
         t2 = torch.from_numpy(b).to(device)
-        with torch.no_grad(), pred._autocast():
+        with torch.no_grad(), pred.float32_mode():
             if pred.backbone is not None and pred.cach is not None:
-                size = pred.backbone.img_size
-                x = torch.nn.functional.interpolate(torch.cat([t1, t2]), size=(size, size), mode="bilinear")
-                taps = pred.backbone(x)
-                parts["dinov2_taps"] = _time(partial(pred.backbone, x), device, repeats)
-                fa, fb = [f[:bs] for f in taps], [f[bs:] for f in taps]
-                parts["cach"] = _time(partial(pred.cach, fa, fb), device, repeats)
-            if pred.identifier is not None:
-                images = torch.cat([t1, t2])
-                vision = pred.identifier.vision_features(images)
-                parts["sam3_vision"] = _time(partial(pred.identifier.vision_features, images), device, repeats)
-                parts["sam3_text_decoder_fusion"] = _time(
-                    partial(pred.identifier.decode, vision, size=(tile, tile)), device, repeats
-                )
+                with pred.autocast(pred.comparator_precision):
+                    size = pred.backbone.img_size
+                    x = torch.nn.functional.interpolate(torch.cat([t1, t2]), size=(size, size), mode="bilinear")
+                    taps = pred.backbone(x)
+                    parts["dinov2_taps"] = _time(partial(pred.backbone, x), device, repeats)
+                    fa, fb = [f[:bs] for f in taps], [f[bs:] for f in taps]
+                    parts["cach"] = _time(partial(pred.cach, fa, fb), device, repeats)
+            if ident is not None:
+                with pred.autocast(pred.precision):
+                    images = torch.cat([t1, t2])
+                    vision = ident.vision_features(images)
+                    parts["sam3_vision"] = _time(partial(ident.vision_features, images), device, repeats)
+                    parts["sam3_geometry_cls"] = _time(partial(ident.geometry_tokens, vision), device, repeats)
+                    decode = partial(ident.decode, vision, size=(tile, tile))  # geometry token included
+                    (parts["sam3_text_decoder_fusion"], parts["sam3_text_decoder_fusion_text_only"]) = (
+                        _time_alternating([decode, _with_geometry(ident, False, decode)], device, repeats)
+                    )
         row["parts_ms_per_pair"] = {k: round(1000 * v / bs, 2) for k, v in parts.items()}
         row["pairs_per_s"] = round(1000 / row["ms_per_pair"], 3)
         row["ms_per_pair"] = round(row["ms_per_pair"], 2)
@@ -116,7 +167,12 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=None, help="tile side (default 256 tiny, 512 otherwise)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--set", action="append", default=[], help="model.KEY=VALUE overrides")
+    parser.add_argument("--cpu-time", action="store_true", help="one torch thread, timed by its CPU time (CPU only)")
     args = parser.parse_args()
+    global _clock
+    if args.cpu_time:
+        torch.set_num_threads(1)
+        _clock = time.thread_time
 
     cfg = _model_config(args.config, args.set)
     tile = args.tile or (256 if cfg.backbone == "tiny" else 512)
@@ -125,18 +181,24 @@ def main() -> None:
     pred = ChangePredictor.from_config(cfg)
     build_s = time.perf_counter() - start
     device = pred.device
+    if args.cpu_time and device.type != "cpu":
+        raise SystemExit("--cpu-time measures CPU work; use it with model.device=cpu")
     rows = bench(pred, tile=tile, batch_sizes=batch_sizes, repeats=args.repeats)
     best = min(rows, key=lambda r: r["ms_per_pair"])
     summary: dict[str, Any] = {
         "bench": "model",
         "config": args.config,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "precision": cfg.precision if device.type == "cuda" else "fp32",
+        "precision": (
+            {"identifier": cfg.precision, "comparator": cfg.comparator_precision, "tf32": cfg.tf32}
+            if device.type == "cuda" else "fp32"
+        ),
         "tile": tile,
         "prompts": pred.identifier.num_prompts if pred.identifier is not None else 0,
         "build_s": round(build_s, 2),
         "compiled": list(pred.compiled),
         "compile_mode": cfg.compile_mode,
+        "clock": "thread CPU time, 1 torch thread" if args.cpu_time else "wall",
         "best_ms_per_pair": best["ms_per_pair"],
         "best_batch_size": best["batch_size"],
         "best_pairs_per_s": best["pairs_per_s"],

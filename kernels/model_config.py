@@ -47,8 +47,11 @@ class ModelConfig:
             (Celik 2009), ``irmad`` (Nielsen 2007) or ``dcva`` (deep CVA on the DINOv2
             taps, Saha et al. 2019); see docs/comparators.md.
         identifier: ``segearth_ov3`` (SAM 3 prompted with class names) or ``none``.
-        threshold: change probability at or above which a pixel is changed, or
-            ``otsu``: Otsu's threshold on the scene's histogram of ``change_prob``.
+        threshold: a pixel is changed when its change probability is *above* it
+            (``p > threshold``): at 0.5 this is the authors' argmax over the two
+            change logits, where a tie is no change. Or ``otsu``: Otsu's threshold on
+            the scene's histogram of ``change_prob`` (a pixel is changed from the
+            level Otsu chooses up).
         standardize: ``scene`` standardises each date's bands by that date's
             whole-scene mean and standard deviation before a classical comparator
             (``cva``, ``pca_kmeans``, ``irmad``); ``none`` leaves them as read.
@@ -71,7 +74,17 @@ class ModelConfig:
         confidence_threshold: per-query score a SAM 3 query must exceed to count.
         normalize: DINOv2 input normalisation: ``none`` reproduces the authors'
             evaluation (ToTensor only); ``imagenet`` uses the training statistics.
-        precision: ``bf16`` or ``fp16`` autocast on CUDA, or ``fp32``; the CPU always runs fp32.
+        precision: the identifier's (SAM 3's) precision on CUDA: ``bf16`` (the authors'
+            evaluation: fp32 weights, activations under bf16 autocast), ``fp16`` autocast,
+            or ``fp32``. The CPU always runs fp32.
+        comparator_precision: the comparator's (DINOv2 and CACH) precision on CUDA:
+            ``fp32`` (the authors' evaluation: no autocast), or ``bf16`` / ``fp16``
+            autocast (faster; flips change decisions near the threshold). The CPU
+            always runs fp32.
+        tf32: on CUDA, let float32 matmuls and cuDNN convolutions use TF32 (Ampere and
+            later), as the authors' evaluation did (``import sam3`` switches it on);
+            ``false`` keeps fp32 work in IEEE float32. Set for the duration of each
+            ``predict`` call (torch's process-wide flags, restored afterwards).
         decoder_batch: (image, prompt) pairs per SAM 3 decoder call.
         compile: parts run through ``torch.compile``: ``backbone`` (DINOv2),
             ``vision`` (SAM 3's vision encoder), ``detector`` (SAM 3's DETR encoder,
@@ -105,6 +118,8 @@ class ModelConfig:
     confidence_threshold: float = 0.1
     normalize: Literal["none", "imagenet"] = "none"
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    comparator_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    tf32: bool = True
     decoder_batch: int = 32
     compile: tuple[str, ...] = ()
     compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"

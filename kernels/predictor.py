@@ -12,8 +12,12 @@ at both dates. All preprocessing lives here:
   logits (at 504) are resized to the tile bilinearly with ``align_corners=True``
   and the change probability is ``softmax(logits)[1]``, in float32.
 - SegEarth-OV3: tiles resized to ``identifier_input_size`` (1008), mean = std = 0.5.
-- On CUDA the models run under bf16 (or fp16) autocast, ``batch_size`` pairs per
-  pass, and the results stay on the device until one copy to the host per call.
+- Precision per part, as the authors evaluated: on CUDA the comparator runs in
+  float32 (``comparator_precision: fp32``) and SAM 3 under bf16 autocast on fp32
+  weights (``precision: bf16``); with ``tf32`` float32 matmuls and convolutions
+  may use TF32, as ``import sam3`` allowed in their runs. The CPU runs fp32
+  throughout. ``batch_size`` pairs per pass; the results stay on the device until
+  one copy to the host per call.
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class ChangePredictor:
         target_classes: Sequence[int] = (),
         normalize: str = "none",
         precision: str = "bf16",
+        comparator_precision: str = "fp32",
+        tf32: bool = True,
         batch_size: int = 8,
         compile: Sequence[str] = (),
         compile_mode: str = "default",
@@ -86,7 +92,10 @@ class ChangePredictor:
             class_names: the identifier's class names (index = class value).
             target_classes: indexes of the target classes.
             normalize: ``none`` (the authors' evaluation) or ``imagenet``.
-            precision: ``bf16``, ``fp16`` (CUDA autocast) or ``fp32``.
+            precision: the identifier's: ``bf16``, ``fp16`` (CUDA autocast) or ``fp32``.
+            comparator_precision: DINOv2's and CACH's: ``fp32``, ``bf16`` or ``fp16``.
+            tf32: allow TF32 for float32 matmuls and convolutions on CUDA during
+                :meth:`predict` (restored afterwards).
             batch_size: tile pairs per forward pass.
             compile: parts to run through ``torch.compile`` (``backbone``, ``vision``,
                 ``detector``; see ``ModelConfig.compile``). Compiled in place, on first use.
@@ -106,6 +115,8 @@ class ChangePredictor:
         self.class_names = tuple(class_names)
         self.target_classes = tuple(int(t) for t in target_classes)
         self.precision = precision
+        self.comparator_precision = comparator_precision
+        self.tf32 = tf32
         self.batch_size = max(1, int(batch_size))
         self._stats = imagenet_stats(self.device) if normalize == "imagenet" else None  # ``normalize``
         self.compiled = tuple(self._compile(compile, compile_mode))
@@ -173,6 +184,8 @@ class ChangePredictor:
             target_classes=vocab.targets if vocab else (),
             normalize=cfg.normalize,
             precision=cfg.precision,
+            comparator_precision=cfg.comparator_precision,
+            tf32=cfg.tf32,
             batch_size=cfg.batch_size,
             compile=cfg.compile,
             compile_mode=cfg.compile_mode,
@@ -183,9 +196,16 @@ class ChangePredictor:
         """True on CUDA: :meth:`predict` mostly waits for the GPU, so the host can blend meanwhile."""
         return self.device.type == "cuda"
 
-    def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.device.type == "cuda" and self.precision in _AUTOCAST:
-            return torch.autocast("cuda", dtype=_AUTOCAST[self.precision])
+    def autocast(self, precision: str) -> contextlib.AbstractContextManager[object]:
+        """Autocast for a part of the given precision: on CUDA for ``bf16`` / ``fp16``, else none."""
+        if self.device.type == "cuda" and precision in _AUTOCAST:
+            return torch.autocast("cuda", dtype=_AUTOCAST[precision])
+        return contextlib.nullcontext()
+
+    def float32_mode(self) -> contextlib.AbstractContextManager[object]:
+        """TF32 for float32 work on CUDA as ``tf32`` says, for the duration of the block."""
+        if self.device.type == "cuda":
+            return tf32_allowed(self.tf32)
         return contextlib.nullcontext()
 
     def change_probability(self, t1: torch.Tensor, t2: torch.Tensor) -> torch.Tensor:
@@ -200,7 +220,7 @@ class ChangePredictor:
         """
         assert self.backbone is not None and self.cach is not None  # guaranteed by __init__
         x = backbone_input(torch.cat([t1, t2]), self.backbone.img_size, self._stats)
-        with self._autocast():
+        with self.autocast(self.comparator_precision):
             taps = self.backbone(x)
             logits = self.cach([f[: len(t1)] for f in taps], [f[len(t1) :] for f in taps])
         logits = F.interpolate(logits.float(), size=t1.shape[-2:], mode="bilinear", align_corners=True)
@@ -220,15 +240,16 @@ class ChangePredictor:
         if self.backbone is None:
             raise ValueError("tap differences need the backbone (model.comparator: dcva or cach)")
         x = backbone_input(torch.cat([t1, t2]), self.backbone.img_size, self._stats)
-        with self._autocast():
+        with self.autocast(self.comparator_precision):
             taps = self.backbone(x)
         return tap_differences([f[: len(t1)] for f in taps], [f[len(t1) :] for f in taps], layers)
 
     @torch.no_grad()
     def dcva_differences(self, tiles_t1: np.ndarray, tiles_t2: np.ndarray, layers: Sequence[int]) -> list[torch.Tensor]:
         """:meth:`tap_differences` of host tiles ``[n, 3, H, W]`` in [0, 1] (the DCVA fit)."""
-        return self.tap_differences(self._to_device(np.asarray(tiles_t1, np.float32)),
-                                    self._to_device(np.asarray(tiles_t2, np.float32)), layers)
+        with self.float32_mode():
+            return self.tap_differences(self._to_device(np.asarray(tiles_t1, np.float32)),
+                                        self._to_device(np.asarray(tiles_t2, np.float32)), layers)
 
     def classes(self, images: torch.Tensor) -> torch.Tensor:
         """Identifier labels of images on the device.
@@ -240,7 +261,7 @@ class ChangePredictor:
             uint8 ``[n, H, W]``.
         """
         assert self.identifier is not None  # callers check
-        with self._autocast():
+        with self.autocast(self.precision):
             return self.identifier(images).to(torch.uint8)
 
     @torch.no_grad()
@@ -296,15 +317,16 @@ class ChangePredictor:
         t2 = self._to_device(b, scale)
         probs: list[torch.Tensor] = []
         labels: list[torch.Tensor] = []
-        for s in range(0, n, self.batch_size):
-            x1, x2 = t1[s : s + self.batch_size], t2[s : s + self.batch_size]
-            if self.comparator == "cach":
-                probs.append(self.change_probability(x1, x2))
-            elif self.comparator == "dcva":
-                probs.append(self.fitted.probability(self.tap_differences(x1, x2, self.fitted.layers),
-                                                     x1.shape[-2:]))
-            if self.identifier is not None:
-                labels.append(self.classes(torch.cat([x1, x2])))
+        with self.float32_mode():
+            for s in range(0, n, self.batch_size):
+                x1, x2 = t1[s : s + self.batch_size], t2[s : s + self.batch_size]
+                if self.comparator == "cach":
+                    probs.append(self.change_probability(x1, x2))
+                elif self.comparator == "dcva":
+                    probs.append(self.fitted.probability(self.tap_differences(x1, x2, self.fitted.layers),
+                                                         x1.shape[-2:]))
+                if self.identifier is not None:
+                    labels.append(self.classes(torch.cat([x1, x2])))
         if self.comparator in ("cach", "dcva"):
             prob = torch.cat(probs).cpu().numpy()
         else:  # a classical comparator, on the host, tile by tile
@@ -326,6 +348,24 @@ class ChangePredictor:
         if scale is not None:
             tensor = (tensor / scale).clamp_(0.0, 1.0)
         return torch.nan_to_num(tensor, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+@contextlib.contextmanager
+def tf32_allowed(enabled: bool) -> Iterator[None]:
+    """Let float32 matmuls and cuDNN convolutions use TF32 (or not) inside the block.
+
+    Sets torch's process-wide flags (``torch.set_float32_matmul_precision`` ``high`` /
+    ``highest`` and ``torch.backends.cudnn.allow_tf32``) and restores them on exit.
+    TF32 only exists on CUDA devices of compute capability 8.0 and later.
+    """
+    matmul, conv = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high" if enabled else "highest")
+    torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(matmul)
+        torch.backends.cudnn.allow_tf32 = conv
 
 
 def imagenet_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,9 +7,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -77,7 +78,11 @@ def make_pair(tmp: Path, height: int, width: int, *, seed: int = 0, bands: int =
 
 def cva_oracle(t1: Path, t2: Path, *, bands: tuple[int, ...] = (1, 2, 3), threshold: float = 0.5,
                scale: float = 255.0) -> dict[str, np.ndarray]:
-    """Whole-scene CVA products computed with plain numpy (the pipeline's exact oracle)."""
+    """Whole-scene CVA products computed with plain numpy (the pipeline's exact oracle).
+
+    Returns:
+        The encoded products (:func:`encode_products`) and ``prob``, the float32 probability.
+    """
     with rasterio.open(t1) as s1, rasterio.open(t2) as s2:
         a, b = s1.read(list(bands)), s2.read(list(bands))
         nd1, nd2 = s1.nodata, s2.nodata
@@ -89,7 +94,84 @@ def cva_oracle(t1: Path, t2: Path, *, bands: tuple[int, ...] = (1, 2, 3), thresh
     fa = np.clip(a.astype(np.float32) / np.float32(scale), 0, 1)
     fb = np.clip(b.astype(np.float32) / np.float32(scale), 0, 1)
     p = cva_probability(fa, fb)
-    return encode_products(p, valid, threshold=threshold)
+    return {**encode_products(p.copy(), valid, threshold=threshold), "prob": p}
+
+
+#: How far blending may move a pointwise probability (sums of w * p divided by sums of w, float64).
+BLEND_EPS = 1e-6
+
+
+def assert_equals_oracle(got: Mapping[str, np.ndarray], oracle: Mapping[str, np.ndarray], *,
+                         threshold: float = 0.5) -> None:
+    """Products of a run against :func:`cva_oracle`: ``change_prob`` within 1 of the oracle's
+    encoding, ``change_mask`` equal except where the oracle's probability lies within
+    :data:`BLEND_EPS` of the threshold, and the same nodata."""
+    for name in ("change_prob", "change_mask"):
+        diff = np.abs(got[name].astype(int) - oracle[name].astype(int))
+        assert diff.max() <= 1, f"{name}: max diff {diff.max()}"
+        assert ((got[name] == 255) == (oracle[name] == 255)).all(), f"{name}: nodata differs"
+    differ = got["change_mask"] != oracle["change_mask"]
+    near = np.abs(oracle["prob"] - np.float32(threshold)) <= BLEND_EPS
+    assert not (differ & ~near).any(), f"change_mask differs at {int((differ & ~near).sum())} pixels"
+
+
+def write_sam3_dir(path: Path, *, dtype: str = "bfloat16", image_size: int = 84) -> Path:
+    """A local Hugging Face SAM 3 directory: the tiny random model saved in ``dtype`` (its
+    ``config.json`` declares it) and a CLIP tokenizer of lower-case letters (ids < 256)."""
+    import string
+
+    import torch
+    from transformers import CLIPTokenizer
+
+    from s2c_batch.kernels.identifier import build_sam3_random
+
+    model = build_sam3_random("tiny", image_size=image_size).to(getattr(torch, dtype))
+    model.save_pretrained(str(path))
+    vocab = {"!": 0, "<|startoftext|>": 1, "<|endoftext|>": 2}
+    for letter in string.ascii_lowercase:
+        vocab[letter] = len(vocab)
+        vocab[f"{letter}</w>"] = len(vocab)
+    CLIPTokenizer(vocab=vocab, merges=[], pad_token="!").save_pretrained(str(path))
+    return path
+
+
+def _first_tensor(value: Any) -> Any:
+    """The first tensor in a module's output (a tensor, a list of taps, a ModelOutput)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value
+    for item in value.values() if isinstance(value, Mapping) else value:
+        found = _first_tensor(item)
+        if found is not None:
+            return found
+    return None
+
+
+@contextlib.contextmanager
+def output_dtypes(modules: Mapping[str, Any]) -> Iterator[dict[str, set[Any]]]:
+    """Record the dtype of each named module's output while the block runs (forward hooks).
+
+    With ``"tf32"`` the flags seen by the first module are recorded too, as
+    ``(torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)``.
+    """
+    import torch
+
+    seen: dict[str, set[Any]] = {name: set() for name in modules}
+    seen["tf32"] = set()
+
+    def hook(name: str) -> Any:
+        def record(_module: Any, _args: Any, output: Any) -> None:
+            seen[name].add(_first_tensor(output).dtype)
+            seen["tf32"].add((torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32))
+        return record
+
+    handles = [module.register_forward_hook(hook(name)) for name, module in modules.items()]
+    try:
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def write_png(path: Path, data: np.ndarray) -> None:

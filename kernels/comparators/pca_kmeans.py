@@ -14,7 +14,7 @@
    have the larger mean ``d`` is change.
 
 The probability is the relative distance ``p = d_n / (d_n + d_c)`` to the no-change
-and change centres: ``p >= 0.5`` exactly where the pixel is nearer the change centre
+and change centres: ``p > 0.5`` exactly where the pixel is nearer the change centre
 (the k-means decision), so ``model.threshold: 0.5`` reproduces the method.
 """
 
@@ -210,7 +210,7 @@ class PCAKMeans:
         return neighbourhood_features(d, self.block, np.asarray(self.mean), np.asarray(self.vectors))
 
     def probability(self, t1: np.ndarray, t2: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """``d_n / (d_n + d_c)``: float32 ``[h, w]``, >= 0.5 where nearer the change centre."""
+        """``d_n / (d_n + d_c)``: float32 ``[h, w]``, above 0.5 where nearer the change centre."""
         feats = self.features(t1, t2, valid)
         d_n = np.zeros(feats.shape[1:], np.float32)
         d_c = np.zeros(feats.shape[1:], np.float32)

@@ -102,6 +102,12 @@ def build_sam3_random(size: str, *, image_size: int = 1008, seed: int = 0) -> Sa
 def load_sam3_pretrained(path: str | Path) -> tuple[Sam3Model, object]:
     """Load SAM 3 and its tokenizer from a local Hugging Face model directory (never downloads).
 
+    The weights are loaded in float32 whatever ``config.json`` declares: ``transformers``
+    5 otherwise takes the checkpoint's dtype (``dtype: auto``), and a snapshot that
+    declares bfloat16 would run the whole model, text encoder included, on rounded
+    weights. The authors load an fp32 model and autocast only the activations; the
+    predictor does the same (``model.precision``).
+
     Args:
         path: directory holding ``config.json``, the weights and the tokenizer files
             (a snapshot of ``facebook/sam3``).
@@ -112,6 +118,7 @@ def load_sam3_pretrained(path: str | Path) -> tuple[Sam3Model, object]:
     Raises:
         CheckpointError: the directory is missing, or is not a SAM 3 model directory.
     """
+    import torch
     from transformers import AutoTokenizer, Sam3Model
 
     path = Path(path)
@@ -121,7 +128,7 @@ def load_sam3_pretrained(path: str | Path) -> tuple[Sam3Model, object]:
             "point it at a local snapshot of facebook/sam3"
         )
     try:
-        model = Sam3Model.from_pretrained(str(path), local_files_only=True)
+        model = Sam3Model.from_pretrained(str(path), local_files_only=True, dtype=torch.float32)
     except Exception as exc:  # transformers raises OSError/ValueError/KeyError for foreign dirs
         raise CheckpointError(f"cannot load SAM 3 from {str(path)!r}: {exc}") from exc
     try:

@@ -4,6 +4,16 @@ One vision pass per image is reused by every prompt; the text features of the
 vocabulary are computed once and cached; the (image, prompt) pairs are decoded
 in batches of ``decoder_batch``; the outputs are fused by
 :mod:`s2c_batch.kernels.identifier.fusion`.
+
+The prompt is the official SAM 3's: the 32 text tokens plus the geometry
+encoder's CLS token. The official ``Sam3Processor`` installs an empty geometric
+prompt with every text prompt, and its geometry encoder appends a learned CLS
+token that cross-attends to the image, so the DETR encoder, decoder and heads see
+33 tokens. ``transformers.Sam3Model`` runs its geometry encoder only when boxes
+are given; :meth:`SegEarthOV3.geometry_tokens` runs it on an empty box set. With
+no boxes that token depends on the image alone, so it is computed once per image
+and appended to the text tokens of each of the image's prompts
+(docs/fidelity.md).
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ class SegEarthOV3(nn.Module):
         prob_thd: float = 0.1,
         background: int = 0,
         decoder_batch: int = 32,
+        geometry_prompt: bool = True,
     ) -> None:
         """Wrap a SAM 3 model with a fixed vocabulary.
 
@@ -60,6 +71,9 @@ class SegEarthOV3(nn.Module):
             prob_thd: best class score below which a pixel is background.
             background: background class index.
             decoder_batch: (image, prompt) pairs per decoder call.
+            geometry_prompt: append the geometry encoder's CLS token to every
+                prompt, as the official SAM 3 does (33 tokens); ``False`` gives
+                ``transformers``' text-only prompt (32 tokens), for comparisons.
         """
         super().__init__()
         if input_ids.shape != attention_mask.shape or input_ids.shape[0] != len(prompt_class):
@@ -80,6 +94,7 @@ class SegEarthOV3(nn.Module):
         self.prob_thd = prob_thd
         self.background = background
         self.decoder_batch = max(1, decoder_batch)
+        self.geometry_prompt = geometry_prompt
         self._text_cache: tuple[torch.device, torch.Tensor] | None = None
 
     @property
@@ -140,6 +155,53 @@ class SegEarthOV3(nn.Module):
         return self.sam3.get_vision_features(pixel_values=self.preprocess(images))
 
     @torch.no_grad()
+    def geometry_tokens(self, vision: Sam3VisionEncoderOutput) -> torch.Tensor:
+        """The geometry encoder's output for an empty box set: its CLS token, one per image.
+
+        The CLS embedding self-attends to itself alone and cross-attends to the
+        image's last used FPN level (72x72 at 1008 px), so it depends on the image
+        only and is shared by all of the image's prompts.
+
+        Args:
+            vision: the output of :meth:`vision_features` for B images.
+
+        Returns:
+            ``[B, 1, D]`` (D = the DETR width, 256 for the released model).
+        """
+        fpn = vision.fpn_hidden_states[:-1]  # the levels Sam3Model.forward uses
+        pos = vision.fpn_position_encoding[:-1]
+        b, device = fpn[0].shape[0], fpn[0].device
+        out = self.sam3.geometry_encoder(
+            box_embeddings=fpn[-1].new_zeros((b, 0, 4)),
+            box_mask=torch.zeros((b, 0), dtype=torch.bool, device=device),
+            box_labels=torch.zeros((b, 0), dtype=torch.long, device=device),
+            img_feats=fpn,
+            img_pos_embeds=pos,
+        )
+        return out.last_hidden_state
+
+    def _prompts(
+        self, geometry: torch.Tensor | None, image_index: torch.Tensor, prompt_index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompt tokens and mask of n (image, prompt) pairs.
+
+        Args:
+            geometry: :meth:`geometry_tokens` ``[B, 1, D]``, or None for text alone.
+            image_index: int64 ``[n]``.
+            prompt_index: int64 ``[n]``.
+
+        Returns:
+            ``([n, L(+1), D], [n, L(+1)])``: the text tokens then the CLS token
+            (always valid), as the official ``Sam3Image._encode_prompt`` orders them.
+        """
+        text = self.text_features().index_select(0, prompt_index)
+        mask = self.attention_mask.index_select(0, prompt_index)
+        if geometry is None:
+            return text, mask
+        cls = geometry.index_select(0, image_index).to(text.dtype)
+        return torch.cat([text, cls], dim=1), torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+
+    @torch.no_grad()
     def decode(self, vision: Sam3VisionEncoderOutput, *, size: Sequence[int]) -> torch.Tensor:
         """Decode every (image, prompt) pair and fuse each into a score map.
 
@@ -155,7 +217,7 @@ class SegEarthOV3(nn.Module):
         fpn = vision.fpn_hidden_states
         pos = vision.fpn_position_encoding
         b, p = fpn[0].shape[0], self.num_prompts
-        text = self.text_features()
+        geometry = self.geometry_tokens(vision) if self.geometry_prompt else None
         out = torch.empty((b * p, *size), dtype=torch.float32, device=fpn[0].device)
         for start in range(0, b * p, self.decoder_batch):
             pairs = torch.arange(start, min(start + self.decoder_batch, b * p), device=fpn[0].device)
@@ -165,10 +227,12 @@ class SegEarthOV3(nn.Module):
             levels = tuple(f.index_select(0, image_index) for f in fpn[:-1]) + (fpn[-1],)
             positions = tuple(q[:1].expand(n, -1, -1, -1) for q in pos[:-1]) + (pos[-1],)
             embeds = type(vision)(fpn_hidden_states=levels, fpn_position_encoding=positions)
+            # The CLS token travels with the text tokens: Sam3Model takes them as one prompt.
+            tokens, mask = self._prompts(geometry, image_index, prompt_index)
             result = self.sam3(
                 vision_embeds=embeds,
-                text_embeds=BaseModelOutputWithPooling(pooler_output=text.index_select(0, prompt_index)),
-                attention_mask=self.attention_mask.index_select(0, prompt_index),
+                text_embeds=BaseModelOutputWithPooling(pooler_output=tokens),
+                attention_mask=mask,
             )
             out[start : start + n] = prompt_scores(
                 result.pred_masks,

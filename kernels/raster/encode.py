@@ -1,8 +1,9 @@
 """The uint8 encodings of the products (DESIGN.md, "Products").
 
 - ``change_prob`` = round(254 * p), 255 = nodata.
-- ``change_mask`` = 1 where ``p >= threshold`` (and, with an identifier and
-  target classes, where t1 or t2 is a target class), else 0; 255 = nodata.
+- ``change_mask`` = 1 where ``p > threshold`` (:func:`is_change`; and, with an
+  identifier and target classes, where t1 or t2 is a target class), else 0;
+  255 = nodata.
 - ``class_t1`` / ``class_t2`` = index in the vocabulary, 255 = nodata.
 
 A pixel that is nodata in either input is nodata in every product.
@@ -15,6 +16,28 @@ from collections.abc import Sequence
 import numpy as np
 
 NODATA = 255
+
+
+def is_change(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """The change decision: ``prob > threshold``, strictly.
+
+    With the threshold at 0.5 this is the authors' decision, the argmax over the
+    two change logits, in which a tie (``p == 0.5``) is class 0, no change. The two
+    can differ only where the logits differ by less than float32 resolves around
+    0.5 (``|l1 - l0|`` below about 6e-8), where ``p`` rounds to 0.5 exactly.
+
+    Args:
+        prob: float32 change probability, any shape.
+        threshold: ``model.threshold``.
+
+    Returns:
+        bool, the shape of ``prob``.
+
+    Example:
+        >>> is_change(np.array([0.49, 0.5, 0.51], np.float32), 0.5).tolist()
+        [False, False, True]
+    """
+    return prob > np.float32(threshold)
 
 
 def encode_products(
@@ -47,12 +70,12 @@ def encode_products(
     Example:
         >>> p = np.array([[0.0, 0.5, 1.0]], np.float32); v = np.array([[True, True, False]])
         >>> {k: a.tolist() for k, a in encode_products(p, v, threshold=0.5).items()}
-        {'change_prob': [[0, 127, 255]], 'change_mask': [[0, 1, 255]]}
+        {'change_prob': [[0, 127, 255]], 'change_mask': [[0, 0, 255]]}
     """
     ok = valid & np.isfinite(prob)
     p = np.nan_to_num(prob, nan=0.0)  # the one float temporary of the block
     np.clip(p, 0.0, 1.0, out=p)
-    change = p >= np.float32(threshold) if threshold is not None else None
+    change = is_change(p, threshold) if threshold is not None else None
     if change is not None and with_classes:
         change &= target_change(class_t1, class_t2, target_classes)
     np.multiply(p, np.float32(254.0), out=p)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from s2c_batch.pipeline.cli.options import config_option, set_option
+from s2c_batch.pipeline.learn.presets import EVAL_PRESETS
 
 
 @click.command("eval", short_help="Score the model on a LEVIR-layout dataset.")
@@ -15,11 +16,14 @@ from s2c_batch.pipeline.cli.options import config_option, set_option
               help="Target classes of the identifier (replaces model.targets), e.g. building.")
 @click.option("--class", "classes", multiple=True, metavar="ID=NAME[+NAME...]",
               help="Semantic scores: dataset class ID (label1/, label2/) = vocabulary names (repeatable).")
+@click.option("--preset", type=click.Choice(sorted(EVAL_PRESETS)), default=None,
+              help="Semantic scores of SECOND or SC-SCD as the authors compute them (Table 2): their "
+                   "vocabulary, class ids and classes; replaces --class and model.vocab.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write the metrics as JSON ('-' = stdout instead of the table).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 def eval_(dataset: str, config: str | None, overrides: tuple[str, ...], targets: str | None,
-          classes: tuple[str, ...], json_path: str | None, progress: bool) -> None:
+          classes: tuple[str, ...], preset: str | None, json_path: str | None, progress: bool) -> None:
     """Print F1^c, IoU^c, Kappa, precision, recall and OA over every pair of DATASET (A/, B/, label/).
 
     One confusion matrix is summed over the dataset, as the authors evaluate.
@@ -38,7 +42,7 @@ def eval_(dataset: str, config: str | None, overrides: tuple[str, ...], targets:
     cfg = load_config(config, overrides)
     names = [t.strip() for t in targets.split(",") if t.strip()] if targets else []
     result = evaluate_dataset(dataset, cfg, targets=names, semantic_classes=parse_semantic_classes(classes),
-                              progress=progress)
+                              preset=preset, progress=progress)
     if json_path == "-":
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -2,7 +2,8 @@
 
 As the authors' evaluation (``test_cach_ovcd.py``): every pair is fed whole to
 the predictor (resized there to the backbone's input, the logits resized back
-to the image), the change is ``p >= model.threshold`` (argmax for 0.5) and,
+to the image), the change is ``p > model.threshold`` (their argmax for 0.5, a tie
+being no change; :func:`~s2c_batch.kernels.raster.encode.is_change`) and,
 with an identifier, only where t1 or t2 is a target class
 (``change & (class_t1 in targets | class_t2 in targets)``); with
 ``model.identifier: none`` the change is category-agnostic. One binary
@@ -16,7 +17,9 @@ Semantic change (optional). When the dataset has per-date class maps
 SECOND: ``{5: ["building"], 3: ["tree"], 1: ["grass", "cropland"]}``), each
 class ``c`` is scored as a binary task: truth ``changed & (gt_t1 == c | gt_t2 == c)``,
 prediction ``change & (class_t1 in names(c) | class_t2 in names(c))``, and
-mF1, mIoU, mOA, mKappa are the plain means over the classes.
+mF1, mIoU, mOA, mKappa are the plain means over the classes. A ``preset``
+(:mod:`s2c_batch.pipeline.learn.presets`: ``second``, ``sc_scd``) gives the
+vocabulary and these classes as the authors score them.
 """
 
 from __future__ import annotations
@@ -36,10 +39,11 @@ import numpy as np
 
 from s2c_batch.kernels.learn.metrics import BinaryMetrics, ConfusionAccumulator, SemanticAccumulator, SemanticMetrics
 from s2c_batch.kernels.prediction import TilePredictor
-from s2c_batch.kernels.raster.encode import encode_products
+from s2c_batch.kernels.raster.encode import encode_products, is_change
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
 from s2c_batch.pipeline.learn.dataset import PairFiles, open_dataset, read_class_map, read_pair
+from s2c_batch.pipeline.learn.presets import eval_preset
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,7 @@ def evaluate_pairs(
         predictor: the tile predictor (its ``target_classes`` restrict the change
             when it returns class maps).
         pairs: the pairs to score.
-        threshold: change probability at or above which a pixel is changed.
+        threshold: change probability above which a pixel is changed.
         batch_size: pairs of one size per ``predict`` call.
         semantic_classes: dataset class id -> vocabulary names (needs class maps).
         progress: show a progress bar on stderr.
@@ -175,7 +179,7 @@ def evaluate_pairs(
                 binary.update(label, mask)
                 if semantic is not None and lut is not None and c1 is not None and c2 is not None:
                     assert pair.class_t1 is not None and pair.class_t2 is not None  # checked by the caller
-                    change = (pred.prob[i] >= np.float32(threshold)).astype(np.uint8)
+                    change = is_change(pred.prob[i], threshold).astype(np.uint8)
                     semantic.update(label, read_class_map(pair.class_t1), read_class_map(pair.class_t2),
                                     change, lut[c1], lut[c2])
             bar.update(len(batch))
@@ -190,6 +194,7 @@ def evaluate_dataset(
     *,
     targets: Sequence[str] = (),
     semantic_classes: Mapping[int, Sequence[str]] | None = None,
+    preset: str | None = None,
     predictor: TilePredictor | None = None,
     progress: bool = False,
 ) -> EvalResult:
@@ -201,6 +206,10 @@ def evaluate_dataset(
         targets: target class names, replacing ``model.targets``.
         semantic_classes: dataset class id -> vocabulary names; scores semantic
             change (needs an identifier and ``label1/``, ``label2/``).
+        preset: a semantic dataset's preset (``second``, ``sc_scd``): its vocabulary
+            replaces ``model.vocab``, its classes are ``semantic_classes`` and the
+            binary targets are the vocabulary's own (every scored class) unless
+            ``targets`` names others.
         predictor: an already built predictor (else one is built from ``cfg.model``).
         progress: show a progress bar on stderr.
 
@@ -209,7 +218,8 @@ def evaluate_dataset(
 
     Raises:
         InputError: bad dataset folder or files (exit code 3).
-        ConfigError: targets or semantic classes without an identifier, unknown names (exit code 2).
+        ConfigError: targets or semantic classes without an identifier, unknown names,
+            a preset with semantic classes (exit code 2).
         CheckpointError: a checkpoint the config needs is missing (exit code 2).
     """
     t0 = time.perf_counter()
@@ -221,6 +231,12 @@ def evaluate_dataset(
             "whole scene: run it on a scene with `s2c-batch compare T1 T2 --truth TRUTH.tif`"
         )
     threshold = model.numeric_threshold("s2c-batch eval")
+    if preset is not None:
+        if semantic_classes:
+            raise ConfigError(f"--preset {preset} and --class both give the semantic classes; drop one")
+        chosen = eval_preset(preset)
+        model = dataclasses.replace(model, vocab=chosen.vocab, targets=())
+        semantic_classes = chosen.semantic_classes
     data = open_dataset(dataset)
     if targets:
         model = dataclasses.replace(model, targets=tuple(targets))
@@ -242,8 +258,14 @@ def evaluate_dataset(
         predictor, data.pairs, threshold=threshold, batch_size=model.batch_size,
         semantic_classes=semantic_classes, progress=progress,
     )
-    described = {"comparator": model.comparator, "identifier": model.identifier, "threshold": model.threshold,
-                 "targets": [predictor.class_names[i] for i in predictor.target_classes]}
+    described: dict[str, Any] = {
+        "comparator": model.comparator, "identifier": model.identifier, "threshold": model.threshold,
+        "targets": [predictor.class_names[i] for i in predictor.target_classes],
+    }
+    if model.identifier != "none":
+        described["vocab"] = model.vocab
+    if preset is not None:
+        described["preset"] = preset
     return EvalResult(
         dataset=data.root, pairs=len(data), metrics=binary.metrics(),
         semantic=semantic.metrics() if semantic is not None else None,
@@ -274,7 +296,9 @@ def format_eval_table(result: EvalResult) -> str:
     lines = [
         f"dataset: {result.dataset} ({result.pairs} pairs)",
         f"model:   comparator {model.get('comparator')}, identifier {model.get('identifier')}, "
-        f"targets {targets}, threshold {model.get('threshold')}",
+        f"targets {targets}, threshold {model.get('threshold')}"
+        + (f", vocab {model['vocab']}" if "vocab" in model else "")
+        + (f", preset {model['preset']}" if "preset" in model else ""),
         f"{'metric':<10} {'value':>8}",
     ]
     for name, value in (("F1^c", m.f1), ("IoU^c", m.iou), ("Kappa", m.kappa), ("Precision", m.precision),

@@ -19,7 +19,7 @@ from s2c_batch.kernels.predictor import ChangePredictor, build_predictor
 from s2c_batch.kernels.raster.blend import accumulate_tiles
 from s2c_batch.kernels.raster.tiling import TilePlan
 
-from testutils import TINY_MODEL
+from testutils import TINY_MODEL, output_dtypes
 
 DEVICE = os.environ.get("TORCH_DEVICE", "cuda")
 pytestmark = [
@@ -27,7 +27,8 @@ pytestmark = [
     pytest.mark.skipif(DEVICE.startswith("cuda") and not torch.cuda.is_available(), reason="no CUDA device"),
 ]
 
-TINY = dataclasses.replace(TINY_MODEL, precision="fp32")
+#: Strict float32 (no autocast, no TF32) everywhere: the baseline the other precisions are compared with.
+TINY = dataclasses.replace(TINY_MODEL, precision="fp32", comparator_precision="fp32", tf32=False)
 
 
 def _tiles(n: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +43,7 @@ def _on(device: str, **changes: object) -> ChangePredictor:
     return pred
 
 
-#: fp32 on CUDA may run convolutions in TF32 (torch's default): about 1e-3 relative.
+#: CUDA kernels sum in another order than the CPU's.
 ATOL = 2e-3
 
 
@@ -58,9 +59,30 @@ def test_device__fp32_equals_the_cpu() -> None:
 def test_device__bf16_autocast_stays_close_to_fp32() -> None:
     a, b = _tiles(4, seed=1)
     fp32 = _on(DEVICE).predict_raw(a, b, 255.0)
-    bf16 = _on(DEVICE, precision="bf16").predict_raw(a, b, 255.0)
+    bf16 = _on(DEVICE, precision="bf16", comparator_precision="bf16").predict_raw(a, b, 255.0)
     assert bf16.prob.dtype == np.float32 and np.isfinite(bf16.prob).all()
     assert np.abs(bf16.prob - fp32.prob).max() < 0.05
+
+
+def test_device__paper_precision_comparator_fp32_identifier_bf16() -> None:
+    """The default split: DINOv2 and CACH in float32 (TF32 allowed), SAM 3 under bf16 autocast."""
+    pred = _on(DEVICE, precision="bf16", comparator_precision="fp32", tf32=True)
+    assert pred.identifier is not None and pred.backbone is not None and pred.cach is not None
+    sam3 = pred.identifier.sam3
+    parts = {"backbone": pred.backbone, "cach": pred.cach, "detr_encoder": sam3.detr_encoder,
+             "mask_decoder": sam3.mask_decoder}
+    before = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)
+    a, b = _tiles(2, seed=5)
+    with output_dtypes(parts) as seen:
+        got = pred.predict_raw(a, b, 255.0)
+    on_cuda = pred.device.type == "cuda"
+    assert seen["backbone"] == seen["cach"] == {torch.float32}
+    assert seen["detr_encoder"] == seen["mask_decoder"] == {torch.bfloat16 if on_cuda else torch.float32}
+    assert seen["tf32"] == {("high", True) if on_cuda else before}
+    assert (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32) == before  # restored
+    # The change probability is the comparator's alone: the identifier's precision does not touch it.
+    fp32_identifier = _on(DEVICE, precision="fp32", comparator_precision="fp32", tf32=True).predict_raw(a, b, 255.0)
+    np.testing.assert_array_equal(got.prob, fp32_identifier.prob)
 
 
 def test_device__raw_uint8_scaled_on_the_device_equals_float_input() -> None:

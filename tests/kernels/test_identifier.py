@@ -153,7 +153,7 @@ def sam3() -> torch.nn.Module:
     return build_sam3_random("tiny", image_size=84, seed=0)
 
 
-def _identifier(sam3: torch.nn.Module, decoder_batch: int, **kwargs: float) -> SegEarthOV3:
+def _identifier(sam3: torch.nn.Module, decoder_batch: int, **kwargs: Any) -> SegEarthOV3:
     ids, mask = hashed_token_ids(VOCAB.prompts, vocab_size=sam3.config.text_config.vocab_size)
     return SegEarthOV3(
         sam3,
@@ -192,13 +192,16 @@ def test_segearth_ov3__one_vision_pass_cached_text_batched_decoding(
     vision = _Counter(sam3.get_vision_features)
     text = _Counter(sam3.get_text_features)
     decoder = _Counter(sam3.forward)
+    geometry = _Counter(sam3.geometry_encoder.forward)
     monkeypatch.setattr(sam3, "get_vision_features", vision)
     monkeypatch.setattr(sam3, "get_text_features", text)
     monkeypatch.setattr(sam3, "forward", decoder)
+    monkeypatch.setattr(sam3.geometry_encoder, "forward", geometry)
     images = torch.rand(3, 3, 32, 32)
     ident(images)
     ident(images)
     assert vision.calls == 2  # one pass per batch of images, for every prompt
+    assert geometry.calls == 2  # the CLS token depends on the image alone: once per batch of images
     assert text.calls == 1  # text features once per vocabulary
     pairs = 3 * len(VOCAB.prompts)  # 24 pairs in batches of 5 -> 5 calls per forward
     assert decoder.calls == 2 * -(-pairs // 5)
@@ -211,21 +214,90 @@ def test_segearth_ov3__batched_decoding_equals_one_pair_at_a_time(sam3: torch.nn
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-5)
 
 
-def test_segearth_ov3__matches_full_sam3_forward(sam3: torch.nn.Module) -> None:
+def _full_forward_scores(sam3: torch.nn.Module, ident: SegEarthOV3, image: torch.Tensor,
+                         box: list[float] | None) -> torch.Tensor:
+    """``Sam3Model.forward`` on pixels and token ids, every prompt at once; with ``box``, one
+    padding box labelled -10 per prompt (``transformers``' "not a box"), fused like ours."""
+    p = ident.num_prompts
+    boxes = {} if box is None else {
+        "input_boxes": torch.tensor(box).view(1, 1, 4).expand(p, 1, 4),
+        "input_boxes_labels": torch.full((p, 1), -10),
+    }
+    with torch.no_grad():
+        full = sam3(pixel_values=ident.preprocess(image).expand(p, -1, -1, -1), input_ids=ident.input_ids,
+                    attention_mask=ident.attention_mask, **boxes)
+    return prompt_scores(full.pred_masks, full.pred_logits, full.presence_logits, full.semantic_seg,
+                         size=image.shape[-2:], confidence_threshold=0.0)
+
+
+@pytest.mark.parametrize("box", [[0.5, 0.5, 1.0, 1.0], [0.1, 0.85, 0.05, 0.3]])
+def test_segearth_ov3__equals_padding_box_forward_wherever_the_box(sam3: torch.nn.Module, box: list[float]) -> None:
+    """The official 33-token prompt, as ``Sam3Model`` builds it from one masked box: the box's
+    coordinates change nothing, and our once-per-image CLS token gives the same scores."""
     ident = _identifier(sam3, decoder_batch=8, confidence_threshold=0.0)
     image = torch.rand(1, 3, 84, 84, generator=torch.Generator().manual_seed(2))
     ours = ident.decode(ident.vision_features(image), size=(84, 84))[0]  # [P, 84, 84]
+    torch.testing.assert_close(ours, _full_forward_scores(sam3, ident, image, box), atol=1e-5, rtol=1e-5)
+
+
+def test_segearth_ov3__without_geometry_equals_text_only_forward(sam3: torch.nn.Module) -> None:
+    """``geometry_prompt=False`` is ``transformers``' text-only prompt, and differs from ours."""
+    image = torch.rand(1, 3, 84, 84, generator=torch.Generator().manual_seed(2))
+    text_only = _identifier(sam3, decoder_batch=8, confidence_threshold=0.0, geometry_prompt=False)
+    got = text_only.decode(text_only.vision_features(image), size=(84, 84))[0]
+    torch.testing.assert_close(got, _full_forward_scores(sam3, text_only, image, None), atol=1e-5, rtol=1e-5)
+    official = _identifier(sam3, decoder_batch=8, confidence_threshold=0.0)
+    ours = official.decode(official.vision_features(image), size=(84, 84))[0]
+    assert float((ours - got).abs().max()) > 1e-4  # the CLS token moves every head's output
+
+
+def _hand_built_33_token_scores(sam3: Any, pixels: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+                                size: tuple[int, int]) -> torch.Tensor:
+    """SAM 3's detector on the official prompt, assembled here from its parts.
+
+    The geometry encoder's CLS embedding goes through its projection, norm, layers
+    (self-attention over itself alone, cross-attention to the last used FPN level) and
+    output norm; the P prompts are the 32 text tokens then that token; the DETR encoder,
+    decoder, dot-product scoring and mask decoder run on them.
+    """
+    p = ids.shape[0]
     with torch.no_grad():
-        full = sam3(
-            pixel_values=ident.preprocess(image).expand(len(VOCAB.prompts), -1, -1, -1),
-            input_ids=ident.input_ids,
-            attention_mask=ident.attention_mask,
-        )
-    expected = prompt_scores(
-        full.pred_masks, full.pred_logits, full.presence_logits, full.semantic_seg,
-        size=(84, 84), confidence_threshold=0.0,
-    )
-    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
+        vision = sam3.get_vision_features(pixel_values=pixels)  # one image
+        fpn = [f.expand(p, -1, -1, -1) for f in vision.fpn_hidden_states[:-1]]
+        pos = [q.expand(p, -1, -1, -1) for q in vision.fpn_position_encoding[:-1]]
+        geo = sam3.geometry_encoder
+        cls = geo.prompt_layer_norm(geo.final_proj(geo.cls_embed.weight[None]))  # [1, 1, D]
+        feats = vision.fpn_hidden_states[-2].flatten(2).transpose(1, 2)  # [1, h*w, D]
+        feats_pos = vision.fpn_position_encoding[-2].flatten(2).transpose(1, 2)
+        for layer in geo.layers:
+            cls = layer(prompt_feats=cls, vision_feats=feats, vision_pos_encoding=feats_pos, prompt_mask=None)
+        cls = geo.output_layer_norm(cls)
+        text = sam3.get_text_features(input_ids=ids, attention_mask=mask).pooler_output  # [P, 32, D]
+        prompt = torch.cat([text, cls.expand(p, -1, -1)], dim=1)  # [P, 33, D]
+        prompt_mask = torch.cat([mask.bool(), torch.ones(p, 1, dtype=torch.bool)], dim=1)
+        assert prompt.shape[1] == 33
+        enc = sam3.detr_encoder(vision_features=[fpn[-1]], text_features=prompt, vision_pos_embeds=[pos[-1]],
+                                text_mask=prompt_mask)
+        dec = sam3.detr_decoder(vision_features=enc.last_hidden_state, text_features=enc.text_features,
+                                vision_pos_encoding=enc.pos_embeds_flattened, text_mask=prompt_mask,
+                                spatial_shapes=enc.spatial_shapes)
+        logits = sam3.dot_product_scoring(decoder_hidden_states=dec.intermediate_hidden_states,
+                                          text_features=enc.text_features, text_mask=prompt_mask).squeeze(-1)[-1]
+        heads = sam3.mask_decoder(decoder_queries=dec.intermediate_hidden_states[-1], backbone_features=fpn,
+                                  encoder_hidden_states=enc.last_hidden_state, prompt_features=prompt,
+                                  prompt_mask=prompt_mask)
+    return prompt_scores(heads.pred_masks, logits, dec.presence_logits[-1], heads.semantic_seg, size=size,
+                         confidence_threshold=0.0)
+
+
+def test_segearth_ov3__equals_hand_built_33_token_prompt(sam3: torch.nn.Module) -> None:
+    ident = _identifier(sam3, decoder_batch=5, confidence_threshold=0.0)
+    images = torch.rand(2, 3, 60, 60, generator=torch.Generator().manual_seed(3))
+    ours = ident.decode(ident.vision_features(images), size=(60, 60))  # [2, P, 60, 60]
+    for i in range(2):
+        expected = _hand_built_33_token_scores(sam3, ident.preprocess(images[i : i + 1]), ident.input_ids,
+                                               ident.attention_mask, (60, 60))
+        torch.testing.assert_close(ours[i], expected, atol=1e-5, rtol=1e-5)
 
 
 def test_segearth_ov3__prompt_class_out_of_range(sam3: torch.nn.Module) -> None:

@@ -17,7 +17,7 @@ from s2c_batch.kernels.errors import CheckpointError, ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.predictor import ChangePredictor, build_predictor, load_vocabulary
 
-from testutils import TINY_MODEL
+from testutils import TINY_MODEL, output_dtypes, write_sam3_dir
 
 REF = Path(__file__).resolve().parents[1] / "data" / "reference"
 
@@ -76,6 +76,20 @@ def test_predict__compiled_parts_give_the_eager_result(tiny: ChangePredictor) ->
         np.testing.assert_allclose(got.prob, want.prob, atol=1e-5)
         for g, w in ((got.class_t1, want.class_t1), (got.class_t2, want.class_t2)):
             assert g is not None and w is not None and (g == w).mean() > 0.999
+
+
+def test_predict__cpu_runs_fp32_everywhere(tiny: ChangePredictor) -> None:
+    """The precision split (comparator fp32, identifier bf16) is for CUDA; the CPU runs fp32."""
+    assert (tiny.precision, tiny.comparator_precision, tiny.tf32) == ("bf16", "fp32", True)
+    assert tiny.identifier is not None and tiny.backbone is not None and tiny.cach is not None
+    sam3 = tiny.identifier.sam3
+    parts = {"backbone": tiny.backbone, "cach": tiny.cach, "geometry": sam3.geometry_encoder,
+             "detr_encoder": sam3.detr_encoder, "mask_decoder": sam3.mask_decoder}
+    before = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32)
+    with output_dtypes(parts) as seen:
+        tiny.predict(*_tiles(1, size=32))
+    assert {name: seen[name] for name in parts} == {name: {torch.float32} for name in parts}
+    assert seen["tf32"] == {before}  # the TF32 flags are only touched on CUDA
 
 
 def test_model_config__compile_parts_are_checked() -> None:
@@ -188,6 +202,25 @@ def test_build_predictor__sam3_directory_without_config(tmp_path: Path) -> None:
     cfg = dataclasses.replace(TINY, comparator="cva", sam3_checkpoint=str(tmp_path))
     with pytest.raises(CheckpointError, match=r"model\.sam3_checkpoint = .*no config\.json"):
         build_predictor(cfg)
+
+
+def test_build_predictor__bf16_declared_sam3_checkpoint_loads_in_float32(tmp_path: Path) -> None:
+    import json
+
+    from safetensors.torch import load_file
+
+    sam3_dir = write_sam3_dir(tmp_path / "sam3", dtype="bfloat16")
+    assert json.loads((sam3_dir / "config.json").read_text())["dtype"] == "bfloat16"
+    pred = build_predictor(dataclasses.replace(TINY, comparator="cva", sam3_checkpoint=str(sam3_dir)))
+    assert isinstance(pred, ChangePredictor) and pred.identifier is not None
+    sam3 = pred.identifier.sam3
+    assert {p.dtype for p in sam3.parameters()} == {torch.float32}
+    # The stored bf16 values, exactly, in float32.
+    stored = load_file(str(sam3_dir / "model.safetensors"))
+    weight = sam3.geometry_encoder.cls_embed.weight
+    torch.testing.assert_close(weight, stored["geometry_encoder.cls_embed.weight"].float(), atol=0, rtol=0)
+    out = pred.predict(*_tiles(1, size=32))
+    assert out.class_t1 is not None and out.class_t1.shape == (1, 32, 32)
 
 
 def test_load_vocabulary__unknown_name() -> None:

@@ -132,11 +132,21 @@ class _PerTileId:
 
 
 def test_encode_products__encodings_and_nodata() -> None:
-    p = np.array([[0.0, 0.49, 0.5, 1.0, np.nan]], np.float32)
+    p = np.array([[0.0, 0.49, 0.51, 1.0, np.nan]], np.float32)
     v = np.array([[True, True, True, False, True]])
     out = encode_products(p, v, threshold=0.5)
-    assert out["change_prob"].tolist() == [[0, 124, 127, 255, 255]]
+    assert out["change_prob"].tolist() == [[0, 124, 130, 255, 255]]
     assert out["change_mask"].tolist() == [[0, 0, 1, 255, 255]]
+
+
+def test_encode_products__tie_is_no_change() -> None:
+    """The authors' argmax over two logits gives class 0 on a tie: p == threshold is unchanged."""
+    p = np.array([[np.nextafter(np.float32(0.5), np.float32(0)), 0.5, np.nextafter(np.float32(0.5), np.float32(1))]],
+                 np.float32)
+    out = encode_products(p, np.ones((1, 3), bool), threshold=0.5)
+    assert out["change_mask"].tolist() == [[0, 0, 1]]
+    assert encode_products(np.zeros((1, 1), np.float32), np.ones((1, 1), bool), threshold=0.0)["change_mask"] == 0
+    assert encode_products(np.ones((1, 1), np.float32), np.ones((1, 1), bool), threshold=1.0)["change_mask"] == 0
 
 
 def test_encode_products__target_classes_gate_the_mask() -> None:

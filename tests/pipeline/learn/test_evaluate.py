@@ -19,6 +19,7 @@ from s2c_batch.pipeline.learn.evaluate import (
     format_eval_table,
     parse_semantic_classes,
 )
+from s2c_batch.pipeline.learn.presets import EVAL_PRESETS, eval_preset
 
 from testutils import write_png
 
@@ -181,3 +182,66 @@ def test_eval_cli__missing_checkpoint_exit_2(tmp_path: Path, capsys: pytest.Capt
               f"model.backbone_checkpoint={tmp_path / 'none.pth'}", "--no-progress"])
     assert exc.value.code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(EVAL_PRESETS))
+def test_eval_preset__names_are_classes_of_its_vocabulary(name: str) -> None:
+    from s2c_batch.kernels.predictor import load_vocabulary
+
+    preset = eval_preset(name)
+    vocab = load_vocabulary(preset.vocab)
+    for names in preset.semantic_classes.values():
+        assert set(names) <= set(vocab.class_names)
+    # Every scored class is a target of the vocabulary file (the binary metric of the preset).
+    scored = {vocab.class_names.index(n) for names in preset.semantic_classes.values() for n in names}
+    assert scored == set(vocab.targets)
+
+
+def test_eval_preset__the_authors_class_ids() -> None:
+    """dataset/ovcd.py's SECOND_CLASS_MAPPING / SCSCD_CLASS_MAPPING with test_cach_ovcd.py's target
+    indices into the prompt lists (SECOND: Grass [2, 7], Ground [1], Tree [5], Water [6], Building [8],
+    Playground [3]; SC-SCD: [0] ... [6])."""
+    from s2c_batch.kernels.predictor import load_vocabulary
+
+    def indices(name: str) -> dict[int, list[int]]:
+        preset, vocab = eval_preset(name), load_vocabulary(eval_preset(name).vocab)
+        return {c: [vocab.class_names.index(n) for n in names] for c, names in preset.semantic_classes.items()}
+
+    assert indices("second") == {1: [2, 7], 2: [1], 3: [5], 4: [6], 5: [8], 6: [3]}
+    assert indices("sc_scd") == {c: [c] for c in range(7)}
+    with pytest.raises(ConfigError, match=r"--preset 'levir' is unknown; choose one of \['sc_scd', 'second'\]"):
+        eval_preset("levir")
+
+
+def test_eval_cli__preset_second_on_the_tiny_model(tmp_path: Path) -> None:
+    """``--preset second`` on a SECOND-layout folder: the vocabulary, the six classes and their means."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "SECOND"
+    for name in ("00001", "00002"):
+        changed = np.zeros((48, 48), np.uint8)
+        changed[10:30, 5:40] = 1
+        write_png(root / "T1" / f"{name}.png", rng.integers(0, 256, (3, 48, 48), dtype=np.uint8))
+        write_png(root / "T2" / f"{name}.png", rng.integers(0, 256, (3, 48, 48), dtype=np.uint8))
+        write_png(root / "GT_CD" / f"{name}.png", changed * 255)
+        write_png(root / "GT_T1" / f"{name}.png", changed * rng.integers(1, 7, (48, 48), dtype=np.uint8))
+        write_png(root / "GT_T2" / f"{name}.png", changed * rng.integers(1, 7, (48, 48), dtype=np.uint8))
+    res = CliRunner().invoke(cli, ["eval", str(root), "--config", "tiny", "--preset", "second", "--json", "-",
+                                   "--no-progress"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["model"]["preset"] == "second" and data["model"]["vocab"] == "second"
+    assert data["model"]["targets"] == ["bareland", "grass", "sports field", "tree", "water", "cropland", "building"]
+    classes = data["semantic"]["classes"]
+    assert {c: v["names"] for c, v in classes.items()} == {
+        "1": ["grass", "cropland"], "2": ["bareland"], "3": ["tree"], "4": ["water"], "5": ["building"],
+        "6": ["sports field"],
+    }
+    assert data["semantic"]["miou"] == pytest.approx(np.mean([v["iou"] for v in classes.values()]))
+
+
+def test_eval_cli__preset_and_class_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _dataset(tmp_path / "ds", {"a": _label(0)}, classes=True)
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", str(root), "--config", "tiny", "--preset", "sc_scd", "--class", "2=building", "--no-progress"])
+    assert exc.value.code == 2
+    assert "--preset sc_scd and --class both give the semantic classes" in capsys.readouterr().err
