@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 from scipy import linalg
-from scipy.stats import chi2
 
 from s2c_batch.kernels.comparators.base import Standardization, Support, linear_probability, standardized
 
@@ -116,6 +115,8 @@ def fit_irmad(x: np.ndarray, y: np.ndarray, *, max_iterations: int = 100, tolera
             break
         previous = rho
         if it < max_iterations:
+            from scipy.stats import chi2  # here: scipy.stats costs workers half a second to import
+
             w = 1.0 - chi2.cdf(_chi_square(x, y, mx, my, a, b, rho), c)
     return IRMADFit(a, b, mx, my, rho, it, converged)
 

@@ -188,6 +188,11 @@ def vectorise_after(written: Any, store_path: str, index: tuple[int, int], windo
     return vectorise_block(store_path, index, window, with_classes=with_classes, n_classes=n_classes)
 
 
+#: Dask priority of the polygon tasks: below the block tasks (0), so a worker traces a
+#: written block only when no block is waiting to be predicted.
+POLYGON_PRIORITY = -10
+
+
 def submit_vectorise(
     client: Any,
     store_path: str | os.PathLike[str],
@@ -224,7 +229,7 @@ def submit_vectorise(
             win = Window(r, c, min(block, grid.height - r), min(block, grid.width - c))
             futures.append(client.submit(vectorise_after, after.get((bi, bj)), str(store_path), (bi, bj), win,
                                          with_classes=with_classes, n_classes=max(k, 1),
-                                         pure=False, retries=retries))
+                                         pure=False, retries=retries, priority=POLYGON_PRIORITY))
     return futures
 
 

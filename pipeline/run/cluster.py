@@ -2,8 +2,10 @@
 
 Without ``--scheduler``: one worker process per visible GPU (each with
 ``resources={"GPU": 1}`` and two threads: GPU tasks take the GPU resource, so
-the second thread reads and writes blocks meanwhile), else CPU workers. The dashboard link
-is logged at start.
+the second thread reads and writes blocks meanwhile), else CPU workers. A run whose
+comparator needs no torch model (``numpy_only``) neither imports torch to look for GPUs
+nor leaves cores idle: one single-threaded worker per core. The dashboard link is logged
+at start.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from distributed import Client, LocalCluster
 
@@ -31,13 +34,16 @@ def visible_gpus() -> int:
 
 
 @contextlib.contextmanager
-def connect(scheduler: str | None, cfg: ClusterConfig, *, needs_gpu_check: bool = True) -> Iterator[Client]:
+def connect(scheduler: str | None, cfg: ClusterConfig, *, needs_gpu_check: bool = True,
+            numpy_only: bool = False) -> Iterator[Client]:
     """Yield a client of the given scheduler, or of a LocalCluster closed on exit.
 
     Args:
         scheduler: ``tcp://host:port`` of a running scheduler, or ``None``.
         cfg: the ``cluster`` config section (LocalCluster sizing, retries).
         needs_gpu_check: look for GPUs when sizing a LocalCluster.
+        numpy_only: the work runs no torch model (untiled comparators): no GPU check,
+            and one worker per core unless ``cluster.n_workers`` says otherwise.
 
     Raises:
         ConfigError: the scheduler cannot be reached (exit 2: fix the address).
@@ -57,8 +63,12 @@ def connect(scheduler: str | None, cfg: ClusterConfig, *, needs_gpu_check: bool 
             client.close()
         return
 
-    gpus = visible_gpus() if needs_gpu_check else 0
-    if gpus:
+    gpus = visible_gpus() if needs_gpu_check and not numpy_only else 0
+    kwargs: dict[str, Any]
+    if numpy_only:
+        kwargs = {"n_workers": cfg.n_workers or max(1, os.cpu_count() or 1),
+                  "threads_per_worker": cfg.threads_per_worker}
+    elif gpus:
         n = cfg.n_workers or gpus
         # Two threads: one runs the GPU task, the other reads the next block and writes.
         kwargs = {"n_workers": n, "threads_per_worker": 2, "resources": {"GPU": 1}}

@@ -147,7 +147,7 @@ def _run_locked(
             "checkpoints or version changed); pass --overwrite to replace it"
         )
     t0 = time.perf_counter()
-    with connect(scheduler, cfg.cluster) as client:
+    with connect(scheduler, cfg.cluster, numpy_only=not cfg.model.uses_torch) as client:
         timings["cluster_start"] = time.perf_counter() - t0
         if progress:
             print(f"s2c-batch: dashboard {client.dashboard_link}", file=sys.stderr)
@@ -157,8 +157,9 @@ def _run_locked(
         threads = torch_threads
         if threads is None and scheduler is None:
             threads = torch_threads_per_worker(client)
-        client.register_plugin(PredictorPlugin(cfg.model, torch_threads=threads),
-                               name=plugin_name(cfg.model))
+        if cfg.model.uses_torch:  # untiled comparators need no model on the workers
+            client.register_plugin(PredictorPlugin(cfg.model, torch_threads=threads),
+                                   name=plugin_name(cfg.model))
         timings["model_load"] = time.perf_counter() - t0
 
         reuse = ledger.done() if resuming else set()
@@ -368,7 +369,7 @@ def _write_cogs(
     futures = {
         name: client.submit(
             write_cog, store_path, name, out_dir / f"{name}.tif", pair.grid,
-            window=cfg.tiling.block_size, compress=cfg.output.compress,
+            window=cfg.tiling.block_size, compress=cfg.output.compress, compress_level=cfg.output.compress_level,
             overview_resampling=cfg.output.overview_resampling, tags=tags,
             pure=False, retries=cfg.cluster.retries,
         )
