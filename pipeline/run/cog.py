@@ -19,7 +19,7 @@ import rasterio.shutil
 
 from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
-from s2c_batch.pipeline.errors import OutputError
+from s2c_batch.pipeline.errors import OutputError, portable_errors
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.run import store
 
@@ -31,6 +31,7 @@ GDAL_CACHE_MB = 256
 TEMP_COMPRESSION = {"compress": "zstd", "zstd_level": 1}
 
 
+@portable_errors
 def write_cog(
     store_path: str | os.PathLike[str],
     name: str,
@@ -86,8 +87,13 @@ def write_cog(
             )
         _check_cog(tmp_cog, grid)
         os.replace(tmp_cog, out)
-    except rasterio.errors.RasterioError as exc:
-        raise OutputError(f"writing COG {str(out)!r} failed: {exc}") from exc
+    except (rasterio.errors.RasterioError, OSError) as exc:
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(
+            f"writing COG {str(out)!r} failed ({exc}); free space or fix the output folder, "
+            "then run again with --resume"
+        ) from exc
     finally:
         for tmp in (tmp_tiff, tmp_cog):
             tmp.unlink(missing_ok=True)
