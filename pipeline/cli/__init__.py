@@ -4,8 +4,9 @@ One file per subcommand; each is imported only when it runs, so ``--help`` stays
 fast and never imports torch or dask.
 
 Exit codes: 0 done; 2 usage or config error; 3 input error; 4 output error;
-130 interrupted (Ctrl-C or SIGTERM; the run can be resumed); 1 anything else
-(see :mod:`s2c_batch.kernels.errors`).
+130 interrupted (Ctrl-C or SIGTERM; the run can be resumed); 1 anything else,
+a lost cluster among them (see :mod:`s2c_batch.kernels.errors`). A documented
+failure is one ``Error:`` line; ``-v`` adds its traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import importlib.util
 import logging
 import os
 import sys
+import traceback
 
 import click
 
@@ -67,6 +69,9 @@ def cli(verbose: int, quiet: int) -> None:
     # It reads this setting when first imported, which happens after this point.
     if verbose < 2:
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
+        # distributed sets its client's logger to WARNING on its own: when the scheduler is
+        # lost, the run says so in one line, and the client's reconnect tracebacks are noise.
+        logging.getLogger("distributed.client").addFilter(lambda r: r.levelno >= logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="s2c-batch", standalone_mode=False)
     except S2CError as exc:
+        if logging.getLogger().isEnabledFor(logging.INFO):  # -v: the traceback too
+            traceback.print_exception(exc, file=sys.stderr)
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):
