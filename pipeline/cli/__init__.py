@@ -37,6 +37,10 @@ COMMANDS: dict[str, str] = {
 }
 
 
+#: ``-v`` count minus ``-q`` count of the current invocation.
+_verbosity = [0]
+
+
 class LazyGroup(click.Group):
     """A click group that imports a subcommand's module only when it is used."""
 
@@ -63,6 +67,7 @@ def _module_exists(target: str) -> bool:
 @click.version_option(package_name="s2c-batch")
 def cli(verbose: int, quiet: int) -> None:
     """Seg2Change batch change detection for huge raster pairs on Dask."""
+    _verbosity[0] = verbose - quiet
     level = logging.WARNING - 10 * verbose + 10 * quiet
     logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s")
     # distributed logs every scheduler and worker event at INFO; keep them for -vv.
@@ -76,10 +81,11 @@ def cli(verbose: int, quiet: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and map errors to documented exit codes."""
+    _verbosity[0] = 0
     try:
         cli.main(args=argv, prog_name="s2c-batch", standalone_mode=False)
     except S2CError as exc:
-        if logging.getLogger().isEnabledFor(logging.INFO):  # -v: the traceback too
+        if _verbosity[0] > 0:  # -v: the traceback too
             traceback.print_exception(exc, file=sys.stderr)
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)

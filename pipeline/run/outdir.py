@@ -36,9 +36,20 @@ PRODUCT_FILES = ("change_prob.tif", "change_mask.tif", "class_t1.tif", "class_t2
 
 
 def has_run(out: Path) -> bool:
-    """True when ``out`` holds anything a run writes."""
-    names = (STORE, RUN_JSON, *PRODUCT_FILES)
-    return any((out / n).exists() for n in names)
+    """True when ``out`` holds a run: products, or the record of a run not known to have failed.
+
+    A ``run.json`` that says ``failed`` beside no product (a run stopped by an unusable
+    input) protects nothing: running again, without ``--resume``, starts afresh.
+    """
+    if holds_products(out):
+        return True
+    if not (out / RUN_JSON).is_file():
+        return False
+    try:
+        record = json.loads((out / RUN_JSON).read_text())
+    except (OSError, ValueError):
+        return True
+    return not (isinstance(record, dict) and record.get("status") == "failed")
 
 
 def holds_products(out: Path) -> bool:
