@@ -203,3 +203,13 @@ def test_run__sigkill_once_the_store_exists_then_resume_equals_a_clean_run(
     res = _run(scene, out, dask_cluster.address, resume=True)
     assert res.status == "complete"
     assert_same_products(out, clean)
+
+
+def test_block_ledger__torn_and_malformed_lines_are_not_blocks(tmp_path: Path) -> None:
+    (tmp_path / ".s2c").mkdir()
+    ledger = outdir.BlockLedger(tmp_path)
+    ledger.path.write_text("0 0\n1 2\nx y\n3\n12 3")  # the process died while appending "12 34\n"
+    assert ledger.done() == {(0, 0), (1, 2)}
+    ledger.rewrite({(0, 0)})
+    ledger.add((4, 5))
+    assert ledger.path.read_text() == "0 0\n4 5\n"
