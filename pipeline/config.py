@@ -139,7 +139,9 @@ class ClusterConfig:
             ``min(2, cores)`` CPU workers.
         threads_per_worker: threads of each worker process (keep 1 for a GPU).
         memory_limit: per-worker memory limit passed to Dask (e.g. ``"8GiB"``).
-        retries: times a block task is retried after a worker dies.
+        retries: reruns of a block task that failed with an unexpected error; a
+            damaged input or a full disk fails at once, and Dask itself moves the
+            tasks of a lost worker (:mod:`~s2c_batch.pipeline.run.supervise`).
     """
 
     n_workers: int | None = None
