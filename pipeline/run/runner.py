@@ -50,6 +50,7 @@ from s2c_batch.pipeline.run.threshold import (
     submit_masks,
     target_classes,
 )
+from s2c_batch.pipeline.run.watchdog import Watchdog
 from s2c_batch.pipeline.run.worker import BlockReport, PredictorPlugin, plugin_name
 
 log = logging.getLogger(__name__)
@@ -279,7 +280,10 @@ def _compute(
             bar.update(1)
 
         try:
-            reports = collect_blocks(client, futures, retries=cfg.cluster.retries, on_done=record)
+            watchdog = Watchdog(client, token, factor=cfg.cluster.stall_factor, min_s=cfg.cluster.stall_min_s,
+                                retries=cfg.cluster.retries, on_change=lambda stalls: runlog.update(stalls=stalls))
+            reports = collect_blocks(client, futures, retries=cfg.cluster.retries, on_done=record,
+                                     watchdog=watchdog)
         except BaseException:
             cancel_quietly(client, futures)
             raise

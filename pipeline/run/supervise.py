@@ -11,7 +11,9 @@ them, and :func:`collect_blocks` decides as each task ends:
   (``distributed.scheduler.allowed-failures`` times) and each died:
   a :class:`~s2c_batch.pipeline.errors.ClusterError`;
 - anything else: retried up to ``cluster.retries`` times (the scheduler reruns
-  the failed tasks and what depends on them), then raised.
+  the failed tasks and what depends on them), then raised;
+- running past its deadline: the :class:`~s2c_batch.pipeline.run.watchdog.Watchdog`
+  restarts its worker so that Dask runs it again.
 
 A lost scheduler cancels every future; :func:`reporting_lost_cluster` turns
 that, wherever in the run it happens, into one :class:`ClusterError` line
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from typing import Any
@@ -30,13 +33,17 @@ from distributed import Future, KilledWorker, as_completed
 from distributed.comm import CommClosedError
 
 from s2c_batch.pipeline.errors import ClusterError, S2CError
+from s2c_batch.pipeline.run.watchdog import Watchdog
 from s2c_batch.pipeline.run.worker import BlockReport
 
 log = logging.getLogger(__name__)
 
+#: Seconds between looks for finished block tasks when none has finished.
+TICK_S = 0.05
+
 
 def collect_blocks(client: Any, futures: Sequence[Future], *, retries: int,
-                   on_done: Callable[[BlockReport], None]) -> list[BlockReport]:
+                   on_done: Callable[[BlockReport], None], watchdog: Watchdog | None = None) -> list[BlockReport]:
     """Wait for every write task; returns their reports in completion order.
 
     Args:
@@ -44,37 +51,53 @@ def collect_blocks(client: Any, futures: Sequence[Future], *, retries: int,
         futures: one write task per block.
         retries: reruns of a block whose task failed with an unexpected error.
         on_done: called with each block's report as soon as it is written.
+        watchdog: checked between completions: restarts the worker of a task past its deadline.
 
     Raises:
         S2CError: a block task's deterministic error (input 3, output 4), unchanged.
-        ClusterError: a block killed every worker it ran on.
+        ClusterError: a block killed every worker it ran on, or stalled past its retries.
         Exception: a block task's unexpected error once its retries are spent.
     """
     tries: dict[Any, int] = {}
     reports: list[BlockReport] = []
     done = as_completed(futures)
-    for fut in done:
-        if fut.status == "finished":
-            report: BlockReport = fut.result()
-            on_done(report)
-            reports.append(report)
-            continue
-        if fut.status != "error":  # cancelled: the scheduler is gone (reporting_lost_cluster)
-            fut.result()
-        exc = fut.exception()
-        if isinstance(exc, KilledWorker):
-            raise ClusterError(
-                f"a block task ({fut.key}) was running on every worker that died under it ({exc}); "
-                "check the workers' logs (out of memory?), then run again with --resume"
-            ) from exc
-        if isinstance(exc, S2CError) or tries.get(fut.key, 0) >= retries:
-            fut.result()  # raises it with the worker's traceback
-        tries[fut.key] = tries.get(fut.key, 0) + 1
-        log.warning("block task %s failed (%s: %s); retry %d of %d", fut.key, type(exc).__name__, exc,
-                    tries[fut.key], retries)
-        _retry(client, fut)
-        done.add(fut)
+    next_check = time.monotonic()
+    while not done.is_empty():
+        batch = done.next_batch(block=False)
+        if not batch:
+            time.sleep(TICK_S)
+        for fut in batch:
+            if fut.status == "finished":
+                report: BlockReport = fut.result()
+                on_done(report)
+                if watchdog is not None:
+                    watchdog.block_written(report.index)
+                reports.append(report)
+            elif _retried(client, fut, tries, retries):
+                done.add(fut)
+        if watchdog is not None and time.monotonic() >= next_check and not done.is_empty():
+            watchdog.check()
+            next_check = time.monotonic() + watchdog.poll_s
     return reports
+
+
+def _retried(client: Any, fut: Future, tries: dict[Any, int], retries: int) -> bool:
+    """Retry a failed block task when its error may pass; raise it when not."""
+    if fut.status != "error":  # cancelled: the scheduler is gone (reporting_lost_cluster)
+        fut.result()
+    exc = fut.exception()
+    if isinstance(exc, KilledWorker):
+        raise ClusterError(
+            f"a block task ({fut.key}) was running on every worker that died under it ({exc}); "
+            "check the workers' logs (out of memory?), then run again with --resume"
+        ) from exc
+    if isinstance(exc, S2CError) or tries.get(fut.key, 0) >= retries:
+        fut.result()  # raises it with the worker's traceback
+    tries[fut.key] = tries.get(fut.key, 0) + 1
+    log.warning("block task %s failed (%s: %s); retry %d of %d", fut.key, type(exc).__name__, exc,
+                tries[fut.key], retries)
+    _retry(client, fut)
+    return True
 
 
 def _retry(client: Any, fut: Future) -> None:
