@@ -205,7 +205,8 @@ class RealCluster:
     log_dir: Path
 
     @classmethod
-    def start(cls, log_dir: Path, n_workers: int = 2, *, prefix: str = "test-worker") -> RealCluster:
+    def start(cls, log_dir: Path, n_workers: int = 2, *, prefix: str = "test-worker",
+              nanny: bool = False) -> RealCluster:
         """Start a scheduler on a free port of 127.0.0.1 and ``n_workers`` workers; wait for them."""
         port = free_port()
         sched = subprocess.Popen(
@@ -222,7 +223,7 @@ class RealCluster:
                         break
                 time.sleep(0.2)
             for i in range(n_workers):
-                cluster.start_worker(f"{prefix}-{i}")
+                cluster.start_worker(f"{prefix}-{i}", nanny=nanny)
             cluster.wait_for_workers(n_workers)
         except BaseException:
             cluster.stop()
@@ -246,12 +247,16 @@ class RealCluster:
                 proc.kill()
                 proc.wait()
 
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
-        """Start one more single-threaded worker process (nanny-less, so its pid is the worker's)."""
+    def start_worker(self, name: str, *, nanny: bool = False) -> subprocess.Popen[bytes]:
+        """Start one more single-threaded worker process.
+
+        Without a nanny (the default) its pid is the worker's; with one, the nanny's,
+        and the worker can be restarted (``Client.restart_workers``).
+        """
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
-             "--nworkers", "1", "--no-nanny", "--name", name, "--host", "127.0.0.1",
+             "--nworkers", "1", "--nanny" if nanny else "--no-nanny", "--name", name, "--host", "127.0.0.1",
              "--no-dashboard", "--memory-limit", "4GiB"],
             stdout=log, stderr=subprocess.STDOUT,
         )
