@@ -12,6 +12,12 @@ with low GC thresholds, so full collections run often while zarr's threads encod
 Every write arms ``faulthandler.dump_traceback_later``: a write that stalls
 leaves every thread's stack in a file, which the test prints.
 
+The stalled stacks had zarr's loop thread starting a new encode thread
+(``ThreadPoolExecutor.submit -> _adjust_thread_count``), which a long-lived
+worker does only in its first few writes. So by default every write here starts
+from a fresh encode pool on zarr's loop (``S2C_STRESS_FRESH_POOL=0``: keep one),
+and each write goes through that window.
+
 Budget: ``S2C_STRESS_WRITES`` block writes (default 3000) or ``S2C_STRESS_SECONDS``
 seconds (default 900), whichever ends first. Run with
 ``python -m pytest -m heavy -s tests/pipeline/run/test_write_stress.py``.
@@ -25,6 +31,7 @@ import os
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cloudpickle
@@ -32,6 +39,7 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster, as_completed
 from rasterio.crs import CRS
+from zarr.core.sync import _get_loop as zarr_loop
 
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.inputs.scene import Grid
@@ -51,7 +59,7 @@ def _worker_setup() -> bool:
     return reuse_freed_memory()
 
 
-def _write(path: str, window: Window, seed: int, dump: str) -> float:
+def _write(path: str, window: Window, seed: int, dump: str, fresh_pool: bool) -> float:
     """One block write as a worker makes it, with garbage to collect; returns its seconds."""
     rng = np.random.default_rng(seed)
     smooth = np.add.outer(np.arange(window.height), np.arange(window.width)) % 254
@@ -63,6 +71,8 @@ def _write(path: str, window: Window, seed: int, dump: str) -> float:
         a.append(a)
         cycles.append(a)
     del cycles
+    if fresh_pool:  # zarr's loop thread then starts new encode threads during this write
+        zarr_loop().set_default_executor(ThreadPoolExecutor(thread_name_prefix="asyncio"))
     with open(dump, "a") as f:
         faulthandler.dump_traceback_later(STALL_S, exit=False, file=f)
         try:
@@ -77,6 +87,7 @@ def _write(path: str, window: Window, seed: int, dump: str) -> float:
 def test_store_write_block__thousands_of_writes_under_gc_pressure_never_stall(tmp_path: Path) -> None:
     writes = int(os.environ.get("S2C_STRESS_WRITES", "3000"))
     budget_s = float(os.environ.get("S2C_STRESS_SECONDS", "900"))
+    fresh_pool = os.environ.get("S2C_STRESS_FRESH_POOL", "1") == "1"
     grid = Grid(CRS.from_epsg(32631).to_wkt(), (0.5, 0, 500000, 0, -0.5, 5000000), 2 * BLOCK, 2 * BLOCK)
     path = tmp_path / "change.zarr"
     store.create_store(path, grid, ["change_prob", "change_mask"], shard=BLOCK, chunk=512, attrs={})
@@ -93,7 +104,8 @@ def test_store_write_block__thousands_of_writes_under_gc_pressure_never_stall(tm
         def submit() -> object:
             nonlocal submitted
             submitted += 1
-            return client.submit(_write, str(path), windows[submitted % 4], submitted, str(dump), pure=False)
+            return client.submit(_write, str(path), windows[submitted % 4], submitted, str(dump), fresh_pool,
+                                 pure=False)
 
         running = as_completed([submit() for _ in range(8)])
         for fut in running:
@@ -102,7 +114,8 @@ def test_store_write_block__thousands_of_writes_under_gc_pressure_never_stall(tm
                 running.add(submit())
     took = time.perf_counter() - t0
     stacks = dump.read_text()
-    print(f"\n{len(seconds)} block writes ({BLOCK} px, 2 products) in {took:.0f} s: median "
-          f"{statistics.median(seconds):.3f} s, max {max(seconds):.3f} s; stall dumps: {'yes' if stacks else 'none'}")
+    print(f"\n{len(seconds)} block writes ({BLOCK} px, 2 products, fresh encode pool: {fresh_pool}) in "
+          f"{took:.0f} s: median {statistics.median(seconds):.3f} s, max {max(seconds):.3f} s; "
+          f"stall dumps: {'yes' if stacks else 'none'}")
     assert not stacks, f"a block write stalled for {STALL_S:.0f} s; every thread's stack:\n{stacks}"
     assert max(seconds) < STALL_S
