@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from testutils import RealCluster, assert_same_products, make_pair
 
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import ClusterError
 from s2c_batch.pipeline.run.runner import RunResult, run_change_detection
 from s2c_batch.pipeline.run.testhooks import STALL_ENV
 from s2c_batch.pipeline.run.watchdog import Watchdog, task_block, task_kind
+
+from testutils import RealCluster, assert_same_products, make_pair
 
 SMALL = ["tiling.tile_size=128", "tiling.overlap=32", "tiling.block_size=128", "tiling.chunk_size=128"]
 FAST_DEADLINE = ["cluster.stall_min_s=2", "cluster.retries=1"]
