@@ -53,8 +53,12 @@ def has_run(out: Path) -> bool:
 
 
 def holds_products(out: Path) -> bool:
-    """True when ``out`` holds the store or a COG (what ``--overwrite`` protects)."""
-    return any((out / n).exists() for n in (STORE, *PRODUCT_FILES))
+    """True when ``out`` holds the store or a COG (what ``--overwrite`` protects).
+
+    A store folder without its metadata (what a block task still running when its run
+    stopped can leave behind the removed store) is no product.
+    """
+    return (out / STORE / "zarr.json").exists() or any((out / n).exists() for n in PRODUCT_FILES)
 
 
 def prepare(out: Path, *, resume: bool, overwrite: bool) -> None:

@@ -14,10 +14,11 @@ the disk alone (:func:`prepare_resume`):
 - the store is reused only when it opens with this run's fingerprint, products,
   shards and grid (:func:`~s2c_batch.pipeline.run.store.store_problem`); otherwise
   it is removed, created afresh, and no block is reused;
-- a block is reused only when the ledger records it and every product's shard of
-  it decodes (:func:`~s2c_batch.pipeline.run.store.block_problem`); the ledger
-  is rewritten with exactly those blocks, and the others are computed again from
-  no shard (zarr reads a shard before writing it: a torn one would fail the write);
+- a block is reused only when the ledger records it and the shard of every product
+  its task writes decodes (with Otsu, all but ``change_mask``, which a later pass
+  writes; :func:`~s2c_batch.pipeline.run.store.block_problem`); the ledger is
+  rewritten with exactly those blocks, and the others are computed again from no
+  shard (zarr reads a shard before writing it: a torn one would fail the write);
 - COGs and derived products are always written again from the store, and the
   temporary files of an interrupted write are removed (:func:`remove_temporaries`).
 """
@@ -26,17 +27,18 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import zarr
 
 from s2c_batch.kernels.raster.tiling import TilePlan
+from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputExistsError
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.products.extras import DERIVED_FILES
 from s2c_batch.pipeline.run import outdir, store
+from s2c_batch.pipeline.run.plan import products_for
 from s2c_batch.pipeline.run.runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -91,18 +93,15 @@ def resumes(out: Path, fingerprint: str) -> bool:
     return True
 
 
-def prepare_resume(out: Path, *, fingerprint: str, grid: Grid, products: Sequence[str], plan: TilePlan,
-                   shard: int, chunk: int) -> Resumption:
+def prepare_resume(out: Path, cfg: Config, *, fingerprint: str, grid: Grid, plan: TilePlan) -> Resumption:
     """Verify what the previous run left, remove what cannot be trusted, and say what is kept.
 
     Args:
         out: the output folder (locked by this run).
+        cfg: the run's config (its products, tiling, threshold).
         fingerprint: this run's fingerprint (equal to the previous run's).
         grid: the output grid.
-        products: the product arrays of this run.
         plan: the block plan.
-        shard: ``tiling.block_size``.
-        chunk: ``tiling.chunk_size``.
 
     Returns:
         The store's fate and the blocks to reuse; the ledger then records exactly them.
@@ -112,6 +111,10 @@ def prepare_resume(out: Path, *, fingerprint: str, grid: Grid, products: Sequenc
     """
     ledger = outdir.BlockLedger(out)
     store_path = out / outdir.STORE
+    products = products_for(cfg)
+    # What a block task writes: with Otsu, change_mask comes later, from a pass over every block.
+    written = tuple(p for p in products if not (cfg.model.otsu and p == "change_mask"))
+    shard, chunk = cfg.tiling.block_size, cfg.tiling.chunk_size
     remove_temporaries(out)
     for name in (*outdir.PRODUCT_FILES, *DERIVED_FILES):
         (out / name).unlink(missing_ok=True)
@@ -130,15 +133,17 @@ def prepare_resume(out: Path, *, fingerprint: str, grid: Grid, products: Sequenc
         if index not in blocks:
             dropped[index] = "not a block of this plan"
             continue
-        why = store.block_problem(store_path, plan.block_at(*index).core, products)
+        why = store.block_problem(store_path, plan.block_at(*index).core, written)
         if why is None:
             reuse.add(index)
         else:
             dropped[index] = why
     for index, why in dropped.items():
         log.warning("resume: block %s is computed again: %s", index, why)
-    for index in plan_blocks(plan) - reuse:  # a shard left by a block not kept may be torn
-        store.remove_block(store_path, plan.block_at(*index).core, products)
+    # A shard left by a block not kept may be torn, and so may one of a later pass.
+    store.remove_blocks(store_path, [plan.block_at(*i).core for i in sorted(plan_blocks(plan) - reuse)], products)
+    later = tuple(p for p in products if p not in written)
+    store.remove_blocks(store_path, [plan.block_at(*i).core for i in sorted(reuse)], later)
     ledger.rewrite(reuse)
     return Resumption(store_kept=True, reuse=frozenset(reuse), dropped=dropped)
 

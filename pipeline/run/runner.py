@@ -158,10 +158,8 @@ def _run_locked(
 
         products = products_for(cfg)
         # Resume from what is on disk: verified blocks are kept, the rest is computed again.
-        kept = recovery.prepare_resume(
-            out_dir, fingerprint=fp, grid=pair.grid, products=products, plan=plan,
-            shard=cfg.tiling.block_size, chunk=cfg.tiling.chunk_size,
-        ) if resuming else recovery.start_fresh(out_dir)
+        kept = (recovery.prepare_resume(out_dir, cfg, fingerprint=fp, grid=pair.grid, plan=plan) if resuming
+                else recovery.start_fresh(out_dir))
         reuse = set(kept.reuse)
         t0 = time.perf_counter()
         with reporting_lost_cluster(client, kept=lambda: len(ledger.done()), total=plan.n_blocks):

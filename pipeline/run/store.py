@@ -188,18 +188,21 @@ def block_problem(path: str | os.PathLike[str], window: Window, products: Sequen
     return None
 
 
-def remove_block(path: str | os.PathLike[str], window: Window, products: Sequence[str]) -> None:
-    """Remove every product's shard of the block at ``window`` (one that cannot be trusted).
+def remove_blocks(path: str | os.PathLike[str], windows: Sequence[Window], products: Sequence[str]) -> None:
+    """Remove every product's shard of the blocks at ``windows`` (blocks that cannot be trusted).
 
     Zarr reads a shard before writing into it, so a torn shard would fail the
     block's next write too: a block computed again starts from no shard.
     """
+    if not windows or not products:
+        return
     group = zarr.open_group(str(path), mode="r")
     for name in products:
         arr = _array(group, name, path)
         assert arr.shards is not None
-        key = arr.metadata.encode_chunk_key((window.row // arr.shards[0], window.col // arr.shards[1]))
-        (Path(path) / name / key).unlink(missing_ok=True)
+        for window in windows:
+            key = arr.metadata.encode_chunk_key((window.row // arr.shards[0], window.col // arr.shards[1]))
+            (Path(path) / name / key).unlink(missing_ok=True)
 
 
 def _shard_shape(grid: Grid, shard: int, chunk: int) -> tuple[int, int]:
