@@ -60,7 +60,9 @@ def collect_blocks(client: Any, futures: Sequence[Future], *, retries: int,
     """
     tries: dict[Any, int] = {}
     reports: list[BlockReport] = []
-    done = as_completed(futures)
+    # The client's own loop: as_completed otherwise takes the default client's, which in a
+    # batch's run threads may be another client, whose loop never sees these futures end.
+    done = as_completed(futures, loop=client.loop)
     next_check = time.monotonic()
     while not done.is_empty():
         batch = done.next_batch(block=False)

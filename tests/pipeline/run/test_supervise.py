@@ -29,7 +29,7 @@ def _block(attempts: str, index: tuple[int, int], failures: int, error: type[Exc
 def test_collect_blocks__input_error_is_raised_at_once_and_others_are_retried(
     tmp_path: Path, dask_cluster  # noqa: ANN001
 ) -> None:
-    with Client(dask_cluster.address, timeout="20s") as client:
+    with Client(dask_cluster.address, timeout="20s", set_as_default=False) as client:  # as in a batch's threads
         flaky = client.submit(_block, str(tmp_path / "flaky"), (0, 0), 1, RuntimeError, pure=False)
         damaged = client.submit(_block, str(tmp_path / "damaged"), (0, 1), 99, InputError, pure=False)
         done: list[BlockReport] = []
