@@ -25,7 +25,7 @@ def atomic_path(path: str | os.PathLike[str], *, what: str) -> Iterator[Path]:
         what: what the file is, for the error message (e.g. ``"STAC item"``).
 
     Raises:
-        OutputError: writing or renaming failed (``cannot write {what} {path}``).
+        OutputError: writing or renaming failed (``cannot write {what} {path} (...)``).
     """
     final = Path(path)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
@@ -33,6 +33,11 @@ def atomic_path(path: str | os.PathLike[str], *, what: str) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, final)
     except OSError as exc:
-        raise OutputError(f"cannot write {what} {str(final)!r}: {exc}") from exc
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(
+            f"cannot write {what} {str(final)!r} ({exc.strerror or exc}); free space or fix the "
+            "output folder, then run again with --resume"
+        ) from exc
     finally:
         tmp.unlink(missing_ok=True)

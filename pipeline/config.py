@@ -139,13 +139,22 @@ class ClusterConfig:
             ``min(2, cores)`` CPU workers.
         threads_per_worker: threads of each worker process (keep 1 for a GPU).
         memory_limit: per-worker memory limit passed to Dask (e.g. ``"8GiB"``).
-        retries: times a block task is retried after a worker dies.
+        retries: reruns of a block task that failed with an unexpected error; a
+            damaged input or a full disk fails at once, and Dask itself moves the
+            tasks of a lost worker (:mod:`~s2c_batch.pipeline.run.supervise`); also
+            the stalls a block may have before the run fails.
+        stall_min_s: the least deadline of a block task, in seconds.
+        stall_factor: a block task is stalled once it has run this many times the
+            median of the finished tasks of its kind (and at least ``stall_min_s``);
+            its worker is restarted (:mod:`~s2c_batch.pipeline.run.watchdog`).
     """
 
     n_workers: int | None = None
     threads_per_worker: int = 1
     memory_limit: str = "auto"
     retries: int = 2
+    stall_min_s: float = 300.0
+    stall_factor: float = 10.0
 
     def __post_init__(self) -> None:
         if self.n_workers is not None and self.n_workers < 1:
@@ -156,6 +165,10 @@ class ClusterConfig:
             )
         if self.retries < 0:
             raise ConfigError(f"cluster.retries must be >= 0, got {self.retries!r}")
+        if self.stall_min_s <= 0:
+            raise ConfigError(f"cluster.stall_min_s must be > 0 seconds, got {self.stall_min_s!r}")
+        if self.stall_factor < 1:
+            raise ConfigError(f"cluster.stall_factor must be >= 1, got {self.stall_factor!r}")
 
 
 @dataclass(frozen=True)

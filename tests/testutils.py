@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -203,12 +204,59 @@ class RealCluster:
     workers: list[subprocess.Popen[bytes]]
     log_dir: Path
 
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
-        """Start one more single-threaded worker process (nanny-less, so its pid is the worker's)."""
+    @classmethod
+    def start(cls, log_dir: Path, n_workers: int = 2, *, prefix: str = "test-worker",
+              nanny: bool = False) -> RealCluster:
+        """Start a scheduler on a free port of 127.0.0.1 and ``n_workers`` workers; wait for them."""
+        port = free_port()
+        sched = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+             "--port", str(port), "--dashboard-address", "127.0.0.1:0", "--no-show"],
+            stdout=open(log_dir / "scheduler.log", "ab"), stderr=subprocess.STDOUT,
+        )
+        cluster = cls(f"tcp://127.0.0.1:{port}", sched, [], log_dir)
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.2)
+            for i in range(n_workers):
+                cluster.start_worker(f"{prefix}-{i}", nanny=nanny)
+            cluster.wait_for_workers(n_workers)
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
+
+    def stop(self) -> None:
+        """Terminate the workers and the scheduler; kill what has not stopped after 5 s.
+
+        A worker sometimes hangs in its own close on SIGTERM (distributed logs a
+        CancelledError from ``plugin_remove``); nothing of the tests is lost by killing it.
+        """
+        procs = [*self.workers, self.scheduler]
+        for proc in procs:
+            proc.terminate()
+        deadline = time.time() + 5
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def start_worker(self, name: str, *, nanny: bool = False) -> subprocess.Popen[bytes]:
+        """Start one more single-threaded worker process.
+
+        Without a nanny (the default) its pid is the worker's; with one, the nanny's,
+        and the worker can be restarted (``Client.restart_workers``).
+        """
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
-             "--nworkers", "1", "--no-nanny", "--name", name, "--host", "127.0.0.1",
+             "--nworkers", "1", "--nanny" if nanny else "--no-nanny", "--name", name, "--host", "127.0.0.1",
              "--no-dashboard", "--memory-limit", "4GiB"],
             stdout=log, stderr=subprocess.STDOUT,
         )
@@ -225,29 +273,83 @@ class RealCluster:
 @contextlib.contextmanager
 def real_cluster(log_dir: Path, *, workers: int, prefix: str = "test-worker") -> Iterator[RealCluster]:
     """Start `dask scheduler` and ``workers`` `dask worker` processes on 127.0.0.1; stop them on exit."""
-    port = free_port()
-    sched = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", str(port), "--dashboard-address", "127.0.0.1:0", "--no-show"],
-        stdout=open(log_dir / "scheduler.log", "ab"), stderr=subprocess.STDOUT,
-    )
-    cluster = RealCluster(f"tcp://127.0.0.1:{port}", sched, [], log_dir)
+    cluster = RealCluster.start(log_dir, workers, prefix=prefix)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        for i in range(workers):
-            cluster.start_worker(f"{prefix}-{i}")
-        cluster.wait_for_workers(workers)
         yield cluster
     finally:
-        for proc in [*cluster.workers, sched]:
-            proc.terminate()
-        for proc in [*cluster.workers, sched]:
+        cluster.stop()
+
+
+def tile_extents(path: Path) -> list[tuple[int, int]]:
+    """``(offset, bytes)`` of every tile of a classic little/big-endian tiled TIFF (TileOffsets, TileByteCounts)."""
+    data = path.read_bytes()
+    bo = "<" if data[:2] == b"II" else ">"
+    ifd = struct.unpack(bo + "I", data[4:8])[0]
+    n = struct.unpack(bo + "H", data[ifd : ifd + 2])[0]
+    tags: dict[int, tuple[int, ...]] = {}
+    for i in range(n):
+        entry = data[ifd + 2 + 12 * i : ifd + 14 + 12 * i]
+        tag, typ, count = struct.unpack(bo + "HHI", entry[:8])
+        fmt = {3: "H", 4: "I", 16: "Q"}.get(typ)
+        if fmt is None:
+            continue
+        size = struct.calcsize(fmt) * count
+        raw = entry[8 : 8 + size] if size <= 4 else data[struct.unpack(bo + "I", entry[8:12])[0] :][:size]
+        tags[tag] = struct.unpack(bo + fmt * count, raw)
+    return list(zip(tags[324], tags[325], strict=True))
+
+
+def damage_tile(path: Path, index: int) -> None:
+    """Overwrite the start of one tile's compressed bytes with garbage (the file still opens)."""
+    offset, _ = tile_extents(path)[index]
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"\xff" * 32)
+
+
+def write_damaged_copy(src: Path, dst: Path, *, tile: int) -> Path:
+    """``src`` rewritten as a deflate-tiled GeoTIFF (256 px tiles) with tile ``tile`` damaged."""
+    with rasterio.open(src) as s:
+        profile, data = s.profile, s.read()
+    profile.update(tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    with rasterio.open(dst, "w", **profile) as d:
+        d.write(data)
+    damage_tile(dst, tile)
+    return dst
+
+
+#: Files of a run that differ between two runs of the same inputs by design.
+RUN_RECORDS = {"run.json", ".s2c/blocks.done", ".s2c/lock"}
+
+
+def assert_same_products(out: Path, ref: Path) -> None:
+    """``out`` holds byte for byte the products of ``ref`` (the Zarr store's every file, COGs,
+    polygons, quicklook); the STAC item is equal but for its processing times."""
+    import json
+
+    files = {p.relative_to(ref).as_posix() for p in ref.rglob("*") if p.is_file()} - RUN_RECORDS
+    got = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - RUN_RECORDS
+    assert got == files, f"files differ: extra {sorted(got - files)}, missing {sorted(files - got)}"
+    for name in sorted(files):
+        a, b = (out / name).read_bytes(), (ref / name).read_bytes()
+        if name == "stac-item.json":
+            a, b = (json.dumps(_timeless(json.loads(x))) for x in (a, b))  # type: ignore[assignment]
+        assert a == b, f"{name} differs from the clean run's"
+
+
+def _timeless(item: dict) -> dict:  # type: ignore[type-arg]
+    props = dict(item["properties"], created=None, datetime=None)
+    return {**item, "id": None, "properties": props}
+
+
+def fill_disk(folder: Path) -> Path:
+    """Fill the filesystem of ``folder`` with one ballast file until it has no space left."""
+    ballast = folder / "ballast"
+    with open(ballast, "wb", buffering=0) as f:
+        for size in (1 << 20, 1 << 12, 1):
             try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                while True:
+                    f.write(b"\0" * size)
+            except OSError:
+                pass
+    return ballast

@@ -10,9 +10,11 @@ writes its COGs and derived products: the workers (GPUs) never wait between runs
 Each run decides for itself from its ``out/run.json`` (see :func:`decide`):
 
 - no ``run.json``: a fresh run;
-- same fingerprint (inputs, config, checkpoints, version) and ``complete``: skipped;
-- same fingerprint, not complete (``running`` after a crash, ``failed``): resumed,
-  reusing the blocks it wrote;
+- same fingerprint (inputs, config, checkpoints, version), ``complete`` and every
+  product it lists still there: skipped;
+- same fingerprint, not complete (``running`` after a crash, ``failed``, a product
+  gone; or no ``run.json`` but a store carrying the fingerprint): resumed, reusing
+  the blocks it wrote that still verify (:mod:`~s2c_batch.pipeline.run.recovery`);
 - another fingerprint: refused (exit 4) unless the run says ``overwrite: true``.
 
 So re-running the same file after a partial night finishes only what is missing.
@@ -46,6 +48,7 @@ from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
 from s2c_batch.pipeline.run import outdir
 from s2c_batch.pipeline.run.cluster import connect, torch_threads_per_worker
+from s2c_batch.pipeline.run.recovery import previous_fingerprint
 from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
 from s2c_batch.pipeline.run.runlog import RunLog, checkpoint_paths, fingerprint, hash_path
 from s2c_batch.pipeline.run.signals import sigterm_as_interrupt
@@ -148,12 +151,15 @@ def decide(spec: RunSpec, hasher: Callable[[str], str] = hash_path) -> tuple[Mod
             run does not say ``overwrite: true`` (exit 4).
     """
     pair = open_pair(spec.t1, spec.t2, spec.cfg.input, bbox=spec.bbox)
-    previous = RunLog.read(spec.out / outdir.RUN_JSON)
+    previous = previous_fingerprint(spec.out)  # run.json's, else the store's
     if previous is None:
         return ("overwrite" if spec.overwrite and outdir.has_run(spec.out) else "fresh"), pair
     checkpoints = {k: hasher(p) for k, p in checkpoint_paths(spec.cfg).items()}
-    if previous.get("fingerprint") == fingerprint(pair, spec.cfg, checkpoints):
-        complete = previous.get("status") == "complete" and (spec.out / outdir.STORE).is_dir()
+    if previous == fingerprint(pair, spec.cfg, checkpoints):
+        record = RunLog.read(spec.out / outdir.RUN_JSON) or {}
+        products = record.get("products") or {}
+        complete = record.get("status") == "complete" and outdir.STORE in products and \
+            all((spec.out / name).exists() for name in products)
         return ("skip" if complete else "resume"), pair
     if spec.overwrite:
         return "overwrite", pair

@@ -4,8 +4,9 @@ One file per subcommand; each is imported only when it runs, so ``--help`` stays
 fast and never imports torch or dask.
 
 Exit codes: 0 done; 2 usage or config error; 3 input error; 4 output error;
-130 interrupted (Ctrl-C or SIGTERM; the run can be resumed); 1 anything else
-(see :mod:`s2c_batch.kernels.errors`).
+130 interrupted (Ctrl-C or SIGTERM; the run can be resumed); 1 anything else,
+a lost cluster among them (see :mod:`s2c_batch.kernels.errors`). A documented
+failure is one ``Error:`` line; ``-v`` adds its traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import importlib.util
 import logging
 import os
 import sys
+import traceback
 
 import click
 
@@ -33,6 +35,10 @@ COMMANDS: dict[str, str] = {
     "batch": "s2c_batch.pipeline.cli.batch:batch",
     "compare": "s2c_batch.pipeline.cli.compare:compare",
 }
+
+
+#: ``-v`` count minus ``-q`` count of the current invocation.
+_verbosity = [0]
 
 
 class LazyGroup(click.Group):
@@ -61,19 +67,26 @@ def _module_exists(target: str) -> bool:
 @click.version_option(package_name="s2c-batch")
 def cli(verbose: int, quiet: int) -> None:
     """Seg2Change batch change detection for huge raster pairs on Dask."""
+    _verbosity[0] = verbose - quiet
     level = logging.WARNING - 10 * verbose + 10 * quiet
     logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s")
     # distributed logs every scheduler and worker event at INFO; keep them for -vv.
     # It reads this setting when first imported, which happens after this point.
     if verbose < 2:
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
+        # distributed sets its client's logger to WARNING on its own: when the scheduler is
+        # lost, the run says so in one line, and the client's reconnect tracebacks are noise.
+        logging.getLogger("distributed.client").addFilter(lambda r: r.levelno >= logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and map errors to documented exit codes."""
+    _verbosity[0] = 0
     try:
         cli.main(args=argv, prog_name="s2c-batch", standalone_mode=False)
     except S2CError as exc:
+        if _verbosity[0] > 0:  # -v: the traceback too
+            traceback.print_exception(exc, file=sys.stderr)
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort):

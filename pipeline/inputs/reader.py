@@ -5,7 +5,8 @@ Runs inside block tasks. Each thread keeps its own lazily opened handles
 exactly the window; rasterio ``WarpedVRT`` for ``align: reproject``), so reads
 are lock-free and never shared between threads. Windows may reach past the
 scene (tiny scenes, AOIs at the edge): the outside is zero and invalid, like a
-boundless read.
+boundless read. A read that fails because the file is damaged becomes an input
+error naming the file, band and pixels (:mod:`~s2c_batch.pipeline.inputs.damage`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 
 from s2c_batch.kernels.raster.tiling import Window
+from s2c_batch.pipeline.inputs.damage import read_failure
 from s2c_batch.pipeline.inputs.scene import SceneSource
 
 _local = threading.local()
@@ -91,7 +94,32 @@ def _valid_pixels(raw: np.ndarray, nodata: float | None) -> np.ndarray:
 
 
 def _read_raw(source: SceneSource, part: Window) -> tuple[np.ndarray, np.ndarray]:
-    """Raw pixels ``[C, h, w]`` of a window inside the source, and the warp's coverage."""
+    """Raw pixels ``[C, h, w]`` of a window inside the source, and the warp's coverage.
+
+    Raises:
+        InputError: the read fails again block by block: the file is damaged (exit 3,
+            see :mod:`~s2c_batch.pipeline.inputs.damage`).
+        RasterioError: a read that failed once (transient; Dask may retry it).
+    """
+    try:
+        return _read_raw_once(source, part)
+    except RasterioError as exc:
+        raise _diagnose(source, part, exc) from exc
+
+
+def _diagnose(source: SceneSource, part: Window, exc: RasterioError) -> BaseException:
+    """An input error when the failed window's damage reproduces, else ``exc``."""
+    try:
+        with rasterio.open(source.path) as src:
+            if source.warp is None:
+                return read_failure(source.path, src, source.bands, part, exc)
+            with _new_warped(src, source) as vrt:
+                return read_failure(source.path, vrt, source.bands, part, exc)
+    except RasterioError:  # the file no longer opens: its own, clear error
+        return exc
+
+
+def _read_raw_once(source: SceneSource, part: Window) -> tuple[np.ndarray, np.ndarray]:
     if source.warp is None:
         da = _lazy_array(source.path)
         sel = da.isel(
@@ -127,21 +155,23 @@ def _warped(source: SceneSource) -> WarpedVRT:
     key = (source.path, source.warp)
     vrt = handles.get(key)
     if vrt is None:
-        warp = source.warp
-        assert warp is not None
-        src = rasterio.open(source.path)
-        vrt = WarpedVRT(
-            src,
-            crs=CRS.from_wkt(warp.crs_wkt),
-            transform=Affine(*warp.transform),
-            width=warp.width,
-            height=warp.height,
-            resampling=Resampling[warp.resampling],
-            src_nodata=source.nodata,
-            add_alpha=True,
-        )
-        handles[key] = vrt
+        vrt = handles[key] = _new_warped(rasterio.open(source.path), source)
     return vrt
+
+
+def _new_warped(src: rasterio.DatasetReader, source: SceneSource) -> WarpedVRT:
+    warp = source.warp
+    assert warp is not None
+    return WarpedVRT(
+        src,
+        crs=CRS.from_wkt(warp.crs_wkt),
+        transform=Affine(*warp.transform),
+        width=warp.width,
+        height=warp.height,
+        resampling=Resampling[warp.resampling],
+        src_nodata=source.nodata,
+        add_alpha=True,
+    )
 
 
 def close_handles() -> None:

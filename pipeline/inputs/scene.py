@@ -31,6 +31,7 @@ from rasterio.warp import transform_bounds
 
 from s2c_batch.pipeline.config import InputConfig
 from s2c_batch.pipeline.errors import ConfigError, InputError, SceneMismatchError
+from s2c_batch.pipeline.inputs.damage import gdal_messages
 
 #: dtypes a scene may have; others (complex, int8, ...) are refused.
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
@@ -186,7 +187,8 @@ def _probe_pixels(path: Path, label: str, meta: _Meta) -> None:
                 src.read(window=rasterio.windows.Window(c, r, 1, 1))
     except Exception as exc:
         raise InputError(
-            f"{label} scene {str(path)!r} is corrupt or truncated: reading its pixels failed ({exc})"
+            f"{label} scene {str(path)!r} is corrupt or truncated: reading its pixels failed "
+            f"({'; '.join(gdal_messages(exc)) or exc})"
         ) from exc
 
 

@@ -16,21 +16,26 @@ from pathlib import Path
 
 import rasterio
 import rasterio.shutil
+from rasterio._err import CPLE_BaseError
 
 from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
-from s2c_batch.pipeline.errors import OutputError
+from s2c_batch.pipeline.errors import OutputError, portable_errors
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.run import store
 
 #: GDAL block cache (MB) while building a COG: fixed, so memory does not grow with the scene.
 GDAL_CACHE_MB = 256
 
+#: Free bytes under which a failed COG write is reported as a full disk.
+FULL_DISK_BYTES = 1 << 20
+
 #: The temporary tiled GeoTIFF is read once, by the COG copy: fast ZSTD level 1, not the
 #: product's compression (deflate there took 4.6 s of a 16384 x 16384 product's 12.5 s).
 TEMP_COMPRESSION = {"compress": "zstd", "zstd_level": 1}
 
 
+@portable_errors
 def write_cog(
     store_path: str | os.PathLike[str],
     name: str,
@@ -86,12 +91,33 @@ def write_cog(
             )
         _check_cog(tmp_cog, grid)
         os.replace(tmp_cog, out)
-    except rasterio.errors.RasterioError as exc:
-        raise OutputError(f"writing COG {str(out)!r} failed: {exc}") from exc
+    except (rasterio.errors.RasterioError, CPLE_BaseError, OSError) as exc:
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(
+            f"writing COG {str(out)!r} failed ({_reason(exc, out.parent)}); free space or fix the "
+            "output folder, then run again with --resume"
+        ) from exc
     finally:
         for tmp in (tmp_tiff, tmp_cog):
             tmp.unlink(missing_ok=True)
     return out
+
+
+def _reason(exc: BaseException, folder: Path) -> str:
+    """Why a COG write failed: a full disk, said plainly, or GDAL's message.
+
+    GDAL does not always report a write that ran out of space: closing the
+    temporary GeoTIFF can leave a truncated file that the COG copy then calls
+    "not recognized as being in a supported file format".
+    """
+    try:
+        st = os.statvfs(folder)
+        if st.f_bavail * st.f_frsize < FULL_DISK_BYTES:
+            return "No space left on device"
+    except OSError:
+        pass
+    return str(exc)
 
 
 def _check_cog(path: Path, grid: Grid) -> None:

@@ -31,7 +31,7 @@ from s2c_batch.kernels.prediction import to_unit
 from s2c_batch.kernels.raster.tiling import TilePlan, Window
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.config import Config
-from s2c_batch.pipeline.errors import InputError
+from s2c_batch.pipeline.errors import InputError, portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
 from s2c_batch.pipeline.run.outdir import FIT_FILE, STATE_DIR
@@ -78,6 +78,7 @@ def strips(core: Window, rows: int) -> list[Window]:
             for r in range(core.row, core.row_stop, rows)]
 
 
+@portable_errors
 def fit_block(pair: ScenePair, core: Window, fit_round: FitRound, strip_rows: int) -> list[Any]:
     """One fit round over one block, strip by strip (the task run on a worker).
 
@@ -145,6 +146,7 @@ def fit_tiles(plan: TilePlan, count: int) -> list[Window]:
 _DCVA_STRIDE = 4
 
 
+@portable_errors
 def dcva_fit_tile(model: ModelConfig, pair: ScenePair, window: Window, layers: tuple[int, ...],
                   fitted: Any = None) -> Any:
     """One DCVA fit tile on a worker: channel sums (first round) or magnitudes of valid pixels (second).

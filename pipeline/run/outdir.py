@@ -36,9 +36,29 @@ PRODUCT_FILES = ("change_prob.tif", "change_mask.tif", "class_t1.tif", "class_t2
 
 
 def has_run(out: Path) -> bool:
-    """True when ``out`` holds anything a run writes."""
-    names = (STORE, RUN_JSON, *PRODUCT_FILES)
-    return any((out / n).exists() for n in names)
+    """True when ``out`` holds a run: products, or the record of a run not known to have failed.
+
+    A ``run.json`` that says ``failed`` beside no product (a run stopped by an unusable
+    input) protects nothing: running again, without ``--resume``, starts afresh.
+    """
+    if holds_products(out):
+        return True
+    if not (out / RUN_JSON).is_file():
+        return False
+    try:
+        record = json.loads((out / RUN_JSON).read_text())
+    except (OSError, ValueError):
+        return True
+    return not (isinstance(record, dict) and record.get("status") == "failed")
+
+
+def holds_products(out: Path) -> bool:
+    """True when ``out`` holds the store or a COG (what ``--overwrite`` protects).
+
+    A store folder without its metadata (what a block task still running when its run
+    stopped can leave behind the removed store) is no product.
+    """
+    return (out / STORE / "zarr.json").exists() or any((out / n).exists() for n in PRODUCT_FILES)
 
 
 def prepare(out: Path, *, resume: bool, overwrite: bool) -> None:
@@ -156,25 +176,59 @@ def _alive(pid: int) -> bool:
 
 
 class BlockLedger:
-    """Append-only record of blocks whose region write succeeded."""
+    """Append-only record of blocks whose region write succeeded.
+
+    Each line is ``row col`` and a newline, appended and fsynced when the block's write task
+    returns. A line without its newline (the process died while appending) is ignored.
+    """
 
     def __init__(self, out: Path) -> None:
         self.path = out / STATE_DIR / "blocks.done"
 
     def done(self) -> set[tuple[int, int]]:
-        """Blocks recorded as written (torn last lines are ignored)."""
+        """Blocks recorded as written (torn or malformed lines are ignored)."""
         if not self.path.exists():
             return set()
         blocks = set()
-        for line in self.path.read_text().splitlines():
+        for line in self.path.read_text().split("\n")[:-1]:  # the last piece is unterminated
             parts = line.split()
             if len(parts) == 2 and all(p.isdigit() for p in parts):
                 blocks.add((int(parts[0]), int(parts[1])))
         return blocks
 
     def add(self, index: tuple[int, int]) -> None:
-        """Record one block, flushed to disk before returning."""
-        with open(self.path, "a") as f:
-            f.write(f"{index[0]} {index[1]}\n")
-            f.flush()
-            os.fsync(f.fileno())
+        """Record one block, flushed to disk before returning.
+
+        Raises:
+            OutputError: the ledger cannot be written (a full disk).
+        """
+        try:
+            with open(self.path, "a") as f:
+                f.write(f"{index[0]} {index[1]}\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise OutputError(
+                f"recording block {index} in {str(self.path)!r} failed ({exc.strerror or exc}); free "
+                "space or fix the output folder, then run again with --resume"
+            ) from exc
+
+    def rewrite(self, blocks: set[tuple[int, int]]) -> None:
+        """Replace the ledger with exactly ``blocks`` (atomically; drops torn lines).
+
+        Raises:
+            OutputError: the ledger cannot be written.
+        """
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            with open(tmp, "w") as f:
+                f.writelines(f"{r} {c}\n" for r, c in sorted(blocks))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(
+                f"rewriting {str(self.path)!r} failed ({exc.strerror or exc}); free space or fix the "
+                "output folder, then run again with --resume"
+            ) from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.scene import ScenePair
+
+log = logging.getLogger(__name__)
 
 
 def package_version() -> str:
@@ -105,11 +109,39 @@ class RunLog:
         self.data.setdefault("timings_s", {})[stage] = round(seconds, 4)
         self.write()
 
+    def update_quietly(self, **values: Any) -> bool:
+        """Like :meth:`update`, but a failed write is logged, not raised.
+
+        For recording a failure: a full disk must not hide the error that stopped the
+        run. The file then keeps its last record (``running``), which resumes the same way.
+
+        Returns:
+            True when the file was written.
+        """
+        try:
+            self.update(**values)
+        except OutputError as exc:
+            log.warning("%s", exc)
+            return False
+        return True
+
     def write(self) -> None:
-        """Write atomically: temporary file, fsync, rename."""
+        """Write atomically: temporary file, fsync, rename.
+
+        Raises:
+            OutputError: the file cannot be written (a full disk); the previous
+                ``run.json`` stays as it was.
+        """
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w") as f:
-            json.dump(self.data, f, indent=2, sort_keys=False, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(self.data, f, indent=2, sort_keys=False, default=str)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(
+                f"writing {str(self.path)!r} failed ({exc.strerror or exc}); free space or fix the "
+                "output folder, then run again with --resume"
+            ) from exc

@@ -20,16 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distributed import as_completed
-
 from s2c_batch.kernels.comparators.base import FittedComparator
 from s2c_batch.kernels.comparators.cva import CVA
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
-from s2c_batch.pipeline.errors import InputError, OutputError, OutputExistsError, S2CError
+from s2c_batch.pipeline.errors import InputError, OutputError, S2CError
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
-from s2c_batch.pipeline.run import outdir, store
+from s2c_batch.pipeline.run import outdir, recovery, store
 from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.run.fit import fit_dcva_on_cluster, fit_on_cluster, fit_path, load_fit, save_fit
 from s2c_batch.pipeline.run.graph import build_graph, build_untiled_graph, write_order
@@ -44,6 +42,7 @@ from s2c_batch.pipeline.run.runlog import (
     package_version,
 )
 from s2c_batch.pipeline.run.signals import sigterm_as_interrupt
+from s2c_batch.pipeline.run.supervise import cancel_quietly, collect_blocks, reporting_lost_cluster
 from s2c_batch.pipeline.run.threshold import (
     build_mask_graph,
     choose_threshold,
@@ -51,6 +50,7 @@ from s2c_batch.pipeline.run.threshold import (
     submit_masks,
     target_classes,
 )
+from s2c_batch.pipeline.run.watchdog import Watchdog
 from s2c_batch.pipeline.run.worker import BlockReport, PredictorPlugin, plugin_name
 
 log = logging.getLogger(__name__)
@@ -139,13 +139,7 @@ def _run_locked(
     run_json = out_dir / outdir.RUN_JSON
     ledger = outdir.BlockLedger(out_dir)
     store_path = out_dir / outdir.STORE
-    previous = RunLog.read(run_json)
-    resuming = resume and previous is not None and store_path.exists()
-    if resuming and previous.get("fingerprint") != fp:  # type: ignore[union-attr]
-        raise OutputExistsError(
-            f"--out {str(out_dir)!r} holds a run with another fingerprint (inputs, config, "
-            "checkpoints or version changed); pass --overwrite to replace it"
-        )
+    resuming = resume and recovery.resumes(out_dir, fp)
     t0 = time.perf_counter()
     with connect(scheduler, cfg.cluster, numpy_only=not cfg.model.uses_torch) as client:
         timings["cluster_start"] = time.perf_counter() - t0
@@ -162,16 +156,15 @@ def _run_locked(
                                    name=plugin_name(cfg.model))
         timings["model_load"] = time.perf_counter() - t0
 
-        reuse = ledger.done() if resuming else set()
-        if resuming:
-            for name in outdir.PRODUCT_FILES:
-                (out_dir / name).unlink(missing_ok=True)
-        else:
-            outdir.clear_products(out_dir)
-        t0 = time.perf_counter()
-        fitted = _fitted_comparator(client, pair, plan, cfg, out_dir, fp, resuming=resuming)
-        timings["fit"] = time.perf_counter() - t0
         products = products_for(cfg)
+        # Resume from what is on disk: verified blocks are kept, the rest is computed again.
+        kept = (recovery.prepare_resume(out_dir, cfg, fingerprint=fp, grid=pair.grid, plan=plan) if resuming
+                else recovery.start_fresh(out_dir))
+        reuse = set(kept.reuse)
+        t0 = time.perf_counter()
+        with reporting_lost_cluster(client, kept=lambda: len(ledger.done()), total=plan.n_blocks):
+            fitted = _fitted_comparator(client, pair, plan, cfg, out_dir, fp, resuming=resuming)
+        timings["fit"] = time.perf_counter() - t0
         runlog = RunLog(run_json)
         runlog.update(
             status="running",
@@ -193,20 +186,20 @@ def _run_locked(
             products={},
         )
         try:
-            if not reuse:
-                t0 = time.perf_counter()
-                create_products_store(store_path, pair, cfg, products, fp, checkpoints, fitted)
-                timings["create_store"] = time.perf_counter() - t0
-            with sigterm_as_interrupt(), performance_report_to(report):
-                result = _compute(client, pair, plan, cfg, out_dir, store_path, products, reuse,
-                                  ledger, runlog, progress, timings, fitted)
+            with reporting_lost_cluster(client, kept=lambda: len(ledger.done()), total=plan.n_blocks):
+                if not kept.store_kept:
+                    t0 = time.perf_counter()
+                    create_products_store(store_path, pair, cfg, products, fp, checkpoints, fitted)
+                    timings["create_store"] = time.perf_counter() - t0
+                with sigterm_as_interrupt(), performance_report_to(report):
+                    result = _compute(client, pair, plan, cfg, out_dir, store_path, products, reuse,
+                                      ledger, runlog, progress, timings, fitted)
             verify_products(out_dir, pair, plan, ledger, result.products)
-        except InputError:
-            outdir.clear_products(out_dir)  # unusable input: leave no product behind
-            raise
         except BaseException as exc:
+            if isinstance(exc, InputError):
+                recovery.start_fresh(out_dir)  # unusable input: leave no product behind
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-            runlog.update(status="failed", error=reason, timings_s=_rounded(timings))
+            runlog.update_quietly(status="failed", error=reason, timings_s=_rounded(timings))
             raise
     timings["total"] = time.perf_counter() - t_start
     runlog.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -272,22 +265,25 @@ def _compute(
     else:
         tasks = build_graph(pair, plan, cfg, str(store_path), skip=reuse, gpu=has_gpu_workers(client),
                             token=token, comparator=fitted)
-    futures = client.compute(tasks, optimize_graph=False, retries=cfg.cluster.retries)
+    futures = client.compute(tasks, optimize_graph=False)  # retried by collect_blocks, not by Dask
     # A written block's polygons need no finished product: they are traced while later
     # blocks are still being predicted (with Otsu, once the mask pass has written them).
     pending = PendingExtras() if cfg.model.otsu else start_extras(
         client, store_path, pair, cfg, after=dict(zip(write_order(plan, reuse), futures, strict=True)))
     try:
-        reports: list[BlockReport] = []
         bar = _progress_bar(len(futures), progress)
+
+        def record(report: BlockReport) -> None:
+            ledger.add(report.index)
+            bar.update(1)
+
         try:
-            for fut in as_completed(futures):
-                report: BlockReport = fut.result()
-                ledger.add(report.index)
-                reports.append(report)
-                bar.update(1)
+            watchdog = Watchdog(client, token, factor=cfg.cluster.stall_factor, min_s=cfg.cluster.stall_min_s,
+                                retries=cfg.cluster.retries, on_change=lambda stalls: runlog.update(stalls=stalls))
+            reports = collect_blocks(client, futures, retries=cfg.cluster.retries, on_done=record,
+                                     watchdog=watchdog)
         except BaseException:
-            client.cancel(futures)
+            cancel_quietly(client, futures)
             raise
         finally:
             bar.close()
@@ -314,7 +310,8 @@ def _compute(
         written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written), pending))
         timings["extras"] = time.perf_counter() - t0
     except BaseException:
-        pending.cancel(client)
+        if client.status == "running":  # a lost scheduler cannot be asked to cancel
+            pending.cancel(client)
         raise
     return RunResult(out=out_dir, status="complete", blocks=plan.n_blocks,
                      blocks_reused=len(reuse), products=written)

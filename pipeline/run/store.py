@@ -6,7 +6,9 @@
 CRS and transform. Each product array has one shard per output block (chunks of
 ``tiling.chunk_size`` inside), so :func:`write_block` replaces whole shards and
 is idempotent: a retried or resumed block rewrites the same bytes, and two
-blocks never touch the same shard.
+blocks never touch the same shard. A written block always leaves one shard file
+per product, even when it is all nodata, so a resumed run can tell a written
+block from a lost one (:func:`block_problem`, :func:`store_problem`).
 """
 
 from __future__ import annotations
@@ -84,8 +86,7 @@ def create_store(
     ds = ds.rio.write_crs(grid.crs_wkt).rio.write_transform(grid.affine)
     ds.attrs.update(attrs)
     cshape = (min(chunk, grid.height), min(chunk, grid.width))
-    sshape = (-(-min(shard, grid.height) // cshape[0]) * cshape[0],
-              -(-min(shard, grid.width) // cshape[1]) * cshape[1])
+    sshape = _shard_shape(grid, shard, chunk)
     encoding = {
         name: {"chunks": cshape, "shards": sshape, "fill_value": NODATA, "grid_mapping": "spatial_ref"}
         for name in products
@@ -109,7 +110,8 @@ def write_block(path: str | os.PathLike[str], window: Window, arrays: Mapping[st
     try:
         group = zarr.open_group(str(path), mode="r+")
         for name, arr in arrays.items():
-            _array(group, name, path)[rows, cols] = arr
+            # An all-nodata shard is written too: on resume, a missing shard means a lost block.
+            _array(group, name, path).with_config({"write_empty_chunks": True})[rows, cols] = arr
     except OSError as exc:  # disk full, permissions, a vanished mount
         raise OutputError(
             f"writing block rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} into "
@@ -128,6 +130,86 @@ def update_attrs(path: str | os.PathLike[str], attrs: Mapping[str, Any]) -> None
         zarr.open_group(str(path), mode="r+").attrs.update(dict(attrs))
     except OSError as exc:
         raise OutputError(f"cannot update the attributes of {str(path)!r} ({exc.strerror or exc})") from exc
+
+
+def store_problem(path: str | os.PathLike[str], grid: Grid, products: Sequence[str], *, shard: int,
+                  chunk: int, fingerprint: str) -> str | None:
+    """Why the store at ``path`` cannot take this run's blocks (``None`` when it can).
+
+    It must open, carry the run's fingerprint, hold every product as a uint8 array
+    of the grid's shape with the run's shards, and decode to the grid's CRS and transform.
+    """
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        if group.attrs.get("fingerprint") != fingerprint:
+            return f"its fingerprint {group.attrs.get('fingerprint')!r} is not this run's"
+        for name in products:
+            arr = group.get(name)
+            if not isinstance(arr, zarr.Array):
+                return f"it has no array {name!r}"
+            want = _shard_shape(grid, shard, chunk)
+            if arr.shape != grid.shape or arr.dtype != np.uint8 or arr.shards != want:
+                return (f"array {name!r} is {arr.shape} {arr.dtype} in shards {arr.shards}, "
+                        f"not {grid.shape} uint8 in {want}")
+        ds = open_products(path)
+        try:
+            if ds.rio.shape != grid.shape or ds.rio.crs != grid.crs or \
+                    not ds.rio.transform().almost_equals(grid.affine):
+                return f"its georeferencing ({ds.rio.shape}, {ds.rio.crs}) is not the output grid's"
+        finally:
+            ds.close()
+    except Exception as exc:  # any failure to read it back means it cannot be trusted
+        return f"it cannot be read ({type(exc).__name__}: {exc})"
+    return None
+
+
+def block_problem(path: str | os.PathLike[str], window: Window, products: Sequence[str]) -> str | None:
+    """Why the written block at ``window`` cannot be trusted (``None`` when every shard decodes).
+
+    Each product's shard of the block must exist (written blocks always leave one)
+    and decode completely: its index checksum and every chunk in it.
+    """
+    rows, cols = window.slices()
+    try:
+        group = zarr.open_group(str(path), mode="r")
+    except Exception as exc:
+        return f"the store cannot be opened ({exc})"
+    for name in products:
+        key = "?"
+        try:
+            arr = _array(group, name, path)
+            assert arr.shards is not None
+            key = arr.metadata.encode_chunk_key((window.row // arr.shards[0], window.col // arr.shards[1]))
+            if not (Path(path) / name / key).is_file():
+                return f"shard {name}/{key} is missing"
+            np.asarray(arr[rows, cols])
+        except Exception as exc:
+            return f"shard {name}/{key} does not decode ({type(exc).__name__}: {exc})"
+    return None
+
+
+def remove_blocks(path: str | os.PathLike[str], windows: Sequence[Window], products: Sequence[str]) -> None:
+    """Remove every product's shard of the blocks at ``windows`` (blocks that cannot be trusted).
+
+    Zarr reads a shard before writing into it, so a torn shard would fail the
+    block's next write too: a block computed again starts from no shard.
+    """
+    if not windows or not products:
+        return
+    group = zarr.open_group(str(path), mode="r")
+    for name in products:
+        arr = _array(group, name, path)
+        assert arr.shards is not None
+        for window in windows:
+            key = arr.metadata.encode_chunk_key((window.row // arr.shards[0], window.col // arr.shards[1]))
+            (Path(path) / name / key).unlink(missing_ok=True)
+
+
+def _shard_shape(grid: Grid, shard: int, chunk: int) -> tuple[int, int]:
+    """The shard shape :func:`create_store` gives a product of ``grid``."""
+    cshape = (min(chunk, grid.height), min(chunk, grid.width))
+    return (-(-min(shard, grid.height) // cshape[0]) * cshape[0],
+            -(-min(shard, grid.width) // cshape[1]) * cshape[1])
 
 
 def read_window(path: str | os.PathLike[str], name: str, window: Window) -> np.ndarray:

@@ -21,9 +21,11 @@ from s2c_batch.kernels.comparators.base import FittedComparator
 from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.raster.otsu import level_histogram
 from s2c_batch.kernels.raster.tiling import Window
+from s2c_batch.pipeline.errors import portable_errors
 from s2c_batch.pipeline.inputs.scene import ScenePair
 from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.run.fit import read_unit, strips
+from s2c_batch.pipeline.run.testhooks import stall_if_asked
 from s2c_batch.pipeline.run.worker import BlockReport
 
 
@@ -50,6 +52,7 @@ class UntiledJob:
     strip_rows: int
 
 
+@portable_errors
 def compare_block(job: UntiledJob) -> BlockReport:
     """Predict, encode and write one block (the task run on a worker).
 
@@ -57,6 +60,7 @@ def compare_block(job: UntiledJob) -> BlockReport:
         The block's report; with Otsu, the histogram of its encoded probabilities.
     """
     t0 = time.perf_counter()
+    stall_if_asked(job.index)  # test-only, inert unless S2C_TEST_STALL is set
     radius = job.comparator.support.radius
     core = job.core
     prob = np.empty((core.height, core.width), np.float32)

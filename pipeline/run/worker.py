@@ -26,10 +26,12 @@ from s2c_batch.kernels.raster.blend import Partial, accumulate_tiles, combine_pa
 from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.raster.otsu import level_histogram
 from s2c_batch.kernels.raster.tiling import Block, Window
+from s2c_batch.pipeline.errors import portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
 from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.run.allocator import reuse_freed_memory
+from s2c_batch.pipeline.run.testhooks import stall_if_asked
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +206,7 @@ class BlockPixels:
     valid: np.ndarray
 
 
+@portable_errors
 def read_block(pair: ScenePair, block: Block) -> BlockPixels | None:
     """Read both dates of a block's read window (``None`` when the block owns no tile).
 
@@ -229,6 +232,7 @@ def with_comparator(predictor: TilePredictor, comparator: Any) -> TilePredictor:
     return bind(comparator)
 
 
+@portable_errors
 def predict_tiles(job: TileJob, pixels: BlockPixels | None) -> dict[tuple[int, int], Partial]:
     """Predict a block's own tiles and cut the sums per destination core.
 
@@ -249,6 +253,7 @@ def predict_tiles(job: TileJob, pixels: BlockPixels | None) -> dict[tuple[int, i
     return split_partial(partial, job.destinations)
 
 
+@portable_errors
 def write_block(job: WriteJob, *pieces: Partial) -> BlockReport:
     """Add the pieces that reach a block, encode, and write the block into the store.
 
@@ -256,6 +261,7 @@ def write_block(job: WriteJob, *pieces: Partial) -> BlockReport:
     after a lost worker, resume) writes the same bytes.
     """
     t0 = time.perf_counter()
+    stall_if_asked(job.index)  # test-only, inert unless S2C_TEST_STALL is set
     pred = combine_partials(pieces, job.core)
     targets = worker_predictor(job.model).target_classes if job.with_classes else ()
     arrays = encode_products(

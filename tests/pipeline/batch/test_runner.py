@@ -19,7 +19,7 @@ from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.errors import ConfigError
 from s2c_batch.pipeline.products.stac_schema import validate_item
 
-from testutils import make_pair, read_band
+from testutils import assert_same_products, make_pair, read_band
 
 SMALL = ["tiling.tile_size=256", "tiling.overlap=64", "tiling.chunk_size=256", "tiling.block_size=256"]
 SIZES = [(200, 300), (260, 240), (180, 330)]
@@ -125,6 +125,42 @@ def test_batch__partial_run_is_resumed_and_changed_config_needs_overwrite(tmp_pa
     code, summary, _ = _batch(runs, "--scheduler", dask_cluster.address)
     assert code == 0 and summary["runs"][2]["mode"] == "overwrite"
     assert json.loads((tmp_path / "products" / "tile2" / "run.json").read_text())["config"]["model"]["threshold"] == 0.3
+
+
+@pytest.mark.cluster
+def test_batch__runs_stopped_or_damaged_are_resumed_next_time_like_clean_runs(
+    tmp_path: Path, dask_cluster, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+) -> None:
+    from s2c_batch.pipeline.run import runner
+
+    runs = _region(tmp_path)
+    write_cogs = runner._write_cogs
+
+    def stop_tile1(client: object, store: Path, out: Path, *args: object, **kwargs: object) -> dict[str, str]:
+        if out.name == "tile1":
+            raise RuntimeError("stopped by the test")
+        return write_cogs(client, store, out, *args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as mp:
+        mp.setattr(runner, "_write_cogs", stop_tile1)
+        code, summary, _ = _batch(runs, "--scheduler", dask_cluster.address)
+    assert code == 1 and summary["failed"] == ["tile1"]
+    products = tmp_path / "products"
+    (products / "tile0" / "change_mask.tif").unlink()  # a product lost since: not skipped
+    (products / "tile2" / "run.json").unlink()  # the record lost: the store's fingerprint says resume
+    code, summary, _ = _batch(runs, "--scheduler", dask_cluster.address, "--max-concurrent", "3")
+    assert code == 0 and [r["mode"] for r in summary["runs"]] == ["resume"] * 3
+    # The same runs, clean, into other folders: the resumed products are theirs byte for byte.
+    doc = yaml.safe_load(runs.read_text())
+    for run in doc["runs"]:
+        run.update(out=f"clean/{run['name']}")
+    clean_runs = tmp_path / "CLEAN.yaml"
+    clean_runs.write_text(yaml.safe_dump(doc))
+    assert _batch(clean_runs, "--scheduler", dask_cluster.address, "--max-concurrent", "3")[0] == 0
+    for i in range(len(SIZES)):
+        run = json.loads((products / f"tile{i}" / "run.json").read_text())
+        assert run["status"] == "complete" and run["blocks"]["computed"] == 0
+        assert_same_products(products / f"tile{i}", tmp_path / "clean" / f"tile{i}")
 
 
 def test_batch__local_cluster_and_performance_report(tmp_path: Path) -> None:

@@ -162,7 +162,12 @@ def test_run__all_nodata_scene_exit_3_and_no_product(tmp_path: Path, dask_cluste
         run_change_detection(t1, t2, out, load_config("cva"), scheduler=dask_cluster.address,
                              progress=False)
     assert exc.value.exit_code == 3
-    assert not out.exists()
+    assert {p.name for p in out.iterdir()} - {".s2c"} == {"run.json"}, "a product was left behind"
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "failed" and run["error"] == f"InputError: {exc.value}"
+    # The record of a failed run protects nothing: running again is not refused.
+    with pytest.raises(InputError, match="no pixel that is valid in both"):
+        run_change_detection(t1, t2, out, load_config("cva"), scheduler=dask_cluster.address, progress=False)
 
 
 def test_write_block__os_error_is_output_error_naming_the_store(tmp_path: Path) -> None:

@@ -1,0 +1,176 @@
+"""What an interrupted or failed run left in ``--out``, and what ``--resume`` may reuse of it.
+
+A run can stop anywhere: before ``run.json`` exists; with ``run.json`` and no
+store; with the store created and no block recorded; with some blocks recorded;
+with every block recorded and the COGs missing, partial or left as temporaries;
+before the derived products; or after a crash that lost data the ledger had
+recorded (the ledger is fsynced, shards are not). A resumed run decides from
+the disk alone (:func:`prepare_resume`):
+
+- the previous run is the one ``run.json`` describes or, when ``run.json`` is
+  gone, the one whose fingerprint the store carries (:func:`previous_fingerprint`);
+  a run of another fingerprint is refused when it left products, else replaced
+  (:func:`resumes`: a run that failed on a damaged input left none);
+- the store is reused only when it opens with this run's fingerprint, products,
+  shards and grid (:func:`~s2c_batch.pipeline.run.store.store_problem`); otherwise
+  it is removed, created afresh, and no block is reused;
+- a block is reused only when the ledger records it and the shard of every product
+  its task writes decodes (with Otsu, all but ``change_mask``, which a later pass
+  writes; :func:`~s2c_batch.pipeline.run.store.block_problem`); the ledger is
+  rewritten with exactly those blocks, and the others are computed again from no
+  shard (zarr reads a shard before writing it: a torn one would fail the write);
+- COGs and derived products are always written again from the store, and the
+  temporary files of an interrupted write are removed (:func:`remove_temporaries`).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zarr
+
+from s2c_batch.kernels.raster.tiling import TilePlan
+from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.errors import OutputExistsError
+from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.products.extras import DERIVED_FILES
+from s2c_batch.pipeline.run import outdir, store
+from s2c_batch.pipeline.run.plan import products_for
+from s2c_batch.pipeline.run.runlog import RunLog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """What a resumed run keeps.
+
+    Attributes:
+        store_kept: the store is reused (else it was removed and must be created).
+        reuse: blocks recorded and verified: not computed again.
+        dropped: recorded blocks that are computed again, with the reason.
+        store_problem: why the store was not kept (``None`` when kept or absent).
+    """
+
+    store_kept: bool
+    reuse: frozenset[tuple[int, int]] = frozenset()
+    dropped: dict[tuple[int, int], str] = field(default_factory=dict)
+    store_problem: str | None = None
+
+
+def previous_fingerprint(out: Path) -> str | None:
+    """Fingerprint of the run held in ``out``: ``run.json``'s, else the store's attributes."""
+    record = RunLog.read(out / outdir.RUN_JSON)
+    if record is not None and record.get("fingerprint"):
+        return str(record["fingerprint"])
+    try:
+        value = zarr.open_group(str(out / outdir.STORE), mode="r").attrs.get("fingerprint")
+    except Exception:  # no store, or one that does not open: nothing to resume from
+        return None
+    return str(value) if value else None
+
+
+def resumes(out: Path, fingerprint: str) -> bool:
+    """Whether ``--resume`` continues the run held in ``out`` (``False``: nothing to continue).
+
+    Raises:
+        OutputExistsError: ``out`` holds products of a run with another fingerprint.
+    """
+    previous = previous_fingerprint(out)
+    if previous is None:
+        return False
+    if previous != fingerprint:
+        if outdir.holds_products(out):
+            raise OutputExistsError(
+                f"--out {str(out)!r} holds a run with another fingerprint (inputs, config, "
+                "checkpoints or version changed); pass --overwrite to replace it"
+            )
+        log.info("resume: %s holds no product of the other run; starting afresh", out)
+        return False
+    return True
+
+
+def prepare_resume(out: Path, cfg: Config, *, fingerprint: str, grid: Grid, plan: TilePlan) -> Resumption:
+    """Verify what the previous run left, remove what cannot be trusted, and say what is kept.
+
+    Args:
+        out: the output folder (locked by this run).
+        cfg: the run's config (its products, tiling, threshold).
+        fingerprint: this run's fingerprint (equal to the previous run's).
+        grid: the output grid.
+        plan: the block plan.
+
+    Returns:
+        The store's fate and the blocks to reuse; the ledger then records exactly them.
+
+    Raises:
+        OutputError: the ledger cannot be rewritten.
+    """
+    ledger = outdir.BlockLedger(out)
+    store_path = out / outdir.STORE
+    products = products_for(cfg)
+    # What a block task writes: with Otsu, change_mask comes later, from a pass over every block.
+    written = tuple(p for p in products if not (cfg.model.otsu and p == "change_mask"))
+    shard, chunk = cfg.tiling.block_size, cfg.tiling.chunk_size
+    remove_temporaries(out)
+    for name in (*outdir.PRODUCT_FILES, *DERIVED_FILES):
+        (out / name).unlink(missing_ok=True)
+    problem = store.store_problem(store_path, grid, products, shard=shard, chunk=chunk,
+                                  fingerprint=fingerprint) if store_path.exists() else "absent"
+    if problem is not None:
+        if problem != "absent":
+            log.warning("resume: %s is not reused and is created again: %s", store_path, problem)
+        shutil.rmtree(store_path, ignore_errors=True)
+        ledger.rewrite(set())
+        return Resumption(store_kept=False, store_problem=None if problem == "absent" else problem)
+    blocks = plan_blocks(plan)
+    reuse: set[tuple[int, int]] = set()
+    dropped: dict[tuple[int, int], str] = {}
+    for index in sorted(ledger.done()):
+        if index not in blocks:
+            dropped[index] = "not a block of this plan"
+            continue
+        why = store.block_problem(store_path, plan.block_at(*index).core, written)
+        if why is None:
+            reuse.add(index)
+        else:
+            dropped[index] = why
+    for index, why in dropped.items():
+        log.warning("resume: block %s is computed again: %s", index, why)
+    # A shard left by a block not kept may be torn, and so may one of a later pass.
+    store.remove_blocks(store_path, [plan.block_at(*i).core for i in sorted(plan_blocks(plan) - reuse)], products)
+    later = tuple(p for p in products if p not in written)
+    store.remove_blocks(store_path, [plan.block_at(*i).core for i in sorted(reuse)], later)
+    ledger.rewrite(reuse)
+    return Resumption(store_kept=True, reuse=frozenset(reuse), dropped=dropped)
+
+
+def start_fresh(out: Path) -> Resumption:
+    """Remove everything a previous run wrote here (a run that is not resumed)."""
+    outdir.clear_products(out)
+    for name in DERIVED_FILES:
+        (out / name).unlink(missing_ok=True)
+    remove_temporaries(out)
+    return Resumption(store_kept=False)
+
+
+def plan_blocks(plan: TilePlan) -> set[tuple[int, int]]:
+    """Every block index of the plan."""
+    nbi, nbj = plan.block_grid
+    return {(i, j) for i in range(nbi) for j in range(nbj)}
+
+
+def remove_temporaries(out: Path) -> None:
+    """Remove what an interrupted write left under temporary names (only s2c-batch's own)."""
+    patterns = [f".{Path(n).stem}.*.tmp.tif" for n in outdir.PRODUCT_FILES]  # COG temporaries
+    patterns += [f".{n}.*tmp" for n in (*DERIVED_FILES, outdir.RUN_JSON)]  # atomic writes
+    for pattern in patterns:
+        for path in out.glob(pattern):
+            path.unlink(missing_ok=True)
+    store_path = out / outdir.STORE
+    if store_path.is_dir():
+        for path in store_path.rglob("*.partial"):  # zarr's atomic shard writes
+            path.unlink(missing_ok=True)

@@ -1,0 +1,31 @@
+"""Test-only hooks, inert unless their environment variable is set (the watchdog's tests set it).
+
+``S2C_TEST_STALL=FILE``: FILE holds ``ROW COL TIMES``. The write task of block
+``(ROW, COL)`` then blocks forever the first ``TIMES`` times it runs (each run
+claims ``FILE.<n>``), as the stalled Zarr write of issue 19 did: only a worker
+restart ends it (:mod:`~s2c_batch.pipeline.run.watchdog`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+STALL_ENV = "S2C_TEST_STALL"
+
+
+def stall_if_asked(index: tuple[int, int]) -> None:
+    """Block forever when ``S2C_TEST_STALL`` asks it of block ``index`` and a stall is left."""
+    spec = os.environ.get(STALL_ENV)
+    if not spec:
+        return
+    row, col, times = (int(v) for v in Path(spec).read_text().split())
+    if (row, col) != tuple(index):
+        return
+    for n in range(times):
+        try:
+            os.close(os.open(f"{spec}.{n}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        threading.Event().wait()  # a stalled write: never returns
