@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The prepared GPU check, in phases:
-#   install   install the carried wheels (.whl/a, .whl/b, whichever came) and this package into .site/
+#   install   install the carried wheels (.whl/a, .whl/b, .whl/k, whichever came) and this package into .site/
 #   tests     pytest -m gpu: the predictor on CUDA against the CPU, bf16, prefetch, torch.compile (~1 min)
 #   model     the full-size model alone, batch 4 and 8, split by part, with and without the geometry token (~2 min)
+#   model16   the same at batch 8 with the comparator (DINOv2, CACH) in bf16: what fp32's fidelity costs
+#   masks     the mask-level comparators at full size, batch 4, every proposal kept (random weights)
 #   compile   the same with model.compile=[vision,detector], batch 8 (compiling takes minutes)
 #   pipeline  a 16384 x 16384 synthetic scene, 1 worker, against the model alone (~5 min at 150 ms/pair)
 #
@@ -13,6 +15,8 @@
 #   bash bench/device.sh --fetch     # .whl/a (rasterio), .whl/b (the rest), the versions installed here
 # Device call 1, carry [".whl/a"]:   bash bench/device.sh install
 # Device call 2, carry [".whl/b"]:   OUT=$OUT bash bench/device.sh install tests model pipeline
+# The model phases need no raster stack: one call, carry [".whl/k"] (affine, for the tests' helpers):
+#   OUT=$OUT bash bench/device.sh install tests model model16 masks
 # Results (logs with JSON lines) land under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,8 +39,9 @@ if [ "${1:-}" = "--fetch" ]; then
     done
   }
   rm -rf .whl && fetch .whl/a --no-deps $BIG && fetch .whl/b --no-deps $REST && fetch .whl/b "" $WITH_DEPS
+  fetch .whl/k --no-deps affine
   rm -f .whl/b/python_dateutil-*  # pystac's one dependency outside pystac: the device image has it
-  du -sh .whl/a .whl/b
+  du -sh .whl/a .whl/b .whl/k
   exit 0
 fi
 SITE=$PWD/.site
@@ -47,7 +52,7 @@ for phase in "$@"; do
   echo "== $phase $(date +%T)"
   case $phase in
     install)
-      for dir in .whl/a .whl/b; do
+      for dir in .whl/a .whl/b .whl/k; do
         ls $dir/*.whl >/dev/null 2>&1 || continue
         python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$SITE" $dir/*.whl || exit 1
       done
@@ -55,10 +60,13 @@ for phase in "$@"; do
       nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt" ;;
     tests)    timeout 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/kernels/test_device.py ;;
     model)    timeout 200 python3 bench/model.py --config full --batch-sizes 4,8 ;;
+    model16)  timeout 150 python3 bench/model.py --config full --batch-sizes 8 --set model.comparator_precision=bf16 ;;
+    masks)    timeout 300 python3 bench/model.py --config full --mask-comparators --batch-sizes 4 --repeats 2 \
+                --set amg.pred_iou_thresh=0 --set amg.stability_score_thresh=0 --set model.confidence_threshold=0 ;;
     compile)  timeout 400 python3 bench/model.py --config full --batch-sizes 8 \
                 --set 'model.compile=[vision,detector]' ;;
     pipeline) timeout 400 python3 bench/pipeline.py --config default --set model.random_init=true \
                 --small 0 --large 16384 --workers 1 --scaling-workers 0 ;;
-    *)        echo "unknown phase $phase (install, tests, model, compile, pipeline)" >&2; exit 2 ;;
+    *)        echo "unknown phase $phase (install, tests, model, model16, masks, compile, pipeline)" >&2; exit 2 ;;
   esac 2>&1 | tee "$OUT/$phase.log"
 done

@@ -1,4 +1,8 @@
-"""Shared fakes for the tests: tiny georeferenced GeoTIFF pairs, the numpy oracle, real Dask processes."""
+"""Shared fakes for the tests: tiny georeferenced GeoTIFF pairs, the numpy oracle, real Dask processes.
+
+rasterio is imported by the helpers that read or write rasters, not here: the GPU image
+that runs ``tests/kernels/test_device.py`` (``bench/device.sh``) has no rasterio.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 from affine import Affine
 
 from s2c_batch.kernels.comparators.cva import cva_probability
@@ -47,6 +50,7 @@ def write_tif(path: Path, data: np.ndarray, *, crs: str = CRS, transform: Affine
                "crs": crs, "transform": transform, "nodata": nodata}
     if tiled:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
+    import rasterio
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
     return path
@@ -84,6 +88,7 @@ def cva_oracle(t1: Path, t2: Path, *, bands: tuple[int, ...] = (1, 2, 3), thresh
     Returns:
         The encoded products (:func:`encode_products`) and ``prob``, the float32 probability.
     """
+    import rasterio
     with rasterio.open(t1) as s1, rasterio.open(t2) as s2:
         a, b = s1.read(list(bands)), s2.read(list(bands))
         nd1, nd2 = s1.nodata, s2.nodata
@@ -184,6 +189,7 @@ def write_png(path: Path, data: np.ndarray) -> None:
 
 
 def read_band(path: Path) -> np.ndarray:
+    import rasterio
     with rasterio.open(path) as src:
         return src.read(1)
 
@@ -309,6 +315,7 @@ def damage_tile(path: Path, index: int) -> None:
 
 def write_damaged_copy(src: Path, dst: Path, *, tile: int) -> Path:
     """``src`` rewritten as a deflate-tiled GeoTIFF (256 px tiles) with tile ``tile`` damaged."""
+    import rasterio
     with rasterio.open(src) as s:
         profile, data = s.profile, s.read()
     profile.update(tiled=True, blockxsize=256, blockysize=256, compress="deflate")
