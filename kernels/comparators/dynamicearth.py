@@ -69,8 +69,9 @@ def mci(evidence: TileEvidence, *, theta: float, nms_thresh: float, instance_tar
     keep = box_nms(both.masks, both.scores, nms_thresh)
     both, date = both.select(keep), date.to(keep.device)[keep]
     conf = change_confidence(f1, f2, both.masks)
-    kw = {"prob_thd": evidence.prob_thd, "background": evidence.background}
-    c1, c2 = mask_classes(s1, both.masks, **kw), mask_classes(s2, both.masks, **kw)
+    thd, bg = evidence.prob_thd, evidence.background
+    c1 = mask_classes(s1, both.masks, prob_thd=thd, background=bg)
+    c2 = mask_classes(s2, both.masks, prob_thd=thd, background=bg)
     targets = torch.tensor(evidence.targets, dtype=torch.int64, device=c1.device)
     t1, t2 = torch.isin(c1, targets), torch.isin(c2, targets)
     rule = c1 != c2
