@@ -254,8 +254,8 @@ def test_compare__unknown_comparator_is_exit_2(pair: tuple[Path, Path], tmp_path
     code, output = _cli(["compare", str(pair[0]), str(pair[1]), "--out", str(tmp_path / "c"),
                                        "--comparators", "cva,foo"], capsys)
     assert code == 2
-    assert "unknown comparator(s) ['foo']; valid ones are ['cach', 'cva', 'pca_kmeans', 'irmad', 'dcva']" \
-        in output
+    assert "unknown comparator(s) ['foo']; valid ones are ['cach', 'cva', 'pca_kmeans', 'irmad', 'dcva', " \
+        "'anychange', 'inst_ceg', 'dynamicearth', 'ucd_scm']" in output
 
 
 @pytest.mark.cluster
