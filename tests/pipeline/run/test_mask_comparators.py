@@ -14,6 +14,7 @@ import zarr
 from s2c_batch.kernels.comparators.mask_level import MaskComparator
 from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.config import load_config, mask_comparator, required_checkpoints
+from s2c_batch.pipeline.run.threshold import choose_threshold, target_classes
 
 from testutils import RealCluster, make_pair
 
@@ -158,3 +159,15 @@ def test_mask_comparator__carries_the_sections_options() -> None:
     assert required_checkpoints(cfg) == ("backbone_checkpoint", "sam3_checkpoint")
     anychange = load_config("tiny", ["model.comparator=anychange", "anychange.features=dinov2"])
     assert required_checkpoints(anychange) == ("sam3_checkpoint", "backbone_checkpoint")
+
+
+def test_choose_threshold__ucd_scm_leaves_level_zero_out() -> None:
+    hist = np.zeros(255, np.int64)
+    hist[0], hist[100], hist[200] = 3000, 1000, 1000
+    assert choose_threshold(hist).level == 1  # the zeros pull Otsu's level down to split them off
+    assert choose_threshold(hist, ignore_zero=True).level == 101
+
+
+def test_target_classes__mask_level_comparators_are_not_restricted_again() -> None:
+    assert target_classes(load_config("tiny")) == (3,)
+    assert target_classes(load_config("tiny", ["model.comparator=inst_ceg"])) == ()
