@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from s2c_batch.kernels.comparators.masks import MaskSet, areas, box_nms
+from s2c_batch.kernels.comparators.masks import MaskSet, areas, box_nms, count
 
 #: Points ``[P, 2]`` ``(x, y)`` as fractions of the image's width and height -> mask logits
 #: ``[P, M, h, w]`` (any resolution; resized to the image here) and predicted IoU ``[P, M]``.
@@ -88,8 +88,8 @@ def stability_score(logits: torch.Tensor, offset: float, threshold: float = 0.0)
     Returns:
         float32 ``[n]``; NaN for a mask empty at both thresholds.
     """
-    inter = (logits > threshold + offset).flatten(1).sum(dim=1)
-    union = (logits > threshold - offset).flatten(1).sum(dim=1)
+    inter = count(logits > threshold + offset)
+    union = count(logits > threshold - offset)
     return inter.float() / union.float()
 
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.ops import masks_to_boxes, nms
 
 #: Masks painted, averaged or compared at once (memory: this many ``[H, W]`` float maps).
 CHUNK = 64
@@ -58,9 +58,15 @@ class MaskSet:
         return MaskSet(torch.cat([s.masks for s in sets]), torch.cat([s.scores for s in sets]))
 
 
+def count(masks: torch.Tensor) -> torch.Tensor:
+    """True pixels of each mask: int32 ``[n]`` from bool ``[n, ...]`` (bytes summed: 3-5x faster than bools)."""
+    flat = masks.reshape(masks.shape[0], int(np.prod(masks.shape[1:])))
+    return flat.view(torch.uint8).sum(dim=1, dtype=torch.int32)
+
+
 def areas(masks: torch.Tensor) -> torch.Tensor:
     """Pixels of each mask: int64 ``[n]`` from bool ``[n, H, W]``."""
-    return masks.flatten(1).sum(dim=1)
+    return count(masks).long()
 
 
 def boxes(masks: torch.Tensor) -> torch.Tensor:
@@ -68,15 +74,31 @@ def boxes(masks: torch.Tensor) -> torch.Tensor:
 
     Empty masks get ``(0, 0, 0, 0)``.
     """
-    out = torch.zeros((masks.shape[0], 4), dtype=torch.float32, device=masks.device)
-    full = areas(masks) > 0
-    if full.any():
-        out[full] = masks_to_boxes(masks[full]).float()
-    return out
+    n, height, width = masks.shape
+    rows, cols = masks.any(dim=2), masks.any(dim=1)  # [n, H], [n, W]
+    r = torch.arange(height, device=masks.device)
+    c = torch.arange(width, device=masks.device)
+    big = max(height, width)
+    out = torch.stack([torch.where(cols, c, big).amin(dim=1), torch.where(rows, r, big).amin(dim=1),
+                       torch.where(cols, c, -1).amax(dim=1), torch.where(rows, r, -1).amax(dim=1)], dim=1)
+    return torch.where(rows.any(dim=1)[:, None], out, 0).float()
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of boxes ``[n, 4]`` and ``[m, 4]`` ``(x0, y0, x1, y1)``: ``[n, m]`` (areas without +1, as torchvision)."""
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=2)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return torch.where(union > 0, inter / union, torch.zeros_like(inter))
 
 
 def box_nms(masks: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     """Box non-maximum suppression of masks, ranked by ``scores`` (SAM's ``batched_nms``, one category).
+
+    Greedy, as torchvision's ``nms`` (not used: the package must run where torch alone is installed).
 
     Args:
         masks: bool ``[n, H, W]``.
@@ -88,7 +110,16 @@ def box_nms(masks: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> 
     """
     if masks.shape[0] == 0:
         return torch.zeros(0, dtype=torch.int64, device=masks.device)
-    return nms(boxes(masks), scores.float(), iou_threshold)
+    order = torch.argsort(scores.float(), descending=True, stable=True)
+    b = boxes(masks)[order]
+    over = (box_iou(b, b) > iou_threshold).cpu().numpy()  # greedy on the host: one copy, no sync per mask
+    suppressed = np.zeros(len(order), bool)
+    keep = []
+    for i in range(len(order)):
+        if not suppressed[i]:
+            keep.append(i)
+            suppressed |= over[i]
+    return order[torch.tensor(keep, dtype=torch.int64, device=order.device)]
 
 
 def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
