@@ -36,6 +36,7 @@ from s2c_batch.kernels.comparators.amg import generate_masks
 from s2c_batch.kernels.comparators.evidence import TileEvidence
 from s2c_batch.kernels.comparators.mask_level import MaskComparator
 from s2c_batch.kernels.comparators.masks import MaskSet
+from s2c_batch.kernels.comparators.sam_proposals import SamProposals, load_sam_pretrained
 from s2c_batch.kernels.errors import ConfigError
 from s2c_batch.kernels.identifier import SegEarthOV3, Vocabulary, class_scores, label_map
 from s2c_batch.kernels.identifier.tracker import (
@@ -59,6 +60,9 @@ from s2c_batch.kernels.predictor import (
     seeded,
 )
 
+#: A promptable segmenter for the proposals: SAM 3's tracker head or original SAM.
+Proposer = TrackerProposals | SamProposals
+
 
 class MaskChangePredictor(ChangePredictor):
     """A mask-level comparator (``model.comparator``) with its models on a device.
@@ -71,12 +75,13 @@ class MaskChangePredictor(ChangePredictor):
     #: :func:`~s2c_batch.kernels.raster.blend.accumulate_tiles` passes each tile's core.
     owns_objects = True
 
-    def __init__(self, *, proposals: TrackerProposals | None = None, instance_prompts: Sequence[int] = (),
+    def __init__(self, *, proposals: Proposer | None = None, instance_prompts: Sequence[int] = (),
                  config: ModelConfig | None = None, **kwargs: Any) -> None:
         """Place the models on a device.
 
         Args:
-            proposals: SAM 3's tracker head, or ``None`` (built on first use from ``config``).
+            proposals: the proposals' segmenter (SAM 3's tracker head or SAM), or ``None``
+                (built on first use from ``config``).
             instance_prompts: prompt indexes whose instances are the targets' (the first
                 prompt of each target class).
             config: the model config, for the parts built on first use.
@@ -131,8 +136,8 @@ class MaskChangePredictor(ChangePredictor):
             return self.fitted
         return MaskComparator(self.comparator)  # type: ignore[arg-type]
 
-    def proposals(self) -> TrackerProposals:
-        """SAM 3's tracker head (built now if the config did not need it up front)."""
+    def proposals(self) -> Proposer:
+        """The proposals' segmenter (built now if the config did not need it up front)."""
         with self._lock:
             if self._parts["proposals"] is None:
                 if self.config is None:
@@ -268,15 +273,19 @@ class MaskChangePredictor(ChangePredictor):
         return out, labels
 
 
-def build_proposals(cfg: ModelConfig, identifier: SegEarthOV3 | None) -> TrackerProposals:
-    """SAM 3's tracker head of ``cfg``: its ``sam3_checkpoint``, or random with ``random_init``.
+def build_proposals(cfg: ModelConfig, identifier: SegEarthOV3 | None) -> Proposer:
+    """The proposals' segmenter: original SAM from ``model.sam_checkpoint``, else SAM 3's tracker head.
 
-    With an identifier, the head runs on the identifier's backbone (one ViT pass for both).
+    The tracker comes from ``sam3_checkpoint`` (random with ``random_init``); with an
+    identifier it runs on the identifier's backbone (one ViT pass for both).
 
     Raises:
         CheckpointError: the directory holds no tracker weights (prefixed with the key).
         ConfigError: ``model.identifier_input_size`` differs from the tracker's input side.
     """
+    if cfg.sam_checkpoint is not None:
+        with _for_key("sam_checkpoint", cfg.sam_checkpoint):
+            return SamProposals(load_sam_pretrained(cfg.sam_checkpoint))
     if cfg.sam3_checkpoint is not None:
         with _for_key("sam3_checkpoint", cfg.sam3_checkpoint):
             tracker = load_tracker_pretrained(cfg.sam3_checkpoint)

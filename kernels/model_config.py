@@ -26,7 +26,12 @@ CHECKPOINT_HINTS: dict[str, str] = {
     "written by `s2c-batch train`",
     "sam3_checkpoint": "a local Hugging Face model directory of SAM 3 (a snapshot of facebook/sam3 "
     "with config.json, weights and tokenizer files)",
+    "sam_checkpoint": "a local Hugging Face model directory of the original SAM (a snapshot of "
+    "facebook/sam-vit-huge with config.json and weights)",
 }
+
+#: Checkpoint keys that name a directory (the others name a file).
+DIRECTORY_CHECKPOINTS = ("sam3_checkpoint", "sam_checkpoint")
 
 #: Why a mask-level comparator needs a checkpoint, for error messages.
 CHECKPOINT_USES: dict[tuple[str, str], str] = {
@@ -81,6 +86,9 @@ class ModelConfig:
         cach_checkpoint: local CACH weights (the authors' ``best.pth`` layout or ours).
         sam3_checkpoint: local Hugging Face SAM 3 directory (weights and tokenizer; the
             tracker head's weights too for class-agnostic mask proposals).
+        sam_checkpoint: local Hugging Face directory of the original SAM (``SamModel``):
+            the mask-level comparators' class-agnostic proposals come from it instead of
+            SAM 3's tracker head (AnyChange's and DynamicEarth's releases used SAM ViT-H).
         sam3_size: SAM 3 architecture built when ``random_init`` gives no checkpoint:
             ``full`` (the released one) or ``tiny`` (tests).
         identifier_input_size: side of SAM 3's input (1008 for the released model).
@@ -127,6 +135,7 @@ class ModelConfig:
     backbone_input_size: int = 504
     cach_checkpoint: str | None = None
     sam3_checkpoint: str | None = None
+    sam_checkpoint: str | None = None
     sam3_size: Literal["full", "tiny"] = "full"
     identifier_input_size: int = 1008
     vocab: str = "whu_levir"
@@ -240,8 +249,11 @@ class ModelConfig:
             keys.append("backbone_checkpoint")
         if self.comparator == "cach":
             keys += ["backbone_checkpoint", "cach_checkpoint"]
-        if self.identifier == "segearth_ov3" or self.comparator in ("anychange", "ucd_scm"):
+        proposals_on_sam3 = self.comparator in ("anychange", "ucd_scm") and self.sam_checkpoint is None
+        if self.identifier == "segearth_ov3" or proposals_on_sam3:
             keys.append("sam3_checkpoint")
+        if self.mask_level and self.sam_checkpoint is not None:
+            keys.append("sam_checkpoint")
         return tuple(keys)
 
     def check_checkpoints(self, keys: Sequence[str] | None = None) -> None:
@@ -268,7 +280,7 @@ class ModelConfig:
                     f"model.{key} is not set{why}; it must name {hint}. Set it in the config or with "
                     f"--set model.{key}=PATH (weights are never downloaded)"
                 )
-            want_dir = key == "sam3_checkpoint"
+            want_dir = key in DIRECTORY_CHECKPOINTS
             exists = Path(path).is_dir() if want_dir else Path(path).is_file()
             if not exists:
                 raise CheckpointError(

@@ -100,16 +100,18 @@ def load_tracker_pretrained(path: str | Path) -> Sam3TrackerModel:
 
 
 @dataclass(frozen=True)
-class TrackerEmbedding:
-    """The tracker's image embedding of a batch of images.
+class ImageEmbedding:
+    """A promptable segmenter's embedding of a batch of images.
 
     Attributes:
-        levels: the mask decoder's three inputs, each ``[B, C_l, h_l, w_l]``, finest first.
-        features: the neck's ``[B, C, g, g]`` level on the backbone's token grid (AnyChange's
-            ``sam`` features: the image embedding of the model that made the masks).
+        levels: the mask decoder's inputs, each ``[B, C_l, h_l, w_l]``, finest first (SAM 3's
+            tracker: three; original SAM: one).
+        features: ``[B, C, g, g]``, AnyChange's ``sam`` features: the image embedding of the
+            model that made the masks (the tracker neck's level on the backbone's token grid;
+            SAM's neck output with its last LayerNorm's affine undone, as AnyChange does).
     """
 
-    levels: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    levels: tuple[torch.Tensor, ...]
     features: torch.Tensor
 
 
@@ -139,7 +141,7 @@ class TrackerProposals(nn.Module):
         return (images - SAM3_MEAN) / SAM3_STD
 
     @torch.no_grad()
-    def embed(self, images: torch.Tensor | None = None, *, hidden: torch.Tensor | None = None) -> TrackerEmbedding:
+    def embed(self, images: torch.Tensor | None = None, *, hidden: torch.Tensor | None = None) -> ImageEmbedding:
         """The embedding of images in [0, 1], or of the backbone's ``last_hidden_state`` ``[B, g * g, C]``."""
         if hidden is None:
             if images is None:
@@ -152,9 +154,9 @@ class TrackerProposals(nn.Module):
         decoder = self.tracker.mask_decoder
         memory = self.tracker.no_memory_embedding.reshape(1, -1, 1, 1)
         levels = (decoder.conv_s0(fpn[0]), decoder.conv_s1(fpn[1]), fpn[2] + memory)
-        return TrackerEmbedding(levels=levels, features=fpn[2])
+        return ImageEmbedding(levels=levels, features=fpn[2])
 
-    def prompter(self, embedding: TrackerEmbedding, index: int) -> Any:
+    def prompter(self, embedding: ImageEmbedding, index: int) -> Any:
         """A :data:`~s2c_batch.kernels.comparators.amg.PointPrompter` on image ``index`` of ``embedding``."""
         levels = [level[index : index + 1] for level in embedding.levels]
 

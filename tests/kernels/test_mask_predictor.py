@@ -11,6 +11,7 @@ import torch
 
 from s2c_batch.kernels.comparators.mask_level import MaskComparator
 from s2c_batch.kernels.comparators.options import AMGOptions, AnyChangeOptions, DynamicEarthOptions
+from s2c_batch.kernels.comparators.sam_proposals import SamProposals, load_sam_pretrained, tiny_sam_config
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
 from s2c_batch.kernels.identifier.tracker import TrackerProposals, build_tracker_random, load_tracker_pretrained
 from s2c_batch.kernels.mask_predictor import MaskChangePredictor
@@ -142,3 +143,27 @@ def test_load_tracker_pretrained__a_detector_only_directory_is_refused(tmp_path:
     assert loaded.config.prompt_encoder_config.image_size == 84
     with pytest.raises(CheckpointError, match="no config.json"):
         load_tracker_pretrained(tmp_path / "missing")
+
+
+def test_original_sam__proposals_and_anychange_features_from_a_sam_directory(tmp_path: Path) -> None:
+    from transformers import SamModel
+
+    SamModel(tiny_sam_config()).save_pretrained(str(tmp_path / "sam"))
+    cfg = dataclasses.replace(TINY_MODEL, comparator="anychange", identifier="none", random_init=False,
+                              sam_checkpoint=str(tmp_path / "sam"))
+    assert cfg.required_checkpoints() == ("sam_checkpoint",)  # no SAM 3 needed
+    pred = build_predictor(cfg)
+    assert isinstance(pred, MaskChangePredictor)
+    head = pred.proposals()
+    assert isinstance(head, SamProposals) and head.input_size == 128
+    x = torch.from_numpy(tiles(n=1)[0])
+    emb = head.embed(x)
+    norm = head.sam.vision_encoder.neck.layer_norm2
+    torch.testing.assert_close(emb.features * norm.weight.view(1, -1, 1, 1) + norm.bias.view(1, -1, 1, 1),
+                               emb.levels[0])
+    logits, iou = head.prompter(emb, 0)(torch.tensor([[0.5, 0.5], [0.2, 0.7]]))
+    assert logits.shape[:2] == (2, 3) and iou.shape == (2, 3)
+    out = pred.with_comparator(MaskComparator("anychange", amg=AMG)).predict(*tiles(n=1))
+    assert out.prob.shape == (1, 48, 48) and out.class_t1 is None
+    with pytest.raises(CheckpointError, match="facebook/sam-vit-huge"):
+        load_sam_pretrained(tmp_path / "nothing")

@@ -136,6 +136,9 @@ def test_run__bad_mask_comparator_config_is_exit_2(overrides: list[str], match: 
          r"model\.sam3_checkpoint is not set"),
         (["model.comparator=anychange", "anychange.features=dinov2", "model.sam3_checkpoint=SAM3"],
          r"model\.backbone_checkpoint is not set; it must name the original DINOv2 weights"),
+        (["model.comparator=anychange", "model.identifier=none", "model.sam_checkpoint=SAM3/missing"],
+         r"model\.sam_checkpoint = .*missing' does not exist or is not a directory; it must name a local Hugging "
+         r"Face model directory of the original SAM"),
     ],
 )
 def test_run__mask_comparator_without_weights_is_exit_2(overrides: list[str], match: str, pair: tuple[Path, Path],
