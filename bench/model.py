@@ -20,6 +20,8 @@ Usage::
 
     python bench/model.py --config tiny                    # CPU, seconds
     python bench/model.py --config tiny --mask-comparators --cpu-time  # the mask-level comparators' own cost
+    python bench/model.py --config tiny --mask-comparators --cpu-time --set amg.pred_iou_thresh=0 \
+        --set amg.stability_score_thresh=0 --set model.confidence_threshold=0  # random weights: keep every mask
     python bench/model.py --config tiny --cpu-time         # CPU time of one torch thread (shared machines)
     python bench/model.py --config full --batch-sizes 1,4,8  # GPU, random weights of the real sizes
     python bench/model.py --config full --batch-sizes 8 --set model.compile=[vision,detector]
@@ -102,11 +104,15 @@ def _with_geometry(ident: Any, on: bool, fn: Callable[[], object]) -> Callable[[
     return call
 
 
-def _model_config(name: str, overrides: list[str]) -> Any:
+def _config(name: str, overrides: list[str]) -> Any:
     if name == "full":
-        return load_config(CONFIGS / "default.yaml", ["model.random_init=true", *overrides]).model
+        return load_config(CONFIGS / "default.yaml", ["model.random_init=true", *overrides])
     path = CONFIGS / f"{name}.yaml" if (CONFIGS / f"{name}.yaml").is_file() else Path(name)
-    return load_config(path, overrides).model
+    return load_config(path, overrides)
+
+
+def _model_config(name: str, overrides: list[str]) -> Any:
+    return _config(name, overrides).model
 
 
 def bench(pred: ChangePredictor, *, tile: int, batch_sizes: list[int], repeats: int) -> list[dict[str, Any]]:
@@ -179,20 +185,20 @@ MASK_CASES: list[tuple[str, str, bool, str]] = [
 ]
 
 
-def bench_mask_comparators(cfg: Any, *, tile: int, batch_size: int, repeats: int) -> list[dict[str, Any]]:
+def bench_mask_comparators(full: Any, *, tile: int, batch_size: int, repeats: int) -> list[dict[str, Any]]:
     """Each mask-level comparator's ms per pair, and what it adds to the identifier and DINOv2 they share.
 
     One predictor holds the models (SAM 3 with its tracker head, DINOv2), built once; each
-    comparator is a view of it, as on a worker.
+    comparator is a view of it, as on a worker, with the options of ``full``'s sections.
     """
     import copy
     import dataclasses
 
     from s2c_batch.kernels.comparators.mask_level import MaskComparator
-    from s2c_batch.kernels.comparators.options import DynamicEarthOptions
     from s2c_batch.kernels.mask_predictor import MaskChangePredictor
     from s2c_batch.kernels.predictor import backbone_input
 
+    cfg = full.model
     rng = np.random.default_rng(0)
     a = rng.random((batch_size, 3, tile, tile), dtype=np.float32)
     b = a.copy()
@@ -223,7 +229,9 @@ def bench_mask_comparators(cfg: Any, *, tile: int, batch_size: int, repeats: int
 
     rows = []
     for name, comparator, identifier, mode in MASK_CASES:
-        pred: Any = base.with_comparator(MaskComparator(comparator, dynamicearth=DynamicEarthOptions(mode=mode)))
+        spec = MaskComparator(comparator, amg=full.amg, anychange=full.anychange, inst_ceg=full.inst_ceg,
+                              dynamicearth=dataclasses.replace(full.dynamicearth, mode=mode), ucd_scm=full.ucd_scm)
+        pred: Any = base.with_comparator(spec)
         if not identifier:
             pred = copy.copy(pred)
             pred.identifier = None
@@ -251,7 +259,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default=None, help="comma-separated, e.g. 1,4,8")
     parser.add_argument("--tile", type=int, default=None, help="tile side (default 256 tiny, 512 otherwise)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--set", action="append", default=[], help="model.KEY=VALUE overrides")
+    parser.add_argument("--set", action="append", default=[], help="SECTION.KEY=VALUE overrides (model.*, amg.*, ...)")
     parser.add_argument("--cpu-time", action="store_true", help="one torch thread, timed by its CPU time (CPU only)")
     parser.add_argument("--mask-comparators", action="store_true",
                         help="time the mask-level comparators against the identifier and DINOv2 they share")
@@ -265,7 +273,8 @@ def main() -> None:
     tile = args.tile or (256 if cfg.backbone == "tiny" else 512)
     batch_sizes = [int(s) for s in (args.batch_sizes or ("1,4" if cfg.backbone == "tiny" else "1,4,8")).split(",")]
     if args.mask_comparators:
-        rows = bench_mask_comparators(cfg, tile=tile, batch_size=batch_sizes[-1], repeats=args.repeats)
+        rows = bench_mask_comparators(_config(args.config, args.set), tile=tile, batch_size=batch_sizes[-1],
+                                      repeats=args.repeats)
         print(json.dumps({"bench": "mask_comparators", "config": args.config, "tile": tile,
                           "device": torch.cuda.get_device_name() if torch.cuda.is_available() and
                           cfg.device != "cpu" else "cpu",
