@@ -21,11 +21,10 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from s2c_batch.kernels.comparators.mask_level import MaskComparator
 from s2c_batch.kernels.comparators.options import (
     AMGOptions,
     AnyChangeOptions,
@@ -40,6 +39,9 @@ from s2c_batch.kernels.comparators.options import (
 from s2c_batch.kernels.errors import ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.resources import packaged_configs_dir
+
+if TYPE_CHECKING:  # torch: imported by the runs that use it (untiled runs import none)
+    from s2c_batch.kernels.comparators.mask_level import MaskComparator
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,8 @@ def required_checkpoints(cfg: Config) -> tuple[str, ...]:
 
 def mask_comparator(cfg: Config) -> MaskComparator:
     """The run's mask-level comparator (``model.comparator`` in ``MASK_LEVEL``) with its sections' options."""
+    from s2c_batch.kernels.comparators.mask_level import MaskComparator
+
     return MaskComparator(name=cfg.model.comparator, amg=cfg.amg, anychange=cfg.anychange,  # type: ignore[arg-type]
                           inst_ceg=cfg.inst_ceg, dynamicearth=cfg.dynamicearth, ucd_scm=cfg.ucd_scm)
 
