@@ -8,9 +8,20 @@ decoder + fusion (text features cached, as in production) with the official
 33-token prompt and with the text-only one. ``geometry_cost_ratio`` is ``predict``
 with the geometry token over ``predict`` without it (``ms_per_pair_text_only``).
 
+With ``--mask-comparators`` it times instead the paper's mask-level comparators
+(``kernels/mask_predictor.py``) against the parts they share with Seg2Change, called in turn
+with each: the identifier (SAM 3 vision pass, prompts, fusion) where the comparator runs it,
+and DINOv2's taps where it reads DINOv2 features, on both dates of the pairs.
+``extra_ms_per_pair`` is a comparator's ``predict`` minus those: its proposals (SAM 3's
+tracker head on the point grid; for AnyChange without identifier also SAM 3's vision pass),
+instance masks, features and decision.
+
 Usage::
 
     python bench/model.py --config tiny                    # CPU, seconds
+    python bench/model.py --config tiny --mask-comparators --cpu-time  # the mask-level comparators' own cost
+    python bench/model.py --config tiny --mask-comparators --cpu-time --set amg.pred_iou_thresh=0 \
+        --set amg.stability_score_thresh=0 --set model.confidence_threshold=0  # random weights: keep every mask
     python bench/model.py --config tiny --cpu-time         # CPU time of one torch thread (shared machines)
     python bench/model.py --config full --batch-sizes 1,4,8  # GPU, random weights of the real sizes
     python bench/model.py --config full --batch-sizes 8 --set model.compile=[vision,detector]
@@ -93,11 +104,15 @@ def _with_geometry(ident: Any, on: bool, fn: Callable[[], object]) -> Callable[[
     return call
 
 
-def _model_config(name: str, overrides: list[str]) -> Any:
+def _config(name: str, overrides: list[str]) -> Any:
     if name == "full":
-        return load_config(CONFIGS / "default.yaml", ["model.random_init=true", *overrides]).model
+        return load_config(CONFIGS / "default.yaml", ["model.random_init=true", *overrides])
     path = CONFIGS / f"{name}.yaml" if (CONFIGS / f"{name}.yaml").is_file() else Path(name)
-    return load_config(path, overrides).model
+    return load_config(path, overrides)
+
+
+def _model_config(name: str, overrides: list[str]) -> Any:
+    return _config(name, overrides).model
 
 
 def bench(pred: ChangePredictor, *, tile: int, batch_sizes: list[int], repeats: int) -> list[dict[str, Any]]:
@@ -159,6 +174,84 @@ def bench(pred: ChangePredictor, *, tile: int, batch_sizes: list[int], repeats: 
     return rows
 
 
+#: The mask-level comparators timed by ``--mask-comparators``: (row name, comparator, identifier, DynamicEarth mode).
+MASK_CASES: list[tuple[str, str, bool, str]] = [
+    ("anychange", "anychange", False, "imc"),
+    ("anychange*", "anychange", True, "imc"),
+    ("inst_ceg", "inst_ceg", True, "imc"),
+    ("dynamicearth_imc", "dynamicearth", True, "imc"),
+    ("dynamicearth_mci", "dynamicearth", True, "mci"),
+    ("ucd_scm", "ucd_scm", True, "imc"),
+]
+
+
+def bench_mask_comparators(full: Any, *, tile: int, batch_size: int, repeats: int) -> list[dict[str, Any]]:
+    """Each mask-level comparator's ms per pair, and what it adds to the identifier and DINOv2 they share.
+
+    One predictor holds the models (SAM 3 with its tracker head, DINOv2), built once; each
+    comparator is a view of it, as on a worker, with the options of ``full``'s sections.
+    """
+    import copy
+    import dataclasses
+
+    from s2c_batch.kernels.comparators.mask_level import MaskComparator
+    from s2c_batch.kernels.mask_predictor import MaskChangePredictor
+    from s2c_batch.kernels.predictor import backbone_input
+
+    cfg = full.model
+    rng = np.random.default_rng(0)
+    a = rng.random((batch_size, 3, tile, tile), dtype=np.float32)
+    b = a.copy()
+    b[:, :, tile // 4 : tile // 2, tile // 4 : tile // 2] = rng.random((batch_size, 3, 1, 1), dtype=np.float32)
+    start = time.perf_counter()
+    base = MaskChangePredictor.from_config(dataclasses.replace(cfg, comparator="dynamicearth",
+                                                               identifier="segearth_ov3"))
+    base.proposals()
+    print(json.dumps({"build_s": round(time.perf_counter() - start, 1)}), flush=True)
+    base.batch_size = batch_size
+    device = base.device
+    images = torch.cat([torch.from_numpy(a), torch.from_numpy(b)]).to(device)
+
+    def shared(identifier: bool, dinov2: bool) -> Callable[[], object]:
+        @torch.no_grad()
+        def run() -> object:
+            out = []
+            with base.float32_mode():
+                if identifier:
+                    out.append(base.classes(images))
+                if dinov2:
+                    backbone = base.dinov2()
+                    with base.autocast(base.comparator_precision):
+                        out.append(backbone(backbone_input(images, backbone.img_size, base._stats)))
+            return out
+
+        return run
+
+    rows = []
+    for name, comparator, identifier, mode in MASK_CASES:
+        spec = MaskComparator(comparator, amg=full.amg, anychange=full.anychange, inst_ceg=full.inst_ceg,
+                              dynamicearth=dataclasses.replace(full.dynamicearth, mode=mode), ucd_scm=full.ucd_scm)
+        pred: Any = base.with_comparator(spec)
+        if not identifier:
+            pred = copy.copy(pred)
+            pred.identifier = None
+        uses = {"identifier": identifier, "dinov2": pred.spec().features == "dinov2"}
+        t_shared, t_total = _time_alternating([shared(**uses), partial(pred.predict, a, b)], device, repeats)
+        evidence, _ = pred._evidence(pred.spec(), torch.from_numpy(a).to(device), torch.from_numpy(b).to(device),
+                                     torch.ones((batch_size, tile, tile), dtype=torch.bool, device=device))
+        masks = [len(s) for ev in evidence for pair in (ev.instances, ev.proposals) if pair for s in pair]
+        row = {"comparator": name, "batch_size": batch_size, "shared": [k for k, v in uses.items() if v],
+               "ms_per_pair": round(1000 * t_total / batch_size, 2),
+               "shared_ms_per_pair": round(1000 * t_shared / batch_size, 2),
+               "extra_ms_per_pair": round(1000 * (t_total - t_shared) / batch_size, 2),
+               "masks_per_tile": round(float(np.mean(masks)), 1) if masks else 0.0}
+        if device.type == "cuda":
+            row["peak_gpu_mem_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     """Parse arguments, build the predictor, print the rows and one final JSON line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -166,8 +259,10 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default=None, help="comma-separated, e.g. 1,4,8")
     parser.add_argument("--tile", type=int, default=None, help="tile side (default 256 tiny, 512 otherwise)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--set", action="append", default=[], help="model.KEY=VALUE overrides")
+    parser.add_argument("--set", action="append", default=[], help="SECTION.KEY=VALUE overrides (model.*, amg.*, ...)")
     parser.add_argument("--cpu-time", action="store_true", help="one torch thread, timed by its CPU time (CPU only)")
+    parser.add_argument("--mask-comparators", action="store_true",
+                        help="time the mask-level comparators against the identifier and DINOv2 they share")
     args = parser.parse_args()
     global _clock
     if args.cpu_time:
@@ -177,6 +272,14 @@ def main() -> None:
     cfg = _model_config(args.config, args.set)
     tile = args.tile or (256 if cfg.backbone == "tiny" else 512)
     batch_sizes = [int(s) for s in (args.batch_sizes or ("1,4" if cfg.backbone == "tiny" else "1,4,8")).split(",")]
+    if args.mask_comparators:
+        rows = bench_mask_comparators(_config(args.config, args.set), tile=tile, batch_size=batch_sizes[-1],
+                                      repeats=args.repeats)
+        print(json.dumps({"bench": "mask_comparators", "config": args.config, "tile": tile,
+                          "device": torch.cuda.get_device_name() if torch.cuda.is_available() and
+                          cfg.device != "cpu" else "cpu",
+                          "clock": "thread CPU time, 1 torch thread" if args.cpu_time else "wall", "rows": rows}))
+        return
     start = time.perf_counter()
     pred = ChangePredictor.from_config(cfg)
     build_s = time.perf_counter() - start

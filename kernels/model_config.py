@@ -12,6 +12,7 @@ preprocessing). Checkpoints are local paths; nothing is downloaded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,13 +26,32 @@ CHECKPOINT_HINTS: dict[str, str] = {
     "written by `s2c-batch train`",
     "sam3_checkpoint": "a local Hugging Face model directory of SAM 3 (a snapshot of facebook/sam3 "
     "with config.json, weights and tokenizer files)",
+    "sam_checkpoint": "a local Hugging Face model directory of the original SAM (a snapshot of "
+    "facebook/sam-vit-huge with config.json and weights)",
+}
+
+#: Checkpoint keys that name a directory (the others name a file).
+DIRECTORY_CHECKPOINTS = ("sam3_checkpoint", "sam_checkpoint")
+
+#: Why a mask-level comparator needs a checkpoint, for error messages.
+CHECKPOINT_USES: dict[tuple[str, str], str] = {
+    ("anychange", "sam3_checkpoint"): "AnyChange without identifier proposes masks with SAM 3's tracker head",
+    ("ucd_scm", "sam3_checkpoint"): "UCD-SCM proposes masks with SAM 3's tracker head",
+    ("dynamicearth", "backbone_checkpoint"): "DynamicEarth matches masks on DINOv2 features",
 }
 
 #: The values of ``model.comparator``.
-ComparatorName = Literal["cach", "cva", "pca_kmeans", "irmad", "dcva"]
+ComparatorName = Literal["cach", "cva", "pca_kmeans", "irmad", "dcva", "anychange", "inst_ceg", "dynamicearth",
+                         "ucd_scm"]
 
 #: Comparators fitted from scene statistics, run on whole blocks without a torch model.
 CLASSICAL = ("cva", "pca_kmeans", "irmad")
+
+#: The paper's mask-level comparison systems (kernels/comparators/mask_level.py).
+MASK_LEVEL = ("anychange", "inst_ceg", "dynamicearth", "ucd_scm")
+
+#: Mask-level comparators that need the identifier (its instances or class scores).
+NEEDS_IDENTIFIER = ("inst_ceg", "dynamicearth", "ucd_scm")
 
 #: Parts of the model that ``model.compile`` can name.
 COMPILE_PARTS = ("backbone", "vision", "detector")
@@ -44,8 +64,9 @@ class ModelConfig:
     Attributes:
         comparator: ``cach`` (Seg2Change change head on DINOv2 features), ``cva``
             (change vector analysis, the pointwise baseline and oracle), ``pca_kmeans``
-            (Celik 2009), ``irmad`` (Nielsen 2007) or ``dcva`` (deep CVA on the DINOv2
-            taps, Saha et al. 2019); see docs/comparators.md.
+            (Celik 2009), ``irmad`` (Nielsen 2007), ``dcva`` (deep CVA on the DINOv2
+            taps, Saha et al. 2019), or a mask-level system of the paper's Table 1:
+            ``anychange``, ``inst_ceg``, ``dynamicearth``, ``ucd_scm``; see docs/comparators.md.
         identifier: ``segearth_ov3`` (SAM 3 prompted with class names) or ``none``.
         threshold: a pixel is changed when its change probability is *above* it
             (``p > threshold``): at 0.5 this is the authors' argmax over the two
@@ -63,7 +84,11 @@ class ModelConfig:
         backbone_input_size: side of DINOv2's input; a multiple of 252 so that the
             token grid divides into EDQA's 9x9 windows at every level (504: 36x36 tokens).
         cach_checkpoint: local CACH weights (the authors' ``best.pth`` layout or ours).
-        sam3_checkpoint: local Hugging Face SAM 3 directory (weights and tokenizer).
+        sam3_checkpoint: local Hugging Face SAM 3 directory (weights and tokenizer; the
+            tracker head's weights too for class-agnostic mask proposals).
+        sam_checkpoint: local Hugging Face directory of the original SAM (``SamModel``):
+            the mask-level comparators' class-agnostic proposals come from it instead of
+            SAM 3's tracker head (AnyChange's and DynamicEarth's releases used SAM ViT-H).
         sam3_size: SAM 3 architecture built when ``random_init`` gives no checkpoint:
             ``full`` (the released one) or ``tiny`` (tests).
         identifier_input_size: side of SAM 3's input (1008 for the released model).
@@ -110,6 +135,7 @@ class ModelConfig:
     backbone_input_size: int = 504
     cach_checkpoint: str | None = None
     sam3_checkpoint: str | None = None
+    sam_checkpoint: str | None = None
     sam3_size: Literal["full", "tiny"] = "full"
     identifier_input_size: int = 1008
     vocab: str = "whu_levir"
@@ -135,6 +161,16 @@ class ModelConfig:
             raise ConfigError(
                 f"model.standardize=scene applies to the classical comparators {list(CLASSICAL)}; "
                 f"{self.comparator} takes the images as its backbone expects: set model.standardize=none"
+            )
+        if self.comparator in NEEDS_IDENTIFIER and self.identifier == "none":
+            raise ConfigError(
+                f"model.comparator={self.comparator} needs the identifier (its instances or class scores of the "
+                "target classes), but model.identifier is 'none'; set --set model.identifier=segearth_ov3"
+            )
+        if self.comparator == "ucd_scm" and self.threshold != "otsu":
+            raise ConfigError(
+                f"model.comparator=ucd_scm thresholds its distance with one Otsu over the whole scene, but "
+                f"model.threshold is {self.threshold!r}; set --set model.threshold=otsu"
             )
         if self.batch_size < 1:
             raise ConfigError(f"model.batch_size must be >= 1, got {self.batch_size!r}")
@@ -197,37 +233,54 @@ class ModelConfig:
             raise ConfigError(f"{what} needs a numeric model.threshold, not 'otsu'; set e.g. --set model.threshold=0.5")
         return self.threshold
 
+    @property
+    def mask_level(self) -> bool:
+        """Whether the comparator is one of the paper's mask-level systems (:data:`MASK_LEVEL`)."""
+        return self.comparator in MASK_LEVEL
+
     def required_checkpoints(self) -> tuple[str, ...]:
-        """The checkpoint keys this configuration loads (e.g. ``backbone_checkpoint``)."""
+        """The checkpoint keys this configuration loads (e.g. ``backbone_checkpoint``).
+
+        Options of other sections may add some (``anychange.features: dinov2`` DINOv2's):
+        :func:`s2c_batch.pipeline.config.required_checkpoints` has them all.
+        """
         keys: list[str] = []
-        if self.comparator == "dcva":
+        if self.comparator in ("dcva", "dynamicearth"):
             keys.append("backbone_checkpoint")
         if self.comparator == "cach":
             keys += ["backbone_checkpoint", "cach_checkpoint"]
-        if self.identifier == "segearth_ov3":
+        proposals_on_sam3 = self.comparator in ("anychange", "ucd_scm") and self.sam_checkpoint is None
+        if self.identifier == "segearth_ov3" or proposals_on_sam3:
             keys.append("sam3_checkpoint")
+        if self.mask_level and self.sam_checkpoint is not None:
+            keys.append("sam_checkpoint")
         return tuple(keys)
 
-    def check_checkpoints(self) -> None:
+    def check_checkpoints(self, keys: Sequence[str] | None = None) -> None:
         """Fail early when a checkpoint this configuration needs is not there.
 
         A key set to a path must name an existing file (a directory for
         ``sam3_checkpoint``); a key left null is only allowed with ``random_init``.
 
+        Args:
+            keys: the keys to check; ``None``: :meth:`required_checkpoints`.
+
         Raises:
             CheckpointError: naming the key, the path and what it must hold.
         """
-        for key in self.required_checkpoints():
+        for key in self.required_checkpoints() if keys is None else keys:
             path = getattr(self, key)
             hint = CHECKPOINT_HINTS[key]
+            use = CHECKPOINT_USES.get((self.comparator, key))
+            why = f" ({use})" if use else ""
             if path is None:
                 if self.random_init:
                     continue
                 raise CheckpointError(
-                    f"model.{key} is not set; it must name {hint}. Set it in the config or with "
+                    f"model.{key} is not set{why}; it must name {hint}. Set it in the config or with "
                     f"--set model.{key}=PATH (weights are never downloaded)"
                 )
-            want_dir = key == "sam3_checkpoint"
+            want_dir = key in DIRECTORY_CHECKPOINTS
             exists = Path(path).is_dir() if want_dir else Path(path).is_file()
             if not exists:
                 raise CheckpointError(

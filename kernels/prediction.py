@@ -22,11 +22,15 @@ class Prediction:
         class_t1: class index of t1 in the vocabulary, uint8 ``[N, H, W]``, or
             ``None`` without an identifier.
         class_t2: the same for t2.
+        weight: float32 ``[N, H, W]`` > 0, a per-pixel multiplier of each tile's blend
+            weight, or ``None`` (1). Mask-level comparators raise it on the objects a tile
+            owns, so that the tile deciding an object outweighs those that see it cut.
     """
 
     prob: np.ndarray
     class_t1: np.ndarray | None = None
     class_t2: np.ndarray | None = None
+    weight: np.ndarray | None = None
 
 
 class TilePredictor(Protocol):
@@ -35,8 +39,11 @@ class TilePredictor(Protocol):
     Optional members, looked up with ``getattr``: ``predict_raw(raw_t1, raw_t2,
     scale)`` (scale on the device, see :func:`predict_raw`), ``device_async``
     (True when ``predict`` mostly waits for another device, such as a GPU: the block
-    task then blends one batch while the next is predicted) and
-    ``with_comparator(fitted)`` (the same predictor using a run's fitted comparator).
+    task then blends one batch while the next is predicted),
+    ``with_comparator(fitted)`` (the same predictor using a run's fitted comparator) and
+    ``owns_objects`` (True when ``predict`` and ``predict_raw`` take ``cores``, bool
+    ``[N, H, W]``: the pixels of each tile nearer its middle than any other tile's, see
+    :func:`~s2c_batch.kernels.raster.tiling.tile_core`).
     """
 
     #: Class names of the identifier's vocabulary (index = class value); empty without one.
@@ -57,7 +64,8 @@ class TilePredictor(Protocol):
         ...
 
 
-def predict_raw(predictor: TilePredictor, raw_t1: np.ndarray, raw_t2: np.ndarray, scale: float) -> Prediction:
+def predict_raw(predictor: TilePredictor, raw_t1: np.ndarray, raw_t2: np.ndarray, scale: float,
+                cores: np.ndarray | None = None) -> Prediction:
     """Predict raw tiles: on the device when the predictor can (``predict_raw``), else scaled here.
 
     Args:
@@ -65,11 +73,13 @@ def predict_raw(predictor: TilePredictor, raw_t1: np.ndarray, raw_t2: np.ndarray
         raw_t1: ``[N, C, H, W]`` raw pixels.
         raw_t2: ``[N, C, H, W]`` raw pixels.
         scale: raw value that maps to 1.0.
+        cores: bool ``[N, H, W]`` tile cores, passed on to a predictor that ``owns_objects``.
     """
+    extra = {"cores": cores} if cores is not None else {}
     on_device = getattr(predictor, "predict_raw", None)
     if on_device is not None:
-        return on_device(raw_t1, raw_t2, scale)
-    return predictor.predict(to_unit(raw_t1, scale), to_unit(raw_t2, scale))
+        return on_device(raw_t1, raw_t2, scale, **extra)
+    return predictor.predict(to_unit(raw_t1, scale), to_unit(raw_t2, scale), **extra)
 
 
 def to_unit(raw: np.ndarray, scale: float) -> np.ndarray:

@@ -397,10 +397,16 @@ def build_predictor(cfg: ModelConfig) -> TilePredictor:
     """The tile predictor for a model config (called once per worker).
 
     ``cva`` without identifier gives :class:`~s2c_batch.kernels.comparators.cva.CVAPredictor`
-    (no torch model); everything else a :class:`ChangePredictor`.
+    (no torch model); a mask-level comparator a
+    :class:`~s2c_batch.kernels.mask_predictor.MaskChangePredictor`; everything else a
+    :class:`ChangePredictor`.
     """
     if not cfg.uses_torch:
         return CVAPredictor()
+    if cfg.mask_level:
+        from s2c_batch.kernels.mask_predictor import MaskChangePredictor  # it builds on this module
+
+        return MaskChangePredictor.from_config(cfg)
     return ChangePredictor.from_config(cfg)
 
 

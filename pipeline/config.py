@@ -2,9 +2,9 @@
 
 A config file has one mapping per section (``input``, ``tiling``, ``model``,
 ``output``, ``cluster``, and the comparators' own ``fit``, ``pca_kmeans``, ``irmad``,
-``dcva``). Missing keys take the dataclass defaults; unknown
-sections or keys, values of the wrong type and values out of range raise
-:class:`ConfigError` naming the key, the valid keys and the fix.
+``dcva``, ``amg``, ``anychange``, ``inst_ceg``, ``dynamicearth``, ``ucd_scm``). Missing
+keys take the dataclass defaults; unknown sections or keys, values of the wrong type and
+values out of range raise :class:`ConfigError` naming the key, the valid keys and the fix.
 
 Example:
     >>> cfg = load_config(None, ["tiling.block_size=1024", "model.comparator=cva"])
@@ -21,14 +21,27 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from s2c_batch.kernels.comparators.options import DCVAOptions, FitOptions, IRMADOptions, PCAKMeansOptions
+from s2c_batch.kernels.comparators.options import (
+    AMGOptions,
+    AnyChangeOptions,
+    DCVAOptions,
+    DynamicEarthOptions,
+    FitOptions,
+    InstCEGOptions,
+    IRMADOptions,
+    PCAKMeansOptions,
+    UCDSCMOptions,
+)
 from s2c_batch.kernels.errors import ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.resources import packaged_configs_dir
+
+if TYPE_CHECKING:  # torch: imported by the runs that use it (untiled runs import none)
+    from s2c_batch.kernels.comparators.mask_level import MaskComparator
 
 
 @dataclass(frozen=True)
@@ -184,6 +197,11 @@ class Config:
     pca_kmeans: PCAKMeansOptions = field(default_factory=PCAKMeansOptions)
     irmad: IRMADOptions = field(default_factory=IRMADOptions)
     dcva: DCVAOptions = field(default_factory=DCVAOptions)
+    amg: AMGOptions = field(default_factory=AMGOptions)
+    anychange: AnyChangeOptions = field(default_factory=AnyChangeOptions)
+    inst_ceg: InstCEGOptions = field(default_factory=InstCEGOptions)
+    dynamicearth: DynamicEarthOptions = field(default_factory=DynamicEarthOptions)
+    ucd_scm: UCDSCMOptions = field(default_factory=UCDSCMOptions)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain, JSON-able nested dict (tuples become lists)."""
@@ -217,7 +235,40 @@ _SECTION_TYPES: dict[str, type] = {
     "pca_kmeans": PCAKMeansOptions,
     "irmad": IRMADOptions,
     "dcva": DCVAOptions,
+    "amg": AMGOptions,
+    "anychange": AnyChangeOptions,
+    "inst_ceg": InstCEGOptions,
+    "dynamicearth": DynamicEarthOptions,
+    "ucd_scm": UCDSCMOptions,
 }
+
+
+def required_checkpoints(cfg: Config) -> tuple[str, ...]:
+    """The ``model.*_checkpoint`` keys a run of ``cfg`` loads, options of every section included.
+
+    ``ModelConfig.required_checkpoints`` plus DINOv2's with ``anychange.features: dinov2``.
+    """
+    keys = list(cfg.model.required_checkpoints())
+    if cfg.model.comparator == "anychange" and cfg.anychange.features == "dinov2":
+        keys.append("backbone_checkpoint")
+    return tuple(dict.fromkeys(keys))
+
+
+def mask_comparator(cfg: Config) -> MaskComparator:
+    """The run's mask-level comparator (``model.comparator`` in ``MASK_LEVEL``) with its sections' options."""
+    from s2c_batch.kernels.comparators.mask_level import MaskComparator
+
+    return MaskComparator(name=cfg.model.comparator, amg=cfg.amg, anychange=cfg.anychange,  # type: ignore[arg-type]
+                          inst_ceg=cfg.inst_ceg, dynamicearth=cfg.dynamicearth, ucd_scm=cfg.ucd_scm)
+
+
+def check_checkpoints(cfg: Config) -> None:
+    """Fail early when a checkpoint a run of ``cfg`` needs is not there (see :func:`required_checkpoints`).
+
+    Raises:
+        CheckpointError: naming the key, the path and what it must hold.
+    """
+    cfg.model.check_checkpoints(required_checkpoints(cfg))
 
 
 def configs_dir() -> Path:

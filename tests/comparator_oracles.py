@@ -146,3 +146,136 @@ def products(prob: np.ndarray, valid: np.ndarray, threshold: float | str) -> tup
     mask = (enc["change_prob"] >= level).astype(np.uint8)
     mask[enc["change_prob"] == 255] = 255
     return {"change_prob": enc["change_prob"], "change_mask": mask}, level
+
+
+# --- The mask-level comparators: per-tile numpy oracles of their decision rules. ---------------
+# Masks are bool [n, H, W] numpy arrays; features float [C, h, w] on a token grid.
+
+
+def upsample(features: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize with ``align_corners=True``, written out: float64 ``[C, H, W]``."""
+
+    def weights(n_in: int, n_out: int) -> np.ndarray:
+        m = np.zeros((n_out, n_in))
+        for i in range(n_out):
+            pos = i * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+            lo = min(int(np.floor(pos)), n_in - 1)
+            hi = min(lo + 1, n_in - 1)
+            m[i, lo] += 1 - (pos - lo)
+            m[i, hi] += pos - lo
+        return m
+
+    wy, wx = weights(features.shape[1], size[0]), weights(features.shape[2], size[1])
+    return np.einsum("Hh,chw,Ww->cHW", wy, features.astype(np.float64), wx)
+
+
+def latent_confidence(f1: np.ndarray, f2: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """``-cos`` of each mask's mean upsampled features at t1 and t2 (AnyChange's ``_latent_match``)."""
+    size = masks.shape[1:]
+    u1, u2 = upsample(f1, size), upsample(f2, size)
+    out = []
+    for m in masks:
+        a, b = u1[:, m].mean(axis=1), u2[:, m].mean(axis=1)
+        out.append(-float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))))
+    return np.array(out)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mask IoU of every pair: ``[len(a), len(b)]``."""
+    out = np.zeros((len(a), len(b)))
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            union = (x | y).sum()
+            out[i, j] = (x & y).sum() / union if union else 0.0
+    return out
+
+
+def box_nms(masks: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """Greedy NMS of the masks' inclusive bounding boxes, highest score first."""
+
+    def box(m: np.ndarray) -> tuple[int, int, int, int]:
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        return cols[0], rows[0], cols[-1], rows[-1]
+
+    def overlap(p: tuple[int, ...], q: tuple[int, ...]) -> float:
+        w = max(0, min(p[2], q[2]) - max(p[0], q[0]))
+        h = max(0, min(p[3], q[3]) - max(p[1], q[1]))
+        area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731  (torchvision: boxes without the +1)
+        union = area(p) + area(q) - w * h
+        return w * h / union if union > 0 else 0.0
+
+    boxes = [box(m) for m in masks]
+    keep: list[int] = []
+    for i in np.argsort(-scores, kind="stable"):
+        if all(overlap(boxes[i], boxes[k]) <= threshold for k in keep):
+            keep.append(int(i))
+    return keep
+
+
+def anychange(m1: np.ndarray, s1: np.ndarray, m2: np.ndarray, s2: np.ndarray, f1: np.ndarray, f2: np.ndarray, *,
+              theta: float, nms: float = 0.7, max_area: float = 0.8, cap: int = 1000) -> np.ndarray:
+    """AnyChange's change map: the union of the changed masks of both dates after NMS and the cap."""
+    masks, scores = np.concatenate([m1, m2]), np.concatenate([s1, s2])
+    small = masks.reshape(len(masks), m1.shape[1] * m1.shape[2]).mean(axis=1) < max_area
+    masks, scores = masks[small], scores[small]
+    conf = latent_confidence(f1, f2, masks) if len(masks) else np.zeros(0)
+    hit = np.flatnonzero(conf > np.cos(np.radians(theta)))
+    kept = hit[box_nms(masks[hit], scores[hit], nms)] if len(hit) else hit
+    kept = kept[np.argsort(-conf[kept], kind="stable")[:cap]]
+    out = np.zeros(m1.shape[1:], bool)
+    for i in kept:
+        out |= masks[i]
+    return out
+
+
+def inst_ceg(m1: np.ndarray, m2: np.ndarray, gate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Changed instances of each date (DynamicEarth's ``instance_ceg``): IoU sums at most ``gate``."""
+    if len(m1) == 0:
+        return np.zeros(0, bool), np.ones(len(m2), bool)
+    if len(m2) == 0:
+        return np.ones(len(m1), bool), np.zeros(0, bool)
+    ious = iou_matrix(m2, m1)  # the release's ``maskUtils.iou(img2, img1)``
+    return ious.sum(axis=0) <= gate, ious.sum(axis=1) <= gate
+
+
+def union(masks: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """The pixels any of the masks covers."""
+    return masks.any(axis=0) if len(masks) else np.zeros(size, bool)
+
+
+def mask_class(scores: np.ndarray, mask: np.ndarray, prob_thd: float) -> int:
+    """Argmax of the class scores ``[K, H, W]`` averaged over the mask; 0 below ``prob_thd``."""
+    means = scores[:, mask].mean(axis=1)
+    return 0 if means.max() < prob_thd else int(np.argmax(means))
+
+
+def ucd_scm(levels1: list[np.ndarray], levels2: list[np.ndarray], p1: np.ndarray, p2: np.ndarray,
+            score1: np.ndarray, score2: np.ndarray, size: tuple[int, int], *, channels: int = 160,
+            min_area: int = 100) -> np.ndarray:
+    """UCD-SCM's weighted distance of one tile: RFF, cosine distance, PSA (levels finest first)."""
+    import torch  # the releases resize with OpenCV; torch's half-pixel bilinear is the same rule
+
+    def resize(x: np.ndarray, to: tuple[int, ...]) -> np.ndarray:
+        t = torch.from_numpy(x.astype(np.float32))[None]
+        return torch.nn.functional.interpolate(t, size=tuple(to), mode="bilinear", align_corners=False)[0].numpy()
+
+    def rff(levels: list[np.ndarray]) -> np.ndarray:
+        sub = []
+        for x in levels:
+            y = x * x.mean(axis=(1, 2), keepdims=True)
+            sub.append(y[list(range(0, y.shape[0], max(1, y.shape[0] // channels)))])
+        c1, c2, c3 = sub
+        c2 = c2 + resize(c3, c2.shape[1:])
+        c1 = c1 + resize(c2, c1.shape[1:])
+        return np.concatenate([resize(c3, size), resize(c2, size), resize(c1, size)])
+
+    a, b = rff(levels1).astype(np.float64), rff(levels2).astype(np.float64)
+    cos = (a * b).sum(axis=0) / (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0))
+    distance = np.clip(1 - (cos * 0.5 + 0.5), 0, 1)
+    score = np.zeros(size)
+    for masks, target in ((p1, score1), (p2, score2)):
+        for m in masks:
+            if m.sum() > min_area:
+                score = np.maximum(score, np.where(m, target[m].mean(), 0.0))
+    weight = np.where(score >= 0.5, 1.0, 2 * score)
+    return distance * weight

@@ -2,11 +2,12 @@
 
 from s2c_batch.kernels.identifier.fusion import class_scores, label_map, prompt_scores
 from s2c_batch.kernels.identifier.sam3_models import build_sam3_random, load_sam3_pretrained, tiny_sam3_config
-from s2c_batch.kernels.identifier.segearth import SegEarthOV3
+from s2c_batch.kernels.identifier.segearth import Instances, SegEarthOV3
 from s2c_batch.kernels.identifier.tokens import hashed_token_ids, tokenize_prompts
 from s2c_batch.kernels.identifier.vocab import Vocabulary, parse_vocabulary, read_vocabulary
 
 __all__ = [
+    "Instances",
     "SegEarthOV3",
     "Vocabulary",
     "build_sam3_random",

@@ -19,7 +19,8 @@ and appended to the text tokens of each of the image's prompts
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,31 @@ if TYPE_CHECKING:
 #: SAM 3's input normalisation: mean = std = 0.5 (to [-1, 1]).
 SAM3_MEAN = 0.5
 SAM3_STD = 0.5
+
+
+@dataclass(frozen=True)
+class Instances:
+    """The instance masks the identifier found in one image.
+
+    Attributes:
+        masks: bool ``[n, H, W]``.
+        scores: float32 ``[n]``: the query score ``sigmoid(logit) * sigmoid(presence)``.
+        prompts: int64 ``[n]``: the prompt each came from.
+    """
+
+    masks: torch.Tensor
+    scores: torch.Tensor
+    prompts: torch.Tensor
+
+    @classmethod
+    def of(cls, parts: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], size: Sequence[int],
+           device: torch.device) -> Instances:
+        """The instances of several prompts together (none: an empty set over ``size``)."""
+        if not parts:
+            return cls(torch.zeros((0, *size), dtype=torch.bool, device=device),
+                       torch.zeros(0, dtype=torch.float32, device=device),
+                       torch.zeros(0, dtype=torch.long, device=device))
+        return cls(*(torch.cat([p[k] for p in parts]) for k in range(3)))
 
 
 class SegEarthOV3(nn.Module):
@@ -212,6 +238,27 @@ class SegEarthOV3(nn.Module):
         Returns:
             float32 ``[B, P, H, W]``.
         """
+        return self.decode_with_instances(vision, size=size)[0]
+
+    @torch.no_grad()
+    def decode_with_instances(
+        self, vision: Sam3VisionEncoderOutput, *, size: Sequence[int], instance_prompts: Sequence[int] = ()
+    ) -> tuple[torch.Tensor, list[Instances]]:
+        """:meth:`decode`, and the instance masks of some prompts, as the official ``Sam3Processor`` keeps them.
+
+        An instance is a query whose score ``sigmoid(logit) * sigmoid(presence)`` exceeds
+        ``confidence_threshold``; its mask is its logits resized to ``size`` (bilinear),
+        above 0 (``sigmoid > 0.5``). Seg2Change's evaluation kept those of the
+        ``building`` prompt for its mask-level baselines.
+
+        Args:
+            vision: the output of :meth:`vision_features` for B images.
+            size: output ``(H, W)``.
+            instance_prompts: prompt indexes whose instances are kept.
+
+        Returns:
+            ``(scores float32 [B, P, H, W], instances of each image)``.
+        """
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
         fpn = vision.fpn_hidden_states
@@ -219,6 +266,8 @@ class SegEarthOV3(nn.Module):
         b, p = fpn[0].shape[0], self.num_prompts
         geometry = self.geometry_tokens(vision) if self.geometry_prompt else None
         out = torch.empty((b * p, *size), dtype=torch.float32, device=fpn[0].device)
+        wanted = torch.tensor(sorted(set(instance_prompts)), dtype=torch.long, device=fpn[0].device)
+        found: list[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = [[] for _ in range(b)]
         for start in range(0, b * p, self.decoder_batch):
             pairs = torch.arange(start, min(start + self.decoder_batch, b * p), device=fpn[0].device)
             n = pairs.numel()
@@ -242,7 +291,21 @@ class SegEarthOV3(nn.Module):
                 size=size,
                 confidence_threshold=self.confidence_threshold,
             )
-        return out.view(b, p, *size)
+            for j in torch.nonzero(torch.isin(prompt_index, wanted)).flatten().tolist():
+                found[int(image_index[j])].append(self._instances(result, j, int(prompt_index[j]), size))
+        instances = [Instances.of(parts, size, fpn[0].device) for parts in found]
+        return out.view(b, p, *size), instances
+
+    def _instances(self, result: Any, j: int, prompt: int, size: Sequence[int]
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The kept queries of pair ``j`` of a decoder call: masks ``[q, H, W]``, scores ``[q]``, prompts ``[q]``."""
+        presence = torch.sigmoid(result.presence_logits[j].float().reshape(-1))[0]
+        prob = torch.sigmoid(result.pred_logits[j].float()) * presence
+        keep = torch.nonzero(prob > self.confidence_threshold).flatten()
+        logits = result.pred_masks[j, keep].float()[None]  # [1, q, h, w]
+        if tuple(logits.shape[-2:]) != tuple(size):
+            logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+        return logits[0] > 0, prob[keep], torch.full_like(keep, prompt)
 
     @torch.no_grad()
     def class_scores(self, images: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ import numpy as np
 
 from s2c_batch.kernels.prediction import Prediction, TilePredictor, predict_raw
 from s2c_batch.kernels.prefetch import prefetched
-from s2c_batch.kernels.raster.tiling import Block, Window, tile_weight
+from s2c_batch.kernels.raster.tiling import Block, Window, tile_core, tile_weight
 
 
 @dataclass(frozen=True)
@@ -136,11 +136,14 @@ def accumulate_tiles(
     # Tiles without a single valid pixel cover only nodata output: skip them.
     todo = [(t, i) for t, i in zip(block.tiles, block.tile_ids, strict=True) if valid[t.slices(origin)].any()]
 
+    owns = bool(getattr(predictor, "owns_objects", False))
+
     def run(batch: list[tuple[Window, int]]) -> Prediction:
         idx = [t.slices(origin) for t, _ in batch]
         a = np.stack([t1[(slice(None), *s)] for s in idx])
         b = np.stack([t2[(slice(None), *s)] for s in idx])
-        return predict_raw(predictor, a, b, scale)  # raw tiles: scaled on the device when it can
+        cores = np.stack([core_mask(t, shape, overlap) for t, _ in batch]) if owns else None
+        return predict_raw(predictor, a, b, scale, cores)  # raw tiles: scaled on the device when it can
 
     if prefetch is None:
         prefetch = bool(getattr(predictor, "device_async", False))
@@ -152,6 +155,8 @@ def accumulate_tiles(
             in_tile = sub.slices((tile.row, tile.col))
             in_reg = sub.slices((region.row, region.col))
             wt = tile_weight(tile, shape, overlap)[in_tile]
+            if pred.weight is not None:  # the tile's priority on the objects it owns
+                wt = wt * pred.weight[k][in_tile]
             acc[in_reg] += wt * pred.prob[k][in_tile].astype(np.float64)
             wsum[in_reg] += wt
             if pred.class_t1 is not None and pred.class_t2 is not None:
@@ -166,6 +171,14 @@ def accumulate_tiles(
                 cls1[in_reg][take] = pred.class_t1[k][in_tile][take]  # type: ignore[index]
                 cls2[in_reg][take] = pred.class_t2[k][in_tile][take]  # type: ignore[index]
     return Partial(region, acc, wsum, seen, ok, best_w, best_id, cls1, cls2)
+
+
+def core_mask(tile: Window, shape: tuple[int, int], overlap: int) -> np.ndarray:
+    """The pixels of a tile in its core, bool ``[tile, tile]`` (:func:`~s2c_batch.kernels.raster.tiling.tile_core`)."""
+    core = tile_core(tile, shape, overlap)
+    out = np.zeros((tile.height, tile.width), bool)
+    out[core.slices((tile.row, tile.col))] = True
+    return out
 
 
 def split_partial(partial: Partial, cores: Mapping[tuple[int, int], Window]) -> dict[tuple[int, int], Partial]:

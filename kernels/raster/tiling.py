@@ -139,6 +139,46 @@ def tile_weight(tile_window: Window, shape: tuple[int, int], overlap: int) -> np
     return np.outer(wy, wx)
 
 
+def axis_cores(length: int, tile: int, overlap: int) -> np.ndarray:
+    """Each tile's *core* along one axis: the pixels nearer its middle than any other tile's.
+
+    Cores cut the axis at the middle of each overlap,
+    ``c_i = (s_i + s_(i-1) + tile) // 2``, from 0 to ``length``: they partition the axis,
+    and each lies inside its tile.
+
+    Returns:
+        int64 ``[n_tiles, 2]``: ``(start, stop)`` of each core.
+
+    Example:
+        >>> axis_cores(1000, 512, 128).tolist()
+        [[0, 448], [448, 692], [692, 1000]]
+    """
+    starts = tile_starts(length, tile, overlap)
+    cuts = [(int(starts[i]) + int(starts[i - 1]) + tile) // 2 for i in range(1, len(starts))]
+    bounds = np.array([0, *cuts, length], dtype=np.int64)
+    return np.stack([bounds[:-1], bounds[1:]], axis=1)
+
+
+def tile_core(tile_window: Window, shape: tuple[int, int], overlap: int) -> Window:
+    """The core of a tile of the global grid (see :func:`axis_cores`), in scene coordinates.
+
+    Mask-level comparators decide an object in the tile whose core holds its centroid.
+
+    Args:
+        tile_window: a tile of the grid (``height == width == tile``).
+        shape: scene ``(height, width)``.
+        overlap: tile overlap.
+    """
+    spans = []
+    for start, length in ((tile_window.row, shape[0]), (tile_window.col, shape[1])):
+        cores = axis_cores(length, tile_window.height, overlap)
+        starts = tile_starts(length, tile_window.height, overlap)
+        i = int(np.flatnonzero(starts == start)[0])
+        spans.append((int(cores[i, 0]), int(cores[i, 1])))
+    (r0, r1), (c0, c1) = spans
+    return Window(r0, c0, r1 - r0, c1 - c0)
+
+
 @dataclass(frozen=True)
 class Block:
     """One output block: the pixels it writes and the tiles it owns.

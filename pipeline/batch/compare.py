@@ -26,7 +26,7 @@ from rasterio.crs import CRS
 
 from s2c_batch.kernels.model_config import CLASSICAL, ComparatorName
 from s2c_batch.pipeline.atomic import atomic_path
-from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.config import Config, check_checkpoints
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.learn.score import TruthValues, score_rasters
@@ -66,11 +66,13 @@ def config_for(cfg: Config, comparator: ComparatorName) -> Config:
     """The run config of one comparator: ``cfg`` with ``model.comparator`` set.
 
     ``model.standardize`` applies to the classical comparators only; the tile models
-    (``cach``, ``dcva``) take the images as their backbone expects.
+    (``cach``, ``dcva``, the mask-level ones) take the images as their backbone expects.
+    ``ucd_scm`` always thresholds by Otsu over the scene (its method).
     """
     standardize = cfg.model.standardize if comparator in CLASSICAL else "none"
+    threshold = "otsu" if comparator == "ucd_scm" else cfg.model.threshold
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, comparator=comparator,
-                                                              standardize=standardize))
+                                                              standardize=standardize, threshold=threshold))
 
 
 @dataclass
@@ -151,7 +153,7 @@ def run_comparison(
     """
     configs = {name: config_for(cfg, name) for name in comparators}
     for run_cfg in configs.values():  # a missing checkpoint stops the comparison before any run
-        run_cfg.model.check_checkpoints()
+        check_checkpoints(run_cfg)
     if truth is not None and not Path(truth).is_file():
         raise InputError(f"--truth {str(truth)!r} does not exist; give the change truth raster on t1's grid")
     out_dir = Path(out)

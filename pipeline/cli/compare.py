@@ -15,7 +15,8 @@ from s2c_batch.pipeline.cli.options import bbox_option, config_option, set_optio
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Output folder; each comparator writes DIR/<comparator>/, the table DIR/compare.json.")
 @click.option("--comparators", required=True, metavar="NAME,...",
-              help="Comparators in table order: cach, cva, pca_kmeans, irmad, dcva.")
+              help="Comparators in table order: cach, cva, pca_kmeans, irmad, dcva, anychange, inst_ceg, "
+                   "dynamicearth, ucd_scm.")
 @click.option("--truth", default=None, type=click.Path(dir_okay=False), metavar="TRUTH.tif",
               help="Change truth on T1's grid: scores every comparator.")
 @click.option("--truth-values", type=click.Choice(["auto", "01", "0255", "12"]), default="auto", show_default=True,
@@ -34,7 +35,8 @@ def compare(t1: str, t2: str, out: str, comparators: str, truth: str | None, tru
             scheduler: str | None, resume: bool, overwrite: bool, as_json: bool, progress: bool) -> None:
     """Run every comparator on T1 and T2 on one cluster and print F1^c, IoU^c, Kappa, ... per comparator.
 
-    --set applies to every comparator (model.standardize to the classical ones only).
+    --set applies to every comparator (model.standardize to the classical ones only;
+    ucd_scm always thresholds by Otsu).
     Exit codes as for run: 2 config, 3 input, 4 output.
     """
     from s2c_batch.pipeline.batch.compare import format_comparison, parse_comparators, run_comparison

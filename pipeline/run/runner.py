@@ -23,7 +23,7 @@ from typing import Any
 from s2c_batch.kernels.comparators.base import FittedComparator
 from s2c_batch.kernels.comparators.cva import CVA
 from s2c_batch.kernels.raster.tiling import TilePlan
-from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
 from s2c_batch.pipeline.errors import InputError, OutputError, S2CError
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
@@ -111,7 +111,7 @@ def run_change_detection(
     t_start = time.perf_counter()
     check_report_path(report)
     pair = open_pair(t1, t2, cfg.input, bbox=bbox)
-    cfg.model.check_checkpoints()
+    check_checkpoints(cfg)
     checkpoints = {k: hash_path(p) for k, p in checkpoint_paths(cfg).items()}
     plan = make_plan(pair, cfg)
     timings["open"] = time.perf_counter() - t_start
@@ -212,11 +212,14 @@ def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config
                        resuming: bool) -> FittedComparator | None:
     """The comparator the blocks use: fitted to the scene, or the one a resumed run fitted.
 
-    ``None`` for CACH; the fixed CVA when nothing is fitted. A fit is saved to
-    ``.s2c/fit.json`` before any block is written.
+    ``None`` for CACH; the fixed CVA when nothing is fitted; a mask-level comparator
+    with its options (nothing fitted). A fit is saved to ``.s2c/fit.json`` before any
+    block is written.
     """
     if cfg.model.comparator == "cach":
         return None
+    if cfg.model.mask_level:
+        return mask_comparator(cfg)  # type: ignore[return-value]  # options, not a fit
     if not cfg.model.fitted:
         return CVA()
     previous = load_fit(out_dir, fp) if resuming else None
@@ -332,7 +335,7 @@ def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store
             f"t1 {pair.t1.path!r} and t2 {pair.t2.path!r} have no pixel that is valid in both; "
             "Otsu's threshold needs valid pixels (check input.nodata and --bbox)"
         )
-    chosen = choose_threshold(hist)
+    chosen = choose_threshold(hist, ignore_zero=cfg.model.comparator == "ucd_scm")
     runlog.update(threshold=chosen.to_json())
     store.update_attrs(store_path, {"threshold": chosen.to_json()})
     masks = submit_masks(client, build_mask_graph(plan, str(store_path), chosen.level, target_classes(cfg),

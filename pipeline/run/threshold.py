@@ -125,8 +125,16 @@ class OtsuResult:
         return {"method": "otsu", "level": self.level, "value": self.value, "valid_pixels": self.valid_pixels}
 
 
-def choose_threshold(histogram: np.ndarray) -> OtsuResult:
-    """Otsu's level of the scene histogram."""
+def choose_threshold(histogram: np.ndarray, *, ignore_zero: bool = False) -> OtsuResult:
+    """Otsu's level of the scene histogram.
+
+    Args:
+        histogram: int64 ``[255]``, pixels per level.
+        ignore_zero: leave level 0 out (UCD-SCM pools only the non-zero distances); the
+            chosen level is then at least 1.
+    """
+    if ignore_zero and histogram[1:].sum():
+        histogram = np.concatenate([[0], histogram[1:]])
     level = otsu_level(histogram)
     result = OtsuResult(level=level, value=round(level / 254, 6), valid_pixels=int(histogram.sum()))
     log.info("Otsu threshold: level %d (p >= %.4f) over %d valid pixels", level, result.value,
@@ -135,8 +143,12 @@ def choose_threshold(histogram: np.ndarray) -> OtsuResult:
 
 
 def target_classes(cfg: Config) -> tuple[int, ...]:
-    """The indexes of the run's target classes (empty without an identifier)."""
-    if cfg.model.identifier == "none":
+    """The indexes of the target classes the mask is restricted to.
+
+    Empty without an identifier, and for the mask-level comparators, which decide the
+    change of the targets themselves (as their predictor's ``target_classes``).
+    """
+    if cfg.model.identifier == "none" or cfg.model.mask_level:
         return ()
     from s2c_batch.kernels.predictor import load_vocabulary
 

@@ -45,7 +45,8 @@ def test_load_config__unknown_section_lists_sections() -> None:
         ("model.threshold=high", r"model\.threshold must be a number"),
         ("tiling.overlap=600", r"tiling\.overlap must be within"),
         ("tiling.block_size=1000", r"must be a multiple of tiling\.chunk_size"),
-        ("model.comparator=svm", r"model\.comparator must be one of \['cach', 'cva', 'pca_kmeans', 'irmad', 'dcva'\]"),
+        ("model.comparator=svm", r"model\.comparator must be one of \['cach', 'cva', 'pca_kmeans', 'irmad', "
+                                 r"'dcva', 'anychange', 'inst_ceg', 'dynamicearth', 'ucd_scm'\]"),
         ("input.bands=[0, 1]", r"input\.bands must be a non-empty list of 1-based"),
         ("cluster.retries=-1", r"cluster\.retries must be >= 0"),
     ],

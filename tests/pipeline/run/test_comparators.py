@@ -201,7 +201,8 @@ def test_run__unknown_comparator_lists_the_valid_ones(pair: tuple[Path, Path], t
     code, output = _cli(["run", str(pair[0]), str(pair[1]), "--out", str(tmp_path / "o"),
                                        "--config", "cva", "--set", "model.comparator=mad"], capsys)
     assert code == 2
-    assert "model.comparator must be one of ['cach', 'cva', 'pca_kmeans', 'irmad', 'dcva'], got 'mad'" in output
+    assert "model.comparator must be one of ['cach', 'cva', 'pca_kmeans', 'irmad', 'dcva', 'anychange', " \
+        "'inst_ceg', 'dynamicearth', 'ucd_scm'], got 'mad'" in output
 
 
 def test_run__dcva_without_backbone_weights_is_exit_2(pair: tuple[Path, Path], tmp_path: Path, capsys: Capsys) -> None:
@@ -254,8 +255,8 @@ def test_compare__unknown_comparator_is_exit_2(pair: tuple[Path, Path], tmp_path
     code, output = _cli(["compare", str(pair[0]), str(pair[1]), "--out", str(tmp_path / "c"),
                                        "--comparators", "cva,foo"], capsys)
     assert code == 2
-    assert "unknown comparator(s) ['foo']; valid ones are ['cach', 'cva', 'pca_kmeans', 'irmad', 'dcva']" \
-        in output
+    assert "unknown comparator(s) ['foo']; valid ones are ['cach', 'cva', 'pca_kmeans', 'irmad', 'dcva', " \
+        "'anychange', 'inst_ceg', 'dynamicearth', 'ucd_scm']" in output
 
 
 @pytest.mark.cluster
