@@ -118,3 +118,24 @@ def decimation(shape: tuple[int, int], max_side: int) -> tuple[int, tuple[int, i
     """
     step = max(1, -(-max(shape) // max_side))
     return step, (-(-shape[0] // step), -(-shape[1] // step))
+
+
+def sample_positions(size: int, out: int) -> np.ndarray:
+    """The pixels GDAL's nearest decimation of ``size`` pixels to ``out`` picks: ``floor((i + 0.5) * size / out)``.
+
+    Example:
+        >>> sample_positions(10, 4).tolist()
+        [1, 3, 6, 8]
+    """
+    return np.floor((np.arange(out) + 0.5) * size / out).astype(np.int64)
+
+
+def samples_within(positions: np.ndarray, start: int, stop: int) -> slice:
+    """The (contiguous) run of sorted ``positions`` in ``[start, stop)``, as a slice of them.
+
+    Example:
+        >>> samples_within(np.array([1, 3, 6, 8]), 3, 8)
+        slice(1, 3, None)
+    """
+    lo, hi = np.searchsorted(positions, [start, stop])
+    return slice(int(lo), int(hi))

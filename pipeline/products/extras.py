@@ -25,6 +25,7 @@ from typing import Any
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.inputs.scene import ScenePair
 from s2c_batch.pipeline.products.polygons import POLYGONS_FILE, submit_vectorise, write_polygons
+from s2c_batch.pipeline.products.preview import PreviewPiece, assemble, panel_shape
 from s2c_batch.pipeline.products.quicklook import QUICKLOOK_FILE, write_quicklook
 from s2c_batch.pipeline.products.stac import STAC_FILE, write_stac_item
 from s2c_batch.pipeline.run import outdir
@@ -82,7 +83,8 @@ def start_extras(client: Any, store_path: Path, pair: ScenePair, cfg: Config,
 
 
 def write_extras(client: Any, out_dir: Path, pair: ScenePair, cfg: Config, run: dict[str, Any],
-                 products: dict[str, str], pending: PendingExtras | None = None) -> dict[str, str]:
+                 products: dict[str, str], pending: PendingExtras | None = None,
+                 previews: Sequence[PreviewPiece] = ()) -> dict[str, str]:
     """Write the derived products; returns product name -> path of what was written.
 
     Args:
@@ -93,6 +95,8 @@ def write_extras(client: Any, out_dir: Path, pair: ScenePair, cfg: Config, run: 
         run: the run record so far (version, fingerprint, config hash, inputs).
         products: what the run wrote so far (COGs and ``change.zarr``).
         pending: what :func:`start_extras` started (``None`` = do everything now).
+        previews: the quicklook's scene pixels the block tasks kept; used when they
+            cover the whole panel (:func:`~s2c_batch.pipeline.products.preview.assemble`).
     """
     out = Path(out_dir)
     names = class_names(cfg)
@@ -108,7 +112,7 @@ def write_extras(client: Any, out_dir: Path, pair: ScenePair, cfg: Config, run: 
     if cfg.output.quicklook:
         titles = _titles(pair)
         path = write_quicklook(out, pair, block=cfg.tiling.block_size, class_names=names, titles=titles,
-                               provenance=prov)
+                               provenance=prov, scenes=assemble(previews, panel_shape(pair.grid)))
         written[QUICKLOOK_FILE] = str(path)
     if cfg.output.stac:
         path = write_stac_item(out, pair, run, {**products, **written})

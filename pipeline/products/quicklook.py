@@ -30,16 +30,15 @@ from s2c_batch.kernels.raster.quicklook import (
     change_overlay,
     class_colours,
     decimation,
+    sample_positions,
     side_by_side,
     stretch,
 )
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair, SceneSource
+from s2c_batch.pipeline.products.preview import PANEL_SIDE, Panel
 
 QUICKLOOK_FILE = "quicklook.png"
-
-#: Longest side of each of the three panels, in pixels.
-PANEL_SIDE = 512
 
 _HEADER = 16
 
@@ -99,8 +98,7 @@ def _sampled_by_strips(src: Any, bands: Sequence[int], win: rasterio.windows.Win
     """
     h, w = out_shape
     height, width = int(win.height), int(win.width)
-    rows = np.floor((np.arange(h) + 0.5) * height / h).astype(np.int64)
-    cols = np.floor((np.arange(w) + 0.5) * width / w).astype(np.int64)
+    rows, cols = sample_positions(height, h), sample_positions(width, w)
     out = np.empty((len(bands), h, w), np.dtype(src.dtypes[bands[0] - 1]))
     strip = max(1, src.block_shapes[bands[0] - 1][0])
     buf = np.empty((len(bands), strip, width), out.dtype)
@@ -142,6 +140,7 @@ def write_quicklook(
     titles: Sequence[str] = ("t1", "t2", "change"),
     side: int = PANEL_SIDE,
     provenance: Mapping[str, Any] | None = None,
+    scenes: tuple[Panel, Panel] | None = None,
 ) -> Path:
     """Write ``quicklook.png`` into a finished run's folder.
 
@@ -154,6 +153,8 @@ def write_quicklook(
         titles: the three panel titles.
         side: longest side of a panel in pixels.
         provenance: written as PNG text chunks ``s2c:<key>`` (JSON values).
+        scenes: the t1 and t2 panels when the block tasks sampled them
+            (:mod:`~s2c_batch.pipeline.products.preview`); ``None`` = read the scenes.
 
     Returns:
         The PNG path.
@@ -163,8 +164,9 @@ def write_quicklook(
     """
     out = Path(out_dir)
     step, shape = decimation(pair.grid.shape, side)
-    d1, v1 = read_scene_preview(pair.t1, pair.grid, shape)
-    d2, v2 = read_scene_preview(pair.t2, pair.grid, shape)
+    if scenes is None or scenes[0][1].shape != shape:
+        scenes = read_scene_preview(pair.t1, pair.grid, shape), read_scene_preview(pair.t2, pair.grid, shape)
+    (d1, v1), (d2, v2) = scenes
     mask = read_product_preview(out, "change_mask", pair.grid, step, shape, block=block)
     classes = None
     if class_names is not None:

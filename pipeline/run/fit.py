@@ -59,10 +59,23 @@ def read_unit(pair: ScenePair, window: Window) -> tuple[np.ndarray, np.ndarray, 
     Returns:
         ``(t1 float32 [C, h, w], t2 float32 [C, h, w], valid bool [h, w])``.
     """
-    raw1, v1 = reader.read_window(pair.t1, window)
-    raw2, v2 = reader.read_window(pair.t2, window)
-    valid = v1 & v2
-    t1, t2 = to_unit(raw1, pair.t1.scale), to_unit(raw2, pair.t2.scale)
+    return to_unit_pair(pair, reader.read_window(pair.t1, window), reader.read_window(pair.t2, window))
+
+
+def to_unit_pair(pair: ScenePair, raw1: tuple[np.ndarray, np.ndarray],
+                 raw2: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`read_unit` of pixels already read: ``raw1``, ``raw2`` as the reader returns them.
+
+    Args:
+        pair: the scenes (their scales).
+        raw1: t1's ``(raw [C, h, w], valid [h, w])``.
+        raw2: t2's, the same window.
+
+    Returns:
+        ``(t1 float32 [C, h, w], t2 float32 [C, h, w], valid bool [h, w])``.
+    """
+    valid = raw1[1] & raw2[1]
+    t1, t2 = to_unit(raw1[0], pair.t1.scale), to_unit(raw2[0], pair.t2.scale)
     t1[:, ~valid] = 0.0
     t2[:, ~valid] = 0.0
     return t1, t2, valid

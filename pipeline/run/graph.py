@@ -33,6 +33,7 @@ from s2c_batch.kernels.comparators.base import FittedComparator
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.products.preview import panel_shape, sampled_from_files
 from s2c_batch.pipeline.run.untiled import UntiledJob, compare_block
 from s2c_batch.pipeline.run.worker import TileJob, WriteJob, predict_tiles, read_block, write_block
 
@@ -127,11 +128,17 @@ def build_untiled_graph(
         comparator: the fitted pointwise or neighbourhood comparator.
         skip: blocks already written.
         token: keeps the keys of different runs apart.
+
+    With ``output.quicklook`` on scenes the quicklook would decode whole, each task keeps
+    the quicklook's pixels of its block (:mod:`~s2c_batch.pipeline.products.preview`).
     """
+    sampled = cfg.output.quicklook and sampled_from_files(pair.t1) and sampled_from_files(pair.t2)
+    preview = panel_shape(pair.grid) if sampled else None
     return [
         dask.delayed(compare_block, pure=False)(
             UntiledJob(index=(r, c), pair=pair, core=plan.block_at(r, c).core, comparator=comparator,
-                       threshold=mask_threshold(cfg), store=store_path, strip_rows=cfg.tiling.chunk_size),
+                       threshold=mask_threshold(cfg), store=store_path, strip_rows=cfg.tiling.chunk_size,
+                       preview=preview),
             dask_key_name=f"s2c-block-{token}-{r}-{c}")
         for r, c in write_order(plan, skip)
     ]

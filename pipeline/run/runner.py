@@ -310,7 +310,8 @@ def _compute(
         timings["cogs"] = time.perf_counter() - t0
         written["change.zarr"] = str(store_path)
         t0 = time.perf_counter()
-        written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written), pending))
+        previews = [r.preview for r in reports if r.preview is not None]
+        written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written), pending, previews))
         timings["extras"] = time.perf_counter() - t0
     except BaseException:
         if client.status == "running":  # a lost scheduler cannot be asked to cancel

@@ -22,9 +22,11 @@ from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.raster.otsu import level_histogram
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.errors import portable_errors
+from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.products.preview import PreviewSampler
 from s2c_batch.pipeline.run import store
-from s2c_batch.pipeline.run.fit import read_unit, strips
+from s2c_batch.pipeline.run.fit import strips, to_unit_pair
 from s2c_batch.pipeline.run.testhooks import stall_if_asked
 from s2c_batch.pipeline.run.worker import BlockReport
 
@@ -41,6 +43,8 @@ class UntiledJob:
         threshold: the mask threshold, or ``None`` when Otsu's is chosen after the blocks.
         store: the Zarr store.
         strip_rows: rows read at a time.
+        preview: ``(h, w)`` of the quicklook's panels when the task keeps their pixels
+            (:mod:`~s2c_batch.pipeline.products.preview`); ``None``: it does not.
     """
 
     index: tuple[int, int]
@@ -50,6 +54,7 @@ class UntiledJob:
     threshold: float | None
     store: str
     strip_rows: int
+    preview: tuple[int, int] | None = None
 
 
 @portable_errors
@@ -57,7 +62,8 @@ def compare_block(job: UntiledJob) -> BlockReport:
     """Predict, encode and write one block (the task run on a worker).
 
     Returns:
-        The block's report; with Otsu, the histogram of its encoded probabilities.
+        The block's report; with Otsu, the histogram of its encoded probabilities; with
+        ``job.preview``, the quicklook's pixels in the block.
     """
     t0 = time.perf_counter()
     stall_if_asked(job.index)  # test-only, inert unless S2C_TEST_STALL is set
@@ -65,10 +71,14 @@ def compare_block(job: UntiledJob) -> BlockReport:
     core = job.core
     prob = np.empty((core.height, core.width), np.float32)
     valid = np.empty((core.height, core.width), bool)
+    sampler = PreviewSampler(job.pair.grid.shape, job.preview, core) if job.preview else None
     for strip in strips(core, job.strip_rows):
         window = Window(strip.row - radius, strip.col - radius, strip.height + 2 * radius,
                         strip.width + 2 * radius)
-        t1, t2, ok = read_unit(job.pair, window)
+        raw1, raw2 = reader.read_window(job.pair.t1, window), reader.read_window(job.pair.t2, window)
+        if sampler is not None:
+            sampler.add(strip, window, raw1, raw2)
+        t1, t2, ok = to_unit_pair(job.pair, raw1, raw2)
         p = job.comparator.probability(t1, t2, ok)
         inner = (slice(radius, radius + strip.height), slice(radius, radius + strip.width))
         rows = slice(strip.row - core.row, strip.row_stop - core.row)
@@ -82,4 +92,4 @@ def compare_block(job: UntiledJob) -> BlockReport:
     except ValueError:
         wname = f"pid-{os.getpid()}"
     return BlockReport(index=job.index, valid_pixels=int(valid.sum()), write_s=time.perf_counter() - t0,
-                       worker=wname, histogram=histogram)
+                       worker=wname, histogram=histogram, preview=sampler.piece() if sampler else None)

@@ -29,6 +29,7 @@ from s2c_batch.kernels.raster.tiling import Block, Window
 from s2c_batch.pipeline.errors import portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.products.preview import PreviewPiece
 from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.run.allocator import reuse_freed_memory
 from s2c_batch.pipeline.run.testhooks import stall_if_asked
@@ -182,6 +183,7 @@ class BlockReport:
         worker: the worker's name.
         histogram: pixels per encoded probability level 0..254, when the mask
             threshold is chosen after the blocks (Otsu); else ``None``.
+        preview: the quicklook's scene pixels in the block, when the task kept them.
     """
 
     index: tuple[int, int]
@@ -189,6 +191,7 @@ class BlockReport:
     write_s: float
     worker: str
     histogram: tuple[int, ...] | None = None
+    preview: PreviewPiece | None = None
 
 
 @dataclass(frozen=True)
