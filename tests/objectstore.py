@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from testutils import free_port
 
@@ -40,7 +41,7 @@ class S3Server:
     access_key: str
     secret_key: str
 
-    def client(self, *, secret: str | None = None):  # type: ignore[no-untyped-def]
+    def client(self, *, secret: str | None = None) -> Any:
         """A boto3 S3 client of this server (``secret`` overrides the good one)."""
         import boto3
 
@@ -125,7 +126,7 @@ def weed_server(data_dir: Path, log_dir: Path) -> Iterator[S3Server]:
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """The stdlib file server plus single ``Range: bytes=a-b`` requests (206 with ``Content-Range``)."""
 
-    def send_head(self):  # type: ignore[no-untyped-def]  # noqa: D102
+    def send_head(self) -> Any:
         match = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip())
         path = Path(self.translate_path(self.path))
         if match is None or not path.is_file():
@@ -149,15 +150,15 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         self._remaining = end - start + 1
         return f
 
-    def copyfile(self, source, outputfile):  # type: ignore[no-untyped-def]  # noqa: D102
+    def copyfile(self, source: Any, outputfile: Any) -> None:
         remaining = getattr(self, "_remaining", None)
         if remaining is None:
-            return super().copyfile(source, outputfile)
+            super().copyfile(source, outputfile)
+            return
         outputfile.write(source.read(remaining))
         self._remaining = None
-        return None
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002, D102
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
 
