@@ -28,7 +28,8 @@ from testutils import RealCluster, make_pair
 
 pytestmark = pytest.mark.cluster
 
-SETTINGS = ["tiling.tile_size=128", "tiling.overlap=32", "tiling.block_size=256", "tiling.chunk_size=128", "storage.allow_http=true", "output.polygons=false"]
+SETTINGS = ["tiling.tile_size=128", "tiling.overlap=32", "tiling.block_size=256", "tiling.chunk_size=128",
+            "storage.allow_http=true", "output.polygons=false"]
 
 
 def _clean_env(home: Path, **extra: str) -> dict[str, str]:
