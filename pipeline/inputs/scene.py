@@ -15,6 +15,7 @@ VRT read window by window).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass, replace
@@ -243,6 +244,9 @@ def open_pair(
     storage = storage or StorageConfig()
     if is_remote(t1) or is_remote(t2):
         storage = resolve_storage(storage)
+    elif any(str(t).lower().endswith(".vrt") for t in (t1, t2)):
+        with contextlib.suppress(ConfigError):  # a VRT may name URLs; one of local files needs no endpoint
+            storage = resolve_storage(storage)
     m1, m2 = inspect_scene(t1, "t1", storage), inspect_scene(t2, "t2", storage)
     for label, path, meta in (("t1", t1, m1), ("t2", t2, m2)):
         if max(cfg.bands) > meta.count:
