@@ -3,9 +3,9 @@
 A local file is its path, size and modification time. A remote object has no
 mtime worth trusting, so it is its URL plus what the server says about the object:
 the ``ETag`` (a content hash on S3 and most web servers), ``Last-Modified`` and the
-size, from one ``HEAD`` request: boto3 for ``s3://`` (the same endpoint, region,
-profile and credential chain as GDAL's reads), the standard library for
-``http(s)://``. A replaced object changes its ETag, so ``--resume`` refuses it like
+size, from one request: a ``HEAD`` with boto3 for ``s3://`` (the same endpoint,
+region, profile and credential chain as GDAL's reads), a one-byte range ``GET`` with the
+standard library for ``http(s)://``. A replaced object changes its ETag, so ``--resume`` refuses it like
 a changed local file. Other schemes (``gs://``, other ``/vsi...`` paths) are
 identified by their URL alone; a warning says that a replaced object goes unnoticed.
 """
@@ -82,13 +82,19 @@ def _s3_head(url: str, storage: StorageConfig) -> dict[str, Any]:
 
 
 def _http_head(url: str) -> dict[str, Any]:
-    request = urllib.request.Request(url, method="HEAD")
+    """ETag, Last-Modified and size from a one-byte range GET.
+
+    A GET rather than a HEAD: a presigned URL is signed for GET only, and every usable
+    server answers ranges anyway (GDAL needs them).
+    """
+    request = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
     try:
         with urllib.request.urlopen(request, timeout=HEAD_TIMEOUT_S) as response:  # noqa: S310 - the user's URL
             headers = response.headers
     except (urllib.error.URLError, OSError) as exc:
-        raise InputError(f"{redact(url)!r} cannot be described (HEAD: {exc}); check the URL and the server") from exc
-    size = headers.get("Content-Length")
+        raise InputError(f"{redact(url)!r} cannot be described (GET: {exc}); check the URL and the server") from exc
+    total = (headers.get("Content-Range") or "").rpartition("/")[2]
+    size = total if total.isdigit() else headers.get("Content-Length")
     return {
         "etag": headers.get("ETag"),
         "last_modified": headers.get("Last-Modified"),
