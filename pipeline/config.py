@@ -58,6 +58,8 @@ class InputConfig:
         align: ``strict`` refuses scenes whose CRS, transform or shape differ;
             ``reproject`` warps t2 onto t1's grid, lazily, block by block.
         resampling: resampling used by ``align: reproject``.
+        asset: the asset to read when T1/T2 is a STAC Item; ``None`` = its first
+            GeoTIFF/COG asset with the bands asked for.
     """
 
     bands: tuple[int, ...] = (1, 2, 3)
@@ -65,6 +67,7 @@ class InputConfig:
     nodata: float | None = None
     align: Literal["strict", "reproject"] = "strict"
     resampling: Literal["nearest", "bilinear", "cubic"] = "bilinear"
+    asset: str | None = None
 
     def __post_init__(self) -> None:
         if not self.bands or any(b < 1 for b in self.bands):
@@ -277,13 +280,16 @@ class Config:
         return _sha256_json(self.to_dict())
 
     def products_hash(self) -> str:
-        """SHA-256 of the sections that can change a product: all but ``cluster`` and ``storage``.
+        """SHA-256 of the sections that can change a product: all but ``cluster``, ``storage`` and ``input.asset``.
 
         The cluster's size, threads, memory limit and retries change where and how fast
         blocks run, never their pixels, so a run resumed on another cluster keeps its blocks.
-        ``storage`` says how the inputs are reached; which inputs they are is in the fingerprint.
+        ``storage`` says how the inputs are reached and ``input.asset`` which file of a STAC
+        Item is read; which inputs those are is in the fingerprint.
         """
-        return _sha256_json({k: v for k, v in self.to_dict().items() if k not in ("cluster", "storage")})
+        doc = {k: v for k, v in self.to_dict().items() if k not in ("cluster", "storage")}
+        doc["input"].pop("asset", None)
+        return _sha256_json(doc)
 
 
 def _sha256_json(doc: dict[str, Any]) -> str:

@@ -35,6 +35,7 @@ from s2c_batch.pipeline.errors import ConfigError, InputError, SceneMismatchErro
 from s2c_batch.pipeline.inputs.damage import gdal_messages
 from s2c_batch.pipeline.inputs.remote import gdal_path, is_remote, open_raster, raster_env, resolve_storage
 from s2c_batch.pipeline.inputs.remote_errors import remote_failure, remote_input_error
+from s2c_batch.pipeline.inputs.stac_item import is_stac_item, resolve_item
 
 #: dtypes a scene may have; others (complex, int8, ...) are refused.
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
@@ -223,8 +224,8 @@ def open_pair(
     """Validate two scenes against each other and the input config.
 
     Args:
-        t1: the earlier scene (a path, a URL or a GDAL ``/vsi...`` path); its grid is
-            the output grid.
+        t1: the earlier scene (a path, a URL or a GDAL ``/vsi...`` path, or a STAC Item
+            ``.json`` whose asset ``cfg.asset`` is read); its grid is the output grid.
         t2: the later scene.
         cfg: the ``input`` config section.
         bbox: optional AOI ``(minx, miny, maxx, maxy)`` in t1's CRS.
@@ -243,6 +244,10 @@ def open_pair(
     """
     storage = storage or StorageConfig()
     if is_remote(t1) or is_remote(t2):
+        storage = resolve_storage(storage)
+    t1, t2 = (resolve_item(t, label, asset=cfg.asset, bands=tuple(cfg.bands), storage=storage)
+              if is_stac_item(t) else t for t, label in ((t1, "t1"), (t2, "t2")))
+    if is_remote(t1) or is_remote(t2):  # a local STAC Item may list remote assets
         storage = resolve_storage(storage)
     elif any(str(t).lower().endswith(".vrt") for t in (t1, t2)):
         with contextlib.suppress(ConfigError):  # a VRT may name URLs; one of local files needs no endpoint
