@@ -28,7 +28,7 @@ from s2c_batch.kernels.model_config import CLASSICAL, ComparatorName
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.config import Config, check_checkpoints
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
-from s2c_batch.pipeline.inputs.remote import is_remote
+from s2c_batch.pipeline.inputs.remote import check_local_out, is_remote
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.learn.score import TruthValues, score_rasters
 from s2c_batch.pipeline.products.area import change_statistics
@@ -157,6 +157,7 @@ def run_comparison(
         check_checkpoints(run_cfg)
     if truth is not None and not is_remote(truth) and not Path(truth).is_file():
         raise InputError(f"--truth {str(truth)!r} does not exist; give the change truth raster on t1's grid")
+    check_local_out(out)
     out_dir = Path(out)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

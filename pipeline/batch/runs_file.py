@@ -146,6 +146,9 @@ def _run(base: Path, i: int, entry: Any, default_config: Any, default_set: list[
     if missing:
         problems.append(f"{where}: missing or empty {missing}; give a path for each")
         return None
+    if is_remote(entry["out"].strip()):
+        problems.append(f"{where}: out {entry['out'].strip()!r} is on object storage, which is not supported "
+                        "yet for outputs; give a local or shared-filesystem folder")
     out = _path(base, entry["out"])
     name = str(entry.get("name") or out.name)
     where = f"{where} ({name})"

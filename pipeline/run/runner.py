@@ -25,7 +25,7 @@ from s2c_batch.kernels.comparators.cva import CVA
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
 from s2c_batch.pipeline.errors import InputError, OutputError, S2CError
-from s2c_batch.pipeline.inputs.remote import input_name
+from s2c_batch.pipeline.inputs.remote import check_local_out, input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
 from s2c_batch.pipeline.run import outdir, recovery, store
@@ -111,6 +111,7 @@ def run_change_detection(
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     check_report_path(report)
+    check_local_out(out)
     pair = open_pair(t1, t2, cfg.input, bbox=bbox, storage=cfg.storage)
     check_checkpoints(cfg)
     checkpoints = {k: hash_path(p) for k, p in checkpoint_paths(cfg).items()}

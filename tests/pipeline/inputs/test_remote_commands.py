@@ -15,6 +15,7 @@ from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.batch.runs_file import load_runs_file
 from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.config import StorageConfig, load_config
+from s2c_batch.pipeline.errors import ConfigError
 from s2c_batch.pipeline.inputs.reader import read_window
 from s2c_batch.pipeline.inputs.scene import open_pair
 from s2c_batch.pipeline.inputs.vrt import stack_bands
@@ -85,3 +86,21 @@ def test_open_pair__local_vrt_of_urls_gets_the_endpoint_on_the_workers(aws_env: 
     pair = open_pair(vrt, vrt, load_config("cva", ["storage.allow_http=true"]).input,
                      storage=StorageConfig(allow_http=True))
     assert pair.t1.storage is not None and pair.t1.storage.endpoint == aws_env.endpoint
+
+
+def test_run__out_on_object_storage_is_exit_4_before_anything(tmp_path: Path, capsys: Capsys,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    t1, t2 = make_pair(tmp_path, 32, 32, seed=1)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(t1), str(t2), "--out", "s3://bucket/products", "--config", "cva"])
+    assert info.value.code == 4
+    assert "--out 's3://bucket/products' is on object storage, which is not supported yet" in capsys.readouterr().err
+    assert not (tmp_path / "s3:").exists()
+
+
+def test_load_runs_file__out_on_object_storage_is_a_problem(tmp_path: Path) -> None:
+    doc = {"runs": [{"t1": "s3://b/a.tif", "t2": "s3://b/b.tif", "out": "s3://b/products"}]}
+    (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=r"out 's3://b/products' is on object storage, which is not supported yet"):
+        load_runs_file(tmp_path / "RUNS.yaml")

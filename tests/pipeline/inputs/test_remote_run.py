@@ -111,7 +111,8 @@ def test_run__s3_inputs_on_clean_workers_equal_the_local_run(
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "complete"
     assert record["inputs"]["t1"]["path"] == urls["in/t1.tif"] and record["inputs"]["t1"]["etag"]
-    for f in out.rglob("*"):  # the secret is nowhere in the products, records or logs
+    logs = [*out.rglob("*"), *remote_cluster.log_dir.rglob("*")]  # scheduler and worker logs too
+    for f in logs:  # the secret is nowhere in the products, records or logs
         assert not f.is_file() or aws_env.secret_key.encode() not in f.read_bytes(), f
 
 
