@@ -7,6 +7,7 @@ learnt about a URL for the life of the process.
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def test_open_pair__s3_urls_equal_the_local_files(aws_env: S3Server, files: tupl
     assert remote.grid == local.grid
     assert remote.t1.path == urls["in/t1.tif"]
     assert remote.t1.storage is not None and remote.t1.storage.endpoint == aws_env.endpoint  # from AWS_ENDPOINT_URL
+    assert aws_env.secret_key.encode() not in pickle.dumps(remote)  # what the read tasks carry to the scheduler
 
 
 def test_describe_input__s3_object_is_url_etag_and_size_and_changes_when_replaced(
