@@ -1,7 +1,7 @@
 """Run configuration: YAML for people, frozen typed dataclasses for code.
 
 A config file has one mapping per section (``input``, ``tiling``, ``model``,
-``output``, ``cluster``, and the comparators' own ``fit``, ``pca_kmeans``, ``irmad``,
+``output``, ``cluster``, ``storage``, and the comparators' own ``fit``, ``pca_kmeans``, ``irmad``,
 ``dcva``, ``amg``, ``anychange``, ``inst_ceg``, ``dynamicearth``, ``ucd_scm``). Missing
 keys take the dataclass defaults; unknown sections or keys, values of the wrong type and
 values out of range raise :class:`ConfigError` naming the key, the valid keys and the fix.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ class InputConfig:
         align: ``strict`` refuses scenes whose CRS, transform or shape differ;
             ``reproject`` warps t2 onto t1's grid, lazily, block by block.
         resampling: resampling used by ``align: reproject``.
+        asset: the asset to read when T1/T2 is a STAC Item; ``None`` = its first
+            GeoTIFF/COG asset with the bands asked for.
     """
 
     bands: tuple[int, ...] = (1, 2, 3)
@@ -64,6 +67,7 @@ class InputConfig:
     nodata: float | None = None
     align: Literal["strict", "reproject"] = "strict"
     resampling: Literal["nearest", "bilinear", "cubic"] = "bilinear"
+    asset: str | None = None
 
     def __post_init__(self) -> None:
         if not self.bands or any(b < 1 for b in self.bands):
@@ -185,6 +189,69 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    """Where remote inputs live and how GDAL reaches them (YAML section ``storage``).
+
+    Nothing here is a secret: the section travels to the workers inside the read tasks
+    and is written to ``run.json``. Credentials come from each machine's own chain
+    (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an instance role).
+
+    Attributes:
+        endpoint: URL of an S3-compatible endpoint (``https://minio.example:9000``);
+            ``None`` = the variable ``AWS_ENDPOINT_URL`` where it is set, else AWS.
+        region: the S3 region (GDAL's ``AWS_REGION``); ``None`` = GDAL's default.
+        anonymous: read public buckets without signing requests.
+        profile: a profile of ``~/.aws/credentials`` on every machine (``AWS_PROFILE``).
+        allow_http: allow an ``http://`` (unencrypted) endpoint.
+        max_retry: GDAL's retries of a failed HTTP request (``GDAL_HTTP_MAX_RETRY``).
+        retry_delay: seconds before the first retry (``GDAL_HTTP_RETRY_DELAY``).
+        gdal_options: extra GDAL configuration options as ``KEY=VALUE`` strings
+            (e.g. ``VSI_CACHE=TRUE``); they override s2c-batch's own.
+    """
+
+    endpoint: str | None = None
+    region: str | None = None
+    anonymous: bool = False
+    profile: str | None = None
+    allow_http: bool = False
+    max_retry: int = 5
+    retry_delay: float = 0.5
+    gdal_options: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.endpoint is not None and not re.match(r"^https?://[^/\s]+/?$", self.endpoint):
+            raise ConfigError(
+                f"storage.endpoint must be a URL like https://host:port (scheme and host, no path), "
+                f"got {self.endpoint!r}"
+            )
+        if self.max_retry < 0:
+            raise ConfigError(f"storage.max_retry must be >= 0, got {self.max_retry!r}")
+        if self.retry_delay < 0:
+            raise ConfigError(f"storage.retry_delay must be >= 0 seconds, got {self.retry_delay!r}")
+        for item in self.gdal_options:
+            key = item.split("=", 1)[0]
+            if "=" not in item or not re.match(r"^[A-Z][A-Z0-9_]*$", key):
+                raise ConfigError(
+                    f"storage.gdal_options holds {item!r}; each option must be KEY=VALUE with an "
+                    "upper-case GDAL option name (e.g. VSI_CACHE=TRUE)"
+                )
+            if key in SECRET_OPTIONS:
+                raise ConfigError(
+                    f"storage.gdal_options must not hold {key}: secrets never go into the config, which "
+                    "travels to the workers and into run.json; set it in each machine's environment "
+                    "or ~/.aws/credentials (storage.profile)"
+                )
+
+
+#: GDAL options that hold secrets; refused in ``storage.gdal_options``.
+SECRET_OPTIONS = frozenset({
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GS_SECRET_ACCESS_KEY",
+    "GS_ACCESS_KEY_ID", "GS_OAUTH2_REFRESH_TOKEN", "GS_OAUTH2_CLIENT_SECRET", "GDAL_HTTP_USERPWD",
+    "GDAL_HTTP_BEARER", "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_SAS_TOKEN",
+})
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole resolved run configuration."""
 
@@ -193,6 +260,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     fit: FitOptions = field(default_factory=FitOptions)
     pca_kmeans: PCAKMeansOptions = field(default_factory=PCAKMeansOptions)
     irmad: IRMADOptions = field(default_factory=IRMADOptions)
@@ -212,12 +280,16 @@ class Config:
         return _sha256_json(self.to_dict())
 
     def products_hash(self) -> str:
-        """SHA-256 of the sections that can change a product: all but ``cluster``.
+        """SHA-256 of the sections that can change a product: all but ``cluster``, ``storage`` and ``input.asset``.
 
         The cluster's size, threads, memory limit and retries change where and how fast
         blocks run, never their pixels, so a run resumed on another cluster keeps its blocks.
+        ``storage`` says how the inputs are reached and ``input.asset`` which file of a STAC
+        Item is read; which inputs those are is in the fingerprint.
         """
-        return _sha256_json({k: v for k, v in self.to_dict().items() if k != "cluster"})
+        doc = {k: v for k, v in self.to_dict().items() if k not in ("cluster", "storage")}
+        doc["input"].pop("asset", None)
+        return _sha256_json(doc)
 
 
 def _sha256_json(doc: dict[str, Any]) -> str:
@@ -231,6 +303,7 @@ _SECTION_TYPES: dict[str, type] = {
     "model": ModelConfig,
     "output": OutputConfig,
     "cluster": ClusterConfig,
+    "storage": StorageConfig,
     "fit": FitOptions,
     "pca_kmeans": PCAKMeansOptions,
     "irmad": IRMADOptions,

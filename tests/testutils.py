@@ -212,8 +212,12 @@ class RealCluster:
 
     @classmethod
     def start(cls, log_dir: Path, n_workers: int = 2, *, prefix: str = "test-worker",
-              nanny: bool = False) -> RealCluster:
-        """Start a scheduler on a free port of 127.0.0.1 and ``n_workers`` workers; wait for them."""
+              nanny: bool = False, worker_env: Mapping[str, str] | None = None) -> RealCluster:
+        """Start a scheduler on a free port of 127.0.0.1 and ``n_workers`` workers; wait for them.
+
+        ``worker_env``: the workers' whole environment (a machine that shares nothing with
+        this one); ``None`` = this process's.
+        """
         port = free_port()
         sched = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
@@ -229,7 +233,7 @@ class RealCluster:
                         break
                 time.sleep(0.2)
             for i in range(n_workers):
-                cluster.start_worker(f"{prefix}-{i}", nanny=nanny)
+                cluster.start_worker(f"{prefix}-{i}", nanny=nanny, env=worker_env)
             cluster.wait_for_workers(n_workers)
         except BaseException:
             cluster.stop()
@@ -253,7 +257,8 @@ class RealCluster:
                 proc.kill()
                 proc.wait()
 
-    def start_worker(self, name: str, *, nanny: bool = False) -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str, *, nanny: bool = False,
+                     env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Start one more single-threaded worker process.
 
         Without a nanny (the default) its pid is the worker's; with one, the nanny's,
@@ -264,7 +269,7 @@ class RealCluster:
             [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
              "--nworkers", "1", "--nanny" if nanny else "--no-nanny", "--name", name, "--host", "127.0.0.1",
              "--no-dashboard", "--memory-limit", "4GiB"],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log, stderr=subprocess.STDOUT, env=None if env is None else dict(env),
         )
         self.workers.append(proc)
         return proc

@@ -28,6 +28,7 @@ from s2c_batch.kernels.model_config import CLASSICAL, ComparatorName
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.config import Config, check_checkpoints
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
+from s2c_batch.pipeline.inputs.remote import check_local_out, is_remote
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.learn.score import TruthValues, score_rasters
 from s2c_batch.pipeline.products.area import change_statistics
@@ -154,8 +155,9 @@ def run_comparison(
     configs = {name: config_for(cfg, name) for name in comparators}
     for run_cfg in configs.values():  # a missing checkpoint stops the comparison before any run
         check_checkpoints(run_cfg)
-    if truth is not None and not Path(truth).is_file():
+    if truth is not None and not is_remote(truth) and not Path(truth).is_file():
         raise InputError(f"--truth {str(truth)!r} does not exist; give the change truth raster on t1's grid")
+    check_local_out(out)
     out_dir = Path(out)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +180,8 @@ def run_comparison(
                                 changed_pixels=stats.changed_pixels, valid_pixels=stats.valid_pixels,
                                 threshold=_threshold_of(run.out))
             if truth is not None:
-                m = score_rasters(run.out / "change_mask.tif", truth, truth_values=truth_values).metrics
+                m = score_rasters(run.out / "change_mask.tif", truth, truth_values=truth_values,
+                                  storage=run_cfg.storage).metrics
                 row.f1, row.iou, row.kappa = _num(m.f1), _num(m.iou), _num(m.kappa)
                 row.precision, row.recall, row.oa = _num(m.precision), _num(m.recall), _num(m.oa)
             result.rows.append(row)

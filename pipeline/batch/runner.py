@@ -150,7 +150,7 @@ def decide(spec: RunSpec, hasher: Callable[[str], str] = hash_path) -> tuple[Mod
         OutputExistsError: ``out`` holds a run with another fingerprint and the
             run does not say ``overwrite: true`` (exit 4).
     """
-    pair = open_pair(spec.t1, spec.t2, spec.cfg.input, bbox=spec.bbox)
+    pair = open_pair(spec.t1, spec.t2, spec.cfg.input, bbox=spec.bbox, storage=spec.cfg.storage)
     previous = previous_fingerprint(spec.out)  # run.json's, else the store's
     if previous is None:
         return ("overwrite" if spec.overwrite and outdir.has_run(spec.out) else "fresh"), pair

@@ -18,9 +18,11 @@ Format::
 
 Relative paths (``t1``, ``t2``, ``out``, a ``config`` that is a file) are taken
 relative to the folder of RUNS.yaml, so the file works from any working
-directory. Every problem found (unknown key, missing field, duplicate name or
-output, bad config) is reported at once as a :class:`ConfigError` (exit 2):
-a batch with a broken run list starts nothing.
+directory. ``t1`` and ``t2`` may also be ``s3://``, ``gs://`` or ``http(s)://`` URLs
+or GDAL ``/vsi...`` paths, kept as written (the ``storage`` section says how to reach
+them). Every problem found (unknown key, missing field, duplicate name or output, bad
+config) is reported at once as a :class:`ConfigError` (exit 2): a batch with a broken
+run list starts nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import yaml
 
 from s2c_batch.pipeline.config import Config, load_config, parse_override
 from s2c_batch.pipeline.errors import ConfigError
+from s2c_batch.pipeline.inputs.remote import is_remote
 
 RUN_KEYS = ("name", "t1", "t2", "out", "config", "set", "bbox", "overwrite")
 DEFAULT_KEYS = ("config", "set")
@@ -48,7 +51,7 @@ class RunSpec:
 
     Attributes:
         name: unique name (used in the summary and logs).
-        t1: earlier scene.
+        t1: earlier scene: a local path, or a URL / ``/vsi...`` path as written.
         t2: later scene.
         out: output folder.
         cfg: the run's resolved config.
@@ -59,8 +62,8 @@ class RunSpec:
     """
 
     name: str
-    t1: Path
-    t2: Path
+    t1: Path | str
+    t2: Path | str
     out: Path
     cfg: Config
     config: str
@@ -143,6 +146,9 @@ def _run(base: Path, i: int, entry: Any, default_config: Any, default_set: list[
     if missing:
         problems.append(f"{where}: missing or empty {missing}; give a path for each")
         return None
+    if is_remote(entry["out"].strip()):
+        problems.append(f"{where}: out {entry['out'].strip()!r} is on object storage, which is not supported "
+                        "yet for outputs; give a local or shared-filesystem folder")
     out = _path(base, entry["out"])
     name = str(entry.get("name") or out.name)
     where = f"{where} ({name})"
@@ -156,9 +162,14 @@ def _run(base: Path, i: int, entry: Any, default_config: Any, default_set: list[
         overwrite = False
     if cfg is None:
         return None
-    return RunSpec(name=name, t1=_path(base, entry["t1"]), t2=_path(base, entry["t2"]), out=out,
+    return RunSpec(name=name, t1=_scene(base, entry["t1"]), t2=_scene(base, entry["t2"]), out=out,
                    cfg=cfg, config=str(config or "default"), overrides=tuple(overrides), bbox=bbox,
                    overwrite=overwrite)
+
+
+def _scene(base: Path, text: str) -> Path | str:
+    """A scene: a URL or ``/vsi...`` path as written, else a path relative to RUNS.yaml's folder."""
+    return text.strip() if is_remote(text.strip()) else _path(base, text)
 
 
 def _path(base: Path, text: str) -> Path:

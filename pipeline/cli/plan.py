@@ -23,5 +23,5 @@ def plan(t1: str, t2: str, config: str | None, overrides: tuple[str, ...],
     from s2c_batch.pipeline.run.plan import plan_summary
 
     cfg = load_config(config, overrides)
-    pair = open_pair(t1, t2, cfg.input, bbox=bbox)
+    pair = open_pair(t1, t2, cfg.input, bbox=bbox, storage=cfg.storage)
     click.echo(json.dumps(plan_summary(pair, cfg), indent=2))

@@ -16,6 +16,9 @@ from datetime import UTC, datetime
 
 import rasterio
 
+from s2c_batch.pipeline.config import StorageConfig
+from s2c_batch.pipeline.inputs.remote import open_raster
+
 log = logging.getLogger(__name__)
 
 #: Metadata keys holding an acquisition time, most specific first.
@@ -62,10 +65,10 @@ def parse_datetime(text: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def acquisition_datetime(path: str | os.PathLike[str]) -> datetime | None:
-    """The acquisition time a raster carries in its metadata, or ``None``."""
+def acquisition_datetime(path: str | os.PathLike[str], storage: StorageConfig | None = None) -> datetime | None:
+    """The acquisition time a raster (a path or a URL read with ``storage``) carries in its metadata, or ``None``."""
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path, storage) as src:
             tags = {k.upper(): v for k, v in src.tags().items()}
             try:
                 tags.update({k.upper(): v for k, v in src.tags(ns="IMAGERY").items()})

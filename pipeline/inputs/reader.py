@@ -7,6 +7,12 @@ are lock-free and never shared between threads. Windows may reach past the
 scene (tiny scenes, AOIs at the edge): the outside is zero and invalid, like a
 boundless read. A read that fails because the file is damaged becomes an input
 error naming the file, band and pixels (:mod:`~s2c_batch.pipeline.inputs.damage`).
+
+Remote scenes (URLs, ``/vsi...`` paths) are read with the GDAL options of their
+``storage`` section entered around every read, here in the task: an environment set
+on the client does not reach the workers (:mod:`~s2c_batch.pipeline.inputs.remote`).
+A remote read that fails for a reason the user must fix (a missing object, rejected or
+absent credentials, an unreachable server) is an input error naming the URL and the fix.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from rasterio.vrt import WarpedVRT
 
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.inputs.damage import read_failure
+from s2c_batch.pipeline.inputs.remote import gdal_path, is_remote, raster_env
+from s2c_batch.pipeline.inputs.remote_errors import remote_failure
 from s2c_batch.pipeline.inputs.scene import SceneSource
 
 _local = threading.local()
@@ -63,6 +71,11 @@ def read_window(source: SceneSource, window: Window) -> tuple[np.ndarray, np.nda
         in their raw dtype so a block holds 1 byte per uint8 sample, not 4.
     """
     _configure_gdal()
+    with raster_env(source.path, source.storage):
+        return _read_window(source, window)
+
+
+def _read_window(source: SceneSource, window: Window) -> tuple[np.ndarray, np.ndarray]:
     c = len(source.bands)
     file_win = Window(window.row + source.offset[0], window.col + source.offset[1],
                       window.height, window.width)
@@ -108,9 +121,13 @@ def _read_raw(source: SceneSource, part: Window) -> tuple[np.ndarray, np.ndarray
 
 
 def _diagnose(source: SceneSource, part: Window, exc: RasterioError) -> BaseException:
-    """An input error when the failed window's damage reproduces, else ``exc``."""
+    """An input error when the failed window's damage reproduces or a remote file is unreachable, else ``exc``."""
+    if is_remote(source.path):
+        known = remote_failure("scene", source.path, exc)
+        if known is not None:
+            return known
     try:
-        with rasterio.open(source.path) as src:
+        with rasterio.open(gdal_path(source.path)) as src:
             if source.warp is None:
                 return read_failure(source.path, src, source.bands, part, exc)
             with _new_warped(src, source) as vrt:
@@ -145,7 +162,7 @@ def _lazy_array(path: str) -> xr.DataArray:
     handles = _cache()
     da = handles.get(path)
     if da is None:
-        da = rioxarray.open_rasterio(path, lock=False, cache=False)
+        da = rioxarray.open_rasterio(gdal_path(path), lock=False, cache=False)
         handles[path] = da
     return da  # type: ignore[return-value]
 
@@ -155,7 +172,7 @@ def _warped(source: SceneSource) -> WarpedVRT:
     key = (source.path, source.warp)
     vrt = handles.get(key)
     if vrt is None:
-        vrt = handles[key] = _new_warped(rasterio.open(source.path), source)
+        vrt = handles[key] = _new_warped(rasterio.open(gdal_path(source.path)), source)
     return vrt
 
 

@@ -15,6 +15,7 @@ VRT read window by window).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass, replace
@@ -29,9 +30,12 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
-from s2c_batch.pipeline.config import InputConfig
+from s2c_batch.pipeline.config import InputConfig, StorageConfig
 from s2c_batch.pipeline.errors import ConfigError, InputError, SceneMismatchError
 from s2c_batch.pipeline.inputs.damage import gdal_messages
+from s2c_batch.pipeline.inputs.remote import gdal_path, is_remote, open_raster, raster_env, resolve_storage
+from s2c_batch.pipeline.inputs.remote_errors import remote_failure, remote_input_error
+from s2c_batch.pipeline.inputs.stac_item import is_stac_item, resolve_item
 
 #: dtypes a scene may have; others (complex, int8, ...) are refused.
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
@@ -85,7 +89,9 @@ class SceneSource:
     """Everything a worker needs to read windows of one date; small and picklable.
 
     Attributes:
-        path: the raster file (GeoTIFF, VRT, anything GDAL opens).
+        path: the raster: a local file (GeoTIFF, VRT, anything GDAL opens), an
+            ``s3://``, ``gs://`` or ``http(s)://`` URL or a GDAL ``/vsi...`` path
+            (:mod:`~s2c_batch.pipeline.inputs.remote`).
         bands: 1-based band indexes to read.
         nodata: value marking invalid pixels (all selected bands equal), or ``None``.
         scale: divisor mapping raw values to [0, 1].
@@ -94,6 +100,7 @@ class SceneSource:
         width: columns of the source's (warped) grid.
         warp: set when the source is read through a warped VRT onto t1's grid.
         dtype: the raster's dtype name.
+        storage: how GDAL reaches a remote ``path`` (resolved on the client; no secrets).
     """
 
     path: str
@@ -105,6 +112,7 @@ class SceneSource:
     width: int
     warp: WarpSpec | None = None
     dtype: str = "uint8"
+    storage: StorageConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -127,23 +135,33 @@ class _Meta:
     nodata: float | None
 
 
-def inspect_scene(path: str | os.PathLike[str], label: str) -> _Meta:
+def inspect_scene(path: str | os.PathLike[str], label: str, storage: StorageConfig | None = None) -> _Meta:
     """Open a raster lazily with rioxarray and return its metadata.
+
+    Args:
+        path: a local file, a URL or a GDAL ``/vsi...`` path.
+        label: ``t1`` or ``t2``, for messages.
+        storage: how GDAL reaches a remote ``path``.
 
     Raises:
         InputError: missing, unreadable, corrupt or unsupported raster; the
-            message names ``label`` (t1/t2) and the file.
+            message names ``label`` (t1/t2) and the file, for a URL also the likely
+            fix (missing object or bucket, rejected credentials, unreachable server).
     """
-    p = Path(path)
-    if not p.exists():
+    remote = is_remote(path)
+    p = Path(path) if not remote else str(path)
+    if isinstance(p, Path) and not p.exists():
         raise InputError(f"{label} scene {str(p)!r} does not exist; check the path")
-    if p.is_dir():
+    if isinstance(p, Path) and p.is_dir():
         raise InputError(f"{label} scene {str(p)!r} is a directory, not a raster file")
     try:
-        da = rioxarray.open_rasterio(
-            p, chunks={"band": -1, "y": "auto", "x": "auto"}, lock=False, cache=False
-        )
+        with raster_env(path, storage):
+            da = rioxarray.open_rasterio(
+                gdal_path(p), chunks={"band": -1, "y": "auto", "x": "auto"}, lock=False, cache=False
+            )
     except Exception as exc:  # rasterio raises several types for unreadable files
+        if remote:
+            raise remote_input_error(f"{label} scene", path, exc) from exc
         raise InputError(
             f"{label} scene {str(p)!r} cannot be opened as a raster ({exc}); "
             "give a GeoTIFF or another GDAL-readable file"
@@ -175,17 +193,20 @@ def inspect_scene(path: str | os.PathLike[str], label: str) -> _Meta:
             f"{label} scene {str(p)!r} has dtype {meta.dtype!r}, which is not supported; "
             f"supported dtypes are {list(SUPPORTED_DTYPES)}"
         )
-    _probe_pixels(p, label, meta)
+    _probe_pixels(path, label, meta, storage)
     return meta
 
 
-def _probe_pixels(path: Path, label: str, meta: _Meta) -> None:
+def _probe_pixels(path: str | os.PathLike[str], label: str, meta: _Meta, storage: StorageConfig | None) -> None:
     """Read the first and last pixel of every band: truncated files fail here."""
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path, storage) as src:
             for r, c in ((0, 0), (meta.height - 1, meta.width - 1)):
                 src.read(window=rasterio.windows.Window(c, r, 1, 1))
     except Exception as exc:
+        known = remote_failure(f"{label} scene", path, exc) if is_remote(path) else None
+        if known is not None:
+            raise known from exc
         raise InputError(
             f"{label} scene {str(path)!r} is corrupt or truncated: reading its pixels failed "
             f"({'; '.join(gdal_messages(exc)) or exc})"
@@ -198,14 +219,18 @@ def open_pair(
     cfg: InputConfig,
     *,
     bbox: tuple[float, float, float, float] | None = None,
+    storage: StorageConfig | None = None,
 ) -> ScenePair:
     """Validate two scenes against each other and the input config.
 
     Args:
-        t1: path of the earlier scene; its grid is the output grid.
-        t2: path of the later scene.
+        t1: the earlier scene (a path, a URL or a GDAL ``/vsi...`` path, or a STAC Item
+            ``.json`` whose asset ``cfg.asset`` is read); its grid is the output grid.
+        t2: the later scene.
         cfg: the ``input`` config section.
         bbox: optional AOI ``(minx, miny, maxx, maxy)`` in t1's CRS.
+        storage: the ``storage`` config section; resolved here, on the client
+            (:func:`~s2c_batch.pipeline.inputs.remote.resolve_storage`), when an input is remote.
 
     Returns:
         The pair of sources and the output grid.
@@ -214,9 +239,20 @@ def open_pair(
         InputError: a scene is unusable (missing, corrupt, too few bands, no
             overlap, bbox outside the scene).
         SceneMismatchError: CRS, transform or shape differ under ``align: strict``.
-        ConfigError: a float raster without ``input.scale``.
+        ConfigError: a float raster without ``input.scale``, or a ``storage``
+            section that does not resolve.
     """
-    m1, m2 = inspect_scene(t1, "t1"), inspect_scene(t2, "t2")
+    storage = storage or StorageConfig()
+    if is_remote(t1) or is_remote(t2):
+        storage = resolve_storage(storage)
+    t1, t2 = (resolve_item(t, label, asset=cfg.asset, bands=tuple(cfg.bands), storage=storage)
+              if is_stac_item(t) else t for t, label in ((t1, "t1"), (t2, "t2")))
+    if is_remote(t1) or is_remote(t2):  # a local STAC Item may list remote assets
+        storage = resolve_storage(storage)
+    elif any(str(t).lower().endswith(".vrt") for t in (t1, t2)):
+        with contextlib.suppress(ConfigError):  # a VRT may name URLs; one of local files needs no endpoint
+            storage = resolve_storage(storage)
+    m1, m2 = inspect_scene(t1, "t1", storage), inspect_scene(t2, "t2", storage)
     for label, path, meta in (("t1", t1, m1), ("t2", t2, m2)):
         if max(cfg.bands) > meta.count:
             raise InputError(
@@ -253,21 +289,26 @@ def open_pair(
 
     scale = _scale_for(cfg, m1.dtype, t1)
     s1 = SceneSource(
-        path=str(Path(t1).resolve()), bands=tuple(cfg.bands),
+        path=_source_path(t1), bands=tuple(cfg.bands),
         nodata=cfg.nodata if cfg.nodata is not None else m1.nodata,
-        scale=scale, offset=(0, 0), height=m1.height, width=m1.width, dtype=m1.dtype,
+        scale=scale, offset=(0, 0), height=m1.height, width=m1.width, dtype=m1.dtype, storage=storage,
     )
     s2 = SceneSource(
-        path=str(Path(t2).resolve()), bands=tuple(cfg.bands),
+        path=_source_path(t2), bands=tuple(cfg.bands),
         nodata=cfg.nodata if cfg.nodata is not None else m2.nodata,
         scale=scale, offset=(0, 0),
         height=m1.height if warp else m2.height, width=m1.width if warp else m2.width,
-        warp=warp, dtype=m2.dtype,
+        warp=warp, dtype=m2.dtype, storage=storage,
     )
     if bbox is not None:
         grid, offset = _aoi(grid, bbox, t1)
         s1, s2 = replace(s1, offset=offset), replace(s2, offset=offset)
     return ScenePair(t1=s1, t2=s2, grid=grid)
+
+
+def _source_path(path: str | os.PathLike[str]) -> str:
+    """A local path made absolute (workers may run elsewhere); a URL as given."""
+    return str(path) if is_remote(path) else str(Path(path).resolve())
 
 
 def _scale_for(cfg: InputConfig, dtype: str, path: str | os.PathLike[str]) -> float:

@@ -3,7 +3,9 @@
 Sentinel-2 products such as OSCD ship one GeoTIFF per band. ``s2c-batch stack
 t1.vrt B04.tif B03.tif B02.tif`` writes a VRT whose bands are those files in that
 order, which ``s2c-batch run`` then reads like any multi-band raster (select
-them with ``input.bands``, default ``[1, 2, 3]``).
+them with ``input.bands``, default ``[1, 2, 3]``). Band files may be URLs
+(``s3://``, ``http(s)://``, ...): the VRT names them by their GDAL ``/vsi...`` path,
+and a run reads them with its ``storage`` section.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from xml.sax.saxutils import escape
 
 import rasterio
 
+from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import InputError, OutputError
+from s2c_batch.pipeline.inputs.remote import gdal_path, is_remote, open_raster, resolve_storage
+from s2c_batch.pipeline.inputs.remote_errors import remote_input_error
 
 _GDAL_TYPES = {
     "uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
@@ -23,12 +28,15 @@ _GDAL_TYPES = {
 }
 
 
-def stack_bands(files: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> Path:
+def stack_bands(files: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
+                storage: StorageConfig | None = None) -> Path:
     """Write a VRT whose band i is band 1 of ``files[i]``.
 
     Args:
-        files: single- or multi-band rasters on one grid (band 1 of each is used).
+        files: single- or multi-band rasters on one grid (band 1 of each is used):
+            local paths, URLs or ``/vsi...`` paths.
         out: the ``.vrt`` path to write.
+        storage: how remote band files are reached (the ``storage`` config section).
 
     Returns:
         The VRT path.
@@ -40,14 +48,18 @@ def stack_bands(files: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     if not files:
         raise InputError("stack needs at least one band file")
     metas = []
+    if any(is_remote(f) for f in files):
+        storage = resolve_storage(storage or StorageConfig())
     for f in files:
-        if not Path(f).is_file():
+        if not is_remote(f) and not Path(f).is_file():
             raise InputError(f"band file {str(f)!r} does not exist; check the path")
         try:
-            with rasterio.open(f) as src:
+            with open_raster(f, storage) as src:
                 metas.append((src.crs, src.transform, src.height, src.width, src.dtypes[0], src.nodata,
                               src.block_shapes[0]))
         except rasterio.errors.RasterioIOError as exc:
+            if is_remote(f):
+                raise remote_input_error("band file", f, exc) from exc
             raise InputError(f"band file {str(f)!r} cannot be opened as a raster ({exc})") from exc
     crs, transform, h, w, dtype, _, _ = metas[0]
     for f, (c2, t2, h2, w2, d2, _, _) in zip(files[1:], metas[1:], strict=True):
@@ -66,7 +78,7 @@ def stack_bands(files: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
         bands.append(
             f'  <VRTRasterBand dataType="{_GDAL_TYPES[dtype]}" band="{i}">\n{nd}'
             "    <SimpleSource>\n"
-            f'      <SourceFilename relativeToVRT="0">{escape(str(Path(f).resolve()))}</SourceFilename>\n'
+            f'      <SourceFilename relativeToVRT="0">{escape(_source_name(f))}</SourceFilename>\n'
             "      <SourceBand>1</SourceBand>\n"
             f'      <SourceProperties RasterXSize="{w}" RasterYSize="{h}" '
             f'DataType="{_GDAL_TYPES[dtype]}" BlockXSize="{bx}" BlockYSize="{by}"/>\n'
@@ -89,3 +101,8 @@ def stack_bands(files: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     except OSError as exc:
         raise OutputError(f"cannot write VRT {str(path)!r}: {exc}") from exc
     return path
+
+
+def _source_name(path: str | os.PathLike[str]) -> str:
+    """How the VRT names a band file: a URL by its GDAL ``/vsi...`` path, a local file by its absolute path."""
+    return gdal_path(path) if is_remote(path) else str(Path(path).resolve())

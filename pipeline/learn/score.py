@@ -26,6 +26,7 @@ The files' nodata tags are not used; only the values above.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from s2c_batch.kernels.learn.metrics import BinaryMetrics, binary_metrics
+from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import InputError
 
 if TYPE_CHECKING:
@@ -73,8 +75,8 @@ class ScoreResult:
         ignored: pixels not counted (nodata in the prediction or ignored truth values).
     """
 
-    pred: Path
-    truth: Path
+    pred: Path | str
+    truth: Path | str
     truth_values: str
     metrics: BinaryMetrics
     ignored: int
@@ -83,6 +85,13 @@ class ScoreResult:
         """JSON-ready dict (``nan`` -> ``None``)."""
         return {"pred": str(self.pred), "truth": str(self.truth), "truth_values": self.truth_values,
                 **self.metrics.to_dict(), "ignored": self.ignored}
+
+
+def _as_given(path: str | os.PathLike[str]) -> Path | str:
+    """A local path as a ``Path``, a URL as written."""
+    from s2c_batch.pipeline.inputs.remote import is_remote
+
+    return str(path) if is_remote(path) else Path(path)
 
 
 def _windows(height: int, width: int, block: tuple[int, int], target: int) -> Iterator[tuple[int, int, int, int]]:
@@ -98,19 +107,31 @@ def _windows(height: int, width: int, block: tuple[int, int], target: int) -> It
             yield row, col, min(wh, height - row), min(ww, width - col)
 
 
-def _open(path: Path, role: str) -> DatasetReader:
-    import rasterio
+@contextlib.contextmanager
+def _open(path: str, role: str, storage: StorageConfig | None) -> Iterator[DatasetReader]:
+    """Open a local file or a URL (the ``storage`` section says how) for the whole ``with`` block."""
     from rasterio.errors import RasterioIOError
 
-    if not path.exists():
-        raise InputError(f"{role} file {str(path)!r} does not exist; check the path")
+    from s2c_batch.pipeline.inputs.remote import is_remote, open_raster, resolve_storage
+    from s2c_batch.pipeline.inputs.remote_errors import remote_input_error
+
+    remote = is_remote(path)
+    if not remote and not Path(path).exists():
+        raise InputError(f"{role} file {path!r} does not exist; check the path")
+    cm = open_raster(path, resolve_storage(storage or StorageConfig()) if remote else storage)
     try:
-        return rasterio.open(path)
+        src = cm.__enter__()
     except RasterioIOError as exc:
-        raise InputError(f"{role} file {str(path)!r} is not a readable raster: {exc}") from exc
+        if remote:
+            raise remote_input_error(f"{role} file", path, exc) from exc
+        raise InputError(f"{role} file {path!r} is not a readable raster: {exc}") from exc
+    try:
+        yield src
+    finally:
+        cm.__exit__(None, None, None)
 
 
-def _check_integer(ds: DatasetReader, path: Path, role: str) -> None:
+def _check_integer(ds: DatasetReader, path: str, role: str) -> None:
     if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
         raise InputError(
             f"{role} file {str(path)!r} holds {ds.dtypes[0]} values; it must be an integer change mask "
@@ -118,7 +139,7 @@ def _check_integer(ds: DatasetReader, path: Path, role: str) -> None:
         )
 
 
-def _resolve(present: set[int], truth_values: str, path: Path) -> str:
+def _resolve(present: set[int], truth_values: str, path: str) -> str:
     if truth_values == "auto":
         if present <= {0, 1, 255} and (1 in present or present <= {0}):
             truth_values = "01"
@@ -148,14 +169,16 @@ def score_rasters(
     *,
     truth_values: TruthValues = "auto",
     window_pixels: int = WINDOW_PIXELS,
+    storage: StorageConfig | None = None,
 ) -> ScoreResult:
     """Binary change metrics of ``pred`` against ``truth``, streamed window by window.
 
     Args:
-        pred: prediction GeoTIFF (band 1: 0/1, 255 = nodata).
-        truth: truth GeoTIFF (band 1, convention per ``truth_values``).
+        pred: prediction GeoTIFF (band 1: 0/1, 255 = nodata): a path, a URL or a ``/vsi...`` path.
+        truth: truth GeoTIFF (band 1, convention per ``truth_values``), likewise.
         truth_values: truth convention, see the module docstring.
         window_pixels: about how many pixels to read at once.
+        storage: how remote rasters are reached (the ``storage`` config section).
 
     Returns:
         The metrics of the confusion matrix summed over the whole scene.
@@ -164,9 +187,9 @@ def score_rasters(
         InputError: a file is missing or unreadable, the shapes differ, or a
             raster holds values its convention does not define (exit code 3).
     """
-    pred_path, truth_path = Path(pred), Path(truth)
+    pred_path, truth_path = str(pred), str(truth)
     hist = np.zeros((256, 3), np.int64)  # truth value x prediction code (0, 1, ignored)
-    with _open(pred_path, "PRED") as dp, _open(truth_path, "TRUTH") as dt:
+    with _open(pred_path, "PRED", storage) as dp, _open(truth_path, "TRUTH", storage) as dt:
         if dp.shape != dt.shape:
             raise InputError(
                 f"PRED file {str(pred_path)!r} has shape {dp.shape[0]}x{dp.shape[1]} (rows x cols) but TRUTH file "
@@ -205,7 +228,7 @@ def score_rasters(
         if cls is not None:
             cm[cls] += hist[value, :2]
     ignored = int(hist.sum() - cm.sum())
-    return ScoreResult(pred_path, truth_path, convention, binary_metrics(cm), ignored)
+    return ScoreResult(_as_given(pred), _as_given(truth), convention, binary_metrics(cm), ignored)
 
 
 def format_table(result: ScoreResult) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair
 from s2c_batch.pipeline.products.polygons import POLYGONS_FILE, submit_vectorise, write_polygons
 from s2c_batch.pipeline.products.preview import PreviewPiece, assemble, panel_shape
@@ -127,7 +128,7 @@ def provenance(pair: ScenePair, run: dict[str, Any]) -> dict[str, Any]:
         "config_hash": run.get("config_hash"),
         "fingerprint": run.get("fingerprint"),
         "checkpoints": dict(run.get("checkpoints") or {}),
-        "inputs": [Path(pair.t1.path).name, Path(pair.t2.path).name],
+        "inputs": [input_name(pair.t1.path), input_name(pair.t2.path)],
     }
 
 
@@ -144,6 +145,6 @@ def _titles(pair: ScenePair) -> Sequence[str]:
 
     labels = []
     for label, source in (("t1", pair.t1), ("t2", pair.t2)):
-        when = acquisition_datetime(source.path)
-        labels.append(f"{label} {when:%Y-%m-%d}" if when else f"{label} {Path(source.path).name}")
+        when = acquisition_datetime(source.path, source.storage)
+        labels.append(f"{label} {when:%Y-%m-%d}" if when else f"{label} {input_name(source.path)}")
     return (*labels, "change")

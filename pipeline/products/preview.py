@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import rasterio
 
 from s2c_batch.kernels.raster.quicklook import decimation, sample_positions, samples_within
 from s2c_batch.kernels.raster.tiling import Window
+from s2c_batch.pipeline.inputs.remote import open_raster
 from s2c_batch.pipeline.inputs.scene import Grid, SceneSource
 
 #: Longest side of each of the quicklook's three panels, in pixels.
@@ -43,7 +43,7 @@ def sampled_from_files(source: SceneSource) -> bool:
     """
     if source.warp is not None:
         return False
-    with rasterio.open(source.path) as src:
+    with open_raster(source.path, source.storage) as src:
         return not src.overviews(source.bands[0])
 
 

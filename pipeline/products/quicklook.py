@@ -35,6 +35,7 @@ from s2c_batch.kernels.raster.quicklook import (
     stretch,
 )
 from s2c_batch.pipeline.atomic import atomic_path
+from s2c_batch.pipeline.inputs.remote import open_raster
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair, SceneSource
 from s2c_batch.pipeline.products.preview import PANEL_SIDE, Panel
 
@@ -57,7 +58,7 @@ def read_scene_preview(source: SceneSource, grid: Grid, out_shape: tuple[int, in
     """
     h, w = out_shape
     win = rasterio.windows.Window(source.offset[1], source.offset[0], grid.width, grid.height)
-    with rasterio.open(source.path) as src:
+    with open_raster(source.path, source.storage) as src:
         if source.warp is None and not src.overviews(source.bands[0]):
             data = _sampled_by_strips(src, source.bands, win, (h, w))
             ok = np.ones((h, w), bool)

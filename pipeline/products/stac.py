@@ -41,6 +41,7 @@ from rasterio.warp import transform_geom
 
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.inputs.acquisition import acquisition_datetime, to_rfc3339
+from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
 from s2c_batch.pipeline.products.stac_schema import validate_item
 from s2c_batch.pipeline.run.store import PRODUCT_DESCRIPTIONS
@@ -111,8 +112,8 @@ def build_item(
     """
     out = Path(out_dir)
     now = (now or datetime.now(UTC)).replace(microsecond=0)
-    t1 = acquisition_datetime(pair.t1.path)
-    t2 = acquisition_datetime(pair.t2.path)
+    t1 = acquisition_datetime(pair.t1.path, pair.t1.storage)
+    t2 = acquisition_datetime(pair.t2.path, pair.t2.storage)
     geometry, bbox = wgs84_footprint(pair.grid)
     both = t1 is not None and t2 is not None
     config = run.get("config") or {}
@@ -126,7 +127,7 @@ def build_item(
         "s2c:config_hash": run.get("config_hash"),
         "s2c:fingerprint": run.get("fingerprint"),
         "s2c:checkpoints": dict(run.get("checkpoints") or {}),
-        "s2c:inputs": [Path(pair.t1.path).name, Path(pair.t2.path).name],
+        "s2c:inputs": [input_name(pair.t1.path), input_name(pair.t2.path)],
         "s2c:comparator": model.get("comparator"),
         "s2c:identifier": model.get("identifier"),
         "s2c:threshold": run.get("threshold", model.get("threshold")),

@@ -19,6 +19,7 @@ from typing import Any
 
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputError
+from s2c_batch.pipeline.inputs.identity import describe_input
 from s2c_batch.pipeline.inputs.scene import ScenePair
 
 log = logging.getLogger(__name__)
@@ -58,23 +59,18 @@ def hash_path(path: str) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def describe_input(path: str) -> dict[str, Any]:
-    """Path, size and modification time of an input file."""
-    st = os.stat(path)
-    return {"path": path, "size": st.st_size, "mtime": int(st.st_mtime)}
-
-
 def fingerprint(pair: ScenePair, cfg: Config, checkpoints: dict[str, str]) -> str:
     """Hash of everything that determines the products.
 
-    Covers the inputs (path, size, mtime), the output grid (CRS, transform,
+    Covers the inputs (path, size, mtime; a remote one's URL, ETag, Last-Modified and
+    size: :func:`~s2c_batch.pipeline.inputs.identity.describe_input`), the output grid (CRS, transform,
     shape), the resolved config but its ``cluster`` section
     (:meth:`~s2c_batch.pipeline.config.Config.products_hash`), the checkpoint hashes
     and the package version.
     """
     doc = {
-        "t1": describe_input(pair.t1.path),
-        "t2": describe_input(pair.t2.path),
+        "t1": describe_input(pair.t1.path, pair.t1.storage),
+        "t2": describe_input(pair.t2.path, pair.t2.storage),
         "grid": [pair.grid.crs_wkt, list(pair.grid.transform), pair.grid.height, pair.grid.width],
         "config": cfg.products_hash(),
         "checkpoints": checkpoints,

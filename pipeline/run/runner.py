@@ -25,6 +25,7 @@ from s2c_batch.kernels.comparators.cva import CVA
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
 from s2c_batch.pipeline.errors import InputError, OutputError, S2CError
+from s2c_batch.pipeline.inputs.remote import check_local_out, input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
 from s2c_batch.pipeline.run import outdir, recovery, store
@@ -110,7 +111,8 @@ def run_change_detection(
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     check_report_path(report)
-    pair = open_pair(t1, t2, cfg.input, bbox=bbox)
+    check_local_out(out)
+    pair = open_pair(t1, t2, cfg.input, bbox=bbox, storage=cfg.storage)
     check_checkpoints(cfg)
     checkpoints = {k: hash_path(p) for k, p in checkpoint_paths(cfg).items()}
     plan = make_plan(pair, cfg)
@@ -171,7 +173,8 @@ def _run_locked(
             started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             version=package_version(),
             fingerprint=fp,
-            inputs={"t1": describe_input(pair.t1.path), "t2": describe_input(pair.t2.path)},
+            inputs={"t1": describe_input(pair.t1.path, pair.t1.storage),
+                    "t2": describe_input(pair.t2.path, pair.t2.storage)},
             grid={"crs": pair.grid.crs.to_string(), "transform": list(pair.grid.transform),
                   "height": pair.grid.height, "width": pair.grid.width},
             bbox=list(bbox) if bbox else None,
@@ -245,7 +248,7 @@ def create_products_store(
         "fingerprint": fp,
         "config_hash": cfg.hash(),
         "checkpoints": checkpoints,
-        "inputs": [Path(pair.t1.path).name, Path(pair.t2.path).name],
+        "inputs": [input_name(pair.t1.path), input_name(pair.t2.path)],
         "comparator": cfg.model.comparator,
         "threshold": cfg.model.threshold,
     }
@@ -362,7 +365,7 @@ def _write_cogs(
         "S2C_BATCH_VERSION": package_version(),
         "S2C_CONFIG_HASH": cfg.hash(),
         "S2C_FINGERPRINT": str(runlog.data.get("fingerprint")),
-        "S2C_INPUTS": f"{Path(pair.t1.path).name},{Path(pair.t2.path).name}",
+        "S2C_INPUTS": f"{input_name(pair.t1.path)},{input_name(pair.t2.path)}",
         "S2C_CHECKPOINTS": json.dumps(runlog.data.get("checkpoints", {}), sort_keys=True),
         "S2C_COMPARATOR": cfg.model.comparator,
         "S2C_THRESHOLD": json.dumps(runlog.data.get("threshold"), sort_keys=True),

@@ -1,0 +1,102 @@
+"""What identifies an input file for the run's fingerprint: local stat, or a remote object's headers.
+
+A local file is its path, size and modification time. A remote object has no
+mtime worth trusting, so it is its URL plus what the server says about the object:
+the ``ETag`` (a content hash on S3 and most web servers), ``Last-Modified`` and the
+size, from one request: a ``HEAD`` with boto3 for ``s3://`` (the same endpoint,
+region, profile and credential chain as GDAL's reads), a one-byte range ``GET`` with the
+standard library for ``http(s)://``. A replaced object changes its ETag, so ``--resume`` refuses it like
+a changed local file. Other schemes (``gs://``, other ``/vsi...`` paths) are
+identified by their URL alone; a warning says that a replaced object goes unnoticed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+from s2c_batch.pipeline.config import StorageConfig
+from s2c_batch.pipeline.errors import InputError
+from s2c_batch.pipeline.inputs.remote import as_url, is_remote, redact
+
+log = logging.getLogger(__name__)
+
+#: Seconds a HEAD request may take.
+HEAD_TIMEOUT_S = 30.0
+
+
+def describe_input(path: str | os.PathLike[str], storage: StorageConfig | None = None) -> dict[str, Any]:
+    """What identifies an input: ``path``, ``size`` and ``mtime`` (local) or ``etag``/``last_modified`` (remote).
+
+    Raises:
+        InputError: a remote object cannot be described (gone, no access, server down).
+    """
+    if not is_remote(path):
+        st = os.stat(path)
+        return {"path": str(path), "size": st.st_size, "mtime": int(st.st_mtime)}
+    url = as_url(path)
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "s3":
+        return {"path": redact(path), **_s3_head(url, storage or StorageConfig())}
+    if scheme in ("http", "https"):
+        return {"path": redact(path), **_http_head(url)}
+    log.warning("%s is identified by its URL only: a run resumed after the object was replaced "
+                "would not notice", redact(path))
+    return {"path": redact(path)}
+
+
+def _s3_head(url: str, storage: StorageConfig) -> dict[str, Any]:
+    try:
+        import boto3
+        from botocore import UNSIGNED
+        from botocore.config import Config as BotoConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError as exc:  # pragma: no cover - boto3 is a dependency
+        raise InputError(f"reading {url!r} needs boto3 to identify the object; pip install boto3") from exc
+    bucket, _, key = url.split("://", 1)[1].partition("/")
+    config = BotoConfig(signature_version=UNSIGNED) if storage.anonymous else None
+    try:
+        session = boto3.Session(profile_name=storage.profile, region_name=storage.region)
+        client = session.client("s3", endpoint_url=storage.endpoint, config=config)
+        head = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        raise InputError(
+            f"{redact(url)!r} cannot be described (HEAD {code or exc}): check that the object exists and that "
+            "the credentials of this machine may read it"
+        ) from exc
+    except BotoCoreError as exc:
+        raise InputError(
+            f"{redact(url)!r} cannot be described ({exc}); check storage.endpoint (or AWS_ENDPOINT_URL), "
+            "storage.profile and the credentials of this machine"
+        ) from exc
+    return {
+        "etag": head.get("ETag"),
+        "last_modified": head["LastModified"].isoformat() if head.get("LastModified") else None,
+        "size": head.get("ContentLength"),
+    }
+
+
+def _http_head(url: str) -> dict[str, Any]:
+    """ETag, Last-Modified and size from a one-byte range GET.
+
+    A GET rather than a HEAD: a presigned URL is signed for GET only, and every usable
+    server answers ranges anyway (GDAL needs them).
+    """
+    request = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
+    try:
+        with urllib.request.urlopen(request, timeout=HEAD_TIMEOUT_S) as response:  # noqa: S310 - the user's URL
+            headers = response.headers
+    except (urllib.error.URLError, OSError) as exc:
+        raise InputError(f"{redact(url)!r} cannot be described (GET: {exc}); check the URL and the server") from exc
+    total = (headers.get("Content-Range") or "").rpartition("/")[2]
+    size = total if total.isdigit() else headers.get("Content-Length")
+    return {
+        "etag": headers.get("ETag"),
+        "last_modified": headers.get("Last-Modified"),
+        "size": int(size) if size and size.isdigit() else None,
+    }

@@ -1,0 +1,208 @@
+"""Scenes on object storage or behind HTTP: URLs, GDAL paths and GDAL options.
+
+An input is a local path, an ``s3://``, ``gs://`` or ``http(s)://`` URL, or a GDAL
+``/vsi...`` path. GDAL reads the URLs through its virtual file systems:
+``s3://b/k`` is ``/vsis3/b/k``, ``gs://b/k`` is ``/vsigs/b/k``, ``https://h/k`` is
+``/vsicurl/https://h/k`` (rasterio translates ``s3://`` only for reading and only
+with boto3, so the translation is made here, once, for every opener).
+
+How GDAL reaches the storage comes from the ``storage`` config section
+(:class:`~s2c_batch.pipeline.config.StorageConfig`), resolved on the client
+(:func:`resolve_storage`: ``AWS_ENDPOINT_URL`` fills an unset endpoint) and carried
+to the workers inside the read tasks, where :func:`raster_env` turns it into GDAL
+options around every open and read: a ``rasterio.Env`` entered on the client does
+not reach a worker. The section holds no secret; credentials come from each
+machine's own chain, which GDAL reads itself (``AWS_ACCESS_KEY_ID`` /
+``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` and
+``~/.aws/credentials``, an instance role).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit, urlunsplit
+
+import rasterio
+from rasterio.io import DatasetReader
+
+from s2c_batch.pipeline.config import StorageConfig
+from s2c_batch.pipeline.errors import ConfigError, OutputError
+
+#: URL schemes read through GDAL's virtual file systems, and the prefix of each.
+VSI_PREFIXES = {"s3": "/vsis3/", "gs": "/vsigs/", "http": "/vsicurl/", "https": "/vsicurl/"}
+
+#: The environment variable that points boto3, the AWS CLI and s2c-batch at an S3-compatible endpoint.
+ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
+
+
+def is_remote(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a URL or a GDAL ``/vsi...`` path rather than a local file.
+
+    Example:
+        >>> is_remote("s3://bucket/t1.tif"), is_remote("/vsicurl/https://h/t1.tif"), is_remote("t1.tif")
+        (True, True, False)
+    """
+    text = str(path)
+    return text.startswith("/vsi") or urlsplit(text).scheme.lower() in VSI_PREFIXES
+
+
+def gdal_path(path: str | os.PathLike[str]) -> str:
+    """The name GDAL opens for an input: URLs become ``/vsi...`` paths, the rest is unchanged.
+
+    Example:
+        >>> gdal_path("s3://bucket/dir/t1.tif"), gdal_path("https://h:8080/t1.tif")
+        ('/vsis3/bucket/dir/t1.tif', '/vsicurl/https://h:8080/t1.tif')
+    """
+    text = str(path)
+    scheme = urlsplit(text).scheme.lower()
+    if scheme in ("s3", "gs"):
+        return VSI_PREFIXES[scheme] + text.split("://", 1)[1]
+    if scheme in ("http", "https"):
+        return VSI_PREFIXES[scheme] + text
+    return text
+
+
+def as_url(path: str | os.PathLike[str]) -> str:
+    """The URL of a remote input (``/vsis3/b/k`` -> ``s3://b/k``); other paths unchanged."""
+    text = str(path)
+    for scheme in ("s3", "gs"):
+        if text.startswith(VSI_PREFIXES[scheme]):
+            return f"{scheme}://{text.removeprefix(VSI_PREFIXES[scheme])}"
+    if text.startswith("/vsicurl/"):
+        return text.removeprefix("/vsicurl/")
+    return text
+
+
+def redact(path: str | os.PathLike[str]) -> str:
+    """An input's name fit for ``run.json``, logs and the STAC item: no user, password or query.
+
+    A query may hold a signature (a presigned URL) and a user part a password.
+
+    Example:
+        >>> redact("https://me:pw@h/t1.tif?X-Amz-Signature=abc")
+        'https://h/t1.tif'
+    """
+    text = str(path)
+    url = as_url(text)
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in VSI_PREFIXES:
+        return text
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def input_name(path: str | os.PathLike[str]) -> str:
+    """The file name of an input, local or remote (``s3://b/dir/t1.tif`` -> ``t1.tif``)."""
+    return PurePosixPath(urlsplit(redact(path)).path).name if is_remote(path) else os.path.basename(path)
+
+
+def check_local_out(out: str | os.PathLike[str]) -> None:
+    """Refuse an ``--out`` on object storage (not supported yet) before it becomes a local folder ``s3:``.
+
+    Raises:
+        OutputError: ``out`` is a URL or a ``/vsi...`` path (exit 4).
+    """
+    if is_remote(out):
+        raise OutputError(
+            f"--out {redact(out)!r} is on object storage, which is not supported yet for outputs: give a local "
+            "or shared-filesystem folder that the client and every worker can write (inputs may stay remote)"
+        )
+
+
+def resolve_storage(storage: StorageConfig, environ: Mapping[str, str] | None = None) -> StorageConfig:
+    """The ``storage`` section as the workers must see it, resolved on the client.
+
+    An unset ``storage.endpoint`` takes the client's ``AWS_ENDPOINT_URL``, so workers
+    started elsewhere, whose environment does not hold it, reach the same endpoint.
+
+    Raises:
+        ConfigError: ``AWS_ENDPOINT_URL`` is not a URL, or the endpoint is ``http://``
+            without ``storage.allow_http``.
+    """
+    env = os.environ if environ is None else environ
+    if storage.endpoint is None and env.get(ENDPOINT_VARIABLE):
+        try:
+            storage = replace(storage, endpoint=env[ENDPOINT_VARIABLE])
+        except ConfigError as exc:
+            raise ConfigError(f"{ENDPOINT_VARIABLE}={env[ENDPOINT_VARIABLE]!r}: {exc}") from exc
+    if storage.endpoint and storage.endpoint.lower().startswith("http://") and not storage.allow_http:
+        raise ConfigError(
+            f"the S3 endpoint {storage.endpoint!r} is plain http; set --set storage.allow_http=true "
+            "to allow unencrypted requests, or use its https:// address"
+        )
+    return storage
+
+
+def gdal_options(path: str | os.PathLike[str], storage: StorageConfig | None) -> dict[str, str]:
+    """GDAL configuration options for reading ``path`` with ``storage`` (no secret among them).
+
+    Remote inputs get the cloud defaults: no directory listing on open
+    (``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``), retries, and for ``http(s)`` URLs
+    no probing of side-car files of other extensions. Any input (a local VRT may name
+    remote files) gets the endpoint, region, profile and anonymous access.
+    ``storage.gdal_options`` override all of these.
+
+    Example:
+        >>> cfg = StorageConfig(endpoint="http://127.0.0.1:9000", allow_http=True)
+        >>> opts = gdal_options("s3://b/t1.tif", cfg)
+        >>> opts["AWS_S3_ENDPOINT"], opts["AWS_HTTPS"], opts["AWS_VIRTUAL_HOSTING"]
+        ('127.0.0.1:9000', 'NO', 'FALSE')
+    """
+    storage = storage or StorageConfig()
+    opts: dict[str, str] = {}
+    if storage.endpoint:
+        parts = urlsplit(storage.endpoint)
+        opts["AWS_S3_ENDPOINT"] = parts.netloc
+        opts["AWS_HTTPS"] = "NO" if parts.scheme.lower() == "http" else "YES"
+        opts["AWS_VIRTUAL_HOSTING"] = "FALSE"  # path-style URLs: custom endpoints rarely have bucket DNS names
+    if storage.region:
+        opts["AWS_REGION"] = storage.region
+    if storage.profile:
+        opts["AWS_PROFILE"] = storage.profile
+    if storage.anonymous:
+        opts["AWS_NO_SIGN_REQUEST"] = "YES"
+        opts["GS_NO_SIGN_REQUEST"] = "YES"
+    if is_remote(path):
+        opts["GDAL_DISABLE_READDIR_ON_OPEN"] = "EMPTY_DIR"
+        opts["GDAL_HTTP_MAX_RETRY"] = str(storage.max_retry)
+        opts["GDAL_HTTP_RETRY_DELAY"] = repr(storage.retry_delay)
+        url = urlsplit(as_url(path))
+        suffix = PurePosixPath(url.path).suffix
+        if url.scheme.lower() in ("http", "https") and suffix:
+            opts["CPL_VSIL_CURL_ALLOWED_EXTENSIONS"] = suffix
+    for item in storage.gdal_options:
+        key, value = item.split("=", 1)
+        opts[key] = value
+    return opts
+
+
+@contextlib.contextmanager
+def raster_env(path: str | os.PathLike[str], storage: StorageConfig | None) -> Iterator[None]:
+    """GDAL's options for ``path`` while the block runs; nothing for a local file without ``storage``.
+
+    Enter it where the pixels are read (inside the task on the worker): GDAL reads
+    its options at open and at every read of a remote file.
+    """
+    opts = gdal_options(path, storage)
+    if not opts:
+        yield
+        return
+    with rasterio.Env(**opts):
+        yield
+
+
+@contextlib.contextmanager
+def open_raster(path: str | os.PathLike[str], storage: StorageConfig | None = None) -> Iterator[DatasetReader]:
+    """Open an input raster (local, URL or ``/vsi...``) with its GDAL options held while open.
+
+    The one opener of the commands that read scenes (``run``, ``plan``, ``batch``,
+    ``compare``, ``score``, ``stack``). Errors are rasterio's; map them with
+    :func:`~s2c_batch.pipeline.inputs.remote_errors.input_error`.
+    """
+    with raster_env(path, storage), rasterio.open(gdal_path(path)) as src:
+        yield src
