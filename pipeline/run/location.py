@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,10 @@ class ObjectLocation(OutputLocation):
     @property
     def url(self) -> str:  # noqa: D102
         return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def child(self, key: str) -> ObjectLocation:
+        """The location of the prefix ``key`` under this one (e.g. the Zarr store ``change.zarr``)."""
+        return replace(self, prefix="/".join(p for p in (self.prefix, key.strip("/")) if p))
 
     def key_url(self, key: str) -> str:
         """The URL of ``key`` (for messages)."""

@@ -1,0 +1,80 @@
+"""The ``change.zarr`` store on a real S3 server (moto_server on 127.0.0.1) equals the same store on disk."""
+
+from __future__ import annotations
+
+import pickle
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rasterio.crs import CRS as RioCRS
+
+from s2c_batch.kernels.raster.tiling import Window
+from s2c_batch.pipeline.config import StorageConfig
+from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.run import store
+from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, open_location
+
+from objectstore import S3Server
+
+BLOCK, CHUNK = 64, 32
+PRODUCTS = ("change_prob", "change_mask")
+GRID = Grid(RioCRS.from_epsg(32631).to_wkt(), (10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0), 100, 150)
+
+
+@pytest.fixture
+def remote(aws_env: S3Server) -> ObjectLocation:
+    """A fresh run prefix on the moto server."""
+    bucket = f"out-{uuid.uuid4().hex[:12]}"
+    aws_env.client().create_bucket(Bucket=bucket)
+    loc = open_location(f"s3://{bucket}/run", StorageConfig(allow_http=True, max_retry=0))
+    assert isinstance(loc, ObjectLocation)
+    return loc
+
+
+def _windows() -> list[Window]:
+    return [Window(r, c, min(BLOCK, GRID.height - r), min(BLOCK, GRID.width - c))
+            for r in range(0, GRID.height, BLOCK) for c in range(0, GRID.width, BLOCK)]
+
+
+def _fill(path: store.StorePath) -> None:
+    store.create_store(path, GRID, PRODUCTS, shard=BLOCK, chunk=CHUNK, attrs={"fingerprint": "fp"})
+    rng = np.random.default_rng(3)
+    for win in _windows():
+        # one block all nodata: its shard must exist all the same
+        fill = win.row == 0 and win.col == BLOCK
+        arrays = {n: np.full((win.height, win.width), 255, np.uint8) if fill else
+                  rng.integers(0, 255, (win.height, win.width), dtype=np.uint8) for n in PRODUCTS}
+        store.write_block(path, win, arrays)
+
+
+def test_store_on_s3__objects_byte_equal_to_the_local_store(remote: ObjectLocation, tmp_path: Path) -> None:
+    local = tmp_path / "change.zarr"
+    target = remote.child("change.zarr")
+    _fill(local)
+    _fill(pickle.loads(pickle.dumps(target)))  # what a task argument becomes on a worker
+    on_disk = LocalLocation(tmp_path).list("change.zarr")
+    assert remote.list("change.zarr") == on_disk
+    for key in on_disk:
+        assert remote.read(key) == (tmp_path / key).read_bytes(), key
+    assert store.store_problem(target, GRID, PRODUCTS, shard=BLOCK, chunk=CHUNK, fingerprint="fp") is None
+    ds = store.open_products(target)
+    assert ds.rio.crs == GRID.crs_wkt or ds.rio.crs.to_epsg() == 32631
+    assert ds.rio.transform().almost_equals(GRID.affine)
+    np.testing.assert_array_equal(ds["change_prob"].values, store.open_products(local)["change_prob"].values)
+
+
+def test_store_on_s3__missing_and_removed_shards_are_problems(remote: ObjectLocation) -> None:
+    target = remote.child("change.zarr")
+    _fill(target)
+    wins = _windows()
+    assert all(store.block_problem(target, w, PRODUCTS) is None for w in wins)
+    store.remove_blocks(target, [wins[1]], PRODUCTS)
+    assert "is missing" in (store.block_problem(target, wins[1], PRODUCTS) or "")
+    remote.write("change.zarr/change_prob/c/0/0", b"torn")
+    assert "does not decode" in (store.block_problem(target, wins[0], PRODUCTS) or "")
+    assert "fingerprint" in (store.store_problem(target, GRID, PRODUCTS, shard=BLOCK, chunk=CHUNK,
+                                                 fingerprint="other") or "")
+    store.update_attrs(target, {"threshold": {"level": 3}})
+    assert store.open_products(target).attrs["threshold"] == {"level": 3}
