@@ -237,7 +237,8 @@ class ObjectLocation(OutputLocation):
         import obstore
 
         keys: list[str] = []
-        for batch in obstore.list(self.store(), prefix=prefix.strip("/") + "/"):
+        stem = prefix.strip("/")
+        for batch in obstore.list(self.store(), prefix=stem + "/" if stem else None):
             keys.extend(str(meta["path"]) for meta in batch)
         return sorted(keys)
 

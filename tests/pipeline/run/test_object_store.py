@@ -78,3 +78,24 @@ def test_store_on_s3__missing_and_removed_shards_are_problems(remote: ObjectLoca
                                                  fingerprint="other") or "")
     store.update_attrs(target, {"threshold": {"level": 3}})
     assert store.open_products(target).attrs["threshold"] == {"level": 3}
+
+
+def test_write_cog__to_s3_equals_the_local_cog(remote: ObjectLocation, tmp_path: Path) -> None:
+    import rasterio
+
+    from s2c_batch.pipeline.run.cog import write_cog
+
+    local_store, target = tmp_path / "change.zarr", remote.child("change.zarr")
+    _fill(local_store)
+    _fill(target)
+    local = write_cog(local_store, "change_prob", tmp_path / "change_prob.tif", GRID, window=BLOCK)
+    url = write_cog(target, "change_prob", remote.child("change_prob.tif"), GRID, window=BLOCK)
+    assert url == f"{remote.url}/change_prob.tif"
+    fetched = tmp_path / "fetched.tif"
+    fetched.write_bytes(remote.read("change_prob.tif") or b"")
+    with rasterio.open(local) as a, rasterio.open(fetched) as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+        assert a.profile == b.profile and a.tags() == b.tags()
+        assert b.overviews(1) == a.overviews(1)
+    keys = remote.list("")
+    assert "change_prob.tif" in keys and not [k for k in keys if "tmp" in k]  # temporaries stay on local scratch
