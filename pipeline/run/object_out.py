@@ -12,9 +12,8 @@ The counterpart of :mod:`~s2c_batch.pipeline.run.outdir` for an
   credentials or an unreachable endpoint is an :class:`OutputError` (exit 4) naming the URL
   and the fix.
 
-TODO(issue 15, next session): the runner still calls ``outdir`` with a local folder;
-``outdir.prepare``/``locked``/``BlockLedger`` should dispatch on the location (see
-docs/object-output.md).
+TODO(issue 15, next session): the runner still refuses a remote ``--out``
+(``check_local_out``); wiring these in is listed in docs/object-output.md.
 """
 
 from __future__ import annotations
@@ -26,8 +25,9 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from s2c_batch.pipeline.errors import OutputError, OutputLockedError
+from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
 from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.run.outdir import FIT_FILE, PRODUCT_FILES, RUN_JSON, STATE_DIR, STORE
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,63 @@ def check_writable(location: ObjectLocation) -> None:
         location.delete(PROBE)
     except Exception as exc:
         raise output_error(location, PROBE, exc) from exc
+
+
+def holds_products(location: ObjectLocation) -> bool:
+    """True when the prefix holds the store's metadata or a COG (what ``--overwrite`` protects)."""
+    return any(location.read(key) is not None for key in (f"{STORE}/zarr.json", *PRODUCT_FILES))
+
+
+def has_run(location: ObjectLocation) -> bool:
+    """True when the prefix holds products, or a ``run.json`` not known to have failed.
+
+    The same rule as :func:`~s2c_batch.pipeline.run.outdir.has_run`.
+    """
+    if holds_products(location):
+        return True
+    raw = location.read(RUN_JSON)
+    if raw is None:
+        return False
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return True
+    return not (isinstance(record, dict) and record.get("status") == "failed")
+
+
+def prepare(location: ObjectLocation, *, resume: bool, overwrite: bool) -> None:
+    """Check, before any work, that the prefix is writable and what a previous run there allows.
+
+    Raises:
+        OutputError: the bucket is missing, credentials refused, the endpoint unreachable,
+            or both flags given.
+        OutputLockedError: a live run holds the prefix.
+        OutputExistsError: a previous run is there and neither flag was given.
+    """
+    if resume and overwrite:
+        raise OutputError("--resume and --overwrite exclude each other; pick one")
+    check_writable(location)
+    holder = live_lock_holder(location)
+    if holder is not None:
+        raise locked_error(location, holder)
+    if has_run(location) and not (resume or overwrite):
+        raise OutputExistsError(
+            f"--out {location.url!r} already holds a run; pass --resume to finish it or "
+            "--overwrite to replace it"
+        )
+
+
+def clear_products(location: ObjectLocation) -> None:
+    """Remove what a previous run wrote under the prefix (only s2c-batch's own names; keeps the lock).
+
+    ``run.json`` goes first, so no moment shows a ``complete`` record beside partial products.
+    """
+    location.delete(RUN_JSON)
+    location.delete_prefix(STORE)
+    for name in PRODUCT_FILES:
+        location.delete(name)
+    location.delete_prefix(LEDGER_PREFIX)
+    location.delete(f"{STATE_DIR}/{FIT_FILE}")
 
 
 def _me() -> dict[str, object]:

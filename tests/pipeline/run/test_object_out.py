@@ -12,8 +12,8 @@ import pytest
 import zarr
 
 from s2c_batch.pipeline.config import StorageConfig
-from s2c_batch.pipeline.errors import OutputError, OutputLockedError
-from s2c_batch.pipeline.run import object_out
+from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
+from s2c_batch.pipeline.run import object_out, outdir
 from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, OutputLocation, open_location
 
 from objectstore import S3Server, closed_port
@@ -150,3 +150,39 @@ def test_check_writable__bad_credentials(weed: S3Server, monkeypatch: pytest.Mon
     assert isinstance(loc, ObjectLocation)
     with pytest.raises(OutputError, match=rf"s3://{bucket}/p.*credentials were refused"):
         object_out.check_writable(loc)
+
+
+def test_runlog__on_s3_each_write_replaces_the_object(location: ObjectLocation) -> None:
+    from s2c_batch.pipeline.run.runlog import RunLog
+
+    key = location.child(outdir.RUN_JSON)
+    assert RunLog.read(key) is None
+    log = RunLog(key)
+    log.update(status="running")
+    assert RunLog.read(key) == {"status": "running"}
+    log.update(status="complete")
+    assert json.loads(location.read(outdir.RUN_JSON) or b"") == {"status": "complete"}
+
+
+def test_prepare__refuses_a_run_without_a_flag_and_allows_resume_or_overwrite(location: ObjectLocation) -> None:
+    object_out.prepare(location, resume=False, overwrite=False)  # empty prefix
+    location.write(outdir.RUN_JSON, b'{"status": "failed"}')
+    assert not object_out.has_run(location)  # a failed run without products protects nothing
+    location.write("change_prob.tif", b"cog")
+    assert object_out.has_run(location)
+    with pytest.raises(OutputExistsError, match=r"s3://.*--resume.*--overwrite"):
+        object_out.prepare(location, resume=False, overwrite=False)
+    object_out.prepare(location, resume=True, overwrite=False)
+    with pytest.raises(OutputError, match="exclude each other"):
+        object_out.prepare(location, resume=True, overwrite=True)
+    with object_out.locked(location), pytest.raises(OutputLockedError):
+        object_out.prepare(location, resume=True, overwrite=False)
+
+
+def test_clear_products__removes_only_own_names_and_keeps_the_lock(location: ObjectLocation) -> None:
+    for key in (outdir.RUN_JSON, "change.zarr/zarr.json", "change.zarr/change_prob/c/0/0", "change_mask.tif",
+                ".s2c/blocks/0_0", ".s2c/fit.json", "notes.txt"):
+        location.write(key, b"x")
+    with object_out.locked(location):
+        object_out.clear_products(location)
+        assert location.list("") == [".s2c/lock", "notes.txt"]
