@@ -99,3 +99,31 @@ def test_write_cog__to_s3_equals_the_local_cog(remote: ObjectLocation, tmp_path:
         assert b.overviews(1) == a.overviews(1)
     keys = remote.list("")
     assert "change_prob.tif" in keys and not [k for k in keys if "tmp" in k]  # temporaries stay on local scratch
+
+
+def test_prepare_resume__on_s3_keeps_verified_blocks_only(remote: ObjectLocation) -> None:
+    from s2c_batch.kernels.raster.tiling import TilePlan
+    from s2c_batch.pipeline.config import load_config
+    from s2c_batch.pipeline.run import object_out, recovery
+    from s2c_batch.pipeline.run.runlog import RunLog
+
+    cfg = load_config("cva", [f"tiling.block_size={BLOCK}", f"tiling.chunk_size={CHUNK}", "tiling.tile_size=32",
+                              "tiling.overlap=0"])
+    plan = TilePlan(GRID.height, GRID.width, 32, 0, BLOCK)
+    _fill(remote.child("change.zarr"))
+    ledger = object_out.ObjectLedger(remote)
+    for index in [(0, 0), (0, 1), (1, 2)]:
+        ledger.add(index)
+    ledger.add((9, 9))  # not a block of this plan
+    remote.write("change.zarr/change_prob/c/1/2", b"torn")
+    remote.write("change_prob.tif", b"old cog")
+    RunLog(remote.child("run.json")).update(status="running", fingerprint="fp")
+    assert recovery.resumes(remote, "fp")
+    kept = recovery.prepare_resume(remote, cfg, fingerprint="fp", grid=GRID, plan=plan)
+    assert kept.store_kept and kept.reuse == {(0, 0), (0, 1)}
+    assert set(kept.dropped) == {(1, 2), (9, 9)}
+    assert ledger.done() == {(0, 0), (0, 1)}
+    assert remote.read("change_prob.tif") is None
+    assert not remote.exists("change.zarr/change_prob/c/1/2")  # a block computed again starts from no shard
+    recovery.start_fresh(remote)
+    assert remote.list("") == []
