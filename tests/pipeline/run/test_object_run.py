@@ -8,7 +8,9 @@ lock is held or a run is there; ``--resume`` completes a run that stopped part w
 from __future__ import annotations
 
 import json
+import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,8 @@ from s2c_batch.pipeline.run import object_out
 from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
 
-from objectstore import S3Server
-from testutils import make_pair
+from objectstore import S3Server, upload
+from testutils import RealCluster, make_pair
 
 #: Small blocks so the scene has several; the derived products are not on object storage yet.
 SETTINGS = ["tiling.tile_size=64", "tiling.overlap=16", "tiling.block_size=128", "tiling.chunk_size=64",
@@ -104,3 +106,34 @@ def test_run__missing_bucket_is_exit_4_before_any_work(aws_env: S3Server, scenes
     with pytest.raises(OutputError, match=r"s3://no-such-bucket-s2c-run/p.*does not exist: create it") as info:
         run_change_detection(*scenes, "s3://no-such-bucket-s2c-run/p", load_config("cva", SETTINGS), progress=False)
     assert info.value.exit_code == 4
+
+
+@pytest.fixture(scope="module")
+def clean_cluster(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Iterator[RealCluster]:
+    """Two workers whose environment holds a PATH, a HOME and AWS credentials only (no endpoint)."""
+    logs = tmp_path_factory.mktemp("object-run-cluster")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(logs),
+           "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    if os.environ.get("PYTHONPATH"):  # a checkout run without installing s2c-batch
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    cluster = RealCluster.start(logs, 2, prefix="object-worker", worker_env=env)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.mark.cluster
+def test_run__s3_to_s3_on_clean_workers_equals_the_run_to_a_local_folder(
+        aws_env: S3Server, scenes: tuple[Path, Path], clean_cluster: RealCluster, tmp_path: Path) -> None:
+    urls = upload(aws_env, {"t1.tif": scenes[0], "t2.tif": scenes[1]})
+    cfg = load_config("cva", SETTINGS)
+    local = tmp_path / "local"
+    run_change_detection(urls["t1.tif"], urls["t2.tif"], local, cfg, scheduler=clean_cluster.address,
+                         progress=False)
+    url = _prefix(aws_env)
+    run_change_detection(urls["t1.tif"], urls["t2.tif"], url, cfg, scheduler=clean_cluster.address,
+                         progress=False)
+    remote = open_location(url, cfg.storage)
+    assert isinstance(remote, ObjectLocation)
+    _assert_same(remote, local, tmp_path)
+    assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
