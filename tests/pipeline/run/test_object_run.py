@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,5 +139,35 @@ def test_run__s3_to_s3_on_clean_workers_equals_the_run_to_a_local_folder(
                          progress=False)
     remote = open_location(url, cfg.storage)
     assert isinstance(remote, ObjectLocation)
+    _assert_same(remote, local, tmp_path)
+    assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
+
+
+@pytest.mark.cluster
+def test_run__sigkill_once_the_store_exists_then_resume_on_s3_completes(
+        aws_env: S3Server, scenes: tuple[Path, Path], clean_cluster: RealCluster, tmp_path: Path) -> None:
+    cfg = load_config("cva", SETTINGS)
+    local = tmp_path / "local"
+    run_change_detection(*scenes, local, cfg, scheduler=clean_cluster.address, progress=False)
+    url = _prefix(aws_env)
+    remote = open_location(url, cfg.storage)
+    assert isinstance(remote, ObjectLocation)
+    sets = sum((["--set", s] for s in SETTINGS), [])
+    proc = subprocess.Popen(  # inherits AWS_ENDPOINT_URL and the credentials (aws_env)
+        [sys.executable, "-c", "from s2c_batch.pipeline.cli import main; main()", "run", *map(str, scenes),
+         "--out", url, "--config", "cva", "--scheduler", clean_cluster.address, "--no-progress", *sets],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while remote.read("change.zarr/zarr.json") is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert json.loads(remote.read("run.json") or b"")["status"] == "running"
+    assert remote.read(object_out.LOCK) is not None  # left by the killed run: stale, replaced by the next
+    with pytest.raises(OutputExistsError):
+        run_change_detection(*scenes, url, cfg, scheduler=clean_cluster.address, progress=False)
+    res = run_change_detection(*scenes, url, cfg, scheduler=clean_cluster.address, progress=False, resume=True)
+    assert res.status == "complete"
     _assert_same(remote, local, tmp_path)
     assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
