@@ -184,11 +184,14 @@ class ObjectLocation(OutputLocation):
         if self.storage.anonymous:
             config["skip_signature"] = True
         kwargs: dict[str, Any] = {}
-        if self.storage.profile:
+        if not self.storage.anonymous and (self.storage.profile or "AWS_ACCESS_KEY_ID" not in os.environ):
+            # Profiles and ~/.aws files (which obstore does not read) through boto3's standard chain.
             import boto3
             from obstore.auth.boto3 import Boto3CredentialProvider
 
-            kwargs["credential_provider"] = Boto3CredentialProvider(boto3.Session(profile_name=self.storage.profile))
+            session = boto3.Session(profile_name=self.storage.profile)
+            if self.storage.profile or session.get_credentials() is not None:
+                kwargs["credential_provider"] = Boto3CredentialProvider(session)
         backoff = timedelta(seconds=max(self.storage.retry_delay, 0.01))
         retry = {"max_retries": self.storage.max_retry, "retry_timeout": timedelta(seconds=RETRY_TIMEOUT_S),
                  "backoff": {"init_backoff": backoff, "max_backoff": 10 * backoff, "base": 2}}

@@ -186,3 +186,23 @@ def test_clear_products__removes_only_own_names_and_keeps_the_lock(location: Obj
     with object_out.locked(location):
         object_out.clear_products(location)
         assert location.list("") == [".s2c/lock", "notes.txt"]
+
+
+@pytest.mark.parametrize("profile", [None, "s2c-test"])
+def test_object_location__credentials_from_an_aws_credentials_file(
+        weed: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, profile: str | None) -> None:
+    bucket = _bucket(weed)
+    creds = tmp_path / "credentials"
+    creds.write_text(f"[{profile or 'default'}]\naws_access_key_id = {weed.access_key}\n"
+                     f"aws_secret_access_key = {weed.secret_key}\n")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    loc = open_location(f"s3://{bucket}/p", StorageConfig(endpoint=weed.endpoint, allow_http=True, max_retry=0,
+                                                          profile=profile, region="us-east-1"))
+    assert isinstance(loc, ObjectLocation)
+    object_out.check_writable(loc)  # weed checks the signature
+    loc.write("a", b"1")
+    assert loc.read("a") == b"1"
