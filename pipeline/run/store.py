@@ -28,6 +28,7 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 import zarr
+from obstore.exceptions import BaseError as ObjectStoreError
 
 from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
@@ -103,7 +104,8 @@ def create_store(
     try:
         ds.to_zarr(_zarr_store(path), mode="w-", zarr_format=3, compute=False, encoding=encoding,
                    consolidated=False, write_empty_chunks=True)
-    except OSError as exc:
+    except (OSError, ObjectStoreError) as exc:
+        _raise_if_remote(path, "zarr.json", exc)
         raise OutputError(f"cannot create Zarr store {_name(path)!r}: {exc}") from exc
 
 
@@ -121,10 +123,11 @@ def write_block(path: StorePath, window: Window, arrays: Mapping[str, np.ndarray
         for name, arr in arrays.items():
             # An all-nodata shard is written too: on resume, a missing shard means a lost block.
             _array(group, name, path).with_config({"write_empty_chunks": True})[rows, cols] = arr
-    except OSError as exc:  # disk full, permissions, a vanished mount
+    except (OSError, ObjectStoreError) as exc:  # disk full, permissions, a vanished mount or endpoint
+        _raise_if_remote(path, f"rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop}", exc)
         raise OutputError(
             f"writing block rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} into "
-            f"{_name(path)!r} failed ({exc.strerror or exc}); free space or fix the output folder, "
+            f"{_name(path)!r} failed ({_strerror(exc)}); free space or fix the output folder, "
             "then run again with --resume"
         ) from exc
 
@@ -137,8 +140,9 @@ def update_attrs(path: StorePath, attrs: Mapping[str, Any]) -> None:
     """
     try:
         zarr.open_group(_zarr_store(path), mode="r+").attrs.update(dict(attrs))
-    except OSError as exc:
-        raise OutputError(f"cannot update the attributes of {_name(path)!r} ({exc.strerror or exc})") from exc
+    except (OSError, ObjectStoreError) as exc:
+        _raise_if_remote(path, "zarr.json", exc)
+        raise OutputError(f"cannot update the attributes of {_name(path)!r} ({_strerror(exc)})") from exc
 
 
 def store_problem(path: StorePath, grid: Grid, products: Sequence[str], *, shard: int,
@@ -242,6 +246,20 @@ def open_products(path: StorePath) -> xr.Dataset:
     """Open the store lazily with its georeferencing decoded."""
     store = _zarr_store(path)
     return xr.open_zarr(Path(store) if isinstance(store, str) else store, decode_coords="all", consolidated=False)
+
+
+def _strerror(exc: BaseException) -> str:
+    """An OS error's message (``No space left on device``), else the exception's text."""
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+def _raise_if_remote(path: StorePath, what: str, exc: BaseException) -> None:
+    """On object storage, raise the failure as an OutputError naming the URL and the likely fix."""
+    if isinstance(path, ObjectLocation):
+        from s2c_batch.pipeline.run.object_out import output_error
+
+        error = output_error(path, what, exc)
+        raise OutputError(f"{error}; then run again with --resume") from exc
 
 
 def _name(path: StorePath) -> str:

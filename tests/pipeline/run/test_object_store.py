@@ -127,3 +127,16 @@ def test_prepare_resume__on_s3_keeps_verified_blocks_only(remote: ObjectLocation
     assert not remote.exists("change.zarr/change_prob/c/1/2")  # a block computed again starts from no shard
     recovery.start_fresh(remote)
     assert remote.list("") == []
+
+
+def test_write_block__unreachable_endpoint_is_an_output_error_naming_the_url(aws_env: S3Server) -> None:
+    from s2c_batch.pipeline.errors import OutputError
+
+    from objectstore import closed_port
+
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    target = open_location("s3://bkt/run", StorageConfig(endpoint=endpoint, allow_http=True, max_retry=0))
+    assert isinstance(target, ObjectLocation)
+    arrays = {n: np.zeros((BLOCK, BLOCK), np.uint8) for n in PRODUCTS}
+    with pytest.raises(OutputError, match=rf"s3://bkt/run/change.zarr.*{endpoint} cannot be reached.*--resume"):
+        store.write_block(target.child("change.zarr"), Window(0, 0, BLOCK, BLOCK), arrays)
