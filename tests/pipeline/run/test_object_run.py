@@ -171,3 +171,19 @@ def test_run__sigkill_once_the_store_exists_then_resume_on_s3_completes(
     assert res.status == "complete"
     _assert_same(remote, local, tmp_path)
     assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
+
+
+@pytest.mark.cluster
+def test_run__two_runs_started_together_on_one_prefix_one_is_refused(
+        aws_env: S3Server, scenes: tuple[Path, Path], clean_cluster: RealCluster, tmp_path: Path) -> None:
+    url = _prefix(aws_env)
+    sets = sum((["--set", s] for s in SETTINGS), [])
+    cmd = [sys.executable, "-c", "from s2c_batch.pipeline.cli import main; main()", "run", *map(str, scenes),
+           "--out", url, "--config", "cva", "--scheduler", clean_cluster.address, "--no-progress", *sets]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    results = sorted((p.wait(timeout=120), p.stderr.read().decode() if p.stderr else "") for p in procs)
+    assert [code for code, _ in results] == [0, 4], results
+    assert "is locked by another run" in results[1][1] or "already holds a run" in results[1][1]
+    remote = open_location(url, load_config("cva", SETTINGS).storage)
+    assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
+    assert remote.read(object_out.LOCK) is None
