@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    """What a finished run produced."""
+    """What a finished run produced (``out``: the folder, or the URL of an object-store prefix)."""
 
     out: Path | str
     status: str
@@ -353,9 +353,9 @@ def _compute(
         if client.status == "running":  # a lost scheduler cannot be asked to cancel
             pending.cancel(client)
         raise
-    return RunResult(out=_name(out_dir), status="complete", blocks=plan.n_blocks,
-                     blocks_reused=len(reuse), products=written) if isinstance(out_dir, ObjectLocation) else \
-        RunResult(out=out_dir, status="complete", blocks=plan.n_blocks, blocks_reused=len(reuse), products=written)
+    where: Path | str = out_dir.url if isinstance(out_dir, ObjectLocation) else out_dir
+    return RunResult(out=where, status="complete", blocks=plan.n_blocks, blocks_reused=len(reuse),
+                     products=written)
 
 
 def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store_path: store.StorePath,
