@@ -174,13 +174,14 @@ def run_comparison(
             run = run_change_detection(t1, t2, out_dir / name, run_cfg, scheduler=address, resume=resume,
                                        overwrite=overwrite, bbox=bbox, progress=progress, torch_threads=threads)
             seconds = time.perf_counter() - t0
-            stats = change_statistics(client, run.out / "change.zarr", _grid_of(run.out),
+            run_out = Path(run.out)  # a local folder: compare refuses an --out on object storage
+            stats = change_statistics(client, run_out / "change.zarr", _grid_of(run_out),
                                       block=run_cfg.tiling.block_size, retries=run_cfg.cluster.retries)
             row = ComparatorRow(comparator=name, out=str(run.out), seconds=round(seconds, 3),
                                 changed_pixels=stats.changed_pixels, valid_pixels=stats.valid_pixels,
-                                threshold=_threshold_of(run.out))
+                                threshold=_threshold_of(run_out))
             if truth is not None:
-                m = score_rasters(run.out / "change_mask.tif", truth, truth_values=truth_values,
+                m = score_rasters(run_out / "change_mask.tif", truth, truth_values=truth_values,
                                   storage=run_cfg.storage).metrics
                 row.f1, row.iou, row.kappa = _num(m.f1), _num(m.iou), _num(m.kappa)
                 row.precision, row.recall, row.oa = _num(m.precision), _num(m.recall), _num(m.oa)

@@ -6,12 +6,22 @@ window by window into a temporary tiled GeoTIFF, copied to a temporary COG
 (which builds the overviews from the complete raster), checked, and only then
 renamed to its final name with ``os.replace``. A crash leaves no file under the
 final name; temporary files are removed on any error.
+
+For an ``--out`` on object storage the destination is an
+:class:`~s2c_batch.pipeline.run.location.ObjectLocation` naming the COG's key: the
+temporaries live on the machine's local scratch disk (Dask's ``temporary-directory``,
+else the system's), and the checked COG is uploaded (multipart above
+:data:`~s2c_batch.pipeline.run.location.PART_SIZE`), so the object appears only when
+its upload completes.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import rasterio
@@ -23,6 +33,7 @@ from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.errors import OutputError, portable_errors
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.run import store
+from s2c_batch.pipeline.run.location import ObjectLocation
 
 #: GDAL block cache (MB) while building a COG: fixed, so memory does not grow with the scene.
 GDAL_CACHE_MB = 256
@@ -37,9 +48,9 @@ TEMP_COMPRESSION = {"compress": "zstd", "zstd_level": 1}
 
 @portable_errors
 def write_cog(
-    store_path: str | os.PathLike[str],
+    store_path: store.StorePath,
     name: str,
-    out_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str] | ObjectLocation,
     grid: Grid,
     *,
     window: int,
@@ -47,13 +58,13 @@ def write_cog(
     compress_level: int | None = None,
     overview_resampling: str = "nearest",
     tags: Mapping[str, str] | None = None,
-) -> Path:
+) -> Path | str:
     """Write product ``name`` of the store as a COG with overviews.
 
     Args:
         store_path: the ``change.zarr`` folder.
         name: product array name.
-        out_path: final COG path.
+        out_path: final COG path, or the object-store location of the COG's key.
         grid: the output grid (CRS, transform, shape).
         window: rows/cols copied per step (the block size: bounded memory).
         compress: COG compression.
@@ -62,9 +73,11 @@ def write_cog(
         tags: GeoTIFF metadata tags (provenance).
 
     Returns:
-        The final path.
+        The final path, or the URL of the uploaded object.
     """
-    out = Path(out_path)
+    remote = out_path if isinstance(out_path, ObjectLocation) else None
+    scratch = Path(tempfile.mkdtemp(prefix="s2c-cog-", dir=_scratch_dir())) if remote else None
+    out = scratch / f"{name}.tif" if scratch else Path(out_path)  # type: ignore[arg-type]
     tmp_tiff = out.with_name(f".{out.stem}.tiled.tmp.tif")
     tmp_cog = out.with_name(f".{out.stem}.cog.tmp.tif")
     profile = {
@@ -90,18 +103,43 @@ def write_cog(
                 NUM_THREADS="ALL_CPUS",
             )
         _check_cog(tmp_cog, grid)
-        os.replace(tmp_cog, out)
+        if remote:
+            _upload(remote, tmp_cog)
+        else:
+            os.replace(tmp_cog, out)
     except (rasterio.errors.RasterioError, CPLE_BaseError, OSError) as exc:
         if isinstance(exc, OutputError):
             raise
+        where = remote.url if remote else str(out)
         raise OutputError(
-            f"writing COG {str(out)!r} failed ({_reason(exc, out.parent)}); free space or fix the "
+            f"writing COG {where!r} failed ({_reason(exc, out.parent)}); free space or fix the "
             "output folder, then run again with --resume"
         ) from exc
     finally:
         for tmp in (tmp_tiff, tmp_cog):
             tmp.unlink(missing_ok=True)
-    return out
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return remote.url if remote else out
+
+
+def _scratch_dir() -> str | None:
+    """Dask's ``temporary-directory`` (a worker's local scratch disk) when set, else the system's."""
+    import dask
+
+    value = dask.config.get("temporary-directory", None)
+    return str(value) if value else None
+
+
+def _upload(remote: ObjectLocation, local: Path) -> None:
+    """Upload ``local`` to the key that ``remote`` names (its prefix)."""
+    from s2c_batch.pipeline.run.object_out import output_error
+
+    root = replace(remote, prefix="")
+    try:
+        root.upload(remote.prefix, local)
+    except Exception as exc:
+        raise output_error(root, remote.prefix, exc) from exc
 
 
 def _reason(exc: BaseException, folder: Path) -> str:

@@ -34,6 +34,7 @@ from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import InputError, portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.run.location import ObjectLocation
 from s2c_batch.pipeline.run.outdir import FIT_FILE, STATE_DIR
 
 log = logging.getLogger(__name__)
@@ -229,25 +230,30 @@ def fit_path(out_dir: Path) -> Path:
     return out_dir / STATE_DIR / FIT_FILE
 
 
-def save_fit(out_dir: Path, fitted: FittedComparator, fingerprint: str) -> None:
-    """Write ``.s2c/fit.json`` (atomically) with the run's fingerprint."""
+def save_fit(out_dir: Path | ObjectLocation, fitted: FittedComparator, fingerprint: str) -> None:
+    """Write ``.s2c/fit.json`` (atomically; one PUT on object storage) with the run's fingerprint."""
     doc = {"fingerprint": fingerprint, "parameters": fitted.to_json()}
+    if isinstance(out_dir, ObjectLocation):
+        out_dir.write(f"{STATE_DIR}/{FIT_FILE}", json.dumps(doc, indent=1).encode())
+        return
     with atomic_path(fit_path(out_dir), what="fitted parameters") as tmp:
         tmp.write_text(json.dumps(doc, indent=1))
 
 
-def load_fit(out_dir: Path, fingerprint: str) -> FittedComparator | None:
+def load_fit(out_dir: Path | ObjectLocation, fingerprint: str) -> FittedComparator | None:
     """The parameters a previous attempt of this run fitted, or ``None``.
 
     ``None`` when there is no file, it is unreadable (a torn write), or it belongs to
     another fingerprint: the fit is then run again (it is deterministic, so the same
     pixels give the same parameters).
     """
-    path = fit_path(out_dir)
     try:
-        doc = json.loads(path.read_text())
+        if isinstance(out_dir, ObjectLocation):
+            doc = json.loads(out_dir.read(f"{STATE_DIR}/{FIT_FILE}") or b"null")
+        else:
+            doc = json.loads(fit_path(out_dir).read_text())
         if doc.get("fingerprint") != fingerprint:
             return None
         return comparator_from_json(doc["parameters"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -34,6 +34,7 @@ from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.inputs.scene import ScenePair
 from s2c_batch.pipeline.products.preview import panel_shape, sampled_from_files
+from s2c_batch.pipeline.run.store import StorePath
 from s2c_batch.pipeline.run.untiled import UntiledJob, compare_block
 from s2c_batch.pipeline.run.worker import TileJob, WriteJob, predict_tiles, read_block, write_block
 
@@ -49,7 +50,7 @@ def build_graph(
     pair: ScenePair,
     plan: TilePlan,
     cfg: Config,
-    store_path: str,
+    store_path: StorePath,
     *,
     skip: Iterable[tuple[int, int]] = (),
     gpu: bool = False,
@@ -112,7 +113,7 @@ def build_untiled_graph(
     pair: ScenePair,
     plan: TilePlan,
     cfg: Config,
-    store_path: str,
+    store_path: StorePath,
     comparator: FittedComparator,
     *,
     skip: Iterable[tuple[int, int]] = (),

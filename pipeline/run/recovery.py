@@ -21,6 +21,10 @@ the disk alone (:func:`prepare_resume`):
   shard (zarr reads a shard before writing it: a torn one would fail the write);
 - COGs and derived products are always written again from the store, and the
   temporary files of an interrupted write are removed (:func:`remove_temporaries`).
+
+``out`` may be an :class:`~s2c_batch.pipeline.run.location.ObjectLocation` (an
+``s3://`` prefix): the same decisions, made from its objects (the ledger of one object
+per block, :mod:`~s2c_batch.pipeline.run.object_out`); an upload leaves no temporary.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputExistsError
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.products.extras import DERIVED_FILES
-from s2c_batch.pipeline.run import outdir, store
+from s2c_batch.pipeline.run import object_out, outdir, store
+from s2c_batch.pipeline.run.location import ObjectLocation
 from s2c_batch.pipeline.run.plan import products_for
 from s2c_batch.pipeline.run.runlog import RunLog
 
@@ -61,19 +66,29 @@ class Resumption:
     store_problem: str | None = None
 
 
-def previous_fingerprint(out: Path) -> str | None:
+#: An output folder or an object-store prefix.
+Out = Path | ObjectLocation
+
+
+def _store_of(out: Out) -> store.StorePath:
+    return out.child(outdir.STORE) if isinstance(out, ObjectLocation) else out / outdir.STORE
+
+
+def previous_fingerprint(out: Out) -> str | None:
     """Fingerprint of the run held in ``out``: ``run.json``'s, else the store's attributes."""
-    record = RunLog.read(out / outdir.RUN_JSON)
+    record = RunLog.read(out.child(outdir.RUN_JSON) if isinstance(out, ObjectLocation) else out / outdir.RUN_JSON)
     if record is not None and record.get("fingerprint"):
         return str(record["fingerprint"])
     try:
-        value = zarr.open_group(str(out / outdir.STORE), mode="r").attrs.get("fingerprint")
+        target = _store_of(out)
+        opened = target.zarr_store("") if isinstance(target, ObjectLocation) else str(target)
+        value = zarr.open_group(opened, mode="r").attrs.get("fingerprint")
     except Exception:  # no store, or one that does not open: nothing to resume from
         return None
     return str(value) if value else None
 
 
-def resumes(out: Path, fingerprint: str) -> bool:
+def resumes(out: Out, fingerprint: str) -> bool:
     """Whether ``--resume`` continues the run held in ``out`` (``False``: nothing to continue).
 
     Raises:
@@ -83,9 +98,11 @@ def resumes(out: Path, fingerprint: str) -> bool:
     if previous is None:
         return False
     if previous != fingerprint:
-        if outdir.holds_products(out):
+        held = object_out.holds_products(out) if isinstance(out, ObjectLocation) else outdir.holds_products(out)
+        if held:
+            name = out.url if isinstance(out, ObjectLocation) else str(out)
             raise OutputExistsError(
-                f"--out {str(out)!r} holds a run with another fingerprint (inputs, config, "
+                f"--out {name!r} holds a run with another fingerprint (inputs, config, "
                 "checkpoints or version changed); pass --overwrite to replace it"
             )
         log.info("resume: %s holds no product of the other run; starting afresh", out)
@@ -93,7 +110,7 @@ def resumes(out: Path, fingerprint: str) -> bool:
     return True
 
 
-def prepare_resume(out: Path, cfg: Config, *, fingerprint: str, grid: Grid, plan: TilePlan) -> Resumption:
+def prepare_resume(out: Out, cfg: Config, *, fingerprint: str, grid: Grid, plan: TilePlan) -> Resumption:
     """Verify what the previous run left, remove what cannot be trusted, and say what is kept.
 
     Args:
@@ -109,21 +126,31 @@ def prepare_resume(out: Path, cfg: Config, *, fingerprint: str, grid: Grid, plan
     Raises:
         OutputError: the ledger cannot be rewritten.
     """
-    ledger = outdir.BlockLedger(out)
-    store_path = out / outdir.STORE
+    ledger: outdir.BlockLedger | object_out.ObjectLedger
+    if isinstance(out, ObjectLocation):
+        ledger, store_path = object_out.ObjectLedger(out), _store_of(out)
+        for name in (*outdir.PRODUCT_FILES, *DERIVED_FILES):
+            out.delete(name)
+        store_there = out.exists(outdir.STORE)
+    else:
+        ledger, store_path = outdir.BlockLedger(out), out / outdir.STORE
+        remove_temporaries(out)
+        for name in (*outdir.PRODUCT_FILES, *DERIVED_FILES):
+            (out / name).unlink(missing_ok=True)
+        store_there = (out / outdir.STORE).exists()
     products = products_for(cfg)
     # What a block task writes: with Otsu, change_mask comes later, from a pass over every block.
     written = tuple(p for p in products if not (cfg.model.otsu and p == "change_mask"))
     shard, chunk = cfg.tiling.block_size, cfg.tiling.chunk_size
-    remove_temporaries(out)
-    for name in (*outdir.PRODUCT_FILES, *DERIVED_FILES):
-        (out / name).unlink(missing_ok=True)
     problem = store.store_problem(store_path, grid, products, shard=shard, chunk=chunk,
-                                  fingerprint=fingerprint) if store_path.exists() else "absent"
+                                  fingerprint=fingerprint) if store_there else "absent"
     if problem is not None:
         if problem != "absent":
             log.warning("resume: %s is not reused and is created again: %s", store_path, problem)
-        shutil.rmtree(store_path, ignore_errors=True)
+        if isinstance(out, ObjectLocation):
+            out.delete_prefix(outdir.STORE)
+        else:
+            shutil.rmtree(out / outdir.STORE, ignore_errors=True)
         ledger.rewrite(set())
         return Resumption(store_kept=False, store_problem=None if problem == "absent" else problem)
     blocks = plan_blocks(plan)
@@ -148,8 +175,13 @@ def prepare_resume(out: Path, cfg: Config, *, fingerprint: str, grid: Grid, plan
     return Resumption(store_kept=True, reuse=frozenset(reuse), dropped=dropped)
 
 
-def start_fresh(out: Path) -> Resumption:
+def start_fresh(out: Out) -> Resumption:
     """Remove everything a previous run wrote here (a run that is not resumed)."""
+    if isinstance(out, ObjectLocation):
+        object_out.clear_products(out)
+        for name in DERIVED_FILES:
+            out.delete(name)
+        return Resumption(store_kept=False)
     outdir.clear_products(out)
     for name in DERIVED_FILES:
         (out / name).unlink(missing_ok=True)

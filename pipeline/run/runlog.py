@@ -2,7 +2,9 @@
 
 Written atomically (temporary file + ``os.replace``) at every status change, so
 a crash leaves the last consistent record: ``running`` or ``failed``, never a
-``complete`` that is not.
+``complete`` that is not. On object storage (``path`` an
+:class:`~s2c_batch.pipeline.run.location.ObjectLocation` naming the key) each write is
+one PUT, which replaces the object whole.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.identity import describe_input
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.run.location import ObjectLocation
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +86,17 @@ def fingerprint(pair: ScenePair, cfg: Config, checkpoints: dict[str, str]) -> st
 class RunLog:
     """The mutable record behind ``run.json``."""
 
-    path: Path
+    path: Path | ObjectLocation
     data: dict[str, Any] = field(default_factory=dict)
     _t0: float = field(default_factory=time.perf_counter)
 
     @classmethod
-    def read(cls, path: Path) -> dict[str, Any] | None:
+    def read(cls, path: Path | ObjectLocation) -> dict[str, Any] | None:
         """The content of an existing ``run.json``, or ``None``."""
         try:
+            if isinstance(path, ObjectLocation):
+                raw = replace(path, prefix="").read(path.prefix)
+                return None if raw is None else json.loads(raw)
             return json.loads(path.read_text())
         except (OSError, ValueError):
             return None
@@ -128,6 +134,9 @@ class RunLog:
             OutputError: the file cannot be written (a full disk); the previous
                 ``run.json`` stays as it was.
         """
+        if isinstance(self.path, ObjectLocation):
+            self._put(self.path)
+            return
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
             with open(tmp, "w") as f:
@@ -141,3 +150,13 @@ class RunLog:
                 f"writing {str(self.path)!r} failed ({exc.strerror or exc}); free space or fix the "
                 "output folder, then run again with --resume"
             ) from exc
+
+    def _put(self, location: ObjectLocation) -> None:
+        """Write the record as the object ``location`` names (one PUT: old or new, never part)."""
+        from s2c_batch.pipeline.run.object_out import output_error
+
+        root = replace(location, prefix="")
+        try:
+            root.write(location.prefix, json.dumps(self.data, indent=2, sort_keys=False, default=str).encode())
+        except Exception as exc:
+            raise output_error(root, location.prefix, exc) from exc

@@ -25,13 +25,14 @@ from s2c_batch.kernels.comparators.cva import CVA
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
 from s2c_batch.pipeline.errors import InputError, OutputError, S2CError
-from s2c_batch.pipeline.inputs.remote import check_local_out, input_name
+from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
-from s2c_batch.pipeline.run import outdir, recovery, store
+from s2c_batch.pipeline.run import object_out, outdir, recovery, store
 from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.run.fit import fit_dcva_on_cluster, fit_on_cluster, fit_path, load_fit, save_fit
 from s2c_batch.pipeline.run.graph import build_graph, build_untiled_graph, write_order
+from s2c_batch.pipeline.run.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.plan import make_plan, products_for, untiled
 from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
 from s2c_batch.pipeline.run.runlog import (
@@ -59,9 +60,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    """What a finished run produced."""
+    """What a finished run produced (``out``: the folder, or the URL of an object-store prefix)."""
 
-    out: Path
+    out: Path | str
     status: str
     blocks: int
     blocks_reused: int
@@ -111,13 +112,21 @@ def run_change_detection(
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     check_report_path(report)
-    check_local_out(out)
+    location = open_location(out, cfg.storage)
+    if isinstance(location, ObjectLocation):  # before any work: a missing bucket, refused credentials, a lock
+        _check_object_out(location, cfg)
+        object_out.prepare(location, resume=resume, overwrite=overwrite)
     pair = open_pair(t1, t2, cfg.input, bbox=bbox, storage=cfg.storage)
     check_checkpoints(cfg)
     checkpoints = {k: hash_path(p) for k, p in checkpoint_paths(cfg).items()}
     plan = make_plan(pair, cfg)
     timings["open"] = time.perf_counter() - t_start
 
+    if isinstance(location, ObjectLocation):
+        with object_out.locked(location):
+            return _run_locked(pair, plan, cfg, location, checkpoints, scheduler=scheduler,
+                               resume=resume, bbox=bbox, progress=progress, timings=timings,
+                               t_start=t_start, report=report, torch_threads=torch_threads)
     out_dir = Path(out).resolve()
     created = not out_dir.exists()
     outdir.prepare(out_dir, resume=resume, overwrite=overwrite)
@@ -131,16 +140,36 @@ def run_change_detection(
             outdir.remove_empty(out_dir)
 
 
+def _check_object_out(location: ObjectLocation, cfg: Config) -> None:
+    """Refuse what is not written to object storage yet (the derived products).
+
+    TODO(issue 15): the STAC item, quicklook and polygons are written into a local folder;
+    on object storage they need building on scratch and uploading (docs/object-output.md).
+    """
+    wanted = [name for name, on in (("output.stac", cfg.output.stac), ("output.quicklook", cfg.output.quicklook),
+                                    ("output.polygons", cfg.output.polygons)) if on]
+    if wanted:
+        raise OutputError(
+            f"--out {location.url!r}: {', '.join(wanted)} cannot be written to object storage yet; "
+            f"pass {' '.join(f'--set {n}=false' for n in wanted)}, or write to a local folder"
+        )
+
+
 def _run_locked(
-    pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path, checkpoints: dict[str, str], *,
+    pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path | ObjectLocation, checkpoints: dict[str, str], *,
     scheduler: str | None, resume: bool, bbox: tuple[float, float, float, float] | None,
     progress: bool, timings: dict[str, float], t_start: float,
     report: str | os.PathLike[str] | None = None, torch_threads: int | None = None,
 ) -> RunResult:
     fp = fingerprint(pair, cfg, checkpoints)
-    run_json = out_dir / outdir.RUN_JSON
-    ledger = outdir.BlockLedger(out_dir)
-    store_path = out_dir / outdir.STORE
+    run_json: Path | ObjectLocation
+    ledger: outdir.BlockLedger | object_out.ObjectLedger
+    store_path: store.StorePath
+    if isinstance(out_dir, ObjectLocation):
+        run_json, ledger = out_dir.child(outdir.RUN_JSON), object_out.ObjectLedger(out_dir)
+        store_path = out_dir.child(outdir.STORE)
+    else:
+        run_json, ledger, store_path = out_dir / outdir.RUN_JSON, outdir.BlockLedger(out_dir), out_dir / outdir.STORE
     resuming = resume and recovery.resumes(out_dir, fp)
     t0 = time.perf_counter()
     with connect(scheduler, cfg.cluster, numpy_only=not cfg.model.uses_torch) as client:
@@ -211,7 +240,8 @@ def _run_locked(
     return result
 
 
-def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path, fp: str, *,
+def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path | ObjectLocation,
+                       fp: str, *,
                        resuming: bool) -> FittedComparator | None:
     """The comparator the blocks use: fitted to the scene, or the one a resumed run fitted.
 
@@ -227,7 +257,8 @@ def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config
         return CVA()
     previous = load_fit(out_dir, fp) if resuming else None
     if previous is not None:
-        log.info("reusing the fitted %s parameters of %s", cfg.model.comparator, fit_path(out_dir))
+        where = out_dir.key_url(".s2c/fit.json") if isinstance(out_dir, ObjectLocation) else fit_path(out_dir)
+        log.info("reusing the fitted %s parameters of %s", cfg.model.comparator, where)
         return previous
     token = uuid.uuid4().hex[:8]
     if cfg.model.comparator == "dcva":
@@ -239,7 +270,7 @@ def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config
 
 
 def create_products_store(
-    store_path: Path, pair: ScenePair, cfg: Config, products: tuple[str, ...], fp: str,
+    store_path: store.StorePath, pair: ScenePair, cfg: Config, products: tuple[str, ...], fp: str,
     checkpoints: dict[str, str], fitted: FittedComparator | None = None,
 ) -> None:
     """Create the empty, georeferenced Zarr store with provenance attributes."""
@@ -259,23 +290,24 @@ def create_products_store(
 
 
 def _compute(
-    client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path, store_path: Path,
-    products: tuple[str, ...], reuse: set[tuple[int, int]], ledger: outdir.BlockLedger,
+    client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path | ObjectLocation,
+    store_path: store.StorePath, products: tuple[str, ...], reuse: set[tuple[int, int]],
+    ledger: outdir.BlockLedger | object_out.ObjectLedger,
     runlog: RunLog, progress: bool, timings: dict[str, float], fitted: FittedComparator | None = None,
 ) -> RunResult:
     t0 = time.perf_counter()
     token = uuid.uuid4().hex[:8]
     if untiled(cfg):
         assert fitted is not None  # every classical comparator has one
-        tasks = build_untiled_graph(pair, plan, cfg, str(store_path), fitted, skip=reuse, token=token)
+        tasks = build_untiled_graph(pair, plan, cfg, _task_store(store_path), fitted, skip=reuse, token=token)
     else:
-        tasks = build_graph(pair, plan, cfg, str(store_path), skip=reuse, gpu=has_gpu_workers(client),
+        tasks = build_graph(pair, plan, cfg, _task_store(store_path), skip=reuse, gpu=has_gpu_workers(client),
                             token=token, comparator=fitted)
     futures = client.compute(tasks, optimize_graph=False)  # retried by collect_blocks, not by Dask
     # A written block's polygons need no finished product: they are traced while later
     # blocks are still being predicted (with Otsu, once the mask pass has written them).
-    pending = PendingExtras() if cfg.model.otsu else start_extras(
-        client, store_path, pair, cfg, after=dict(zip(write_order(plan, reuse), futures, strict=True)))
+    pending = PendingExtras() if cfg.model.otsu or isinstance(store_path, ObjectLocation) else start_extras(
+        client, Path(store_path), pair, cfg, after=dict(zip(write_order(plan, reuse), futures, strict=True)))
     try:
         bar = _progress_bar(len(futures), progress)
 
@@ -311,20 +343,22 @@ def _compute(
         if cfg.output.cog:
             written = _write_cogs(client, store_path, out_dir, pair, cfg, products, runlog)
         timings["cogs"] = time.perf_counter() - t0
-        written["change.zarr"] = str(store_path)
+        written["change.zarr"] = _name(store_path)
         t0 = time.perf_counter()
         previews = [r.preview for r in reports if r.preview is not None]
-        written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written), pending, previews))
+        if not isinstance(out_dir, ObjectLocation):  # derived products are refused there (_check_object_out)
+            written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written), pending, previews))
         timings["extras"] = time.perf_counter() - t0
     except BaseException:
         if client.status == "running":  # a lost scheduler cannot be asked to cancel
             pending.cancel(client)
         raise
-    return RunResult(out=out_dir, status="complete", blocks=plan.n_blocks,
-                     blocks_reused=len(reuse), products=written)
+    where: Path | str = out_dir.url if isinstance(out_dir, ObjectLocation) else out_dir
+    return RunResult(out=where, status="complete", blocks=plan.n_blocks, blocks_reused=len(reuse),
+                     products=written)
 
 
-def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store_path: Path,
+def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store_path: store.StorePath,
                 reports: list[BlockReport], reuse: set[tuple[int, int]], runlog: RunLog,
                 token: str) -> PendingExtras:
     """Choose the scene's Otsu threshold, write every block's mask, start the derived products.
@@ -332,7 +366,7 @@ def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store
     Returns:
         The derived-product tasks, started behind the mask tasks.
     """
-    hist = scene_histogram(client, str(store_path), plan, [r.histogram for r in reports if r.histogram],
+    hist = scene_histogram(client, _task_store(store_path), plan, [r.histogram for r in reports if r.histogram],
                            reuse, token=token, retries=cfg.cluster.retries)
     if not hist.sum():
         raise InputError(
@@ -342,10 +376,11 @@ def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store
     chosen = choose_threshold(hist, ignore_zero=cfg.model.comparator == "ucd_scm")
     runlog.update(threshold=chosen.to_json())
     store.update_attrs(store_path, {"threshold": chosen.to_json()})
-    masks = submit_masks(client, build_mask_graph(plan, str(store_path), chosen.level, target_classes(cfg),
+    masks = submit_masks(client, build_mask_graph(plan, _task_store(store_path), chosen.level, target_classes(cfg),
                                                   with_classes=cfg.model.identifier != "none", token=token),
                          cfg.cluster.retries)
-    pending = start_extras(client, store_path, pair, cfg, after=masks)
+    pending = PendingExtras() if isinstance(store_path, ObjectLocation) else start_extras(
+        client, Path(store_path), pair, cfg, after=masks)
     try:
         client.gather(list(masks.values()))
     except BaseException:
@@ -356,7 +391,7 @@ def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store
 
 
 def _write_cogs(
-    client: Any, store_path: Path, out_dir: Path, pair: ScenePair, cfg: Config,
+    client: Any, store_path: store.StorePath, out_dir: Path | ObjectLocation, pair: ScenePair, cfg: Config,
     products: tuple[str, ...], runlog: RunLog,
 ) -> dict[str, str]:
     from s2c_batch.pipeline.run.cog import write_cog
@@ -372,7 +407,8 @@ def _write_cogs(
     }
     futures = {
         name: client.submit(
-            write_cog, store_path, name, out_dir / f"{name}.tif", pair.grid,
+            write_cog, store_path, name,
+            out_dir.child(f"{name}.tif") if isinstance(out_dir, ObjectLocation) else out_dir / f"{name}.tif", pair.grid,
             window=cfg.tiling.block_size, compress=cfg.output.compress, compress_level=cfg.output.compress_level,
             overview_resampling=cfg.output.overview_resampling, tags=tags,
             pure=False, retries=cfg.cluster.retries,
@@ -382,8 +418,8 @@ def _write_cogs(
     return {f"{name}.tif": str(fut.result()) for name, fut in futures.items()}
 
 
-def verify_products(out_dir: Path, pair: ScenePair, plan: TilePlan, ledger: outdir.BlockLedger,
-                    products: dict[str, str]) -> None:
+def verify_products(out_dir: Path | ObjectLocation, pair: ScenePair, plan: TilePlan,
+                    ledger: outdir.BlockLedger | object_out.ObjectLedger, products: dict[str, str]) -> None:
     """Check what ``complete`` promises: every block written, georeferencing equal to t1's.
 
     Raises:
@@ -392,19 +428,31 @@ def verify_products(out_dir: Path, pair: ScenePair, plan: TilePlan, ledger: outd
     missing = plan.n_blocks - len(ledger.done())
     if missing:
         raise OutputError(f"{missing} block(s) are not recorded as written; run again with --resume")
-    ds = store.open_products(out_dir / outdir.STORE)
+    store_path = out_dir.child(outdir.STORE) if isinstance(out_dir, ObjectLocation) else out_dir / outdir.STORE
+    ds = store.open_products(store_path)
     try:
         if ds.rio.shape != pair.grid.shape or ds.rio.crs != pair.grid.crs or \
                 not ds.rio.transform().almost_equals(pair.grid.affine):
             raise OutputError(
-                f"{str(out_dir / outdir.STORE)!r} does not carry the input's grid "
+                f"{_name(store_path)!r} does not carry the input's grid "
                 f"({ds.rio.shape}, {ds.rio.crs}); rerun with --overwrite"
             )
     finally:
         ds.close()
     for name, path in products.items():
-        if not Path(path).exists():
+        there = out_dir.exists(name) if isinstance(out_dir, ObjectLocation) else Path(path).exists()
+        if not there:
             raise OutputError(f"product {name} was not written to {path!r}; run again with --resume")
+
+
+def _task_store(store_path: store.StorePath) -> store.StorePath:
+    """The store as a task argument: a folder's name as a string (as before), a location as itself."""
+    return store_path if isinstance(store_path, ObjectLocation) else str(store_path)
+
+
+def _name(path: store.StorePath) -> str:
+    """A folder's name, or an object-store location's URL."""
+    return path.url if isinstance(path, ObjectLocation) else str(path)
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

@@ -9,6 +9,11 @@ is idempotent: a retried or resumed block rewrites the same bytes, and two
 blocks never touch the same shard. A written block always leaves one shard file
 per product, even when it is all nodata, so a resumed run can tell a written
 block from a lost one (:func:`block_problem`, :func:`store_problem`).
+
+Every function takes the store as a local folder or as an
+:class:`~s2c_batch.pipeline.run.location.ObjectLocation` whose prefix is the store
+(``s3://bucket/run/change.zarr``), opened there through ``zarr.storage.ObjectStore``;
+a location pickles without secrets, so it can be a task argument.
 """
 
 from __future__ import annotations
@@ -23,11 +28,16 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 import zarr
+from obstore.exceptions import BaseError as ObjectStoreError
 
 from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.run.location import ObjectLocation
+
+#: A Zarr store: a local folder or an object-store prefix.
+StorePath = str | os.PathLike[str] | ObjectLocation
 
 #: Human-readable meaning of each product array, stored as its ``long_name``.
 PRODUCT_DESCRIPTIONS: dict[str, str] = {
@@ -52,7 +62,7 @@ def pixel_centres(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
 
 
 def create_store(
-    path: str | os.PathLike[str],
+    path: StorePath,
     grid: Grid,
     products: Sequence[str],
     *,
@@ -92,13 +102,14 @@ def create_store(
         for name in products
     }
     try:
-        ds.to_zarr(path, mode="w-", zarr_format=3, compute=False, encoding=encoding,
+        ds.to_zarr(_zarr_store(path), mode="w-", zarr_format=3, compute=False, encoding=encoding,
                    consolidated=False, write_empty_chunks=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create Zarr store {str(path)!r}: {exc}") from exc
+    except (OSError, ObjectStoreError) as exc:
+        _raise_if_remote(path, "zarr.json", exc)
+        raise OutputError(f"cannot create Zarr store {_name(path)!r}: {exc}") from exc
 
 
-def write_block(path: str | os.PathLike[str], window: Window, arrays: Mapping[str, np.ndarray]) -> None:
+def write_block(path: StorePath, window: Window, arrays: Mapping[str, np.ndarray]) -> None:
     """Write one block of every product (a region write of whole shards).
 
     Args:
@@ -108,31 +119,33 @@ def write_block(path: str | os.PathLike[str], window: Window, arrays: Mapping[st
     """
     rows, cols = window.slices()
     try:
-        group = zarr.open_group(str(path), mode="r+")
+        group = zarr.open_group(_zarr_store(path), mode="r+")
         for name, arr in arrays.items():
             # An all-nodata shard is written too: on resume, a missing shard means a lost block.
             _array(group, name, path).with_config({"write_empty_chunks": True})[rows, cols] = arr
-    except OSError as exc:  # disk full, permissions, a vanished mount
+    except (OSError, ObjectStoreError) as exc:  # disk full, permissions, a vanished mount or endpoint
+        _raise_if_remote(path, f"rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop}", exc)
         raise OutputError(
             f"writing block rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} into "
-            f"{str(path)!r} failed ({exc.strerror or exc}); free space or fix the output folder, "
+            f"{_name(path)!r} failed ({_strerror(exc)}); free space or fix the output folder, "
             "then run again with --resume"
         ) from exc
 
 
-def update_attrs(path: str | os.PathLike[str], attrs: Mapping[str, Any]) -> None:
+def update_attrs(path: StorePath, attrs: Mapping[str, Any]) -> None:
     """Add or replace group attributes of the store (e.g. the threshold Otsu chose).
 
     Raises:
         OutputError: the store cannot be written.
     """
     try:
-        zarr.open_group(str(path), mode="r+").attrs.update(dict(attrs))
-    except OSError as exc:
-        raise OutputError(f"cannot update the attributes of {str(path)!r} ({exc.strerror or exc})") from exc
+        zarr.open_group(_zarr_store(path), mode="r+").attrs.update(dict(attrs))
+    except (OSError, ObjectStoreError) as exc:
+        _raise_if_remote(path, "zarr.json", exc)
+        raise OutputError(f"cannot update the attributes of {_name(path)!r} ({_strerror(exc)})") from exc
 
 
-def store_problem(path: str | os.PathLike[str], grid: Grid, products: Sequence[str], *, shard: int,
+def store_problem(path: StorePath, grid: Grid, products: Sequence[str], *, shard: int,
                   chunk: int, fingerprint: str) -> str | None:
     """Why the store at ``path`` cannot take this run's blocks (``None`` when it can).
 
@@ -140,7 +153,7 @@ def store_problem(path: str | os.PathLike[str], grid: Grid, products: Sequence[s
     of the grid's shape with the run's shards, and decode to the grid's CRS and transform.
     """
     try:
-        group = zarr.open_group(str(path), mode="r")
+        group = zarr.open_group(_zarr_store(path), mode="r")
         if group.attrs.get("fingerprint") != fingerprint:
             return f"its fingerprint {group.attrs.get('fingerprint')!r} is not this run's"
         for name in products:
@@ -163,7 +176,7 @@ def store_problem(path: str | os.PathLike[str], grid: Grid, products: Sequence[s
     return None
 
 
-def block_problem(path: str | os.PathLike[str], window: Window, products: Sequence[str]) -> str | None:
+def block_problem(path: StorePath, window: Window, products: Sequence[str]) -> str | None:
     """Why the written block at ``window`` cannot be trusted (``None`` when every shard decodes).
 
     Each product's shard of the block must exist (written blocks always leave one)
@@ -171,7 +184,7 @@ def block_problem(path: str | os.PathLike[str], window: Window, products: Sequen
     """
     rows, cols = window.slices()
     try:
-        group = zarr.open_group(str(path), mode="r")
+        group = zarr.open_group(_zarr_store(path), mode="r")
     except Exception as exc:
         return f"the store cannot be opened ({exc})"
     for name in products:
@@ -180,7 +193,7 @@ def block_problem(path: str | os.PathLike[str], window: Window, products: Sequen
             arr = _array(group, name, path)
             assert arr.shards is not None
             key = arr.metadata.encode_chunk_key((window.row // arr.shards[0], window.col // arr.shards[1]))
-            if not (Path(path) / name / key).is_file():
+            if not _shard_exists(path, f"{name}/{key}"):
                 return f"shard {name}/{key} is missing"
             np.asarray(arr[rows, cols])
         except Exception as exc:
@@ -188,7 +201,7 @@ def block_problem(path: str | os.PathLike[str], window: Window, products: Sequen
     return None
 
 
-def remove_blocks(path: str | os.PathLike[str], windows: Sequence[Window], products: Sequence[str]) -> None:
+def remove_blocks(path: StorePath, windows: Sequence[Window], products: Sequence[str]) -> None:
     """Remove every product's shard of the blocks at ``windows`` (blocks that cannot be trusted).
 
     Zarr reads a shard before writing into it, so a torn shard would fail the
@@ -196,13 +209,13 @@ def remove_blocks(path: str | os.PathLike[str], windows: Sequence[Window], produ
     """
     if not windows or not products:
         return
-    group = zarr.open_group(str(path), mode="r")
+    group = zarr.open_group(_zarr_store(path), mode="r")
     for name in products:
         arr = _array(group, name, path)
         assert arr.shards is not None
         for window in windows:
             key = arr.metadata.encode_chunk_key((window.row // arr.shards[0], window.col // arr.shards[1]))
-            (Path(path) / name / key).unlink(missing_ok=True)
+            _shard_remove(path, f"{name}/{key}")
 
 
 def _shard_shape(grid: Grid, shard: int, chunk: int) -> tuple[int, int]:
@@ -212,23 +225,63 @@ def _shard_shape(grid: Grid, shard: int, chunk: int) -> tuple[int, int]:
             -(-min(shard, grid.width) // cshape[1]) * cshape[1])
 
 
-def read_window(path: str | os.PathLike[str], name: str, window: Window) -> np.ndarray:
+def read_window(path: StorePath, name: str, window: Window) -> np.ndarray:
     """Read a window of one product array: uint8 ``[h, w]``."""
-    group = zarr.open_group(str(path), mode="r")
+    group = zarr.open_group(_zarr_store(path), mode="r")
     rows, cols = window.slices()
     return np.asarray(_array(group, name, path)[rows, cols])
 
 
-def _array(group: zarr.Group, name: str, path: str | os.PathLike[str]) -> zarr.Array:
+def _array(group: zarr.Group, name: str, path: StorePath) -> zarr.Array:
     """The product array ``name`` of the store (an error when it is a group or missing)."""
     node = group.get(name)
     if not isinstance(node, zarr.Array):
         raise OutputError(
-            f"{str(path)!r} has no array {name!r}; it is not a store of this run (rerun with --overwrite)"
+            f"{_name(path)!r} has no array {name!r}; it is not a store of this run (rerun with --overwrite)"
         )
     return node
 
 
-def open_products(path: str | os.PathLike[str]) -> xr.Dataset:
+def open_products(path: StorePath) -> xr.Dataset:
     """Open the store lazily with its georeferencing decoded."""
-    return xr.open_zarr(Path(path), decode_coords="all", consolidated=False)
+    store = _zarr_store(path)
+    return xr.open_zarr(Path(store) if isinstance(store, str) else store, decode_coords="all", consolidated=False)
+
+
+def _strerror(exc: BaseException) -> str:
+    """An OS error's message (``No space left on device``), else the exception's text."""
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+def _raise_if_remote(path: StorePath, what: str, exc: BaseException) -> None:
+    """On object storage, raise the failure as an OutputError naming the URL and the likely fix."""
+    if isinstance(path, ObjectLocation):
+        from s2c_batch.pipeline.run.object_out import output_error
+
+        error = output_error(path, what, exc)
+        raise OutputError(f"{error}; then run again with --resume") from exc
+
+
+def _name(path: StorePath) -> str:
+    """The store's name for messages (a URL for an object-store prefix)."""
+    return path.url if isinstance(path, ObjectLocation) else str(path)
+
+
+def _zarr_store(path: StorePath) -> Any:
+    """What zarr and xarray open: the folder's name, or an ``ObjectStore`` of the prefix."""
+    return path.zarr_store("") if isinstance(path, ObjectLocation) else str(path)
+
+
+def _shard_exists(path: StorePath, key: str) -> bool:
+    """Whether the shard object/file ``key`` of the store exists."""
+    if isinstance(path, ObjectLocation):
+        return path.exists(key)
+    return (Path(path) / key).is_file()
+
+
+def _shard_remove(path: StorePath, key: str) -> None:
+    """Remove the shard ``key`` of the store (missing is no error)."""
+    if isinstance(path, ObjectLocation):
+        path.delete(key)
+    else:
+        (Path(path) / key).unlink(missing_ok=True)

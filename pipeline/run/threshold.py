@@ -30,12 +30,12 @@ from s2c_batch.pipeline.run import store
 log = logging.getLogger(__name__)
 
 
-def block_histogram(store_path: str, core: Window) -> tuple[int, ...]:
+def block_histogram(store_path: store.StorePath, core: Window) -> tuple[int, ...]:
     """Histogram of one written block's ``change_prob`` levels (a task)."""
     return tuple(int(v) for v in level_histogram(store.read_window(store_path, "change_prob", core)))
 
 
-def scene_histogram(client: Any, store_path: str, plan: TilePlan, reported: Iterable[Sequence[int]],
+def scene_histogram(client: Any, store_path: store.StorePath, plan: TilePlan, reported: Iterable[Sequence[int]],
                     reused: Iterable[tuple[int, int]], *, token: str, retries: int) -> np.ndarray:
     """The scene's histogram: the block tasks' reports plus the reused blocks read from the store.
 
@@ -67,7 +67,7 @@ class MaskJob:
     """
 
     core: Window
-    store: str
+    store: store.StorePath
     level: int
     targets: tuple[int, ...]
     with_classes: bool
@@ -93,7 +93,7 @@ def write_mask(job: MaskJob) -> int:
     return int(change.sum())
 
 
-def build_mask_graph(plan: TilePlan, store_path: str, level: int, targets: tuple[int, ...], *,
+def build_mask_graph(plan: TilePlan, store_path: store.StorePath, level: int, targets: tuple[int, ...], *,
                      with_classes: bool, token: str) -> dict[tuple[int, int], Delayed]:
     """One mask task per block of the scene, by block index."""
     nbi, nbj = plan.block_grid

@@ -52,7 +52,7 @@ class UntiledJob:
     core: Window
     comparator: FittedComparator
     threshold: float | None
-    store: str
+    store: store.StorePath
     strip_rows: int
     preview: tuple[int, int] | None = None
 

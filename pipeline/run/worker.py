@@ -167,7 +167,7 @@ class WriteJob:
     index: tuple[int, int]
     core: Window
     model: ModelConfig
-    store: str
+    store: store.StorePath
     with_classes: bool
     threshold: float | None = 0.5
 

@@ -88,14 +88,16 @@ def test_open_pair__local_vrt_of_urls_gets_the_endpoint_on_the_workers(aws_env: 
     assert pair.t1.storage is not None and pair.t1.storage.endpoint == aws_env.endpoint
 
 
-def test_run__out_on_object_storage_is_exit_4_before_anything(tmp_path: Path, capsys: Capsys,
+def test_run__out_on_object_storage_with_derived_products_is_exit_4_before_anything(tmp_path: Path, capsys: Capsys,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     t1, t2 = make_pair(tmp_path, 32, 32, seed=1)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as info:
         main(["run", str(t1), str(t2), "--out", "s3://bucket/products", "--config", "cva"])
     assert info.value.code == 4
-    assert "--out 's3://bucket/products' is on object storage, which is not supported yet" in capsys.readouterr().err
+    # Refused before any request (the STAC item, quicklook and polygons are not written to buckets yet).
+    assert ("--out 's3://bucket/products': output.stac, output.quicklook, output.polygons cannot be written to "
+            "object storage yet") in capsys.readouterr().err
     assert not (tmp_path / "s3:").exists()
 
 

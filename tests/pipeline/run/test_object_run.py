@@ -1,0 +1,189 @@
+"""``s2c-batch run --out s3://...`` against a real S3 server (moto_server on 127.0.0.1).
+
+The run to a bucket prefix holds the same Zarr objects, byte for byte, and the same COG
+pixels as the same run to a local folder; a second run on the prefix is refused while a
+lock is held or a run is there; ``--resume`` completes a run that stopped part way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from s2c_batch.pipeline.config import load_config
+from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
+from s2c_batch.pipeline.run import object_out
+from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, open_location
+from s2c_batch.pipeline.run.runner import run_change_detection
+
+from objectstore import S3Server, upload
+from testutils import RealCluster, make_pair
+
+#: Small blocks so the scene has several; the derived products are not on object storage yet.
+SETTINGS = ["tiling.tile_size=64", "tiling.overlap=16", "tiling.block_size=128", "tiling.chunk_size=64",
+            "storage.allow_http=true", "storage.max_retry=0", "output.polygons=false",
+            "output.quicklook=false", "output.stac=false"]
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_pair(tmp_path_factory.mktemp("scenes"), 200, 300, seed=5)
+
+
+def _prefix(server: S3Server) -> str:
+    bucket = f"out-{uuid.uuid4().hex[:12]}"
+    server.client().create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/runs/r1"
+
+
+def _assert_same(remote: ObjectLocation, local: Path, tmp_path: Path) -> None:
+    keys = [k for k in remote.list("change.zarr")]
+    assert keys == LocalLocation(local).list("change.zarr")
+    for key in keys:
+        assert remote.read(key) == (local / key).read_bytes(), key
+    for name in ("change_prob.tif", "change_mask.tif"):
+        fetched = tmp_path / f"fetched-{name}"
+        fetched.write_bytes(remote.read(name) or b"")
+        with rasterio.open(fetched) as a, rasterio.open(local / name) as b:
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+            assert a.overviews(1) == b.overviews(1)
+
+
+def test_run__to_s3_equals_the_local_run(aws_env: S3Server, scenes: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg = load_config("cva", SETTINGS)
+    local = tmp_path / "local"
+    run_change_detection(*scenes, local, cfg, progress=False)
+    url = _prefix(aws_env)
+    result = run_change_detection(*scenes, url, cfg, progress=False)
+    assert result.out == url and result.products["change_prob.tif"] == f"{url}/change_prob.tif"
+    remote = open_location(url, cfg.storage)
+    assert isinstance(remote, ObjectLocation)
+    _assert_same(remote, local, tmp_path)
+    record = json.loads(remote.read("run.json") or b"")
+    assert record["status"] == "complete"
+    assert aws_env.secret_key not in (remote.read("run.json") or b"").decode()
+    assert remote.read(object_out.LOCK) is None  # released
+    assert object_out.ObjectLedger(remote).done() == {(r, c) for r in range(2) for c in range(3)}
+
+    with pytest.raises(OutputExistsError, match=rf"{url}.*--resume.*--overwrite"):
+        run_change_detection(*scenes, url, cfg, progress=False)
+    with object_out.locked(remote), pytest.raises(OutputLockedError, match=rf"{url}.*locked by another run"):
+        run_change_detection(*scenes, url, cfg, progress=False, overwrite=True)
+
+    # A run that stopped part way: run.json "running", two blocks and a COG lost.
+    record["status"] = "running"
+    remote.write("run.json", json.dumps(record).encode())
+    remote.delete("change_mask.tif")
+    remote.delete(object_out.ObjectLedger.key((1, 2)))
+    remote.delete("change.zarr/change_prob/c/0/0")  # recorded, but its shard is gone
+    resumed = run_change_detection(*scenes, url, cfg, progress=False, resume=True)
+    assert resumed.blocks_reused == 4
+    _assert_same(remote, local, tmp_path)
+    assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
+
+    again = run_change_detection(*scenes, url, cfg, progress=False, overwrite=True)
+    assert again.blocks_reused == 0
+    _assert_same(remote, local, tmp_path)
+
+
+def test_run__derived_products_to_s3_refused_before_any_work(aws_env: S3Server, scenes: tuple[Path, Path]) -> None:
+    url = _prefix(aws_env)
+    cfg = load_config("cva", [s for s in SETTINGS if not s.startswith("output.")])
+    with pytest.raises(OutputError, match=r"cannot be written to object storage yet; pass --set output.stac=false"):
+        run_change_detection(*scenes, url, cfg, progress=False)
+    remote = open_location(url, cfg.storage)
+    assert remote.list("") == []
+
+
+def test_run__missing_bucket_is_exit_4_before_any_work(aws_env: S3Server, scenes: tuple[Path, Path]) -> None:
+    with pytest.raises(OutputError, match=r"s3://no-such-bucket-s2c-run/p.*does not exist: create it") as info:
+        run_change_detection(*scenes, "s3://no-such-bucket-s2c-run/p", load_config("cva", SETTINGS), progress=False)
+    assert info.value.exit_code == 4
+
+
+@pytest.fixture(scope="module")
+def clean_cluster(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Iterator[RealCluster]:
+    """Two workers whose environment holds a PATH, a HOME and AWS credentials only (no endpoint)."""
+    logs = tmp_path_factory.mktemp("object-run-cluster")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(logs),
+           "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    if os.environ.get("PYTHONPATH"):  # a checkout run without installing s2c-batch
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    cluster = RealCluster.start(logs, 2, prefix="object-worker", worker_env=env)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.mark.cluster
+def test_run__s3_to_s3_on_clean_workers_equals_the_run_to_a_local_folder(
+        aws_env: S3Server, scenes: tuple[Path, Path], clean_cluster: RealCluster, tmp_path: Path) -> None:
+    urls = upload(aws_env, {"t1.tif": scenes[0], "t2.tif": scenes[1]})
+    cfg = load_config("cva", SETTINGS)
+    local = tmp_path / "local"
+    run_change_detection(urls["t1.tif"], urls["t2.tif"], local, cfg, scheduler=clean_cluster.address,
+                         progress=False)
+    url = _prefix(aws_env)
+    run_change_detection(urls["t1.tif"], urls["t2.tif"], url, cfg, scheduler=clean_cluster.address,
+                         progress=False)
+    remote = open_location(url, cfg.storage)
+    assert isinstance(remote, ObjectLocation)
+    _assert_same(remote, local, tmp_path)
+    assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
+
+
+@pytest.mark.cluster
+def test_run__sigkill_once_the_store_exists_then_resume_on_s3_completes(
+        aws_env: S3Server, scenes: tuple[Path, Path], clean_cluster: RealCluster, tmp_path: Path) -> None:
+    cfg = load_config("cva", SETTINGS)
+    local = tmp_path / "local"
+    run_change_detection(*scenes, local, cfg, scheduler=clean_cluster.address, progress=False)
+    url = _prefix(aws_env)
+    remote = open_location(url, cfg.storage)
+    assert isinstance(remote, ObjectLocation)
+    sets = sum((["--set", s] for s in SETTINGS), [])
+    proc = subprocess.Popen(  # inherits AWS_ENDPOINT_URL and the credentials (aws_env)
+        [sys.executable, "-c", "from s2c_batch.pipeline.cli import main; main()", "run", *map(str, scenes),
+         "--out", url, "--config", "cva", "--scheduler", clean_cluster.address, "--no-progress", *sets],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while remote.read("change.zarr/zarr.json") is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert json.loads(remote.read("run.json") or b"")["status"] == "running"
+    assert remote.read(object_out.LOCK) is not None  # left by the killed run: stale, replaced by the next
+    with pytest.raises(OutputExistsError):
+        run_change_detection(*scenes, url, cfg, scheduler=clean_cluster.address, progress=False)
+    res = run_change_detection(*scenes, url, cfg, scheduler=clean_cluster.address, progress=False, resume=True)
+    assert res.status == "complete"
+    _assert_same(remote, local, tmp_path)
+    assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
+
+
+@pytest.mark.cluster
+def test_run__two_runs_started_together_on_one_prefix_one_is_refused(
+        aws_env: S3Server, scenes: tuple[Path, Path], clean_cluster: RealCluster, tmp_path: Path) -> None:
+    url = _prefix(aws_env)
+    sets = sum((["--set", s] for s in SETTINGS), [])
+    cmd = [sys.executable, "-c", "from s2c_batch.pipeline.cli import main; main()", "run", *map(str, scenes),
+           "--out", url, "--config", "cva", "--scheduler", clean_cluster.address, "--no-progress", *sets]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    results = sorted((p.wait(timeout=120), p.stderr.read().decode() if p.stderr else "") for p in procs)
+    assert [code for code, _ in results] == [0, 4], results
+    assert "is locked by another run" in results[1][1] or "already holds a run" in results[1][1]
+    remote = open_location(url, load_config("cva", SETTINGS).storage)
+    assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
+    assert remote.read(object_out.LOCK) is None
