@@ -25,11 +25,14 @@ from typing import Any
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair
-from s2c_batch.pipeline.products.polygons import POLYGONS_FILE, submit_vectorise, write_polygons
+from s2c_batch.pipeline.products.polygons import POLYGONS_FILE, polygon_frame, save_polygons, submit_vectorise
 from s2c_batch.pipeline.products.preview import PreviewPiece, assemble, panel_shape
 from s2c_batch.pipeline.products.quicklook import QUICKLOOK_FILE, write_quicklook
 from s2c_batch.pipeline.products.stac import STAC_FILE, write_stac_item
 from s2c_batch.pipeline.run import outdir
+from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, OutputLocation
+from s2c_batch.pipeline.run.staging import as_location, href, staged
+from s2c_batch.pipeline.run.store import StorePath
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +66,13 @@ class PendingExtras:
             client.cancel(self.polygons)
 
 
-def start_extras(client: Any, store_path: Path, pair: ScenePair, cfg: Config,
+def start_extras(client: Any, store_path: StorePath, pair: ScenePair, cfg: Config,
                  after: Mapping[tuple[int, int], Any]) -> PendingExtras:
     """Submit the work that can run while the blocks are predicted.
 
     Args:
         client: the run's ``distributed.Client``.
-        store_path: the run's ``change.zarr``.
+        store_path: the run's ``change.zarr`` (a folder, or an object-store location).
         pair: the scene pair and output grid.
         cfg: the run's config.
         after: block index -> future of its write task; blocks not named are
@@ -83,14 +86,18 @@ def start_extras(client: Any, store_path: Path, pair: ScenePair, cfg: Config,
     return pending
 
 
-def write_extras(client: Any, out_dir: Path, pair: ScenePair, cfg: Config, run: dict[str, Any],
+def write_extras(client: Any, out_dir: Path | OutputLocation, pair: ScenePair, cfg: Config, run: dict[str, Any],
                  products: dict[str, str], pending: PendingExtras | None = None,
                  previews: Sequence[PreviewPiece] = ()) -> dict[str, str]:
-    """Write the derived products; returns product name -> path of what was written.
+    """Write the derived products; returns product name -> path (or URL) of what was written.
+
+    On object storage each file is built on local scratch disk and uploaded
+    (:mod:`~s2c_batch.pipeline.run.staging`), and the quicklook reads the COGs'
+    overviews from there by range requests.
 
     Args:
         client: the run's ``distributed.Client`` (polygon tasks run on it).
-        out_dir: the run's folder.
+        out_dir: the run's folder or object-store location.
         pair: the scene pair and output grid.
         cfg: the run's config (``output.polygons``, ``output.quicklook``, ``output.stac``).
         run: the run record so far (version, fingerprint, config hash, inputs).
@@ -99,26 +106,35 @@ def write_extras(client: Any, out_dir: Path, pair: ScenePair, cfg: Config, run: 
         previews: the quicklook's scene pixels the block tasks kept; used when they
             cover the whole panel (:func:`~s2c_batch.pipeline.products.preview.assemble`).
     """
-    out = Path(out_dir)
+    out = as_location(out_dir)
     names = class_names(cfg)
     written: dict[str, str] = {}
     _remove_disabled(out, cfg)
-    store_path = out / outdir.STORE
     prov = provenance(pair, run)
     if cfg.output.polygons:
-        path = write_polygons(client, store_path, out / POLYGONS_FILE, pair.grid,
-                              block=cfg.tiling.block_size, class_names=names, retries=cfg.cluster.retries,
-                              provenance=prov, futures=pending.polygons if pending else None)
-        written[POLYGONS_FILE] = str(path)
+        frame = polygon_frame(client, store_of(out), pair.grid, block=cfg.tiling.block_size, class_names=names,
+                              retries=cfg.cluster.retries, futures=pending.polygons if pending else None)
+        with staged(out, POLYGONS_FILE, what="change polygons") as tmp:
+            save_polygons(frame, tmp, prov)
+        log.info("%d change polygons -> %s", len(frame), href(out, POLYGONS_FILE))
+        written[POLYGONS_FILE] = str(href(out, POLYGONS_FILE))
     if cfg.output.quicklook:
         titles = _titles(pair)
-        path = write_quicklook(out, pair, block=cfg.tiling.block_size, class_names=names, titles=titles,
-                               provenance=prov, scenes=assemble(previews, panel_shape(pair.grid)))
-        written[QUICKLOOK_FILE] = str(path)
+        where = write_quicklook(out, pair, block=cfg.tiling.block_size, class_names=names, titles=titles,
+                                provenance=prov, scenes=assemble(previews, panel_shape(pair.grid)))
+        written[QUICKLOOK_FILE] = str(where)
     if cfg.output.stac:
-        path = write_stac_item(out, pair, run, {**products, **written})
-        written[STAC_FILE] = str(path)
+        where = write_stac_item(out, pair, run, {**products, **written})
+        written[STAC_FILE] = str(where)
     return written
+
+
+def store_of(out: OutputLocation) -> StorePath:
+    """The run's ``change.zarr``: a folder, or the location of the prefix."""
+    if isinstance(out, ObjectLocation):
+        return out.child(outdir.STORE)
+    assert isinstance(out, LocalLocation)
+    return out.path(outdir.STORE)
 
 
 def provenance(pair: ScenePair, run: dict[str, Any]) -> dict[str, Any]:
@@ -132,12 +148,12 @@ def provenance(pair: ScenePair, run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _remove_disabled(out: Path, cfg: Config) -> None:
+def _remove_disabled(out: OutputLocation, cfg: Config) -> None:
     switches = {POLYGONS_FILE: cfg.output.polygons, QUICKLOOK_FILE: cfg.output.quicklook,
                 STAC_FILE: cfg.output.stac}
     for name, enabled in switches.items():
         if not enabled:
-            (out / name).unlink(missing_ok=True)
+            out.delete(name)
 
 
 def _titles(pair: ScenePair) -> Sequence[str]:

@@ -58,6 +58,7 @@ from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.products.area import is_geographic, planar_pixel_area_m2
 from s2c_batch.pipeline.run import store
+from s2c_batch.pipeline.run.store import StorePath
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class BlockPolygons:
     right: np.ndarray
 
 
-def vectorise_block(store_path: str, index: tuple[int, int], window: Window, *, with_classes: bool,
+def vectorise_block(store_path: StorePath, index: tuple[int, int], window: Window, *, with_classes: bool,
                     n_classes: int) -> BlockPolygons:
     """Label, measure and trace the changed regions of one block (runs on a worker)."""
     mask = store.read_window(store_path, "change_mask", window)
@@ -182,7 +183,7 @@ def polygon_areas_m2(geoms_crs: Sequence[Any], pixels: np.ndarray, grid: Grid) -
                     dtype=np.float64)
 
 
-def vectorise_after(written: Any, store_path: str, index: tuple[int, int], window: Window, *,
+def vectorise_after(written: Any, store_path: StorePath, index: tuple[int, int], window: Window, *,
                     with_classes: bool, n_classes: int) -> BlockPolygons:
     """:func:`vectorise_block` once ``written`` (the block's write task) has finished."""
     return vectorise_block(store_path, index, window, with_classes=with_classes, n_classes=n_classes)
@@ -195,7 +196,7 @@ POLYGON_PRIORITY = -10
 
 def submit_vectorise(
     client: Any,
-    store_path: str | os.PathLike[str],
+    store_path: StorePath,
     grid: Grid,
     *,
     block: int,
@@ -223,48 +224,42 @@ def submit_vectorise(
     with_classes = class_names is not None
     k = len(class_names) if class_names is not None else 0
     after = after or {}
+    target = store.task_arg(store_path)
     futures = []
     for bi, r in enumerate(range(0, grid.height, block)):
         for bj, c in enumerate(range(0, grid.width, block)):
             win = Window(r, c, min(block, grid.height - r), min(block, grid.width - c))
-            futures.append(client.submit(vectorise_after, after.get((bi, bj)), str(store_path), (bi, bj), win,
+            futures.append(client.submit(vectorise_after, after.get((bi, bj)), target, (bi, bj), win,
                                          with_classes=with_classes, n_classes=max(k, 1),
                                          pure=False, retries=retries, priority=POLYGON_PRIORITY))
     return futures
 
 
-def write_polygons(
+def polygon_frame(
     client: Any,
-    store_path: str | os.PathLike[str],
-    out_path: str | os.PathLike[str],
+    store_path: StorePath,
     grid: Grid,
     *,
     block: int,
     class_names: Sequence[str] | None = None,
     retries: int = 0,
-    provenance: Mapping[str, Any] | None = None,
     futures: Sequence[Any] | None = None,
-) -> Path:
-    """Vectorise the store's change mask block by block and write GeoParquet.
+) -> Any:
+    """Vectorise the store's change mask block by block into one table of change polygons.
 
     Args:
         client: a ``distributed.Client``; one task per block.
-        store_path: the run's ``change.zarr``.
-        out_path: the ``changes.parquet`` to write (atomically: temporary + rename).
+        store_path: the run's ``change.zarr`` (a folder, or an object-store location).
         grid: the output grid.
         block: block side (the run's ``tiling.block_size``: one task per shard).
         class_names: vocabulary class names when the store has class maps.
         retries: task retries.
-        provenance: stored as JSON under the ``s2c:provenance`` key of the
-            Parquet file's metadata (version, config hash, fingerprint, inputs).
         futures: the block tasks, already submitted by :func:`submit_vectorise`
             (``None`` = submit them now).
 
     Returns:
-        The written path.
-
-    Raises:
-        OutputError: the file cannot be written.
+        A ``geopandas.GeoDataFrame`` in the grid's CRS: ``id``, ``pixels``, ``area_m2``,
+        ``mean_prob`` and, with classes, ``from_class``/``to_class`` (names and ids).
     """
     import geopandas as gpd
 
@@ -285,12 +280,59 @@ def write_polygons(
         columns.update(from_class=names[cls[0]] if len(geoms) else np.zeros(0, object),
                        to_class=names[cls[1]] if len(geoms) else np.zeros(0, object),
                        from_class_id=cls[0].astype(np.int16), to_class_id=cls[1].astype(np.int16))
-    frame = gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geoms, crs=grid.crs_wkt))
+    return gpd.GeoDataFrame(columns, geometry=gpd.GeoSeries(geoms, crs=grid.crs_wkt))
+
+
+def save_polygons(frame: Any, path: Path, provenance: Mapping[str, Any] | None = None) -> None:
+    """Write ``frame`` as GeoParquet to ``path`` (not atomic: give it a temporary name).
+
+    Args:
+        frame: what :func:`polygon_frame` built.
+        path: the file to write.
+        provenance: stored as JSON under the ``s2c:provenance`` key of the
+            Parquet file's metadata (version, config hash, fingerprint, inputs).
+    """
+    frame.to_parquet(path, index=False)
+    if provenance:
+        _add_metadata(path, {PROVENANCE_KEY: json.dumps(dict(provenance), sort_keys=True)})
+
+
+def write_polygons(
+    client: Any,
+    store_path: StorePath,
+    out_path: str | os.PathLike[str],
+    grid: Grid,
+    *,
+    block: int,
+    class_names: Sequence[str] | None = None,
+    retries: int = 0,
+    provenance: Mapping[str, Any] | None = None,
+    futures: Sequence[Any] | None = None,
+) -> Path:
+    """Vectorise the store's change mask and write GeoParquet to a local file, atomically.
+
+    Args:
+        client: a ``distributed.Client``; one task per block.
+        store_path: the run's ``change.zarr``.
+        out_path: the ``changes.parquet`` to write (temporary + rename).
+        grid: the output grid.
+        block: block side (the run's ``tiling.block_size``: one task per shard).
+        class_names: vocabulary class names when the store has class maps.
+        retries: task retries.
+        provenance: see :func:`save_polygons`.
+        futures: see :func:`polygon_frame`.
+
+    Returns:
+        The written path.
+
+    Raises:
+        OutputError: the file cannot be written.
+    """
+    frame = polygon_frame(client, store_path, grid, block=block, class_names=class_names, retries=retries,
+                          futures=futures)
     out = Path(out_path)
     with atomic_path(out, what="change polygons") as tmp:
-        frame.to_parquet(tmp, index=False)
-        if provenance:
-            _add_metadata(tmp, {PROVENANCE_KEY: json.dumps(dict(provenance), sort_keys=True)})
+        save_polygons(frame, tmp, provenance)
     log.info("%d change polygons -> %s", len(frame), out)
     return out
 

@@ -34,10 +34,12 @@ from s2c_batch.kernels.raster.quicklook import (
     side_by_side,
     stretch,
 )
-from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.inputs.remote import open_raster
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair, SceneSource
 from s2c_batch.pipeline.products.preview import PANEL_SIDE, Panel
+from s2c_batch.pipeline.run.location import ObjectLocation, OutputLocation
+from s2c_batch.pipeline.run.outdir import STORE
+from s2c_batch.pipeline.run.staging import as_location, href, staged
 
 QUICKLOOK_FILE = "quicklook.png"
 
@@ -115,25 +117,35 @@ def _sampled_by_strips(src: Any, bands: Sequence[int], win: rasterio.windows.Win
     return out
 
 
-def read_product_preview(out_dir: Path, name: str, grid: Grid, step: int,
+def read_product_preview(out: OutputLocation, name: str, grid: Grid, step: int,
                          out_shape: tuple[int, int], *, block: int) -> np.ndarray:
     """A decimated product: from its COG's overviews, else strided from the Zarr store.
+
+    Args:
+        out: the run's output location (a folder, or a prefix on object storage,
+            whose COG GDAL reads by range requests).
+        name: the product (``change_mask``).
+        grid: the output grid.
+        step: decimation step of the strided fallback.
+        out_shape: the preview's ``(h, w)``.
+        block: block side of the run (bounds the fallback's reads).
 
     Returns:
         uint8 ``[h, w]``.
     """
-    cog = out_dir / f"{name}.tif"
-    if cog.exists():
-        with rasterio.open(cog) as src:
+    key = f"{name}.tif"
+    if out.exists(key):
+        storage = out.storage if isinstance(out, ObjectLocation) else None
+        with open_raster(str(href(out, key)), storage) as src:
             return src.read(1, out_shape=out_shape, resampling=Resampling.nearest)
-    arr = zarr.open_array(str(out_dir / "change.zarr" / name), mode="r")
+    arr = zarr.open_array(out.zarr_store(f"{STORE}/{name}"), mode="r")
     band = max(step, block - block % step)
     rows = [np.asarray(arr[r : min(r + band, grid.height) : step, ::step]) for r in range(0, grid.height, band)]
     return np.concatenate(rows, axis=0)[: out_shape[0], : out_shape[1]]
 
 
 def write_quicklook(
-    out_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | OutputLocation,
     pair: ScenePair,
     *,
     block: int,
@@ -142,11 +154,11 @@ def write_quicklook(
     side: int = PANEL_SIDE,
     provenance: Mapping[str, Any] | None = None,
     scenes: tuple[Panel, Panel] | None = None,
-) -> Path:
-    """Write ``quicklook.png`` into a finished run's folder.
+) -> Path | str:
+    """Write ``quicklook.png`` beside a finished run's products.
 
     Args:
-        out_dir: the run's output folder (COGs and/or ``change.zarr``).
+        out_dir: the run's output folder or object-store location (COGs and/or ``change.zarr``).
         pair: the run's scene pair and output grid.
         block: block side of the run (bounds the fallback reads from the store).
         class_names: vocabulary class names when the run has class maps; the
@@ -158,12 +170,12 @@ def write_quicklook(
             (:mod:`~s2c_batch.pipeline.products.preview`); ``None`` = read the scenes.
 
     Returns:
-        The PNG path.
+        The PNG's path, or its URL on object storage.
 
     Raises:
         OutputError: the PNG cannot be written.
     """
-    out = Path(out_dir)
+    out = as_location(out_dir)
     step, shape = decimation(pair.grid.shape, side)
     if scenes is None or scenes[0][1].shape != shape:
         scenes = read_scene_preview(pair.t1, pair.grid, shape), read_scene_preview(pair.t2, pair.grid, shape)
@@ -184,13 +196,12 @@ def write_quicklook(
         draw.text((x + 2, 2), title, fill="black")
         x += panel.shape[1] + 4
     legend[0](draw, _HEADER + body.shape[0])
-    path = out / QUICKLOOK_FILE
     info = PngInfo()
     for key, value in (provenance or {}).items():
         info.add_text(f"s2c:{key}", value if isinstance(value, str) else json.dumps(value, sort_keys=True))
-    with atomic_path(path, what="quicklook") as tmp:
+    with staged(out, QUICKLOOK_FILE, what="quicklook") as tmp:
         image.save(tmp, format="PNG", optimize=True, pnginfo=info)
-    return path
+    return href(out, QUICKLOOK_FILE)
 
 
 def _legend(class_names: Sequence[str] | None,

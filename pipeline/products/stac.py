@@ -39,11 +39,12 @@ import pystac
 from pystac.extensions.projection import ProjectionExtension
 from rasterio.warp import transform_geom
 
-from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.inputs.acquisition import acquisition_datetime, to_rfc3339
 from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
 from s2c_batch.pipeline.products.stac_schema import validate_item
+from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, OutputLocation
+from s2c_batch.pipeline.run.staging import as_location, href, staged
 from s2c_batch.pipeline.run.store import PRODUCT_DESCRIPTIONS
 
 STAC_FILE = "stac-item.json"
@@ -91,7 +92,7 @@ def native_bbox(grid: Grid) -> list[float]:
 
 
 def build_item(
-    out_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | OutputLocation,
     pair: ScenePair,
     run: Mapping[str, Any],
     products: Mapping[str, str],
@@ -101,7 +102,7 @@ def build_item(
     """Build the STAC Item of a run.
 
     Args:
-        out_dir: the run's folder (its name is the item id).
+        out_dir: the run's folder or object-store prefix (its last part is the item id).
         pair: the scene pair and output grid.
         run: the run record (``run.json`` content: version, fingerprint, config...).
         products: product file name -> path of what the run wrote.
@@ -110,7 +111,7 @@ def build_item(
     Returns:
         The item (not yet validated or written).
     """
-    out = Path(out_dir)
+    out = as_location(out_dir)
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     t1 = acquisition_datetime(pair.t1.path, pair.t1.storage)
     t2 = acquisition_datetime(pair.t2.path, pair.t2.storage)
@@ -135,10 +136,10 @@ def build_item(
     }
     if both:
         start, end = sorted([t1, t2])  # type: ignore[type-var]
-        item = pystac.Item(out.name, geometry, bbox, None, properties,
+        item = pystac.Item(item_id(out), geometry, bbox, None, properties,
                            start_datetime=start, end_datetime=end)
     else:
-        item = pystac.Item(out.name, geometry, bbox, now, properties)
+        item = pystac.Item(item_id(out), geometry, bbox, now, properties)
     crs = pair.grid.crs
     epsg = crs.to_epsg()
     proj = ProjectionExtension.ext(item, add_if_missing=True)
@@ -156,26 +157,39 @@ def build_item(
                 f"./{name}", media_type=pystac.MediaType.ZARR, roles=["data"], title="Zarr v3 store",
                 description="every product as a georeferenced Zarr v3 group (CF spatial_ref)"))
     for name, (key, media, roles, title) in _DERIVED.items():
-        if name in products or (out / name).exists():
+        if name in products or out.exists(name):
             item.add_asset(key, pystac.Asset(f"./{name}", media_type=media, roles=roles, title=title))
     return item
 
 
+def item_id(out: OutputLocation) -> str:
+    """A run's item id: its folder's name, or the last part of its object-store prefix (else the bucket)."""
+    if isinstance(out, ObjectLocation):
+        return out.prefix.rsplit("/", 1)[-1] or out.bucket
+    assert isinstance(out, LocalLocation)
+    return out.root.resolve().name
+
+
 def write_stac_item(
-    out_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | OutputLocation,
     pair: ScenePair,
     run: Mapping[str, Any],
     products: Mapping[str, str],
-) -> Path:
+) -> Path | str:
     """Build, validate (offline) and atomically write ``stac-item.json``.
+
+    Its asset hrefs are relative (``./change_prob.tif``), so the item stays valid when
+    the folder or prefix is copied elsewhere.
+
+    Returns:
+        The item's path, or its URL on object storage.
 
     Raises:
         OutputError: the item is invalid or cannot be written.
     """
-    out = Path(out_dir)
+    out = as_location(out_dir)
     item = build_item(out, pair, run, products)
     validate_item(item)
-    path = out / STAC_FILE
-    with atomic_path(path, what="STAC item") as tmp:
+    with staged(out, STAC_FILE, what="STAC item") as tmp:
         tmp.write_text(json.dumps(item.to_dict(include_self_link=False), indent=2))
-    return path
+    return href(out, STAC_FILE)

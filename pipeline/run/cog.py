@@ -34,6 +34,7 @@ from s2c_batch.pipeline.errors import OutputError, portable_errors
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.run.staging import scratch_dir, upload
 
 #: GDAL block cache (MB) while building a COG: fixed, so memory does not grow with the scene.
 GDAL_CACHE_MB = 256
@@ -76,7 +77,7 @@ def write_cog(
         The final path, or the URL of the uploaded object.
     """
     remote = out_path if isinstance(out_path, ObjectLocation) else None
-    scratch = Path(tempfile.mkdtemp(prefix="s2c-cog-", dir=_scratch_dir())) if remote else None
+    scratch = Path(tempfile.mkdtemp(prefix="s2c-cog-", dir=scratch_dir())) if remote else None
     out = scratch / f"{name}.tif" if scratch else Path(out_path)  # type: ignore[arg-type]
     tmp_tiff = out.with_name(f".{out.stem}.tiled.tmp.tif")
     tmp_cog = out.with_name(f".{out.stem}.cog.tmp.tif")
@@ -104,7 +105,7 @@ def write_cog(
             )
         _check_cog(tmp_cog, grid)
         if remote:
-            _upload(remote, tmp_cog)
+            upload(replace(remote, prefix=""), remote.prefix, tmp_cog)
         else:
             os.replace(tmp_cog, out)
     except (rasterio.errors.RasterioError, CPLE_BaseError, OSError) as exc:
@@ -121,25 +122,6 @@ def write_cog(
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     return remote.url if remote else out
-
-
-def _scratch_dir() -> str | None:
-    """Dask's ``temporary-directory`` (a worker's local scratch disk) when set, else the system's."""
-    import dask
-
-    value = dask.config.get("temporary-directory", None)
-    return str(value) if value else None
-
-
-def _upload(remote: ObjectLocation, local: Path) -> None:
-    """Upload ``local`` to the key that ``remote`` names (its prefix)."""
-    from s2c_batch.pipeline.run.object_out import output_error
-
-    root = replace(remote, prefix="")
-    try:
-        root.upload(remote.prefix, local)
-    except Exception as exc:
-        raise output_error(root, remote.prefix, exc) from exc
 
 
 def _reason(exc: BaseException, folder: Path) -> str:

@@ -114,7 +114,6 @@ def run_change_detection(
     check_report_path(report)
     location = open_location(out, cfg.storage)
     if isinstance(location, ObjectLocation):  # before any work: a missing bucket, refused credentials, a lock
-        _check_object_out(location, cfg)
         object_out.prepare(location, resume=resume, overwrite=overwrite)
     pair = open_pair(t1, t2, cfg.input, bbox=bbox, storage=cfg.storage)
     check_checkpoints(cfg)
@@ -138,21 +137,6 @@ def run_change_detection(
     finally:
         if created and not outdir.has_run(out_dir):
             outdir.remove_empty(out_dir)
-
-
-def _check_object_out(location: ObjectLocation, cfg: Config) -> None:
-    """Refuse what is not written to object storage yet (the derived products).
-
-    TODO(issue 15): the STAC item, quicklook and polygons are written into a local folder;
-    on object storage they need building on scratch and uploading (docs/object-output.md).
-    """
-    wanted = [name for name, on in (("output.stac", cfg.output.stac), ("output.quicklook", cfg.output.quicklook),
-                                    ("output.polygons", cfg.output.polygons)) if on]
-    if wanted:
-        raise OutputError(
-            f"--out {location.url!r}: {', '.join(wanted)} cannot be written to object storage yet; "
-            f"pass {' '.join(f'--set {n}=false' for n in wanted)}, or write to a local folder"
-        )
 
 
 def _run_locked(
@@ -299,15 +283,15 @@ def _compute(
     token = uuid.uuid4().hex[:8]
     if untiled(cfg):
         assert fitted is not None  # every classical comparator has one
-        tasks = build_untiled_graph(pair, plan, cfg, _task_store(store_path), fitted, skip=reuse, token=token)
+        tasks = build_untiled_graph(pair, plan, cfg, store.task_arg(store_path), fitted, skip=reuse, token=token)
     else:
-        tasks = build_graph(pair, plan, cfg, _task_store(store_path), skip=reuse, gpu=has_gpu_workers(client),
+        tasks = build_graph(pair, plan, cfg, store.task_arg(store_path), skip=reuse, gpu=has_gpu_workers(client),
                             token=token, comparator=fitted)
     futures = client.compute(tasks, optimize_graph=False)  # retried by collect_blocks, not by Dask
     # A written block's polygons need no finished product: they are traced while later
     # blocks are still being predicted (with Otsu, once the mask pass has written them).
-    pending = PendingExtras() if cfg.model.otsu or isinstance(store_path, ObjectLocation) else start_extras(
-        client, Path(store_path), pair, cfg, after=dict(zip(write_order(plan, reuse), futures, strict=True)))
+    pending = PendingExtras() if cfg.model.otsu else start_extras(
+        client, store_path, pair, cfg, after=dict(zip(write_order(plan, reuse), futures, strict=True)))
     try:
         bar = _progress_bar(len(futures), progress)
 
@@ -346,8 +330,7 @@ def _compute(
         written["change.zarr"] = _name(store_path)
         t0 = time.perf_counter()
         previews = [r.preview for r in reports if r.preview is not None]
-        if not isinstance(out_dir, ObjectLocation):  # derived products are refused there (_check_object_out)
-            written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written), pending, previews))
+        written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written), pending, previews))
         timings["extras"] = time.perf_counter() - t0
     except BaseException:
         if client.status == "running":  # a lost scheduler cannot be asked to cancel
@@ -366,7 +349,7 @@ def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store
     Returns:
         The derived-product tasks, started behind the mask tasks.
     """
-    hist = scene_histogram(client, _task_store(store_path), plan, [r.histogram for r in reports if r.histogram],
+    hist = scene_histogram(client, store.task_arg(store_path), plan, [r.histogram for r in reports if r.histogram],
                            reuse, token=token, retries=cfg.cluster.retries)
     if not hist.sum():
         raise InputError(
@@ -376,11 +359,10 @@ def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store
     chosen = choose_threshold(hist, ignore_zero=cfg.model.comparator == "ucd_scm")
     runlog.update(threshold=chosen.to_json())
     store.update_attrs(store_path, {"threshold": chosen.to_json()})
-    masks = submit_masks(client, build_mask_graph(plan, _task_store(store_path), chosen.level, target_classes(cfg),
+    masks = submit_masks(client, build_mask_graph(plan, store.task_arg(store_path), chosen.level, target_classes(cfg),
                                                   with_classes=cfg.model.identifier != "none", token=token),
                          cfg.cluster.retries)
-    pending = PendingExtras() if isinstance(store_path, ObjectLocation) else start_extras(
-        client, Path(store_path), pair, cfg, after=masks)
+    pending = start_extras(client, store_path, pair, cfg, after=masks)
     try:
         client.gather(list(masks.values()))
     except BaseException:
@@ -443,11 +425,6 @@ def verify_products(out_dir: Path | ObjectLocation, pair: ScenePair, plan: TileP
         there = out_dir.exists(name) if isinstance(out_dir, ObjectLocation) else Path(path).exists()
         if not there:
             raise OutputError(f"product {name} was not written to {path!r}; run again with --resume")
-
-
-def _task_store(store_path: store.StorePath) -> store.StorePath:
-    """The store as a task argument: a folder's name as a string (as before), a location as itself."""
-    return store_path if isinstance(store_path, ObjectLocation) else str(store_path)
 
 
 def _name(path: store.StorePath) -> str:

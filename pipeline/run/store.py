@@ -109,6 +109,11 @@ def create_store(
         raise OutputError(f"cannot create Zarr store {_name(path)!r}: {exc}") from exc
 
 
+def task_arg(path: StorePath) -> StorePath:
+    """The store as a task argument: a folder as its name (a string), a location as itself (no secret)."""
+    return path if isinstance(path, ObjectLocation) else str(path)
+
+
 def write_block(path: StorePath, window: Window, arrays: Mapping[str, np.ndarray]) -> None:
     """Write one block of every product (a region write of whole shards).
 

@@ -1,8 +1,9 @@
 """``s2c-batch run --out s3://...`` against a real S3 server (moto_server on 127.0.0.1).
 
-The run to a bucket prefix holds the same Zarr objects, byte for byte, and the same COG
-pixels as the same run to a local folder; a second run on the prefix is refused while a
-lock is held or a run is there; ``--resume`` completes a run that stopped part way.
+The run to a bucket prefix holds the same Zarr objects, byte for byte, the same COG
+pixels, quicklook bytes, polygons and STAC item as the same run to a local folder; a
+second run on the prefix is refused while a lock is held or a run is there; ``--resume``
+completes a run that stopped part way.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from s2c_batch.pipeline.run.runner import run_change_detection
 from objectstore import S3Server, upload
 from testutils import RealCluster, make_pair
 
-#: Small blocks so the scene has several; the derived products are not on object storage yet.
-SETTINGS = ["tiling.tile_size=64", "tiling.overlap=16", "tiling.block_size=128", "tiling.chunk_size=64",
-            "storage.allow_http=true", "storage.max_retry=0", "output.polygons=false",
-            "output.quicklook=false", "output.stac=false"]
+#: Small blocks so the scene has several; with every derived product (the default).
+WITH_DERIVED = ["tiling.tile_size=64", "tiling.overlap=16", "tiling.block_size=128", "tiling.chunk_size=64",
+                "storage.allow_http=true", "storage.max_retry=0"]
+
+#: The same without the derived products (the tests of the store, COGs, lock and resume).
+SETTINGS = [*WITH_DERIVED, "output.polygons=false", "output.quicklook=false", "output.stac=false"]
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +100,56 @@ def test_run__to_s3_equals_the_local_run(aws_env: S3Server, scenes: tuple[Path, 
     _assert_same(remote, local, tmp_path)
 
 
-def test_run__derived_products_to_s3_refused_before_any_work(aws_env: S3Server, scenes: tuple[Path, Path]) -> None:
+def _assert_same_derived(remote: ObjectLocation, local: Path, tmp_path: Path) -> None:
+    """The STAC item, quicklook and polygons on S3 equal the local run's (the item up to processing times)."""
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+
+    assert remote.read("quicklook.png") == (local / "quicklook.png").read_bytes()
+    items = [json.loads(remote.read("stac-item.json") or b""), json.loads((local / "stac-item.json").read_text())]
+    for item in items:
+        item["properties"].pop("created")
+        if item["properties"]["s2c:datetime_source"] == "processing":  # undated synthetic scenes
+            item["properties"].pop("datetime")
+    assert items[0] == items[1]
+    assert items[0]["id"] == local.name == remote.prefix.rsplit("/", 1)[-1]
+    assert {a["href"] for a in items[0]["assets"].values()} == {
+        "./change.zarr", "./change_prob.tif", "./change_mask.tif", "./changes.parquet", "./quicklook.png",
+        "./run.json"}
+    fetched = tmp_path / "fetched-changes.parquet"
+    fetched.write_bytes(remote.read("changes.parquet") or b"")
+    got, want = gpd.read_parquet(fetched), gpd.read_parquet(local / "changes.parquet")
+    assert len(want) > 0
+    assert got.drop(columns="geometry").equals(want.drop(columns="geometry"))
+    assert got.geometry.geom_equals_exact(want.geometry, tolerance=0).all()
+    assert pq.read_schema(fetched).metadata[b"s2c:provenance"] == \
+        pq.read_schema(local / "changes.parquet").metadata[b"s2c:provenance"]
+
+
+def test_run__derived_products_to_s3_equal_the_local_ones(
+        aws_env: S3Server, scenes: tuple[Path, Path], tmp_path: Path) -> None:
+    """With Otsu's threshold, the polygon tasks start behind the mask pass and read the store on S3."""
+    cfg = load_config("cva", [*WITH_DERIVED, "model.threshold=otsu", "model.standardize=scene"])
+    local = tmp_path / "r1"
+    run_change_detection(*scenes, local, cfg, progress=False)
     url = _prefix(aws_env)
-    cfg = load_config("cva", [s for s in SETTINGS if not s.startswith("output.")])
-    with pytest.raises(OutputError, match=r"cannot be written to object storage yet; pass --set output.stac=false"):
-        run_change_detection(*scenes, url, cfg, progress=False)
+    result = run_change_detection(*scenes, url, cfg, progress=False)
+    assert {k: v for k, v in result.products.items() if not k.endswith(".tif")} == {
+        "change.zarr": f"{url}/change.zarr", "changes.parquet": f"{url}/changes.parquet",
+        "quicklook.png": f"{url}/quicklook.png", "stac-item.json": f"{url}/stac-item.json"}
     remote = open_location(url, cfg.storage)
-    assert remote.list("") == []
+    assert isinstance(remote, ObjectLocation)
+    _assert_same(remote, local, tmp_path)
+    _assert_same_derived(remote, local, tmp_path)
+    assert not [k for k in remote.list("") if k.endswith(".tmp") or "/." in k or k.startswith(".") and
+                not k.startswith(".s2c/")]
+
+    # Switched off on a rerun, a derived object is removed, as a derived file is from a folder.
+    again = load_config("cva", [*WITH_DERIVED, "model.threshold=otsu", "model.standardize=scene",
+                                "output.quicklook=false", "output.polygons=false"])
+    run_change_detection(*scenes, url, again, progress=False, overwrite=True)
+    assert not remote.exists("quicklook.png") and not remote.exists("changes.parquet")
+    assert "quicklook" not in json.loads(remote.read("stac-item.json") or b"")["assets"]
 
 
 def test_run__missing_bucket_is_exit_4_before_any_work(aws_env: S3Server, scenes: tuple[Path, Path]) -> None:
@@ -130,8 +176,8 @@ def clean_cluster(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Ite
 def test_run__s3_to_s3_on_clean_workers_equals_the_run_to_a_local_folder(
         aws_env: S3Server, scenes: tuple[Path, Path], clean_cluster: RealCluster, tmp_path: Path) -> None:
     urls = upload(aws_env, {"t1.tif": scenes[0], "t2.tif": scenes[1]})
-    cfg = load_config("cva", SETTINGS)
-    local = tmp_path / "local"
+    cfg = load_config("cva", WITH_DERIVED)  # the polygon tasks read the store on S3 from these workers too
+    local = tmp_path / "r1"
     run_change_detection(urls["t1.tif"], urls["t2.tif"], local, cfg, scheduler=clean_cluster.address,
                          progress=False)
     url = _prefix(aws_env)
@@ -140,6 +186,7 @@ def test_run__s3_to_s3_on_clean_workers_equals_the_run_to_a_local_folder(
     remote = open_location(url, cfg.storage)
     assert isinstance(remote, ObjectLocation)
     _assert_same(remote, local, tmp_path)
+    _assert_same_derived(remote, local, tmp_path)
     assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
 
 
