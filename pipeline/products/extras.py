@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from s2c_batch.pipeline.config import Config
@@ -29,8 +28,8 @@ from s2c_batch.pipeline.products.polygons import POLYGONS_FILE, polygon_frame, s
 from s2c_batch.pipeline.products.preview import PreviewPiece, assemble, panel_shape
 from s2c_batch.pipeline.products.quicklook import QUICKLOOK_FILE, write_quicklook
 from s2c_batch.pipeline.products.stac import STAC_FILE, write_stac_item
-from s2c_batch.pipeline.run import outdir
-from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, OutputLocation
+from s2c_batch.pipeline.run import outdir, output
+from s2c_batch.pipeline.run.location import OutputLocation
 from s2c_batch.pipeline.run.staging import as_location, href, staged
 from s2c_batch.pipeline.run.store import StorePath
 
@@ -86,7 +85,7 @@ def start_extras(client: Any, store_path: StorePath, pair: ScenePair, cfg: Confi
     return pending
 
 
-def write_extras(client: Any, out_dir: Path | OutputLocation, pair: ScenePair, cfg: Config, run: dict[str, Any],
+def write_extras(client: Any, out_dir: output.Out, pair: ScenePair, cfg: Config, run: dict[str, Any],
                  products: dict[str, str], pending: PendingExtras | None = None,
                  previews: Sequence[PreviewPiece] = ()) -> dict[str, str]:
     """Write the derived products; returns product name -> path (or URL) of what was written.
@@ -112,8 +111,9 @@ def write_extras(client: Any, out_dir: Path | OutputLocation, pair: ScenePair, c
     _remove_disabled(out, cfg)
     prov = provenance(pair, run)
     if cfg.output.polygons:
-        frame = polygon_frame(client, store_of(out), pair.grid, block=cfg.tiling.block_size, class_names=names,
-                              retries=cfg.cluster.retries, futures=pending.polygons if pending else None)
+        frame = polygon_frame(client, output.at(out_dir, outdir.STORE), pair.grid, block=cfg.tiling.block_size,
+                              class_names=names, retries=cfg.cluster.retries,
+                              futures=pending.polygons if pending else None)
         with staged(out, POLYGONS_FILE, what="change polygons") as tmp:
             save_polygons(frame, tmp, prov)
         log.info("%d change polygons -> %s", len(frame), href(out, POLYGONS_FILE))
@@ -127,14 +127,6 @@ def write_extras(client: Any, out_dir: Path | OutputLocation, pair: ScenePair, c
         where = write_stac_item(out, pair, run, {**products, **written})
         written[STAC_FILE] = str(where)
     return written
-
-
-def store_of(out: OutputLocation) -> StorePath:
-    """The run's ``change.zarr``: a folder, or the location of the prefix."""
-    if isinstance(out, ObjectLocation):
-        return out.child(outdir.STORE)
-    assert isinstance(out, LocalLocation)
-    return out.path(outdir.STORE)
 
 
 def provenance(pair: ScenePair, run: dict[str, Any]) -> dict[str, Any]:

@@ -17,12 +17,14 @@ its upload completes.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import rasterio
 import rasterio.shutil
@@ -30,10 +32,14 @@ from rasterio._err import CPLE_BaseError
 
 from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
+from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputError, portable_errors
-from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.inputs.remote import input_name
+from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
 from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.run.output import at
+from s2c_batch.pipeline.run.runlog import package_version
 from s2c_batch.pipeline.run.staging import scratch_dir, upload
 
 #: GDAL block cache (MB) while building a COG: fixed, so memory does not grow with the scene.
@@ -122,6 +128,45 @@ def write_cog(
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     return remote.url if remote else out
+
+
+def write_cogs(
+    client: Any, store_path: store.StorePath, out: Path | ObjectLocation, pair: ScenePair, cfg: Config,
+    products: Sequence[str], run: Mapping[str, Any],
+) -> dict[str, str]:
+    """Write every product's COG, one task each, tagged with the run's provenance.
+
+    Args:
+        client: the run's ``distributed.Client``.
+        store_path: the run's ``change.zarr``.
+        out: the run's folder or object-store prefix.
+        pair: the scene pair and output grid.
+        cfg: the run's config (``output.compress``, ``tiling.block_size``, ``cluster.retries``).
+        products: the products to write (``change_prob``, ...).
+        run: the run record so far (fingerprint, checkpoints, threshold).
+
+    Returns:
+        ``NAME.tif`` -> the written path or object URL.
+    """
+    tags = {
+        "S2C_BATCH_VERSION": package_version(),
+        "S2C_CONFIG_HASH": cfg.hash(),
+        "S2C_FINGERPRINT": str(run.get("fingerprint")),
+        "S2C_INPUTS": f"{input_name(pair.t1.path)},{input_name(pair.t2.path)}",
+        "S2C_CHECKPOINTS": json.dumps(run.get("checkpoints", {}), sort_keys=True),
+        "S2C_COMPARATOR": cfg.model.comparator,
+        "S2C_THRESHOLD": json.dumps(run.get("threshold"), sort_keys=True),
+    }
+    futures = {
+        name: client.submit(
+            write_cog, store_path, name, at(out, f"{name}.tif"), pair.grid,
+            window=cfg.tiling.block_size, compress=cfg.output.compress, compress_level=cfg.output.compress_level,
+            overview_resampling=cfg.output.overview_resampling, tags=tags,
+            pure=False, retries=cfg.cluster.retries,
+        )
+        for name in products
+    }
+    return {f"{name}.tif": str(fut.result()) for name, fut in futures.items()}
 
 
 def _reason(exc: BaseException, folder: Path) -> str:

@@ -43,6 +43,7 @@ from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.products.extras import DERIVED_FILES
 from s2c_batch.pipeline.run import object_out, outdir, store
 from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.run.output import Out, at, delete, exists, holds_products, ledger_of, name
 from s2c_batch.pipeline.run.plan import products_for
 from s2c_batch.pipeline.run.runlog import RunLog
 
@@ -66,21 +67,13 @@ class Resumption:
     store_problem: str | None = None
 
 
-#: An output folder or an object-store prefix.
-Out = Path | ObjectLocation
-
-
-def _store_of(out: Out) -> store.StorePath:
-    return out.child(outdir.STORE) if isinstance(out, ObjectLocation) else out / outdir.STORE
-
-
 def previous_fingerprint(out: Out) -> str | None:
     """Fingerprint of the run held in ``out``: ``run.json``'s, else the store's attributes."""
-    record = RunLog.read(out.child(outdir.RUN_JSON) if isinstance(out, ObjectLocation) else out / outdir.RUN_JSON)
+    record = RunLog.read(at(out, outdir.RUN_JSON))
     if record is not None and record.get("fingerprint"):
         return str(record["fingerprint"])
     try:
-        target = _store_of(out)
+        target = at(out, outdir.STORE)
         opened = target.zarr_store("") if isinstance(target, ObjectLocation) else str(target)
         value = zarr.open_group(opened, mode="r").attrs.get("fingerprint")
     except Exception:  # no store, or one that does not open: nothing to resume from
@@ -98,11 +91,9 @@ def resumes(out: Out, fingerprint: str) -> bool:
     if previous is None:
         return False
     if previous != fingerprint:
-        held = object_out.holds_products(out) if isinstance(out, ObjectLocation) else outdir.holds_products(out)
-        if held:
-            name = out.url if isinstance(out, ObjectLocation) else str(out)
+        if holds_products(out):
             raise OutputExistsError(
-                f"--out {name!r} holds a run with another fingerprint (inputs, config, "
+                f"--out {name(out)!r} holds a run with another fingerprint (inputs, config, "
                 "checkpoints or version changed); pass --overwrite to replace it"
             )
         log.info("resume: %s holds no product of the other run; starting afresh", out)
@@ -126,18 +117,12 @@ def prepare_resume(out: Out, cfg: Config, *, fingerprint: str, grid: Grid, plan:
     Raises:
         OutputError: the ledger cannot be rewritten.
     """
-    ledger: outdir.BlockLedger | object_out.ObjectLedger
-    if isinstance(out, ObjectLocation):
-        ledger, store_path = object_out.ObjectLedger(out), _store_of(out)
-        for name in (*outdir.PRODUCT_FILES, *DERIVED_FILES):
-            out.delete(name)
-        store_there = out.exists(outdir.STORE)
-    else:
-        ledger, store_path = outdir.BlockLedger(out), out / outdir.STORE
+    ledger, store_path = ledger_of(out), at(out, outdir.STORE)
+    if not isinstance(out, ObjectLocation):
         remove_temporaries(out)
-        for name in (*outdir.PRODUCT_FILES, *DERIVED_FILES):
-            (out / name).unlink(missing_ok=True)
-        store_there = (out / outdir.STORE).exists()
+    for product in (*outdir.PRODUCT_FILES, *DERIVED_FILES):
+        delete(out, product)
+    store_there = exists(out, outdir.STORE)
     products = products_for(cfg)
     # What a block task writes: with Otsu, change_mask comes later, from a pass over every block.
     written = tuple(p for p in products if not (cfg.model.otsu and p == "change_mask"))
@@ -179,13 +164,11 @@ def start_fresh(out: Out) -> Resumption:
     """Remove everything a previous run wrote here (a run that is not resumed)."""
     if isinstance(out, ObjectLocation):
         object_out.clear_products(out)
-        for name in DERIVED_FILES:
-            out.delete(name)
-        return Resumption(store_kept=False)
-    outdir.clear_products(out)
-    for name in DERIVED_FILES:
-        (out / name).unlink(missing_ok=True)
-    remove_temporaries(out)
+    else:
+        outdir.clear_products(out)
+        remove_temporaries(out)
+    for derived in DERIVED_FILES:
+        delete(out, derived)
     return Resumption(store_kept=False)
 
 

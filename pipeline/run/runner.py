@@ -10,7 +10,6 @@ on a cluster whose workers hold the model (tiled) or the fitted comparator
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -24,15 +23,17 @@ from s2c_batch.kernels.comparators.base import FittedComparator
 from s2c_batch.kernels.comparators.cva import CVA
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
-from s2c_batch.pipeline.errors import InputError, OutputError, S2CError
+from s2c_batch.pipeline.errors import InputError, S2CError
 from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
-from s2c_batch.pipeline.run import object_out, outdir, recovery, store
+from s2c_batch.pipeline.run import object_out, outdir, output, recovery, store
 from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
-from s2c_batch.pipeline.run.fit import fit_dcva_on_cluster, fit_on_cluster, fit_path, load_fit, save_fit
+from s2c_batch.pipeline.run.cog import write_cogs
+from s2c_batch.pipeline.run.fit import fit_dcva_on_cluster, fit_on_cluster, load_fit, save_fit
 from s2c_batch.pipeline.run.graph import build_graph, build_untiled_graph, write_order
 from s2c_batch.pipeline.run.location import ObjectLocation, open_location
+from s2c_batch.pipeline.run.output import verify_products
 from s2c_batch.pipeline.run.plan import make_plan, products_for, untiled
 from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
 from s2c_batch.pipeline.run.runlog import (
@@ -140,20 +141,14 @@ def run_change_detection(
 
 
 def _run_locked(
-    pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path | ObjectLocation, checkpoints: dict[str, str], *,
+    pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: output.Out, checkpoints: dict[str, str], *,
     scheduler: str | None, resume: bool, bbox: tuple[float, float, float, float] | None,
     progress: bool, timings: dict[str, float], t_start: float,
     report: str | os.PathLike[str] | None = None, torch_threads: int | None = None,
 ) -> RunResult:
     fp = fingerprint(pair, cfg, checkpoints)
-    run_json: Path | ObjectLocation
-    ledger: outdir.BlockLedger | object_out.ObjectLedger
-    store_path: store.StorePath
-    if isinstance(out_dir, ObjectLocation):
-        run_json, ledger = out_dir.child(outdir.RUN_JSON), object_out.ObjectLedger(out_dir)
-        store_path = out_dir.child(outdir.STORE)
-    else:
-        run_json, ledger, store_path = out_dir / outdir.RUN_JSON, outdir.BlockLedger(out_dir), out_dir / outdir.STORE
+    run_json, ledger, store_path = output.at(out_dir, outdir.RUN_JSON), output.ledger_of(out_dir), \
+        output.at(out_dir, outdir.STORE)
     resuming = resume and recovery.resumes(out_dir, fp)
     t0 = time.perf_counter()
     with connect(scheduler, cfg.cluster, numpy_only=not cfg.model.uses_torch) as client:
@@ -224,7 +219,7 @@ def _run_locked(
     return result
 
 
-def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path | ObjectLocation,
+def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: output.Out,
                        fp: str, *,
                        resuming: bool) -> FittedComparator | None:
     """The comparator the blocks use: fitted to the scene, or the one a resumed run fitted.
@@ -241,8 +236,8 @@ def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config
         return CVA()
     previous = load_fit(out_dir, fp) if resuming else None
     if previous is not None:
-        where = out_dir.key_url(".s2c/fit.json") if isinstance(out_dir, ObjectLocation) else fit_path(out_dir)
-        log.info("reusing the fitted %s parameters of %s", cfg.model.comparator, where)
+        log.info("reusing the fitted %s parameters of %s", cfg.model.comparator,
+                 output.name(output.at(out_dir, f"{outdir.STATE_DIR}/{outdir.FIT_FILE}")))
         return previous
     token = uuid.uuid4().hex[:8]
     if cfg.model.comparator == "dcva":
@@ -274,9 +269,9 @@ def create_products_store(
 
 
 def _compute(
-    client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Path | ObjectLocation,
+    client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: output.Out,
     store_path: store.StorePath, products: tuple[str, ...], reuse: set[tuple[int, int]],
-    ledger: outdir.BlockLedger | object_out.ObjectLedger,
+    ledger: output.Ledger,
     runlog: RunLog, progress: bool, timings: dict[str, float], fitted: FittedComparator | None = None,
 ) -> RunResult:
     t0 = time.perf_counter()
@@ -325,9 +320,9 @@ def _compute(
         t0 = time.perf_counter()
         written = {}
         if cfg.output.cog:
-            written = _write_cogs(client, store_path, out_dir, pair, cfg, products, runlog)
+            written = write_cogs(client, store_path, out_dir, pair, cfg, products, runlog.data)
         timings["cogs"] = time.perf_counter() - t0
-        written["change.zarr"] = _name(store_path)
+        written["change.zarr"] = output.name(store_path)
         t0 = time.perf_counter()
         previews = [r.preview for r in reports if r.preview is not None]
         written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written), pending, previews))
@@ -336,8 +331,7 @@ def _compute(
         if client.status == "running":  # a lost scheduler cannot be asked to cancel
             pending.cancel(client)
         raise
-    where: Path | str = out_dir.url if isinstance(out_dir, ObjectLocation) else out_dir
-    return RunResult(out=where, status="complete", blocks=plan.n_blocks, blocks_reused=len(reuse),
+    return RunResult(out=output.where(out_dir), status="complete", blocks=plan.n_blocks, blocks_reused=len(reuse),
                      products=written)
 
 
@@ -370,66 +364,6 @@ def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store
         pending.cancel(client)
         raise
     return pending
-
-
-def _write_cogs(
-    client: Any, store_path: store.StorePath, out_dir: Path | ObjectLocation, pair: ScenePair, cfg: Config,
-    products: tuple[str, ...], runlog: RunLog,
-) -> dict[str, str]:
-    from s2c_batch.pipeline.run.cog import write_cog
-
-    tags = {
-        "S2C_BATCH_VERSION": package_version(),
-        "S2C_CONFIG_HASH": cfg.hash(),
-        "S2C_FINGERPRINT": str(runlog.data.get("fingerprint")),
-        "S2C_INPUTS": f"{input_name(pair.t1.path)},{input_name(pair.t2.path)}",
-        "S2C_CHECKPOINTS": json.dumps(runlog.data.get("checkpoints", {}), sort_keys=True),
-        "S2C_COMPARATOR": cfg.model.comparator,
-        "S2C_THRESHOLD": json.dumps(runlog.data.get("threshold"), sort_keys=True),
-    }
-    futures = {
-        name: client.submit(
-            write_cog, store_path, name,
-            out_dir.child(f"{name}.tif") if isinstance(out_dir, ObjectLocation) else out_dir / f"{name}.tif", pair.grid,
-            window=cfg.tiling.block_size, compress=cfg.output.compress, compress_level=cfg.output.compress_level,
-            overview_resampling=cfg.output.overview_resampling, tags=tags,
-            pure=False, retries=cfg.cluster.retries,
-        )
-        for name in products
-    }
-    return {f"{name}.tif": str(fut.result()) for name, fut in futures.items()}
-
-
-def verify_products(out_dir: Path | ObjectLocation, pair: ScenePair, plan: TilePlan,
-                    ledger: outdir.BlockLedger | object_out.ObjectLedger, products: dict[str, str]) -> None:
-    """Check what ``complete`` promises: every block written, georeferencing equal to t1's.
-
-    Raises:
-        OutputError: a block is missing or a product does not match the output grid.
-    """
-    missing = plan.n_blocks - len(ledger.done())
-    if missing:
-        raise OutputError(f"{missing} block(s) are not recorded as written; run again with --resume")
-    store_path = out_dir.child(outdir.STORE) if isinstance(out_dir, ObjectLocation) else out_dir / outdir.STORE
-    ds = store.open_products(store_path)
-    try:
-        if ds.rio.shape != pair.grid.shape or ds.rio.crs != pair.grid.crs or \
-                not ds.rio.transform().almost_equals(pair.grid.affine):
-            raise OutputError(
-                f"{_name(store_path)!r} does not carry the input's grid "
-                f"({ds.rio.shape}, {ds.rio.crs}); rerun with --overwrite"
-            )
-    finally:
-        ds.close()
-    for name, path in products.items():
-        there = out_dir.exists(name) if isinstance(out_dir, ObjectLocation) else Path(path).exists()
-        if not there:
-            raise OutputError(f"product {name} was not written to {path!r}; run again with --resume")
-
-
-def _name(path: store.StorePath) -> str:
-    """A folder's name, or an object-store location's URL."""
-    return path.url if isinstance(path, ObjectLocation) else str(path)
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

@@ -134,7 +134,7 @@ def test_batch__runs_stopped_or_damaged_are_resumed_next_time_like_clean_runs(
     from s2c_batch.pipeline.run import runner
 
     runs = _region(tmp_path)
-    write_cogs = runner._write_cogs
+    write_cogs = runner.write_cogs
 
     def stop_tile1(client: object, store: Path, out: Path, *args: object, **kwargs: object) -> dict[str, str]:
         if out.name == "tile1":
@@ -142,7 +142,7 @@ def test_batch__runs_stopped_or_damaged_are_resumed_next_time_like_clean_runs(
         return write_cogs(client, store, out, *args, **kwargs)  # type: ignore[arg-type]
 
     with monkeypatch.context() as mp:
-        mp.setattr(runner, "_write_cogs", stop_tile1)
+        mp.setattr(runner, "write_cogs", stop_tile1)
         code, summary, _ = _batch(runs, "--scheduler", dask_cluster.address)
     assert code == 1 and summary["failed"] == ["tile1"]
     products = tmp_path / "products"

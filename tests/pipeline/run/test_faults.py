@@ -154,7 +154,7 @@ FULL: dict[str, tuple[str, Callable[..., Callable[..., Any]], str]] = {
     "zarr_shard": ("create_products_store", _fill_after,
                    r"writing block rows \d+:\d+, cols \d+:\d+ into '.*change\.zarr' failed "
                    r"\(No space left on device\)"),
-    "cog": ("_write_cogs", _fill_before, r"writing COG '.*\.tif' failed \(No space left on device\)"),
+    "cog": ("write_cogs", _fill_before, r"writing COG '.*\.tif' failed \(No space left on device\)"),
     "derived": ("write_extras", _fill_before, r"cannot write .* '.*' \(.*No space left on device\)"),
     "run_json": ("verify_products", _fill_after, r"writing '.*run\.json' failed \(No space left on device\)"),
 }

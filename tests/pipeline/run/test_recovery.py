@@ -94,9 +94,9 @@ STOPS: dict[str, tuple[Callable[[pytest.MonkeyPatch, Path], None], int]] = {
     "store_no_block": (lambda mp, out: mp.setattr(runner, "create_products_store",
                                                   _then_stop(runner.create_products_store)), 0),
     "some_blocks": (lambda mp, out: mp.setattr(outdir.BlockLedger, "add", _stop_after_blocks(3)), 3),
-    "blocks_no_cogs": (lambda mp, out: mp.setattr(runner, "_write_cogs", _raise), BLOCKS),
-    "cogs_partial": (lambda mp, out: mp.setattr(runner, "_write_cogs",
-                                                _then_stop(runner._write_cogs, _leave_partial_cogs(out))), BLOCKS),
+    "blocks_no_cogs": (lambda mp, out: mp.setattr(runner, "write_cogs", _raise), BLOCKS),
+    "cogs_partial": (lambda mp, out: mp.setattr(runner, "write_cogs",
+                                                _then_stop(runner.write_cogs, _leave_partial_cogs(out))), BLOCKS),
     "cogs_no_derived": (lambda mp, out: mp.setattr(runner, "write_extras", _raise), BLOCKS),
 }
 
