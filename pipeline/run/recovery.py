@@ -43,8 +43,8 @@ from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.products.extras import DERIVED_FILES
 from s2c_batch.pipeline.run import object_out, outdir, store
 from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.run.output import Out, read_record, store_of
 from s2c_batch.pipeline.run.plan import products_for
-from s2c_batch.pipeline.run.runlog import RunLog
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +66,13 @@ class Resumption:
     store_problem: str | None = None
 
 
-#: An output folder or an object-store prefix.
-Out = Path | ObjectLocation
-
-
-def _store_of(out: Out) -> store.StorePath:
-    return out.child(outdir.STORE) if isinstance(out, ObjectLocation) else out / outdir.STORE
-
-
 def previous_fingerprint(out: Out) -> str | None:
     """Fingerprint of the run held in ``out``: ``run.json``'s, else the store's attributes."""
-    record = RunLog.read(out.child(outdir.RUN_JSON) if isinstance(out, ObjectLocation) else out / outdir.RUN_JSON)
+    record = read_record(out)
     if record is not None and record.get("fingerprint"):
         return str(record["fingerprint"])
     try:
-        target = _store_of(out)
+        target = store_of(out)
         opened = target.zarr_store("") if isinstance(target, ObjectLocation) else str(target)
         value = zarr.open_group(opened, mode="r").attrs.get("fingerprint")
     except Exception:  # no store, or one that does not open: nothing to resume from
@@ -128,7 +120,7 @@ def prepare_resume(out: Out, cfg: Config, *, fingerprint: str, grid: Grid, plan:
     """
     ledger: outdir.BlockLedger | object_out.ObjectLedger
     if isinstance(out, ObjectLocation):
-        ledger, store_path = object_out.ObjectLedger(out), _store_of(out)
+        ledger, store_path = object_out.ObjectLedger(out), store_of(out)
         for name in (*outdir.PRODUCT_FILES, *DERIVED_FILES):
             out.delete(name)
         store_there = out.exists(outdir.STORE)
