@@ -101,8 +101,8 @@ def test_run__out_on_object_storage_with_derived_products_is_exit_4_before_anyth
     assert not (tmp_path / "s3:").exists()
 
 
-def test_load_runs_file__out_on_object_storage_is_a_problem(tmp_path: Path) -> None:
-    doc = {"runs": [{"t1": "s3://b/a.tif", "t2": "s3://b/b.tif", "out": "s3://b/products"}]}
+def test_load_runs_file__out_on_unsupported_object_storage_is_a_problem(tmp_path: Path) -> None:
+    doc = {"runs": [{"t1": "s3://b/a.tif", "t2": "s3://b/b.tif", "out": "gs://b/products"}]}
     (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
-    with pytest.raises(ConfigError, match=r"out 's3://b/products' is on object storage, which is not supported yet"):
+    with pytest.raises(ConfigError, match=r"'gs://b/products': outputs can go to a local folder or to s3:// URLs"):
         load_runs_file(tmp_path / "RUNS.yaml")
