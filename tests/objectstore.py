@@ -189,6 +189,29 @@ def http_server(root: Path, *, ranges: bool = True) -> Iterator[str]:
         server.server_close()
 
 
+def assert_same_as_local(remote: Any, local: Path, tmp_path: Path) -> None:
+    """The run under the ``ObjectLocation`` ``remote`` equals the run in the folder ``local``.
+
+    Every object of the Zarr store equals its file byte for byte; the COGs hold the same
+    pixels and overviews (each is fetched into ``tmp_path`` to be opened).
+    """
+    import numpy as np
+    import rasterio
+
+    from s2c_batch.pipeline.run.location import LocalLocation
+
+    keys = remote.list("change.zarr")
+    assert keys and keys == LocalLocation(local).list("change.zarr")
+    for key in keys:
+        assert remote.read(key) == (local / key).read_bytes(), key
+    for name in ("change_prob.tif", "change_mask.tif"):
+        fetched = tmp_path / f"fetched-{name}"
+        fetched.write_bytes(remote.read(name) or b"")
+        with rasterio.open(fetched) as a, rasterio.open(local / name) as b:
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+            assert a.overviews(1) == b.overviews(1)
+
+
 def closed_port() -> int:
     """A port of 127.0.0.1 that nothing listens on (an unreachable endpoint)."""
     port = free_port()

@@ -5,7 +5,8 @@ into ``DIR/<comparator>/`` with the same config but ``model.comparator``; the ru
 one cluster (the ``--scheduler`` given, or one LocalCluster started here). With a truth
 raster each change mask is scored (:func:`~s2c_batch.pipeline.learn.score.score_rasters`),
 giving the rows of the paper's Table 1 on the user's own scene. ``DIR/compare.json``
-holds one object per comparator.
+holds one object per comparator. ``DIR`` may be an ``s3://bucket/prefix``: each run goes
+under ``prefix/<comparator>/`` and the table to ``prefix/compare.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import sys
 import time
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,15 @@ from typing import Any
 from rasterio.crs import CRS
 
 from s2c_batch.kernels.model_config import CLASSICAL, ComparatorName
-from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.config import Config, check_checkpoints
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
-from s2c_batch.pipeline.inputs.remote import check_local_out, is_remote
+from s2c_batch.pipeline.inputs.remote import is_remote
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.learn.score import TruthValues, score_rasters
 from s2c_batch.pipeline.products.area import change_statistics
+from s2c_batch.pipeline.run import object_out, output
 from s2c_batch.pipeline.run.cluster import connect, torch_threads_per_worker
+from s2c_batch.pipeline.run.location import ObjectLocation
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 log = logging.getLogger(__name__)
@@ -134,7 +136,7 @@ def run_comparison(
     Args:
         t1: earlier scene.
         t2: later scene.
-        out: folder; each comparator writes ``out/<comparator>/``.
+        out: folder or ``s3://bucket/prefix``; each comparator writes ``out/<comparator>/``.
         cfg: the config every comparator runs with (its ``model.comparator`` replaced).
         comparators: names, in the order of the table.
         truth: change truth on t1's grid (0/1, 0/255 or OSCD's 1/2).
@@ -150,19 +152,23 @@ def run_comparison(
 
     Raises:
         ConfigError, InputError, OutputError: as ``run`` raises them, for the first
-            comparator that fails (the rows before it are in ``compare.json``).
+            comparator that fails (the rows before it are in ``compare.json``); an
+            ``out`` that cannot be written (a missing bucket, an unreachable endpoint)
+            is an OutputError before any run.
     """
     configs = {name: config_for(cfg, name) for name in comparators}
     for run_cfg in configs.values():  # a missing checkpoint stops the comparison before any run
         check_checkpoints(run_cfg)
     if truth is not None and not is_remote(truth) and not Path(truth).is_file():
         raise InputError(f"--truth {str(truth)!r} does not exist; give the change truth raster on t1's grid")
-    check_local_out(out)
-    out_dir = Path(out)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create --out {str(out_dir)!r} ({exc.strerror or exc})") from exc
+    out_dir = output.open_out(out, cfg.storage)
+    if isinstance(out_dir, ObjectLocation):
+        object_out.check_writable(out_dir)
+    else:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create --out {str(out_dir)!r} ({exc.strerror or exc})") from exc
     with connect(scheduler, cfg.cluster) as client:
         address = str(client.scheduler_info()["address"])
         threads = torch_threads_per_worker(client) if scheduler is None else None
@@ -171,18 +177,19 @@ def run_comparison(
             if progress:
                 print(f"s2c-batch compare: {name}", file=sys.stderr)
             t0 = time.perf_counter()
-            run = run_change_detection(t1, t2, out_dir / name, run_cfg, scheduler=address, resume=resume,
+            run_out = output.child(out_dir, name)
+            run = run_change_detection(t1, t2, output.name(run_out), run_cfg, scheduler=address, resume=resume,
                                        overwrite=overwrite, bbox=bbox, progress=progress, torch_threads=threads)
             seconds = time.perf_counter() - t0
-            run_out = Path(run.out)  # a local folder: compare refuses an --out on object storage
-            stats = change_statistics(client, run_out / "change.zarr", _grid_of(run_out),
+            record = output.read_record(run_out) or {}
+            stats = change_statistics(client, output.store_of(run_out), _grid_of(record),
                                       block=run_cfg.tiling.block_size, retries=run_cfg.cluster.retries)
             row = ComparatorRow(comparator=name, out=str(run.out), seconds=round(seconds, 3),
                                 changed_pixels=stats.changed_pixels, valid_pixels=stats.valid_pixels,
-                                threshold=_threshold_of(run_out))
+                                threshold=record.get("threshold"))
             if truth is not None:
-                m = score_rasters(run_out / "change_mask.tif", truth, truth_values=truth_values,
-                                  storage=run_cfg.storage).metrics
+                mask = run.products.get("change_mask.tif") or output.name(output.child(run_out, "change_mask.tif"))
+                m = score_rasters(mask, truth, truth_values=truth_values, storage=run_cfg.storage).metrics
                 row.f1, row.iou, row.kappa = _num(m.f1), _num(m.iou), _num(m.kappa)
                 row.precision, row.recall, row.oa = _num(m.precision), _num(m.recall), _num(m.oa)
             result.rows.append(row)
@@ -194,19 +201,14 @@ def _num(value: float) -> float | None:
     return None if value != value else round(float(value), 6)  # NaN -> None
 
 
-def _grid_of(run_out: Path) -> Grid:
-    """The output grid a finished run recorded in ``run.json``."""
-    g = json.loads((run_out / "run.json").read_text())["grid"]
+def _grid_of(record: Mapping[str, Any]) -> Grid:
+    """The output grid a finished run recorded in its ``run.json``."""
+    g = record["grid"]
     return Grid(CRS.from_user_input(g["crs"]).to_wkt(), tuple(g["transform"])[:6], g["height"], g["width"])
 
 
-def _threshold_of(run_out: Path) -> Any:
-    return json.loads((run_out / "run.json").read_text()).get("threshold")
-
-
-def _write(out_dir: Path, result: Comparison) -> None:
-    with atomic_path(out_dir / COMPARE_JSON, what="comparison summary") as tmp:
-        tmp.write_text(json.dumps(result.to_dict(), indent=2))
+def _write(out_dir: output.Out, result: Comparison) -> None:
+    output.write(out_dir, COMPARE_JSON, json.dumps(result.to_dict(), indent=2).encode())
 
 
 def format_comparison(result: Comparison) -> str:

@@ -7,7 +7,8 @@ Up to ``max_concurrent`` runs go at once, each in its own thread calling
 so the blocks of the next run are queued on the scheduler while the previous one
 writes its COGs and derived products: the workers (GPUs) never wait between runs.
 
-Each run decides for itself from its ``out/run.json`` (see :func:`decide`):
+Each run decides for itself from its ``out/run.json`` (see :func:`decide`); ``out`` is a
+folder or an ``s3://`` prefix (:mod:`~s2c_batch.pipeline.run.output`), decided alike:
 
 - no ``run.json``: a fresh run;
 - same fingerprint (inputs, config, checkpoints, version), ``complete`` and every
@@ -22,7 +23,9 @@ One run failing never stops the others. Exit code of the batch: 0 when every run
 is complete or skipped; 1 when any run failed (each run's own exit code, 2 config,
 3 input, 4 output, 1 other, is in the summary); 130 when interrupted (Ctrl-C or
 SIGTERM: running runs are stopped, their ``run.json`` says ``failed``, and the
-next batch resumes them). A broken RUNS.yaml is exit 2 before anything starts.
+next batch resumes them). A broken RUNS.yaml is exit 2 before anything starts, and
+an ``s3://`` out that cannot be written (a missing bucket, refused credentials, an
+unreachable endpoint) exit 4, also before anything starts.
 """
 
 from __future__ import annotations
@@ -43,14 +46,15 @@ from typing import Any, Literal
 
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.batch.runs_file import RunsFile, RunSpec
-from s2c_batch.pipeline.errors import OutputExistsError, S2CError
+from s2c_batch.pipeline.errors import OutputError, OutputExistsError, S2CError
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
-from s2c_batch.pipeline.run import outdir
+from s2c_batch.pipeline.run import object_out, outdir, output
 from s2c_batch.pipeline.run.cluster import connect, torch_threads_per_worker
+from s2c_batch.pipeline.run.location import ObjectLocation
 from s2c_batch.pipeline.run.recovery import previous_fingerprint
 from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
-from s2c_batch.pipeline.run.runlog import RunLog, checkpoint_paths, fingerprint, hash_path
+from s2c_batch.pipeline.run.runlog import checkpoint_paths, fingerprint, hash_path
 from s2c_batch.pipeline.run.signals import sigterm_as_interrupt
 
 log = logging.getLogger(__name__)
@@ -153,18 +157,18 @@ def decide(spec: RunSpec, hasher: Callable[[str], str] = hash_path) -> tuple[Mod
     pair = open_pair(spec.t1, spec.t2, spec.cfg.input, bbox=spec.bbox, storage=spec.cfg.storage)
     previous = previous_fingerprint(spec.out)  # run.json's, else the store's
     if previous is None:
-        return ("overwrite" if spec.overwrite and outdir.has_run(spec.out) else "fresh"), pair
+        return ("overwrite" if spec.overwrite and output.has_run(spec.out) else "fresh"), pair
     checkpoints = {k: hasher(p) for k, p in checkpoint_paths(spec.cfg).items()}
     if previous == fingerprint(pair, spec.cfg, checkpoints):
-        record = RunLog.read(spec.out / outdir.RUN_JSON) or {}
+        record = output.read_record(spec.out) or {}
         products = record.get("products") or {}
         complete = record.get("status") == "complete" and outdir.STORE in products and \
-            all((spec.out / name).exists() for name in products)
+            all(output.exists(spec.out, name) for name in products)
         return ("skip" if complete else "resume"), pair
     if spec.overwrite:
         return "overwrite", pair
     raise OutputExistsError(
-        f"run {spec.name!r}: out {str(spec.out)!r} holds a run made from other inputs, config, "
+        f"run {spec.name!r}: out {output.name(spec.out)!r} holds a run made from other inputs, config, "
         "checkpoints or version; set 'overwrite: true' on this run in the runs file to replace it, "
         "or give it another out"
     )
@@ -194,14 +198,17 @@ def run_batch(
 
     Raises:
         ConfigError: ``max_concurrent < 1`` or the scheduler cannot be reached (exit 2).
+        OutputError: an ``s3://`` out cannot be written, or the report's folder is missing
+            (exit 4; before the cluster starts).
     """
     if max_concurrent < 1:
         from s2c_batch.pipeline.errors import ConfigError
 
         raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
     check_report_path(report)
+    check_object_outs(runs)
     started, t0 = datetime.now(UTC), time.perf_counter()
-    outcomes = [RunOutcome(s.name, str(s.t1), str(s.t2), str(s.out)) for s in runs.runs]
+    outcomes = [RunOutcome(s.name, str(s.t1), str(s.t2), output.name(s.out)) for s in runs.runs]
     interrupted = False
     with connect(scheduler, runs.defaults.cluster) as client:
         address = str(client.scheduler_info()["address"])
@@ -221,6 +228,21 @@ def run_batch(
     if summary is not None:
         result.write(summary)
     return result
+
+
+def check_object_outs(runs: RunsFile) -> None:
+    """Probe every ``s3://`` out with a write before any run starts.
+
+    Raises:
+        OutputError: a bucket is missing, credentials are refused or an endpoint is
+            unreachable; the message names the run, the URL and the fix (exit 4).
+    """
+    for spec in runs.runs:
+        if isinstance(spec.out, ObjectLocation):
+            try:
+                object_out.check_writable(spec.out)
+            except OutputError as exc:
+                raise OutputError(f"run {spec.name!r}: {exc}") from exc
 
 
 def _run_all(runs: RunsFile, outcomes: list[RunOutcome], client: Any, address: str,
@@ -283,14 +305,14 @@ def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
             print(f"s2c-batch: {spec.name}: {mode}", file=sys.stderr)
         if mode == "skip":
             outcome.status = "skipped"
-            outcome.products = dict((RunLog.read(spec.out / outdir.RUN_JSON) or {}).get("products") or {})
+            outcome.products = dict((output.read_record(spec.out) or {}).get("products") or {})
         else:
-            result = run_change_detection(spec.t1, spec.t2, spec.out, spec.cfg, scheduler=address,
+            result = run_change_detection(spec.t1, spec.t2, output.name(spec.out), spec.cfg, scheduler=address,
                                           resume=mode == "resume", overwrite=mode == "overwrite",
                                           bbox=spec.bbox, progress=False, torch_threads=torch_threads)
             outcome.status = "complete"
             outcome.products = dict(result.products)
-        outcome.stats = change_statistics(client, spec.out / outdir.STORE, pair.grid,
+        outcome.stats = change_statistics(client, output.store_of(spec.out), pair.grid,
                                           block=spec.cfg.tiling.block_size, retries=spec.cfg.cluster.retries)
     except KeyboardInterrupt:
         outcome.status, outcome.exit_code = "interrupted", EXIT_INTERRUPTED

@@ -4,13 +4,14 @@ Format::
 
     defaults:                  # optional; applies to every run
       config: default          # a config file or a packaged config name
+      out: s3://bucket/night   # optional; where relative run outs go (default: RUNS.yaml's folder)
       set:                     # overrides, as a mapping or a list of SECTION.KEY=VALUE
         tiling.block_size: 4096
     runs:
-      - name: 31UFS            # optional; default = the out folder's name; unique
+      - name: 31UFS            # optional; default = the out folder's (or prefix's) name; unique
         t1: scenes/2024/31UFS.tif
         t2: scenes/2025/31UFS.tif
-        out: products/31UFS
+        out: products/31UFS    # a folder, or an s3://bucket/prefix
         config: configs/site.yaml   # optional; replaces defaults.config
         set: [model.threshold=0.4]  # optional; applied after defaults.set
         bbox: [600000, 5090000, 610000, 5100000]   # optional, in t1's CRS
@@ -18,30 +19,37 @@ Format::
 
 Relative paths (``t1``, ``t2``, ``out``, a ``config`` that is a file) are taken
 relative to the folder of RUNS.yaml, so the file works from any working
-directory. ``t1`` and ``t2`` may also be ``s3://``, ``gs://`` or ``http(s)://`` URLs
-or GDAL ``/vsi...`` paths, kept as written (the ``storage`` section says how to reach
-them). Every problem found (unknown key, missing field, duplicate name or output, bad
-config) is reported at once as a :class:`ConfigError` (exit 2): a batch with a broken
-run list starts nothing.
+directory; a relative ``out`` is taken under ``defaults.out`` when it is given (a
+folder, or an ``s3://`` prefix under which ``out: products/31UFS`` is the key prefix
+``products/31UFS``). ``t1`` and ``t2`` may also be ``s3://``, ``gs://`` or ``http(s)://``
+URLs or GDAL ``/vsi...`` paths, kept as written (the ``storage`` section says how to reach
+them); ``out`` may be an ``s3://bucket/prefix`` (the run's ``storage`` section says how to
+reach it). Every problem found (unknown key, missing field, duplicate name or output, bad
+config, an ``out`` URL of another scheme) is reported at once as a :class:`ConfigError`
+(exit 2): a batch with a broken run list starts nothing.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from s2c_batch.pipeline.config import Config, load_config, parse_override
-from s2c_batch.pipeline.errors import ConfigError
+from s2c_batch.pipeline.errors import ConfigError, OutputError
 from s2c_batch.pipeline.inputs.remote import is_remote
+from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.run.output import Out, open_out
 
 RUN_KEYS = ("name", "t1", "t2", "out", "config", "set", "bbox", "overwrite")
-DEFAULT_KEYS = ("config", "set")
+DEFAULT_KEYS = ("config", "set", "out")
 TOP_KEYS = ("defaults", "runs")
 
 
@@ -53,7 +61,7 @@ class RunSpec:
         name: unique name (used in the summary and logs).
         t1: earlier scene: a local path, or a URL / ``/vsi...`` path as written.
         t2: later scene.
-        out: output folder.
+        out: output folder, or an object-store prefix (``s3://bucket/prefix``).
         cfg: the run's resolved config.
         config: the config file or name it came from (for the summary).
         overrides: the ``SECTION.KEY=VALUE`` overrides applied, in order.
@@ -64,7 +72,7 @@ class RunSpec:
     name: str
     t1: Path | str
     t2: Path | str
-    out: Path
+    out: Out
     cfg: Config
     config: str
     overrides: tuple[str, ...] = ()
@@ -121,9 +129,10 @@ def load_runs_file(path: str | os.PathLike[str]) -> RunsFile:
     default_config = defaults.get("config")
     default_set = _overrides(defaults.get("set"), "defaults.set", problems)
     default_cfg = _config(base, default_config, default_set, "defaults", problems)
+    out_base = _out_base(base, defaults.get("out"), problems)
     runs: list[RunSpec] = []
     for i, entry in enumerate(raw["runs"]):
-        spec = _run(base, i, entry, default_config, default_set, problems)
+        spec = _run(base, out_base, i, entry, default_config, default_set, problems)
         if spec is not None:
             runs.append(spec)
     _check_unique(runs, problems)
@@ -133,7 +142,7 @@ def load_runs_file(path: str | os.PathLike[str]) -> RunsFile:
     return RunsFile(path=file, runs=tuple(runs), defaults=default_cfg or load_config(None))
 
 
-def _run(base: Path, i: int, entry: Any, default_config: Any, default_set: list[str],
+def _run(base: Path, out_base: Path | str, i: int, entry: Any, default_config: Any, default_set: list[str],
          problems: list[str]) -> RunSpec | None:
     where = f"runs[{i}]"
     if not isinstance(entry, dict):
@@ -146,11 +155,8 @@ def _run(base: Path, i: int, entry: Any, default_config: Any, default_set: list[
     if missing:
         problems.append(f"{where}: missing or empty {missing}; give a path for each")
         return None
-    if is_remote(entry["out"].strip()):
-        problems.append(f"{where}: out {entry['out'].strip()!r} is on object storage, which is not supported "
-                        "yet for outputs; give a local or shared-filesystem folder")
-    out = _path(base, entry["out"])
-    name = str(entry.get("name") or out.name)
+    target = _out_target(out_base, entry["out"], where, problems)
+    name = str(entry.get("name") or (_last_name(target) if target is not None else "") or f"run{i}")
     where = f"{where} ({name})"
     config = entry.get("config", default_config)
     overrides = default_set + _overrides(entry.get("set"), f"{where}.set", problems)
@@ -160,7 +166,12 @@ def _run(base: Path, i: int, entry: Any, default_config: Any, default_set: list[
     if not isinstance(overwrite, bool):
         problems.append(f"{where}: overwrite must be true or false, got {overwrite!r}")
         overwrite = False
-    if cfg is None:
+    if cfg is None or target is None:
+        return None
+    try:  # the URL's scheme and bucket; its storage section as the runner resolves it
+        out = open_out(target, cfg.storage)
+    except (OutputError, ConfigError) as exc:
+        problems.append(f"{where}: {exc}")
         return None
     return RunSpec(name=name, t1=_scene(base, entry["t1"]), t2=_scene(base, entry["t2"]), out=out,
                    cfg=cfg, config=str(config or "default"), overrides=tuple(overrides), bbox=bbox,
@@ -170,6 +181,46 @@ def _run(base: Path, i: int, entry: Any, default_config: Any, default_set: list[
 def _scene(base: Path, text: str) -> Path | str:
     """A scene: a URL or ``/vsi...`` path as written, else a path relative to RUNS.yaml's folder."""
     return text.strip() if is_remote(text.strip()) else _path(base, text)
+
+
+def _out_base(base: Path, value: Any, problems: list[str]) -> Path | str:
+    """``defaults.out``: a folder (relative to RUNS.yaml's) or a URL; RUNS.yaml's folder when absent."""
+    if value is None:
+        return base
+    if not isinstance(value, str) or not value.strip():
+        problems.append(f"defaults.out must be a folder or an s3://bucket/prefix, got {value!r}")
+        return base
+    return value.strip().rstrip("/") if is_remote(value.strip()) else _path(base, value)
+
+
+def _out_target(out_base: Path | str, text: str, where: str, problems: list[str]) -> Path | str | None:
+    """A run's ``out``: a URL as written, an absolute folder, or ``text`` under ``defaults.out``.
+
+    Under an ``s3://`` base, ``text`` is a key prefix joined with ``/`` (``a/./b`` -> ``a/b``); one
+    that climbs above the base (``..``) is a problem (``None``).
+    """
+    text = text.strip()
+    if is_remote(text):
+        return text.rstrip("/")
+    path = Path(os.path.expanduser(text))
+    if path.is_absolute():
+        return path
+    if isinstance(out_base, Path):
+        return out_base / path
+    key = posixpath.normpath(text.rstrip("/"))
+    if key == "." or key == ".." or key.startswith("../"):
+        problems.append(f"{where}: out {text!r} names no prefix below defaults.out {out_base!r}; give a relative "
+                        "path under it (e.g. products/31UFS), an absolute folder or a URL")
+        return None
+    return f"{out_base}/{key}"
+
+
+def _last_name(target: Path | str) -> str:
+    """The folder's name, or the last part of a URL's key (its bucket when it has none)."""
+    if isinstance(target, Path):
+        return target.name
+    parts = urlsplit(target)
+    return PurePosixPath(parts.path).name or parts.netloc
 
 
 def _path(base: Path, text: str) -> Path:
@@ -231,7 +282,7 @@ def _bbox(value: Any, where: str, problems: list[str]) -> tuple[float, float, fl
 
 
 def _check_unique(runs: Sequence[RunSpec], problems: list[str]) -> None:
-    for label, key in (("name", lambda r: r.name), ("out", lambda r: str(r.out.resolve()))):
+    for label, key in (("name", lambda r: r.name), ("out", _out_key)):
         seen: dict[str, int] = {}
         for r in runs:
             k = key(r)
@@ -239,3 +290,8 @@ def _check_unique(runs: Sequence[RunSpec], problems: list[str]) -> None:
         dup = sorted(k for k, n in seen.items() if n > 1)
         if dup:
             problems.append(f"runs share the same {label}: {dup}; every run needs its own {label}")
+
+
+def _out_key(run: RunSpec) -> str:
+    """What two runs must not share: the prefix's URL, or the resolved folder."""
+    return run.out.url if isinstance(run.out, ObjectLocation) else str(run.out.resolve())

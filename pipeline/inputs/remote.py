@@ -30,7 +30,7 @@ import rasterio
 from rasterio.io import DatasetReader
 
 from s2c_batch.pipeline.config import StorageConfig
-from s2c_batch.pipeline.errors import ConfigError, OutputError
+from s2c_batch.pipeline.errors import ConfigError
 
 #: URL schemes read through GDAL's virtual file systems, and the prefix of each.
 VSI_PREFIXES = {"s3": "/vsis3/", "gs": "/vsigs/", "http": "/vsicurl/", "https": "/vsicurl/"}
@@ -99,19 +99,6 @@ def redact(path: str | os.PathLike[str]) -> str:
 def input_name(path: str | os.PathLike[str]) -> str:
     """The file name of an input, local or remote (``s3://b/dir/t1.tif`` -> ``t1.tif``)."""
     return PurePosixPath(urlsplit(redact(path)).path).name if is_remote(path) else os.path.basename(path)
-
-
-def check_local_out(out: str | os.PathLike[str]) -> None:
-    """Refuse an ``--out`` on object storage (not supported yet) before it becomes a local folder ``s3:``.
-
-    Raises:
-        OutputError: ``out`` is a URL or a ``/vsi...`` path (exit 4).
-    """
-    if is_remote(out):
-        raise OutputError(
-            f"--out {redact(out)!r} is on object storage, which is not supported yet for outputs: give a local "
-            "or shared-filesystem folder that the client and every worker can write (inputs may stay remote)"
-        )
 
 
 def resolve_storage(storage: StorageConfig, environ: Mapping[str, str] | None = None) -> StorageConfig:

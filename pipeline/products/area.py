@@ -13,7 +13,6 @@ and returns the changed area in km2.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.run import store
+from s2c_batch.pipeline.run.location import ObjectLocation
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def row_areas_m2(grid: Grid, rows: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def count_block(store_path: str | os.PathLike[str], window: Window) -> tuple[int, np.ndarray, np.ndarray]:
+def count_block(store_path: store.StorePath, window: Window) -> tuple[int, np.ndarray, np.ndarray]:
     """Per-row changed and valid pixel counts of one window of ``change_mask``.
 
     Returns:
@@ -105,13 +105,13 @@ def count_block(store_path: str | os.PathLike[str], window: Window) -> tuple[int
     return window.row, (mask == 1).sum(axis=1).astype(np.int64), (mask != NODATA).sum(axis=1).astype(np.int64)
 
 
-def change_statistics(client: Any, store_path: str | os.PathLike[str], grid: Grid, *, block: int,
+def change_statistics(client: Any, store_path: store.StorePath, grid: Grid, *, block: int,
                       retries: int = 0) -> ChangeStats:
     """Count the changed pixels of a finished store and their area.
 
     Args:
         client: a ``distributed.Client``; one task per block of ``block`` pixels.
-        store_path: the run's ``change.zarr``.
+        store_path: the run's ``change.zarr`` (a folder, or its object-store location).
         grid: the output grid.
         block: window side of a task (the run's ``tiling.block_size``).
         retries: task retries.
@@ -121,7 +121,7 @@ def change_statistics(client: Any, store_path: str | os.PathLike[str], grid: Gri
     """
     windows = [Window(r, c, min(block, grid.height - r), min(block, grid.width - c))
                for r in range(0, grid.height, block) for c in range(0, grid.width, block)]
-    path = str(Path(store_path))
+    path = store_path if isinstance(store_path, ObjectLocation) else str(Path(store_path))
     futures = [client.submit(count_block, path, w, pure=False, retries=retries) for w in windows]
     changed_rows = np.zeros(grid.height, np.int64)
     valid = 0

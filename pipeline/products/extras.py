@@ -111,7 +111,7 @@ def write_extras(client: Any, out_dir: output.Out, pair: ScenePair, cfg: Config,
     _remove_disabled(out, cfg)
     prov = provenance(pair, run)
     if cfg.output.polygons:
-        frame = polygon_frame(client, output.at(out_dir, outdir.STORE), pair.grid, block=cfg.tiling.block_size,
+        frame = polygon_frame(client, output.child(out_dir, outdir.STORE), pair.grid, block=cfg.tiling.block_size,
                               class_names=names, retries=cfg.cluster.retries,
                               futures=pending.polygons if pending else None)
         with staged(out, POLYGONS_FILE, what="change polygons") as tmp:

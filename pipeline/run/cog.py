@@ -38,7 +38,7 @@ from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
 from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.run.location import ObjectLocation
-from s2c_batch.pipeline.run.output import at
+from s2c_batch.pipeline.run.output import child
 from s2c_batch.pipeline.run.runlog import package_version
 from s2c_batch.pipeline.run.staging import scratch_dir, upload
 
@@ -159,7 +159,7 @@ def write_cogs(
     }
     futures = {
         name: client.submit(
-            write_cog, store_path, name, at(out, f"{name}.tif"), pair.grid,
+            write_cog, store_path, name, child(out, f"{name}.tif"), pair.grid,
             window=cfg.tiling.block_size, compress=cfg.output.compress, compress_level=cfg.output.compress_level,
             overview_resampling=cfg.output.overview_resampling, tags=tags,
             pure=False, retries=cfg.cluster.retries,

@@ -11,9 +11,6 @@ The counterpart of :mod:`~s2c_batch.pipeline.run.outdir` for an
 - :func:`check_writable` probes the prefix before any work, so a missing bucket, bad
   credentials or an unreachable endpoint is an :class:`OutputError` (exit 4) naming the URL
   and the fix.
-
-TODO(issue 15, next session): the runner still refuses a remote ``--out``
-(``check_local_out``); wiring these in is listed in docs/object-output.md.
 """
 
 from __future__ import annotations
@@ -71,8 +68,11 @@ def check_writable(location: ObjectLocation) -> None:
 
 
 def holds_products(location: ObjectLocation) -> bool:
-    """True when the prefix holds the store's metadata or a COG (what ``--overwrite`` protects)."""
-    return any(location.read(key) is not None for key in (f"{STORE}/zarr.json", *PRODUCT_FILES))
+    """True when the prefix holds the store's metadata or a COG (what ``--overwrite`` protects).
+
+    Asks with HEAD requests: a COG is not downloaded to learn that it is there.
+    """
+    return any(location.exists(key) for key in (f"{STORE}/zarr.json", *PRODUCT_FILES))
 
 
 def has_run(location: ObjectLocation) -> bool:

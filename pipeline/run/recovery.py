@@ -43,9 +43,8 @@ from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.products.extras import DERIVED_FILES
 from s2c_batch.pipeline.run import object_out, outdir, store
 from s2c_batch.pipeline.run.location import ObjectLocation
-from s2c_batch.pipeline.run.output import Out, at, delete, exists, holds_products, ledger_of, name
+from s2c_batch.pipeline.run.output import Out, delete, exists, holds_products, ledger_of, name, read_record, store_of
 from s2c_batch.pipeline.run.plan import products_for
-from s2c_batch.pipeline.run.runlog import RunLog
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +68,11 @@ class Resumption:
 
 def previous_fingerprint(out: Out) -> str | None:
     """Fingerprint of the run held in ``out``: ``run.json``'s, else the store's attributes."""
-    record = RunLog.read(at(out, outdir.RUN_JSON))
+    record = read_record(out)
     if record is not None and record.get("fingerprint"):
         return str(record["fingerprint"])
     try:
-        target = at(out, outdir.STORE)
+        target = store_of(out)
         opened = target.zarr_store("") if isinstance(target, ObjectLocation) else str(target)
         value = zarr.open_group(opened, mode="r").attrs.get("fingerprint")
     except Exception:  # no store, or one that does not open: nothing to resume from
@@ -117,7 +116,7 @@ def prepare_resume(out: Out, cfg: Config, *, fingerprint: str, grid: Grid, plan:
     Raises:
         OutputError: the ledger cannot be rewritten.
     """
-    ledger, store_path = ledger_of(out), at(out, outdir.STORE)
+    ledger, store_path = ledger_of(out), store_of(out)
     if not isinstance(out, ObjectLocation):
         remove_temporaries(out)
     for product in (*outdir.PRODUCT_FILES, *DERIVED_FILES):

@@ -147,8 +147,8 @@ def _run_locked(
     report: str | os.PathLike[str] | None = None, torch_threads: int | None = None,
 ) -> RunResult:
     fp = fingerprint(pair, cfg, checkpoints)
-    run_json, ledger, store_path = output.at(out_dir, outdir.RUN_JSON), output.ledger_of(out_dir), \
-        output.at(out_dir, outdir.STORE)
+    run_json, ledger, store_path = output.child(out_dir, outdir.RUN_JSON), output.ledger_of(out_dir), \
+        output.child(out_dir, outdir.STORE)
     resuming = resume and recovery.resumes(out_dir, fp)
     t0 = time.perf_counter()
     with connect(scheduler, cfg.cluster, numpy_only=not cfg.model.uses_torch) as client:
@@ -237,7 +237,7 @@ def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config
     previous = load_fit(out_dir, fp) if resuming else None
     if previous is not None:
         log.info("reusing the fitted %s parameters of %s", cfg.model.comparator,
-                 output.name(output.at(out_dir, f"{outdir.STATE_DIR}/{outdir.FIT_FILE}")))
+                 output.name(output.child(out_dir, f"{outdir.STATE_DIR}/{outdir.FIT_FILE}")))
         return previous
     token = uuid.uuid4().hex[:8]
     if cfg.model.comparator == "dcva":

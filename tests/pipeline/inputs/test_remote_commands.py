@@ -88,21 +88,21 @@ def test_open_pair__local_vrt_of_urls_gets_the_endpoint_on_the_workers(aws_env: 
     assert pair.t1.storage is not None and pair.t1.storage.endpoint == aws_env.endpoint
 
 
-def test_run__out_on_object_storage_with_derived_products_is_exit_4_before_anything(tmp_path: Path, capsys: Capsys,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run__out_on_unsupported_object_storage_is_exit_4_before_anything(tmp_path: Path, capsys: Capsys,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     t1, t2 = make_pair(tmp_path, 32, 32, seed=1)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as info:
-        main(["run", str(t1), str(t2), "--out", "s3://bucket/products", "--config", "cva"])
+        main(["run", str(t1), str(t2), "--out", "gs://bucket/products", "--config", "cva"])
     assert info.value.code == 4
-    # Refused before any request (the STAC item, quicklook and polygons are not written to buckets yet).
-    assert ("--out 's3://bucket/products': output.stac, output.quicklook, output.polygons cannot be written to "
-            "object storage yet") in capsys.readouterr().err
-    assert not (tmp_path / "s3:").exists()
+    # Refused before any request, naming what is accepted (gs:// outputs are not written yet).
+    assert ("--out 'gs://bucket/products': outputs can go to a local folder or to s3:// URLs"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "gs:").exists()
 
 
-def test_load_runs_file__out_on_object_storage_is_a_problem(tmp_path: Path) -> None:
-    doc = {"runs": [{"t1": "s3://b/a.tif", "t2": "s3://b/b.tif", "out": "s3://b/products"}]}
+def test_load_runs_file__out_on_unsupported_object_storage_is_a_problem(tmp_path: Path) -> None:
+    doc = {"runs": [{"t1": "s3://b/a.tif", "t2": "s3://b/b.tif", "out": "gs://b/products"}]}
     (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
-    with pytest.raises(ConfigError, match=r"out 's3://b/products' is on object storage, which is not supported yet"):
+    with pytest.raises(ConfigError, match=r"'gs://b/products': outputs can go to a local folder or to s3:// URLs"):
         load_runs_file(tmp_path / "RUNS.yaml")
