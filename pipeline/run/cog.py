@@ -21,7 +21,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 
 import rasterio
@@ -135,11 +134,11 @@ def _upload(remote: ObjectLocation, local: Path) -> None:
     """Upload ``local`` to the key that ``remote`` names (its prefix)."""
     from s2c_batch.pipeline.run.object_out import output_error
 
-    root = replace(remote, prefix="")
+    out, name = remote.split()
     try:
-        root.upload(remote.prefix, local)
+        out.upload(name, local)
     except Exception as exc:
-        raise output_error(root, remote.prefix, exc) from exc
+        raise output_error(out, name, exc) from exc
 
 
 def _reason(exc: BaseException, folder: Path) -> str:
