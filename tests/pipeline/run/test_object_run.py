@@ -17,17 +17,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-import rasterio
 
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
 from s2c_batch.pipeline.run import object_out
-from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, open_location
+from s2c_batch.pipeline.run.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
 
-from objectstore import S3Server, upload
+from objectstore import S3Server, assert_same_as_local, upload
 from testutils import RealCluster, make_pair
 
 #: Small blocks so the scene has several; the derived products are not on object storage yet.
@@ -47,19 +45,6 @@ def _prefix(server: S3Server) -> str:
     return f"s3://{bucket}/runs/r1"
 
 
-def _assert_same(remote: ObjectLocation, local: Path, tmp_path: Path) -> None:
-    keys = [k for k in remote.list("change.zarr")]
-    assert keys == LocalLocation(local).list("change.zarr")
-    for key in keys:
-        assert remote.read(key) == (local / key).read_bytes(), key
-    for name in ("change_prob.tif", "change_mask.tif"):
-        fetched = tmp_path / f"fetched-{name}"
-        fetched.write_bytes(remote.read(name) or b"")
-        with rasterio.open(fetched) as a, rasterio.open(local / name) as b:
-            np.testing.assert_array_equal(a.read(1), b.read(1))
-            assert a.overviews(1) == b.overviews(1)
-
-
 def test_run__to_s3_equals_the_local_run(aws_env: S3Server, scenes: tuple[Path, Path], tmp_path: Path) -> None:
     cfg = load_config("cva", SETTINGS)
     local = tmp_path / "local"
@@ -69,7 +54,7 @@ def test_run__to_s3_equals_the_local_run(aws_env: S3Server, scenes: tuple[Path, 
     assert result.out == url and result.products["change_prob.tif"] == f"{url}/change_prob.tif"
     remote = open_location(url, cfg.storage)
     assert isinstance(remote, ObjectLocation)
-    _assert_same(remote, local, tmp_path)
+    assert_same_as_local(remote, local, tmp_path)
     record = json.loads(remote.read("run.json") or b"")
     assert record["status"] == "complete"
     assert aws_env.secret_key not in (remote.read("run.json") or b"").decode()
@@ -89,12 +74,12 @@ def test_run__to_s3_equals_the_local_run(aws_env: S3Server, scenes: tuple[Path, 
     remote.delete("change.zarr/change_prob/c/0/0")  # recorded, but its shard is gone
     resumed = run_change_detection(*scenes, url, cfg, progress=False, resume=True)
     assert resumed.blocks_reused == 4
-    _assert_same(remote, local, tmp_path)
+    assert_same_as_local(remote, local, tmp_path)
     assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
 
     again = run_change_detection(*scenes, url, cfg, progress=False, overwrite=True)
     assert again.blocks_reused == 0
-    _assert_same(remote, local, tmp_path)
+    assert_same_as_local(remote, local, tmp_path)
 
 
 def test_run__derived_products_to_s3_refused_before_any_work(aws_env: S3Server, scenes: tuple[Path, Path]) -> None:
@@ -139,7 +124,7 @@ def test_run__s3_to_s3_on_clean_workers_equals_the_run_to_a_local_folder(
                          progress=False)
     remote = open_location(url, cfg.storage)
     assert isinstance(remote, ObjectLocation)
-    _assert_same(remote, local, tmp_path)
+    assert_same_as_local(remote, local, tmp_path)
     assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
 
 
@@ -169,7 +154,7 @@ def test_run__sigkill_once_the_store_exists_then_resume_on_s3_completes(
         run_change_detection(*scenes, url, cfg, scheduler=clean_cluster.address, progress=False)
     res = run_change_detection(*scenes, url, cfg, scheduler=clean_cluster.address, progress=False, resume=True)
     assert res.status == "complete"
-    _assert_same(remote, local, tmp_path)
+    assert_same_as_local(remote, local, tmp_path)
     assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
 
 
