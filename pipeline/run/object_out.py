@@ -11,9 +11,6 @@ The counterpart of :mod:`~s2c_batch.pipeline.run.outdir` for an
 - :func:`check_writable` probes the prefix before any work, so a missing bucket, bad
   credentials or an unreachable endpoint is an :class:`OutputError` (exit 4) naming the URL
   and the fix.
-
-TODO(issue 15, next session): the runner still refuses a remote ``--out``
-(``check_local_out``); wiring these in is listed in docs/object-output.md.
 """
 
 from __future__ import annotations
