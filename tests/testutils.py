@@ -7,6 +7,7 @@ that runs ``tests/kernels/test_device.py`` (``bench/device.sh``) has no rasterio
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import struct
 import subprocess
@@ -199,6 +200,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """What a worker on another machine has: a PATH, a HOME, and whatever ``extra`` says."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), **extra}
+    if os.environ.get("PYTHONPATH"):  # a checkout run without installing s2c-batch
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
 
 
 @dataclass

@@ -22,7 +22,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +110,7 @@ def write_cog(
             )
         _check_cog(tmp_cog, grid)
         if remote:
-            upload(replace(remote, prefix=""), remote.prefix, tmp_cog)
+            upload(*remote.split(), tmp_cog)  # the error names --out and the COG's key
         else:
             os.replace(tmp_cog, out)
     except (rasterio.errors.RasterioError, CPLE_BaseError, OSError) as exc:

@@ -168,6 +168,11 @@ class ObjectLocation(OutputLocation):
         """The location of the prefix ``key`` under this one (e.g. the Zarr store ``change.zarr``)."""
         return replace(self, prefix="/".join(p for p in (self.prefix, key.strip("/")) if p))
 
+    def split(self) -> tuple[ObjectLocation, str]:
+        """The location one level up and the last name of this one's prefix (``--out`` and ``run.json``)."""
+        head, _, name = self.prefix.rpartition("/")
+        return replace(self, prefix=head), name
+
     def key_url(self, key: str) -> str:
         """The URL of ``key`` (for messages)."""
         return f"{self.url}/{key}"

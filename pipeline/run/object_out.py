@@ -33,25 +33,28 @@ LEDGER_PREFIX = ".s2c/blocks"
 PROBE = ".s2c/.write-test"
 
 
-def output_error(location: ObjectLocation, key: str, exc: BaseException) -> OutputError:
-    """An obstore failure on ``key`` as an :class:`OutputError` naming the URL and the likely fix."""
+def storage_fix(location: ObjectLocation, exc: BaseException) -> str:
+    """What an obstore failure under ``location`` most likely means, and its fix (for messages)."""
     from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 
     text = str(exc)
-    url = location.key_url(key)
     if "NoSuchBucket" in text:
-        fix = f"the bucket {location.bucket!r} does not exist: create it or correct the URL"
-    elif isinstance(exc, (UnauthenticatedError, PermissionDeniedError)) or any(
+        return f"the bucket {location.bucket!r} does not exist: create it or correct the URL"
+    if isinstance(exc, (UnauthenticatedError, PermissionDeniedError)) or any(
             code in text for code in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "403")):
-        fix = ("the credentials were refused: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
-               "or storage.profile, and that they may write this prefix")
-    elif "error sending request" in text or "Connect" in text or "dns error" in text:
+        return ("the credentials were refused: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
+                "or storage.profile, and that they may write this prefix")
+    if "error sending request" in text or "Connect" in text or "dns error" in text:
         endpoint = location.storage.endpoint or "AWS"
-        fix = (f"the endpoint {endpoint} cannot be reached: check storage.endpoint / AWS_ENDPOINT_URL "
-               "and the network")
-    else:
-        fix = f"the storage answered: {text.splitlines()[0][:300] if text else type(exc).__name__}"
-    return OutputError(f"--out {location.url!r}: writing {url!r} failed; {fix}")
+        return (f"the endpoint {endpoint} cannot be reached: check storage.endpoint / AWS_ENDPOINT_URL "
+                "and the network")
+    return f"the storage answered: {text.splitlines()[0][:300] if text else type(exc).__name__}"
+
+
+def output_error(location: ObjectLocation, key: str, exc: BaseException) -> OutputError:
+    """An obstore failure on ``key`` of ``--out`` ``location`` as an :class:`OutputError` naming the URL and the fix."""
+    return OutputError(f"--out {location.url!r}: writing {location.key_url(key)!r} failed; "
+                       f"{storage_fix(location, exc)}")
 
 
 def check_writable(location: ObjectLocation) -> None:
@@ -180,8 +183,29 @@ def locked(location: ObjectLocation) -> Iterator[None]:
         raise locked_error(location, live_lock_holder(location) or {})
     try:
         yield
-    finally:
+    except BaseException:
+        release(location, after_error=True)
+        raise
+    release(location, after_error=False)
+
+
+def release(location: ObjectLocation, *, after_error: bool) -> None:
+    """Remove the prefix's lock; a lock that cannot be removed (the endpoint is gone) is logged, not raised.
+
+    After an error the run's own error says what failed, and the lock left behind is
+    stale for the next run of this host (its process is gone); another host's run is
+    told to remove it (:func:`locked_error`). After a complete run the products stand,
+    so the lock left behind is a warning naming it.
+    """
+    try:
         location.delete(LOCK)
+    except Exception as exc:
+        error = output_error(location, LOCK, exc)
+        if after_error:
+            log.info("the lock stays behind: removing it failed too (%s)", error)
+        else:
+            log.warning("the run is complete, but its lock stays behind (%s); remove %r before "
+                        "another host's run on this prefix", error, location.key_url(LOCK))
 
 
 def _alive(pid: int) -> bool:

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,8 @@ class RunLog:
         """The content of an existing ``run.json``, or ``None``."""
         try:
             if isinstance(path, ObjectLocation):
-                raw = replace(path, prefix="").read(path.prefix)
+                out, name = path.split()
+                raw = out.read(name)
                 return None if raw is None else json.loads(raw)
             return json.loads(path.read_text())
         except (OSError, ValueError):
@@ -123,7 +124,7 @@ class RunLog:
         try:
             self.update(**values)
         except OutputError as exc:
-            log.warning("%s", exc)
+            log.warning("run.json keeps its previous record: %s", exc)
             return False
         return True
 
@@ -155,8 +156,8 @@ class RunLog:
         """Write the record as the object ``location`` names (one PUT: old or new, never part)."""
         from s2c_batch.pipeline.run.object_out import output_error
 
-        root = replace(location, prefix="")
+        out, name = location.split()
         try:
-            root.write(location.prefix, json.dumps(self.data, indent=2, sort_keys=False, default=str).encode())
+            out.write(name, json.dumps(self.data, indent=2, sort_keys=False, default=str).encode())
         except Exception as exc:
-            raise output_error(root, location.prefix, exc) from exc
+            raise output_error(out, name, exc) from exc

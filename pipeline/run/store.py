@@ -129,7 +129,7 @@ def write_block(path: StorePath, window: Window, arrays: Mapping[str, np.ndarray
             # An all-nodata shard is written too: on resume, a missing shard means a lost block.
             _array(group, name, path).with_config({"write_empty_chunks": True})[rows, cols] = arr
     except (OSError, ObjectStoreError) as exc:  # disk full, permissions, a vanished mount or endpoint
-        _raise_if_remote(path, f"rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop}", exc)
+        _raise_if_remote(path, f"block rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop}", exc)
         raise OutputError(
             f"writing block rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} into "
             f"{_name(path)!r} failed ({_strerror(exc)}); free space or fix the output folder, "
@@ -259,12 +259,12 @@ def _strerror(exc: BaseException) -> str:
 
 
 def _raise_if_remote(path: StorePath, what: str, exc: BaseException) -> None:
-    """On object storage, raise the failure as an OutputError naming the URL and the likely fix."""
+    """On object storage, raise the failure as an OutputError naming the store's URL, ``what`` and the likely fix."""
     if isinstance(path, ObjectLocation):
-        from s2c_batch.pipeline.run.object_out import output_error
+        from s2c_batch.pipeline.run.object_out import storage_fix
 
-        error = output_error(path, what, exc)
-        raise OutputError(f"{error}; then run again with --resume") from exc
+        raise OutputError(f"writing {what} into {path.url!r} failed; {storage_fix(path, exc)}; then run "
+                          "again with --resume") from exc
 
 
 def _name(path: StorePath) -> str:

@@ -9,7 +9,6 @@ provenance that names the inputs' identity (the fingerprint) differs.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,20 +23,12 @@ from s2c_batch.pipeline.errors import InputError, OutputExistsError
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from objectstore import S3Server, http_server, upload
-from testutils import RealCluster, make_pair
+from testutils import RealCluster, clean_env, make_pair
 
 pytestmark = pytest.mark.cluster
 
 SETTINGS = ["tiling.tile_size=128", "tiling.overlap=32", "tiling.block_size=256", "tiling.chunk_size=128",
             "storage.allow_http=true", "output.polygons=false"]
-
-
-def _clean_env(home: Path, **extra: str) -> dict[str, str]:
-    """What a worker on another machine has: a PATH, a HOME, and whatever ``extra`` says."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), **extra}
-    if os.environ.get("PYTHONPATH"):  # a checkout run without installing s2c-batch
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +40,7 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def remote_cluster(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Iterator[RealCluster]:
     """Two workers whose environment holds nothing but AWS credentials (no endpoint, no GDAL option)."""
     logs = tmp_path_factory.mktemp("remote-cluster")
-    env = _clean_env(logs, AWS_ACCESS_KEY_ID=s3.access_key, AWS_SECRET_ACCESS_KEY=s3.secret_key)
+    env = clean_env(logs, AWS_ACCESS_KEY_ID=s3.access_key, AWS_SECRET_ACCESS_KEY=s3.secret_key)
     cluster = RealCluster.start(logs, 2, prefix="remote-worker", worker_env=env)
     yield cluster
     cluster.stop()
@@ -152,7 +143,7 @@ def test_run__workers_without_credentials_fail_with_exit_3_and_leave_no_product(
     logs = tmp_path / "logs"
     logs.mkdir()
     cluster = RealCluster.start(logs, 1, prefix="keyless-worker",
-                                worker_env=_clean_env(logs, CPL_AWS_AUTODETECT_EC2="NO"))
+                                worker_env=clean_env(logs, CPL_AWS_AUTODETECT_EC2="NO"))
     try:
         with pytest.raises(InputError, match=r"scene 's3://.*/t[12].tif' cannot be read: no credentials were "
                                              r"found.*every Dask worker") as info:
