@@ -199,10 +199,13 @@ class StorageConfig:
     Attributes:
         endpoint: URL of an S3-compatible endpoint (``https://minio.example:9000``);
             ``None`` = the variable ``AWS_ENDPOINT_URL`` where it is set, else AWS.
+        gs_endpoint: URL of the endpoint of ``gs://`` URLs (an emulator, a private endpoint;
+            GDAL's ``CPL_GS_ENDPOINT``); ``None`` = the variable ``STORAGE_EMULATOR_HOST``
+            where it is set, else Google Cloud Storage.
         region: the S3 region (GDAL's ``AWS_REGION``); ``None`` = GDAL's default.
         anonymous: read public buckets without signing requests.
         profile: a profile of ``~/.aws/credentials`` on every machine (``AWS_PROFILE``).
-        allow_http: allow an ``http://`` (unencrypted) endpoint.
+        allow_http: allow an ``http://`` (unencrypted) endpoint or ``gs_endpoint``.
         max_retry: GDAL's retries of a failed HTTP request (``GDAL_HTTP_MAX_RETRY``).
         retry_delay: seconds before the first retry (``GDAL_HTTP_RETRY_DELAY``).
         gdal_options: extra GDAL configuration options as ``KEY=VALUE`` strings
@@ -210,6 +213,7 @@ class StorageConfig:
     """
 
     endpoint: str | None = None
+    gs_endpoint: str | None = None
     region: str | None = None
     anonymous: bool = False
     profile: str | None = None
@@ -219,11 +223,13 @@ class StorageConfig:
     gdal_options: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.endpoint is not None and not re.match(r"^https?://[^/\s]+/?$", self.endpoint):
-            raise ConfigError(
-                f"storage.endpoint must be a URL like https://host:port (scheme and host, no path), "
-                f"got {self.endpoint!r}"
-            )
+        for name in ("endpoint", "gs_endpoint"):
+            value = getattr(self, name)
+            if value is not None and not re.match(r"^https?://[^/\s]+/?$", value):
+                raise ConfigError(
+                    f"storage.{name} must be a URL like https://host:port (scheme and host, no path), "
+                    f"got {value!r}"
+                )
         if self.max_retry < 0:
             raise ConfigError(f"storage.max_retry must be >= 0, got {self.max_retry!r}")
         if self.retry_delay < 0:

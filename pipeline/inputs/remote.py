@@ -8,13 +8,15 @@ with boto3, so the translation is made here, once, for every opener).
 
 How GDAL reaches the storage comes from the ``storage`` config section
 (:class:`~s2c_batch.pipeline.config.StorageConfig`), resolved on the client
-(:func:`resolve_storage`: ``AWS_ENDPOINT_URL`` fills an unset endpoint) and carried
+(:func:`resolve_storage`: ``AWS_ENDPOINT_URL`` fills an unset endpoint,
+``STORAGE_EMULATOR_HOST`` an unset ``gs_endpoint``) and carried
 to the workers inside the read tasks, where :func:`raster_env` turns it into GDAL
 options around every open and read: a ``rasterio.Env`` entered on the client does
 not reach a worker. The section holds no secret; credentials come from each
 machine's own chain, which GDAL reads itself (``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` and
-``~/.aws/credentials``, an instance role).
+``~/.aws/credentials``, an instance role; for ``gs://``, ``GOOGLE_APPLICATION_CREDENTIALS``
+or the instance's service account).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ VSI_PREFIXES = {"s3": "/vsis3/", "gs": "/vsigs/", "http": "/vsicurl/", "https": 
 
 #: The environment variable that points boto3, the AWS CLI and s2c-batch at an S3-compatible endpoint.
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
+
+#: The environment variable that points Google's storage clients (and s2c-batch's ``gs://``) at an emulator.
+GS_ENDPOINT_VARIABLE = "STORAGE_EMULATOR_HOST"
 
 
 def is_remote(path: str | os.PathLike[str]) -> bool:
@@ -104,12 +109,14 @@ def input_name(path: str | os.PathLike[str]) -> str:
 def resolve_storage(storage: StorageConfig, environ: Mapping[str, str] | None = None) -> StorageConfig:
     """The ``storage`` section as the workers must see it, resolved on the client.
 
-    An unset ``storage.endpoint`` takes the client's ``AWS_ENDPOINT_URL``, so workers
-    started elsewhere, whose environment does not hold it, reach the same endpoint.
+    An unset ``storage.endpoint`` takes the client's ``AWS_ENDPOINT_URL``, an unset
+    ``storage.gs_endpoint`` its ``STORAGE_EMULATOR_HOST`` (``host:port`` alone means
+    ``http://host:port``, as for Google's clients), so workers started elsewhere, whose
+    environment does not hold them, reach the same endpoints.
 
     Raises:
-        ConfigError: ``AWS_ENDPOINT_URL`` is not a URL, or the endpoint is ``http://``
-            without ``storage.allow_http``.
+        ConfigError: a variable is not a URL, or an endpoint is ``http://`` without
+            ``storage.allow_http``.
     """
     env = os.environ if environ is None else environ
     if storage.endpoint is None and env.get(ENDPOINT_VARIABLE):
@@ -117,11 +124,19 @@ def resolve_storage(storage: StorageConfig, environ: Mapping[str, str] | None = 
             storage = replace(storage, endpoint=env[ENDPOINT_VARIABLE])
         except ConfigError as exc:
             raise ConfigError(f"{ENDPOINT_VARIABLE}={env[ENDPOINT_VARIABLE]!r}: {exc}") from exc
-    if storage.endpoint and storage.endpoint.lower().startswith("http://") and not storage.allow_http:
-        raise ConfigError(
-            f"the S3 endpoint {storage.endpoint!r} is plain http; set --set storage.allow_http=true "
-            "to allow unencrypted requests, or use its https:// address"
-        )
+    if storage.gs_endpoint is None and env.get(GS_ENDPOINT_VARIABLE):
+        host = env[GS_ENDPOINT_VARIABLE]
+        try:
+            storage = replace(storage, gs_endpoint=host if "://" in host else f"http://{host}")
+        except ConfigError as exc:
+            raise ConfigError(f"{GS_ENDPOINT_VARIABLE}={host!r}: {exc}") from exc
+    for what, url, source in (("S3", storage.endpoint, f"storage.endpoint or {ENDPOINT_VARIABLE}"),
+                              ("gs://", storage.gs_endpoint, f"storage.gs_endpoint or {GS_ENDPOINT_VARIABLE}")):
+        if url and url.lower().startswith("http://") and not storage.allow_http:
+            raise ConfigError(
+                f"the {what} endpoint {url!r} ({source}) is plain http; set --set storage.allow_http=true "
+                "to allow unencrypted requests, or use its https:// address"
+            )
     return storage
 
 
@@ -131,7 +146,7 @@ def gdal_options(path: str | os.PathLike[str], storage: StorageConfig | None) ->
     Remote inputs get the cloud defaults: no directory listing on open
     (``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``), retries, and for ``http(s)`` URLs
     no probing of side-car files of other extensions. Any input (a local VRT may name
-    remote files) gets the endpoint, region, profile and anonymous access.
+    remote files) gets the endpoints, region, profile and anonymous access.
     ``storage.gdal_options`` override all of these.
 
     Example:
@@ -147,6 +162,8 @@ def gdal_options(path: str | os.PathLike[str], storage: StorageConfig | None) ->
         opts["AWS_S3_ENDPOINT"] = parts.netloc
         opts["AWS_HTTPS"] = "NO" if parts.scheme.lower() == "http" else "YES"
         opts["AWS_VIRTUAL_HOSTING"] = "FALSE"  # path-style URLs: custom endpoints rarely have bucket DNS names
+    if storage.gs_endpoint:
+        opts["CPL_GS_ENDPOINT"] = storage.gs_endpoint.rstrip("/") + "/"  # GDAL appends bucket/key
     if storage.region:
         opts["AWS_REGION"] = storage.region
     if storage.profile:

@@ -15,7 +15,7 @@ import os
 
 from s2c_batch.pipeline.errors import InputError
 from s2c_batch.pipeline.inputs.damage import gdal_messages
-from s2c_batch.pipeline.inputs.remote import redact
+from s2c_batch.pipeline.inputs.remote import as_url, redact
 
 #: (case, GDAL error type names, lower-case message fragments, the fix). First match wins.
 _CASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (
@@ -46,6 +46,23 @@ _CASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (
 )
 
 
+#: The fixes of ``gs://`` inputs where they differ from S3's (GDAL's /vsigs/ credentials and endpoint).
+_GS_FIXES = {
+    "no credentials were found":
+        "set GOOGLE_APPLICATION_CREDENTIALS to a service-account file (or run on an instance with a service "
+        "account) on this machine and on every Dask worker, or --set storage.anonymous=true for a public bucket",
+    "the credentials were rejected":
+        "check GOOGLE_APPLICATION_CREDENTIALS (the service account) on this machine and on every Dask worker, "
+        "and that it may read this object",
+    "the server cannot be reached":
+        "check that the server is up and that storage.gs_endpoint (or STORAGE_EMULATOR_HOST) names it, "
+        "including the port, on this machine and on every Dask worker",
+    "the object does not exist":
+        "check the URL (bucket, key, upper/lower case), and that storage.gs_endpoint (or "
+        "STORAGE_EMULATOR_HOST) names the storage that holds it",
+}
+
+
 def remote_failure(label: str, path: str | os.PathLike[str], exc: BaseException) -> InputError | None:
     """The input error for a failed open or read of a remote ``path``; ``None`` when the cause is unknown.
 
@@ -57,9 +74,11 @@ def remote_failure(label: str, path: str | os.PathLike[str], exc: BaseException)
     messages = gdal_messages(exc)
     names = _type_names(exc)
     text = " ".join(messages + [str(exc)]).lower()
+    gs = as_url(path).lower().startswith("gs://")
     for case, types, fragments, fix in _CASES:
         if names & set(types) or any(f in text for f in fragments):
             detail = "; ".join(m.rstrip(".") for m in messages) or str(exc)
+            fix = _GS_FIXES.get(case, fix) if gs else fix
             return InputError(f"{label} {redact(path)!r} cannot be read: {case} ({detail}). Fix: {fix}")
     return None
 

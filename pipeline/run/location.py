@@ -26,7 +26,6 @@ import os
 import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,15 +34,13 @@ from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.remote import is_remote, redact, resolve_storage
+from s2c_batch.pipeline.inputs.stores import retry_config
 
 #: Object-store URL schemes accepted for ``--out``.
 OUT_SCHEMES = ("s3",)
 
 #: Part size of multipart uploads (S3's minimum for every part but the last is 5 MiB).
 PART_SIZE = 8 * 1024 * 1024
-
-#: Longest time one request is retried (``storage.max_retry`` retries, ``storage.retry_delay`` apart at first).
-RETRY_TIMEOUT_S = 60
 
 
 class OutputLocation(ABC):
@@ -197,10 +194,8 @@ class ObjectLocation(OutputLocation):
             session = boto3.Session(profile_name=self.storage.profile)
             if self.storage.profile or session.get_credentials() is not None:
                 kwargs["credential_provider"] = Boto3CredentialProvider(session)
-        backoff = timedelta(seconds=max(self.storage.retry_delay, 0.01))
-        retry = {"max_retries": self.storage.max_retry, "retry_timeout": timedelta(seconds=RETRY_TIMEOUT_S),
-                 "backoff": {"init_backoff": backoff, "max_backoff": 10 * backoff, "base": 2}}
-        return S3Store(self.bucket, prefix=prefix or None, config=config, retry_config=retry,  # type: ignore[arg-type]
+        return S3Store(self.bucket, prefix=prefix or None, config=config,  # type: ignore[arg-type]
+                       retry_config=retry_config(self.storage),
                        client_options={"allow_http": self.storage.allow_http}, **kwargs)
 
     def read(self, key: str) -> bytes | None:  # noqa: D102

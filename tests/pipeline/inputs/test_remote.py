@@ -88,16 +88,41 @@ def test_resolve_storage__plain_http_endpoint_needs_allow_http() -> None:
         resolve_storage(StorageConfig(), {"AWS_ENDPOINT_URL": "127.0.0.1:9000"})
 
 
+def test_resolve_storage__storage_emulator_host_fills_an_unset_gs_endpoint() -> None:
+    """Google's variable names a host (http, as its clients take it) or a URL; the config's own value wins."""
+    allow = StorageConfig(allow_http=True)
+    assert resolve_storage(allow, {"STORAGE_EMULATOR_HOST": "127.0.0.1:4443"}).gs_endpoint == "http://127.0.0.1:4443"
+    assert resolve_storage(allow, {"STORAGE_EMULATOR_HOST": "https://gcs.example"}).gs_endpoint == "https://gcs.example"
+    own = StorageConfig(gs_endpoint="https://other:1")
+    assert resolve_storage(own, {"STORAGE_EMULATOR_HOST": "https://gcs.example"}).gs_endpoint == "https://other:1"
+    assert resolve_storage(StorageConfig(), {"AWS_ENDPOINT_URL": "https://s3.example"}).gs_endpoint is None
+    with pytest.raises(ConfigError, match=r"gs:// endpoint 'http://127.0.0.1:4443' \(storage.gs_endpoint or "
+                                          r"STORAGE_EMULATOR_HOST\) is plain http; set --set storage.allow_http=true"):
+        resolve_storage(StorageConfig(), {"STORAGE_EMULATOR_HOST": "127.0.0.1:4443"})
+    with pytest.raises(ConfigError, match=r"STORAGE_EMULATOR_HOST='http://h:1/x': storage.gs_endpoint must be a URL"):
+        resolve_storage(StorageConfig(), {"STORAGE_EMULATOR_HOST": "http://h:1/x"})
+
+
+def test_gdal_options__gs_endpoint_is_gdal_cpl_gs_endpoint() -> None:
+    storage = StorageConfig(gs_endpoint="http://127.0.0.1:4443", allow_http=True, anonymous=True)
+    opts = gdal_options("gs://b/t1.tif", storage)
+    assert opts["CPL_GS_ENDPOINT"] == "http://127.0.0.1:4443/"  # GDAL appends bucket/key
+    assert opts["GS_NO_SIGN_REQUEST"] == "YES"
+    assert "AWS_S3_ENDPOINT" not in opts and "CPL_GS_ENDPOINT" not in gdal_options("gs://b/t1.tif", None)
+
+
 def test_storage_config__keys_types_and_secrets_are_checked() -> None:
     cfg = load_config("cva", ["storage.endpoint=https://s3.example:9000", "storage.anonymous=true",
                               "storage.gdal_options=[VSI_CACHE=TRUE]"])
     assert cfg.storage == StorageConfig(endpoint="https://s3.example:9000", anonymous=True,
                                         gdal_options=("VSI_CACHE=TRUE",))
     assert cfg.to_dict()["storage"]["endpoint"] == "https://s3.example:9000"
-    with pytest.raises(ConfigError, match=r"unknown config key\(s\) storage.secret .*'endpoint', 'region'"):
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) storage.secret .*'endpoint', 'gs_endpoint'"):
         load_config("cva", ["storage.secret=x"])
     with pytest.raises(ConfigError, match=r"storage.endpoint must be a URL like https://host:port"):
         load_config("cva", ["storage.endpoint=s3.example"])
+    with pytest.raises(ConfigError, match=r"storage.gs_endpoint must be a URL like https://host:port"):
+        load_config("cva", ["storage.gs_endpoint=gcs.example"])
     with pytest.raises(ConfigError, match=r"must not hold AWS_SECRET_ACCESS_KEY: secrets never go into the config"):
         load_config("cva", ["storage.gdal_options=[AWS_SECRET_ACCESS_KEY=x]"])
     with pytest.raises(ConfigError, match=r"each option must be KEY=VALUE"):

@@ -1,4 +1,4 @@
-"""`s2c-batch run` from s3:// and http:// inputs on real `dask worker` processes with a clean environment.
+"""`s2c-batch run` from s3://, gs:// and http:// inputs on real `dask worker` processes with a clean environment.
 
 The workers hold only AWS credentials in their environment (like machines that share
 no filesystem and no configuration with the client): the endpoint and GDAL's options
@@ -22,7 +22,7 @@ from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import InputError, OutputExistsError
 from s2c_batch.pipeline.run.runner import run_change_detection
 
-from objectstore import S3Server, http_server, upload
+from objectstore import GCSServer, S3Server, gcs_upload, http_server, upload
 from testutils import RealCluster, clean_env, make_pair
 
 pytestmark = pytest.mark.cluster
@@ -55,8 +55,11 @@ def reference(tmp_path_factory: pytest.TempPathFactory, scenes: tuple[Path, Path
     return out
 
 
-def assert_same_pixels(out: Path, ref: Path) -> None:
-    """Byte-equal Zarr chunks, equal metadata, COG pixels, tags, quicklook and STAC but for the fingerprint."""
+def assert_same_pixels(out: Path, ref: Path, *, same_config: bool = True) -> None:
+    """Byte-equal Zarr chunks, equal metadata, COG pixels, tags, quicklook and STAC but for the fingerprint.
+
+    ``same_config=False``: the runs' ``storage`` sections differ, so does the hash of the whole config.
+    """
     files = sorted(p.relative_to(ref).as_posix() for p in ref.rglob("*") if p.is_file() and ".s2c" not in p.parts)
     got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and ".s2c" not in p.parts)
     assert got == files
@@ -70,18 +73,24 @@ def assert_same_pixels(out: Path, ref: Path) -> None:
                 assert (da.crs, da.transform, da.overviews(1)) == (db.crs, db.transform, db.overviews(1))
                 ta, tb = da.tags(), db.tags()
                 assert ta.pop("S2C_FINGERPRINT") != tb.pop("S2C_FINGERPRINT")
+                if not same_config:
+                    assert ta.pop("S2C_CONFIG_HASH") != tb.pop("S2C_CONFIG_HASH")
                 assert ta == tb, name
         elif name.endswith(".png"):
             assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b))), name
         elif name == "stac-item.json":
             ia, ib = (_timeless(json.loads(p.read_text())) for p in (a, b))
+            if not same_config:
+                ia["properties"].pop("s2c:config_hash"), ib["properties"].pop("s2c:config_hash")
             assert ia == ib
         else:
             assert a.read_bytes() == b.read_bytes(), name
     for meta in (n for n in files if n.endswith("zarr.json")):
         ma, mb = (json.loads((p / meta).read_text()) for p in (out, ref))
-        ma.get("attributes", {}).pop("fingerprint", None)
-        mb.get("attributes", {}).pop("fingerprint", None)
+        for attrs in (ma.get("attributes", {}), mb.get("attributes", {})):
+            attrs.pop("fingerprint", None)
+            if not same_config:
+                attrs.pop("config_hash", None)
         assert ma == mb, meta
 
 
@@ -107,6 +116,22 @@ def test_run__s3_inputs_on_clean_workers_equal_the_local_run(
         assert not f.is_file() or aws_env.secret_key.encode() not in f.read_bytes(), f
 
 
+def test_run__gs_inputs_on_clean_workers_equal_the_local_run(
+        gcs_env: GCSServer, scenes: tuple[Path, Path], reference: Path, remote_cluster: RealCluster,
+        tmp_path: Path) -> None:
+    """The workers' environment names no emulator: the client's STORAGE_EMULATOR_HOST reaches them in the tasks."""
+    urls = gcs_upload(gcs_env, {"in/t1.tif": scenes[0], "in/t2.tif": scenes[1]})
+    out = tmp_path / "out"
+    run_change_detection(urls["in/t1.tif"], urls["in/t2.tif"], out,
+                         load_config("cva", [*SETTINGS, "storage.anonymous=true"]),
+                         scheduler=remote_cluster.address, progress=False)
+    assert_same_pixels(out, reference, same_config=False)  # storage.anonymous differs
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "complete"
+    t1 = record["inputs"]["t1"]
+    assert t1["path"] == urls["in/t1.tif"] and t1["generation"] and t1["size"] == scenes[0].stat().st_size
+
+
 def test_run__http_inputs_on_clean_workers_equal_the_local_run(
         scenes: tuple[Path, Path], reference: Path, remote_cluster: RealCluster, tmp_path: Path) -> None:
     root = tmp_path / "www"
@@ -130,6 +155,22 @@ def test_run__resume_refuses_a_replaced_s3_object(
     assert again.blocks_reused == again.blocks  # the same objects: everything is kept
     bucket = urls["t2.tif"].removeprefix("s3://").split("/")[0]
     aws_env.client().upload_file(str(scenes[0]), bucket, "t2.tif")  # same URL, other content
+    with pytest.raises(OutputExistsError, match=r"holds a run with another fingerprint") as info:
+        run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=remote_cluster.address,
+                             progress=False, resume=True)
+    assert info.value.exit_code == 4
+
+
+def test_run__resume_refuses_a_replaced_gs_object(
+        gcs_env: GCSServer, scenes: tuple[Path, Path], remote_cluster: RealCluster, tmp_path: Path) -> None:
+    """A rewritten object has a new generation and ETag: the fingerprint changes."""
+    urls = gcs_upload(gcs_env, {"t1.tif": scenes[0], "t2.tif": scenes[1]})
+    out, cfg = tmp_path / "out", load_config("cva", [*SETTINGS, "storage.anonymous=true"])
+    run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=remote_cluster.address, progress=False)
+    again = run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=remote_cluster.address,
+                                 progress=False, resume=True)
+    assert again.blocks_reused == again.blocks  # the same objects: everything is kept
+    gcs_env.put(urls["t2.tif"].removeprefix("gs://").split("/")[0], "t2.tif", scenes[0].read_bytes())
     with pytest.raises(OutputExistsError, match=r"holds a run with another fingerprint") as info:
         run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=remote_cluster.address,
                              progress=False, resume=True)
