@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
 
 log = logging.getLogger(__name__)
@@ -219,16 +220,5 @@ class BlockLedger:
         Raises:
             OutputError: the ledger cannot be written.
         """
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        try:
-            with open(tmp, "w") as f:
-                f.writelines(f"{r} {c}\n" for r, c in sorted(blocks))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise OutputError(
-                f"rewriting {str(self.path)!r} failed ({exc.strerror or exc}); free space or fix the "
-                "output folder, then run again with --resume"
-            ) from exc
+        with atomic_path(self.path, what="block ledger", sync=True, failure="rewriting {path} failed") as tmp:
+            tmp.write_text("".join(f"{r} {c}\n" for r, c in sorted(blocks)))

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.identity import describe_input
@@ -138,19 +138,8 @@ class RunLog:
         if isinstance(self.path, ObjectLocation):
             self._put(self.path)
             return
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        try:
-            with open(tmp, "w") as f:
-                json.dump(self.data, f, indent=2, sort_keys=False, default=str)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise OutputError(
-                f"writing {str(self.path)!r} failed ({exc.strerror or exc}); free space or fix the "
-                "output folder, then run again with --resume"
-            ) from exc
+        with atomic_path(self.path, what="run record", sync=True, failure="writing {path} failed") as tmp:
+            tmp.write_text(json.dumps(self.data, indent=2, sort_keys=False, default=str))
 
     def _put(self, location: ObjectLocation) -> None:
         """Write the record as the object ``location`` names (one PUT: old or new, never part)."""
