@@ -88,9 +88,11 @@ def start_server(kind: str, workdir: Path) -> Iterator[tuple[S3Server, list[Any]
 
 def cpu_seconds(procs: list[Any]) -> float:
     """User + system seconds of the server's processes so far."""
+    import psutil
+
     total = 0.0
     for p in procs:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(psutil.NoSuchProcess):  # a launcher that exec'd or exited
             t = p.cpu_times()
             total += t.user + t.system
     return total
@@ -119,10 +121,10 @@ def download(server: S3Server, prefix: str, dest: Path) -> None:
 def delete_prefix(server: S3Server, prefix: str) -> None:
     """Remove every object under ``s3://BUCKET/prefix/`` (moto holds them in memory)."""
     client = server.client()
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix + "/"):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if keys:
-            client.delete_objects(Bucket=BUCKET, Delete={"Objects": keys})
+    keys = [{"Key": o["Key"]} for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=BUCKET, Prefix=prefix + "/") for o in page.get("Contents", [])]
+    for i in range(0, len(keys), 1000):  # listed first: deleting while paging could skip keys
+        client.delete_objects(Bucket=BUCKET, Delete={"Objects": keys[i : i + 1000]})
 
 
 def same_products(ref: Path, other: Path) -> bool:
@@ -193,11 +195,11 @@ def bench_size(size: int, reps: int, block: int, servers: dict[str, tuple[S3Serv
                 agree[name] = agree[name] and same_products(outs["local"], folder)
         for folder in outs.values():
             shutil.rmtree(folder, ignore_errors=True)
-    return summarise(size, reps, block, runs, agree, loads)
+    return summarise(size, reps, block, runs, agree, loads, (t1.stat().st_size + t2.stat().st_size) / 2**20)
 
 
 def summarise(size: int, reps: int, block: int, runs: dict[str, list[dict[str, Any]]], agree: dict[str, bool],
-              loads: list[float]) -> dict[str, Any]:
+              loads: list[float], input_mb: float) -> dict[str, Any]:
     """Best of the reps per variant, and its ratio to ``local`` (wall and CPU)."""
     mpx = size * size / 1e6
     best = {name: min(r, key=lambda x: x["wall_s"]) for name, r in runs.items()}
@@ -213,7 +215,8 @@ def summarise(size: int, reps: int, block: int, runs: dict[str, list[dict[str, A
                        "peak_mb": round(max(x["peak_mb"] for x in runs[name])),
                        "walls_s": [round(x["wall_s"], 2) for x in runs[name]],
                        "timings_s": row["timings_s"]}
-    return {"size": size, "reps": reps, "block_size": block, "megapixels": mpx, "variants": table,
+    return {"size": size, "reps": reps, "block_size": block, "megapixels": mpx, "input_mb": round(input_mb, 1),
+            "variants": table,
             "products_agree": agree, "load_average": [round(min(loads), 2), round(max(loads), 2)],
             "cpus": os.cpu_count()}
 
