@@ -16,6 +16,9 @@ The last line printed is one JSON object with at least ``pipeline_mpx_s``,
 ``model_mpx_s``, ``ratio``, ``peak_mb_small``, ``peak_mb_large``,
 ``memory_ratio`` and ``device``, and the scaling from 1 to ``--workers`` workers on
 the large scene (``scaling`` = wall time with 1 worker / wall time with ``--workers``).
+
+Scenes read from and products written to object storage, against local files:
+``bench/remote.py``.
 """
 
 from __future__ import annotations
