@@ -374,3 +374,16 @@ def fill_disk(folder: Path) -> Path:
             except OSError:
                 pass
     return ballast
+
+
+#: A 300 x 260 px scene in blocks of 128: nine blocks, so a run can stop between any two
+#: (the fault and recovery tests; fixtures ``scene`` and ``clean`` in tests/pipeline/run).
+SMALL = ["tiling.tile_size=128", "tiling.overlap=32", "tiling.block_size=128", "tiling.chunk_size=128"]
+
+
+def run_small(scene: tuple[Path, Path], out: Path, scheduler: str, **kw: Any) -> Any:
+    """A ``cva`` run of ``scene`` with :data:`SMALL` on the cluster at ``scheduler``; its ``RunResult``."""
+    from s2c_batch.pipeline.config import load_config
+    from s2c_batch.pipeline.run.runner import run_change_detection
+
+    return run_change_detection(*scene, out, load_config("cva", SMALL), scheduler=scheduler, progress=False, **kw)

@@ -20,14 +20,10 @@ from typing import Any
 import pytest
 
 from s2c_batch.pipeline.cli import main
-from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.run import outdir, runner
-from s2c_batch.pipeline.run.runner import RunResult, run_change_detection
 
-from testutils import RealCluster, assert_same_products, fill_disk, make_pair, write_damaged_copy
-
-SMALL = ["tiling.tile_size=128", "tiling.overlap=32", "tiling.block_size=128", "tiling.chunk_size=128"]
+from testutils import SMALL, RealCluster, assert_same_products, fill_disk, make_pair, run_small, write_damaged_copy
 
 
 def _cli(*args: str) -> subprocess.Popen[str]:
@@ -39,10 +35,6 @@ def _run_args(t1: Path, t2: Path, out: Path, scheduler: str, *extra: str) -> lis
     sets = sum((["--set", s] for s in SMALL), [])
     return ["run", str(t1), str(t2), "--out", str(out), "--config", "cva", "--scheduler", scheduler,
             "--no-progress", *sets, *extra]
-
-
-def _run(scene: tuple[Path, Path], out: Path, scheduler: str, **kw: Any) -> RunResult:
-    return run_change_detection(*scene, out, load_config("cva", SMALL), scheduler=scheduler, progress=False, **kw)
 
 
 @pytest.mark.cluster
@@ -76,7 +68,7 @@ def test_run__damaged_tile_is_exit_3_naming_file_band_pixels_and_not_retried(
 def test_run__lost_scheduler_is_one_line_exit_1_and_resume_completes(tmp_path: Path, dask_cluster) -> None:  # noqa: ANN001
     scene = make_pair(tmp_path, 768, 768, seed=6, nodata=0)  # 36 blocks
     clean = tmp_path / "clean" / "out"
-    _run(scene, clean, dask_cluster.address)
+    run_small(scene, clean, dask_cluster.address)
     doomed = RealCluster.start(tmp_path, 1, prefix="doomed")
     try:
         out = tmp_path / "out"
@@ -99,21 +91,9 @@ def test_run__lost_scheduler_is_one_line_exit_1_and_resume_completes(tmp_path: P
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "failed" and run["error"].startswith("ClusterError: lost the Dask scheduler")
 
-    res = _run(scene, out, dask_cluster.address, resume=True)
+    res = run_small(scene, out, dask_cluster.address, resume=True)
     assert res.status == "complete" and res.blocks_reused == kept
     assert_same_products(out, clean)
-
-
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_pair(tmp_path_factory.mktemp("scene"), 300, 260, seed=5, nodata=0)
-
-
-@pytest.fixture(scope="module")
-def clean(scene: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory, dask_cluster) -> Path:  # noqa: ANN001
-    out = tmp_path_factory.mktemp("clean") / "out"
-    _run(scene, out, dask_cluster.address)
-    return out
 
 
 @pytest.fixture
@@ -172,10 +152,10 @@ def test_run__full_disk_at_each_write_stage_is_exit_4_and_resume_completes(
         mp.setattr(runner, name, fill(getattr(runner, name), small_disk))
         with pytest.raises(OutputError, match=message + "; free space or fix the output folder, then run "
                                                          "again with --resume") as exc:
-            _run(scene, out, dask_cluster.address)
+            run_small(scene, out, dask_cluster.address)
     assert exc.value.exit_code == 4
     assert json.loads((out / "run.json").read_text())["status"] in ("running", "failed")
     (small_disk / "ballast").unlink()
-    res = _run(scene, out, dask_cluster.address, resume=True)
+    res = run_small(scene, out, dask_cluster.address, resume=True)
     assert res.status == "complete"
     assert_same_products(out, clean)

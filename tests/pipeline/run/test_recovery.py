@@ -23,32 +23,15 @@ import pytest
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputExistsError
 from s2c_batch.pipeline.run import outdir, runner
-from s2c_batch.pipeline.run.runner import RunResult, run_change_detection
+from s2c_batch.pipeline.run.runner import run_change_detection
 
-from testutils import assert_same_products, make_pair
+from testutils import SMALL, assert_same_products, run_small
 
-SMALL = ["tiling.tile_size=128", "tiling.overlap=32", "tiling.block_size=128", "tiling.chunk_size=128"]
 BLOCKS = 9  # 300 x 260 in blocks of 128
 
 
 class Stop(Exception):
     """The test stops the run here."""
-
-
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_pair(tmp_path_factory.mktemp("scene"), 300, 260, seed=5, nodata=0)
-
-
-@pytest.fixture(scope="module")
-def clean(scene: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory, dask_cluster) -> Path:  # noqa: ANN001
-    out = tmp_path_factory.mktemp("clean") / "out"
-    _run(scene, out, dask_cluster.address)
-    return out
-
-
-def _run(scene: tuple[Path, Path], out: Path, scheduler: str, **kw: Any) -> RunResult:
-    return run_change_detection(*scene, out, load_config("cva", SMALL), scheduler=scheduler, progress=False, **kw)
 
 
 def _raise(*args: object, **kwargs: object) -> None:
@@ -112,7 +95,7 @@ def test_run__resume_after_a_stop_at_each_stage_equals_a_clean_run(
     with monkeypatch.context() as mp:
         stop(mp, out)
         with pytest.raises(Stop, match="stopped by the test"):
-            _run(scene, out, dask_cluster.address)
+            run_small(scene, out, dask_cluster.address)
     record = outdir.RUN_JSON
     if stage == "before_run_json":
         assert not (out / record).exists()
@@ -122,7 +105,7 @@ def test_run__resume_after_a_stop_at_each_stage_equals_a_clean_run(
     assert (out / outdir.STORE).exists() == (stage not in ("before_run_json", "run_json_no_store"))
     assert len(outdir.BlockLedger(out).done()) == kept
 
-    res = _run(scene, out, dask_cluster.address, resume=True)
+    res = run_small(scene, out, dask_cluster.address, resume=True)
     assert res.status == "complete" and res.blocks_reused == kept
     assert_same_products(out, clean)
     assert outdir.BlockLedger(out).done() == {(i, j) for i in range(3) for j in range(3)}
@@ -145,7 +128,7 @@ def test_run__resume_recomputes_blocks_whose_shards_are_missing_or_torn(
     with open(out / ".s2c" / "blocks.done", "a") as f:
         f.write("7 7\n2 ")  # an entry out of the plan, then a torn line
 
-    res = _run(scene, out, dask_cluster.address, resume=True)
+    res = run_small(scene, out, dask_cluster.address, resume=True)
     assert res.blocks_reused == BLOCKS - 3
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "complete" and run["blocks"]["computed"] == 3
@@ -161,8 +144,8 @@ def test_run__resume_without_run_json_trusts_the_store_fingerprint(
     shutil.copytree(clean, out)
     (out / "run.json").unlink()
     with pytest.raises(OutputExistsError, match="already holds a run; pass --resume"):
-        _run(scene, out, dask_cluster.address)
-    res = _run(scene, out, dask_cluster.address, resume=True)
+        run_small(scene, out, dask_cluster.address)
+    res = run_small(scene, out, dask_cluster.address, resume=True)
     assert res.blocks_reused == BLOCKS
     assert_same_products(out, clean)
     with pytest.raises(OutputExistsError, match="another fingerprint"):  # its products are protected
@@ -178,7 +161,7 @@ def test_run__resume_of_a_failed_run_of_other_inputs_without_products_starts_afr
     (out / ".s2c").mkdir(parents=True)
     (out / "run.json").write_text(json.dumps({"status": "failed", "fingerprint": "other inputs",
                                               "error": "InputError: cannot read 't2.tif'"}))
-    res = _run(scene, out, dask_cluster.address, resume=True)
+    res = run_small(scene, out, dask_cluster.address, resume=True)
     assert res.status == "complete" and res.blocks_reused == 0
     assert_same_products(out, clean)
 
@@ -200,7 +183,7 @@ def test_run__sigkill_once_the_store_exists_then_resume_equals_a_clean_run(
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
     assert json.loads((out / "run.json").read_text())["status"] == "running"
-    res = _run(scene, out, dask_cluster.address, resume=True)
+    res = run_small(scene, out, dask_cluster.address, resume=True)
     assert res.status == "complete"
     assert_same_products(out, clean)
 
