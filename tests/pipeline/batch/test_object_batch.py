@@ -32,10 +32,9 @@ from objectstore import S3Server, assert_same_as_local
 from testutils import RealCluster, make_pair, write_tif
 
 Capsys = pytest.CaptureFixture[str]
-#: Several blocks per scene; no derived products (they are written to object storage separately).
+#: Several blocks per scene, every derived product (STAC item, quicklook, polygons) on.
 SETTINGS = ["tiling.tile_size=64", "tiling.overlap=16", "tiling.block_size=128", "tiling.chunk_size=64",
-            "storage.allow_http=true", "storage.max_retry=0", "output.polygons=false",
-            "output.quicklook=false", "output.stac=false", "model.threshold=0.3"]
+            "storage.allow_http=true", "storage.max_retry=0", "model.threshold=0.3"]
 SIZES = [(200, 300), (150, 260)]
 
 
@@ -106,8 +105,8 @@ def test_batch__two_runs_to_s3_equal_the_local_batch_and_rerun_skips_and_resumes
     for i, (got, want) in enumerate(zip(remote["runs"], local["runs"], strict=True)):
         assert got["out"] == f"{base}/tile{i}" and got["mode"] == "fresh"
         assert {k: got[k] for k in STATS} == {k: want[k] for k in STATS}
-        assert got["changed_pixels"] > 0 and got["products"] == ["change.zarr", "change_mask.tif",
-                                                                 "change_prob.tif"]
+        assert got["changed_pixels"] > 0 and got["products"] == [
+            "change.zarr", "change_mask.tif", "change_prob.tif", "changes.parquet", "quicklook.png", "stac-item.json"]
         location = records[i]
         assert_same_as_local(location, tmp_path / "products" / f"tile{i}", tmp_path)
         record = json.loads(location.read("run.json") or b"")
@@ -123,13 +122,16 @@ def test_batch__two_runs_to_s3_equal_the_local_batch_and_rerun_skips_and_resumes
     assert [r["changed_pixels"] for r in again["runs"]] == [r["changed_pixels"] for r in remote["runs"]]
     assert {i: loc.read("run.json") for i, loc in records.items()} == before, "a skipped run was rewritten"
 
+    # A derived product lost: the run is no longer complete, and is resumed (nothing recomputed).
+    records[0].delete("quicklook.png")
     # tile1 died mid-run: run.json "running", one block's record and a COG lost.
     broken = records[1]
     broken.write("run.json", json.dumps({**json.loads(before[1] or b""), "status": "running"}).encode())
     broken.delete(object_out.ObjectLedger.key((0, 0)))
     broken.delete("change_mask.tif")
     code, resumed, _ = _batch(s3_runs, "--scheduler", s3_workers.address)
-    assert code == 0 and [r["mode"] for r in resumed["runs"]] == ["skip", "resume"]
+    assert code == 0 and [r["mode"] for r in resumed["runs"]] == ["resume", "resume"]
+    assert records[0].read("quicklook.png") == (tmp_path / "products/tile0/quicklook.png").read_bytes()
     record = json.loads(broken.read("run.json") or b"")
     assert record["status"] == "complete" and record["blocks"]["reused"] == record["blocks"]["total"] - 1
     assert_same_as_local(broken, tmp_path / "products" / "tile1", tmp_path)
