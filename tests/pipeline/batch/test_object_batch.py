@@ -25,7 +25,7 @@ from s2c_batch.pipeline.batch.runs_file import load_runs_file
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import ConfigError
-from s2c_batch.pipeline.run import object_out
+from s2c_batch.pipeline.run import object_out, output
 from s2c_batch.pipeline.run.location import ObjectLocation, open_location
 
 from objectstore import S3Server, assert_same_as_local
@@ -223,3 +223,18 @@ def test_compare__missing_bucket_is_exit_4_before_any_run(aws_env: S3Server, tmp
     assert code == 4, output
     assert ("--out 's3://no-such-bucket-s2c-compare/t': writing 's3://no-such-bucket-s2c-compare/t/.s2c/.write-test'"
             " failed; the bucket 'no-such-bucket-s2c-compare' does not exist") in output
+
+
+def test_readme__runs_yaml_on_a_bucket_is_a_valid_runs_file(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's nightly RUNS.yaml on a bucket loads as written: URL inputs kept, outs joined as keys."""
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]]
+    example = next(b for b in blocks if "out: s3://products/nightly" in b)
+    (tmp_path / "RUNS.yaml").write_text(example)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    runs = load_runs_file(tmp_path / "RUNS.yaml").runs
+    assert [(r.t1, output.name(r.out)) for r in runs] == [
+        ("s3://scenes/2024/31UFS.tif", "s3://products/nightly/2025-06-01/31UFS"),
+        ("https://stac.example.org/items/31UGS-2024.json", "s3://products/nightly/2025-06-01/31UGS")]
+    assert [r.name for r in runs] == ["31UFS", "31UGS"]
