@@ -8,8 +8,8 @@ and times ``s2c-batch run --config cva`` (the untiled path) for:
 - ``<server>_in``: the same COGs from ``s3://`` in, a local folder out;
 - ``<server>_in_out``: ``s3://`` in, ``--out s3://bucket/prefix`` out.
 
-STAC, quicklook and polygons are off in every variant (they are refused on ``s3://``
-for now), so the variants do the same work. Each run is its own process on its own
+STAC, quicklook and polygons are off in every variant, so the figures compare the store
+and COG path alone, as the first measurement did. Each run is its own process on its own
 LocalCluster, with the credentials and ``AWS_ENDPOINT_URL`` in its environment only; the
 variants alternate, in reverse order on every other rep (ABCCBA), and each output goes
 to a fresh folder or prefix. Wall time and ratios are the best of ``--reps``; CPU
@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the
 from objectstore import S3Server, moto_server, weed_server  # noqa: E402
 
 BUCKET = "bench"
-#: What is off in every variant: the derived products are refused on s3:// for now.
+#: What is off in every variant: the derived products (the store and COG path alone).
 OFF = ["output.stac=false", "output.quicklook=false", "output.polygons=false"]
 
 
