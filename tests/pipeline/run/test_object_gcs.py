@@ -1,0 +1,174 @@
+"""``--out gs://bucket/prefix`` on a real Google Cloud Storage emulator (fake-gcs-server on 127.0.0.1).
+
+The location's operations go through gcsfs (the JSON API): objects, the lock's conditional
+create (``ifGenerationMatch=0``), the ledger, a resumable upload, the Zarr store; a ``cva``
+run to a prefix equals the same run to a local folder, derived products included, and
+``--resume`` completes it after lost objects; a missing bucket and an unreachable endpoint
+are exit 4 naming the URL and the fix. Nothing but 127.0.0.1 is contacted (``gcs_env``).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from s2c_batch.pipeline.config import StorageConfig, load_config
+from s2c_batch.pipeline.errors import OutputError, OutputLockedError
+from s2c_batch.pipeline.run import object_out
+from s2c_batch.pipeline.run.location import ObjectLocation, open_location
+from s2c_batch.pipeline.run.runner import run_change_detection
+
+from objectstore import GCSServer, assert_same_as_local, closed_port
+from testutils import make_pair
+
+#: Small blocks so the scene has several; every derived product on (the default). The
+#: emulator takes unsigned requests: no Google credentials exist in these tests.
+SETTINGS = ["tiling.tile_size=64", "tiling.overlap=16", "tiling.block_size=128", "tiling.chunk_size=64",
+            "storage.allow_http=true", "storage.max_retry=0", "storage.anonymous=true"]
+
+STORAGE = StorageConfig(allow_http=True, max_retry=0, anonymous=True)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return make_pair(tmp_path_factory.mktemp("scenes"), 200, 300, seed=5)
+
+
+def _prefix(server: GCSServer) -> str:
+    bucket = f"out-{uuid.uuid4().hex[:12]}"
+    server.create_bucket(bucket)
+    return f"gs://{bucket}/runs/r1"
+
+
+@pytest.fixture
+def location(gcs_env: GCSServer) -> ObjectLocation:
+    """A fresh prefix of a fresh bucket on the emulator (its endpoint from ``STORAGE_EMULATOR_HOST``)."""
+    loc = open_location(_prefix(gcs_env), STORAGE)
+    assert isinstance(loc, ObjectLocation)
+    return loc
+
+
+def test_open_location__gs(gcs_env: GCSServer) -> None:
+    loc = open_location("gs://bkt/a/b/", STORAGE)
+    assert isinstance(loc, ObjectLocation)
+    assert (loc.scheme, loc.bucket, loc.prefix, loc.url) == ("gs", "bkt", "a/b", "gs://bkt/a/b")
+    assert loc.storage.gs_endpoint == gcs_env.endpoint  # STORAGE_EMULATOR_HOST, resolved on the client
+    assert loc.child("change.zarr").url == "gs://bkt/a/b/change.zarr"
+    assert loc.split() == (open_location("gs://bkt/a", STORAGE), "b")
+    assert loc.key_url("run.json") == "gs://bkt/a/b/run.json"
+
+
+def test_gs_location__operations(location: ObjectLocation, tmp_path: Path) -> None:
+    loc = location
+    assert loc.read("run.json") is None
+    loc.write("run.json", b'{"status": "running"}')
+    loc.write("run.json", b'{"status": "complete"}')
+    assert loc.read("run.json") == b'{"status": "complete"}'
+    assert loc.create(".s2c/lock", b"1") is True
+    assert loc.create(".s2c/lock", b"2") is False  # 412: ifGenerationMatch=0 on an existing object
+    assert loc.read(".s2c/lock") == b"1"
+    big = tmp_path / "big.tif"
+    big.write_bytes(np.random.default_rng(0).bytes(17 * 1024 * 1024 + 5))  # a resumable upload of 3 chunks
+    loc.upload("change_prob.tif", big)
+    assert loc.read("change_prob.tif") == big.read_bytes()
+    assert loc.list(".s2c") == [".s2c/lock"]
+    assert loc.list("") == [".s2c/lock", "change_prob.tif", "run.json"]
+    loc.delete(".s2c/lock")
+    loc.delete(".s2c/lock")  # missing: no error
+    assert loc.list(".s2c") == [] and not loc.exists(".s2c/lock") and loc.exists("run.json")
+    group = zarr.open_group(loc.zarr_store("change.zarr"), mode="w")
+    arr = group.create_array("a", shape=(4, 4), chunks=(2, 2), dtype="u1")
+    arr[:] = 7
+    assert loc.exists("change.zarr")
+    assert loc.list("change.zarr") == ["change.zarr/a/c/0/0", "change.zarr/a/c/0/1", "change.zarr/a/c/1/0",
+                                       "change.zarr/a/c/1/1", "change.zarr/a/zarr.json", "change.zarr/zarr.json"]
+    assert np.all(zarr.open_group(loc.zarr_store("change.zarr"), mode="r")["a"][:] == 7)  # type: ignore[index]
+    loc.delete_prefix("change.zarr")
+    loc.delete_prefix("nothing-here")
+    assert not loc.exists("change.zarr") and loc.list("") == ["change_prob.tif", "run.json"]
+
+
+def test_gs_locked__second_run_refused_and_lock_released(location: ObjectLocation) -> None:
+    with object_out.locked(location):
+        holder = json.loads(location.read(object_out.LOCK) or b"")
+        assert holder["host"] == socket.gethostname()
+        with pytest.raises(OutputLockedError, match=rf"is locked by another run.*remove '{location.url}/.s2c/lock'"), \
+                object_out.locked(location):
+            pass
+        assert json.loads(location.read(object_out.LOCK) or b"") == holder  # the refused create left it whole
+    assert location.read(object_out.LOCK) is None
+    ledger = object_out.ObjectLedger(location)
+    ledger.add((0, 1))
+    ledger.add((2, 0))
+    ledger.rewrite({(2, 0), (3, 3)})
+    assert ledger.done() == {(2, 0), (3, 3)}
+
+
+def test_gs_check_writable__missing_bucket_and_unreachable_endpoint(gcs_env: GCSServer) -> None:
+    loc = open_location("gs://no-such-bucket-s2c/p", STORAGE)
+    assert isinstance(loc, ObjectLocation)
+    with pytest.raises(OutputError, match=r"gs://no-such-bucket-s2c/p.*bucket 'no-such-bucket-s2c' does not "
+                                          r"exist: create it") as info:
+        object_out.check_writable(loc)
+    assert info.value.exit_code == 4
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    loc = open_location("gs://bkt/p", StorageConfig(gs_endpoint=endpoint, allow_http=True, max_retry=0,
+                                                    anonymous=True))
+    assert isinstance(loc, ObjectLocation)
+    with pytest.raises(OutputError, match=rf"gs://bkt/p.*{endpoint} cannot be reached: check storage.gs_endpoint"
+                                          " / STORAGE_EMULATOR_HOST"):
+        object_out.check_writable(loc)
+
+
+def test_gs_storage_fix__refused_credentials_names_google_credentials() -> None:
+    """gcsfs's 403 (its ``OSError("Forbidden: ...")``): the fix names Google's credentials, not AWS's."""
+    loc = ObjectLocation("bkt", "p", STORAGE, "gs")
+    fix = object_out.storage_fix(loc, OSError("Forbidden: https://storage.googleapis.com/upload/...\nno access"))
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in fix and "AWS" not in fix
+
+
+def test_run__to_gs_equals_the_local_run_and_resumes(
+        gcs_env: GCSServer, scenes: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg = load_config("cva", SETTINGS)
+    local = tmp_path / "r1"
+    run_change_detection(*scenes, local, cfg, progress=False)
+    url = _prefix(gcs_env)
+    result = run_change_detection(*scenes, url, cfg, progress=False)
+    assert result.products["change_prob.tif"] == f"{url}/change_prob.tif"
+    assert result.products["quicklook.png"] == f"{url}/quicklook.png"
+    remote = open_location(url, cfg.storage)
+    assert isinstance(remote, ObjectLocation)
+    assert_same_as_local(remote, local, tmp_path)
+    assert remote.read("quicklook.png") == (local / "quicklook.png").read_bytes()
+    items = [json.loads(remote.read("stac-item.json") or b""), json.loads((local / "stac-item.json").read_text())]
+    for item in items:
+        item["properties"].pop("created")
+        if item["properties"]["s2c:datetime_source"] == "processing":  # undated synthetic scenes
+            item["properties"].pop("datetime")
+    assert items[0] == items[1]
+    assert remote.read("changes.parquet") is not None and (local / "changes.parquet").is_file()
+    assert remote.read(object_out.LOCK) is None
+    record = json.loads(remote.read("run.json") or b"")
+    assert record["status"] == "complete"
+
+    # A run that stopped part way: run.json "running", a ledger object and a COG lost.
+    record["status"] = "running"
+    remote.write("run.json", json.dumps(record).encode())
+    remote.delete("change_mask.tif")
+    remote.delete(object_out.ObjectLedger.key((1, 2)))
+    resumed = run_change_detection(*scenes, url, cfg, progress=False, resume=True)
+    assert resumed.blocks_reused == 5
+    assert_same_as_local(remote, local, tmp_path)
+    assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
+
+
+def test_run__gs_missing_bucket_is_exit_4_before_any_work(gcs_env: GCSServer, scenes: tuple[Path, Path]) -> None:
+    with pytest.raises(OutputError, match=r"gs://no-such-bucket-s2c-run/p.*does not exist: create it") as info:
+        run_change_detection(*scenes, "gs://no-such-bucket-s2c-run/p", load_config("cva", SETTINGS), progress=False)
+    assert info.value.exit_code == 4
