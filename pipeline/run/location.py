@@ -25,6 +25,7 @@ the instance's service account).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
@@ -306,9 +307,9 @@ def open_location(out: str | os.PathLike[str], storage: StorageConfig | None = N
         OutputError: ``out`` is a URL of a scheme not supported for outputs, a ``/vsi...``
             path, or a URL without a bucket (exit 4).
     """
-    if not is_remote(out):
-        return LocalLocation(Path(out))
     text = str(out)
+    if not is_remote(out) and not re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", text):  # az://, ftp://: refused too
+        return LocalLocation(Path(out))
     parts = urlsplit(text)
     if parts.scheme.lower() not in OUT_SCHEMES:
         raise OutputError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,8 @@ from s2c_batch.pipeline.run import object_out
 from s2c_batch.pipeline.run.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
 
-from objectstore import GCSServer, assert_same_as_local, closed_port
-from testutils import make_pair
+from objectstore import GCSServer, assert_same_as_local, closed_port, gcs_upload
+from testutils import RealCluster, clean_env, make_pair
 
 #: Small blocks so the scene has several; every derived product on (the default). The
 #: emulator takes unsigned requests: no Google credentials exist in these tests.
@@ -172,3 +173,36 @@ def test_run__gs_missing_bucket_is_exit_4_before_any_work(gcs_env: GCSServer, sc
     with pytest.raises(OutputError, match=r"gs://no-such-bucket-s2c-run/p.*does not exist: create it") as info:
         run_change_detection(*scenes, "gs://no-such-bucket-s2c-run/p", load_config("cva", SETTINGS), progress=False)
     assert info.value.exit_code == 4
+    closed = f"http://127.0.0.1:{closed_port()}"
+    with pytest.raises(OutputError, match=rf"gs://bkt/p.*{closed} cannot be reached") as info:
+        run_change_detection(*scenes, "gs://bkt/p", load_config("cva", [*SETTINGS, f"storage.gs_endpoint={closed}"]),
+                             progress=False)
+    assert info.value.exit_code == 4
+
+
+@pytest.fixture(scope="module")
+def gcs_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    """Two workers whose environment names no emulator and holds no credentials (Google's metadata server closed)."""
+    logs = tmp_path_factory.mktemp("gcs-cluster")
+    nowhere = f"127.0.0.1:{closed_port()}"
+    cluster = RealCluster.start(logs, 2, prefix="gcs-worker",
+                                worker_env=clean_env(logs, GCE_METADATA_HOST=nowhere, GCE_METADATA_IP=nowhere))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.mark.cluster
+def test_run__gs_to_gs_on_clean_workers_equals_the_local_run(
+        gcs_env: GCSServer, scenes: tuple[Path, Path], gcs_cluster: RealCluster, tmp_path: Path) -> None:
+    """The client's STORAGE_EMULATOR_HOST reaches the workers in the tasks; they write blocks and COGs there."""
+    urls = gcs_upload(gcs_env, {"t1.tif": scenes[0], "t2.tif": scenes[1]})
+    cfg = load_config("cva", SETTINGS)
+    local = tmp_path / "r1"
+    run_change_detection(urls["t1.tif"], urls["t2.tif"], local, cfg, scheduler=gcs_cluster.address, progress=False)
+    url = _prefix(gcs_env)
+    run_change_detection(urls["t1.tif"], urls["t2.tif"], url, cfg, scheduler=gcs_cluster.address, progress=False)
+    remote = open_location(url, cfg.storage)
+    assert isinstance(remote, ObjectLocation)
+    assert_same_as_local(remote, local, tmp_path)
+    assert remote.read("quicklook.png") == (local / "quicklook.png").read_bytes()
+    assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
