@@ -9,8 +9,10 @@ are exit 4 naming the URL and the fix. Nothing but 127.0.0.1 is contacted (``gcs
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +127,49 @@ def test_gs_check_writable__missing_bucket_and_unreachable_endpoint(gcs_env: GCS
     with pytest.raises(OutputError, match=rf"gs://bkt/p.*{endpoint} cannot be reached: check storage.gs_endpoint"
                                           " / STORAGE_EMULATOR_HOST"):
         object_out.check_writable(loc)
+
+
+class _RefusingTokenServer(http.server.BaseHTTPRequestHandler):
+    """An OAuth token endpoint that refuses every grant, as Google's does for a revoked service-account key."""
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_gs_check_writable__refused_service_account_is_exit_4_naming_google_credentials(
+        gcs_env: GCSServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service-account file (GOOGLE_APPLICATION_CREDENTIALS) whose token request is refused: 401, exit 4."""
+    serialization = pytest.importorskip("cryptography.hazmat.primitives.serialization")
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    tokens = http.server.HTTPServer(("127.0.0.1", 0), _RefusingTokenServer)
+    threading.Thread(target=tokens.serve_forever, daemon=True).start()
+    try:
+        key_file = tmp_path / "service-account.json"
+        key_file.write_text(json.dumps({
+            "type": "service_account", "project_id": "test", "private_key_id": "k1", "private_key": pem,
+            "client_email": "s2c@test.iam.gserviceaccount.com", "client_id": "1",
+            "token_uri": f"http://127.0.0.1:{tokens.server_port}/token"}))
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+        loc = open_location(_prefix(gcs_env), StorageConfig(allow_http=True, max_retry=0))  # signed requests
+        assert isinstance(loc, ObjectLocation)
+        with pytest.raises(OutputError, match=rf"{loc.url}/.s2c/.write-test.*credentials were refused: check "
+                                              "GOOGLE_APPLICATION_CREDENTIALS") as info:
+            object_out.check_writable(loc)
+        assert info.value.exit_code == 4
+    finally:
+        tokens.shutdown()
 
 
 def test_gs_storage_fix__refused_credentials_names_google_credentials() -> None:
