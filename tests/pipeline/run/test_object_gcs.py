@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import zarr
 
+from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.config import StorageConfig, load_config
 from s2c_batch.pipeline.errors import OutputError, OutputLockedError
 from s2c_batch.pipeline.run import object_out
@@ -251,3 +253,36 @@ def test_run__gs_to_gs_on_clean_workers_equals_the_local_run(
     assert_same_as_local(remote, local, tmp_path)
     assert remote.read("quicklook.png") == (local / "quicklook.png").read_bytes()
     assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
+
+
+@pytest.mark.cluster
+def test_batch__runs_file_with_a_gs_base_writes_each_run_and_a_rerun_skips(
+        gcs_env: GCSServer, gcs_cluster: RealCluster, scenes: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``defaults.out: gs://bucket/night``: a relative out is a key below it; the CLI exits 0, then skips."""
+    bucket = f"night-{uuid.uuid4().hex[:12]}"
+    gcs_env.create_bucket(bucket)
+    doc = {"defaults": {"config": "cva", "set": SETTINGS, "out": f"gs://{bucket}/night"},
+           "runs": [{"name": "r1", "t1": str(scenes[0]), "t2": str(scenes[1]), "out": "tile0"}]}
+    (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
+    args = ["batch", str(tmp_path / "RUNS.yaml"), "--scheduler", gcs_cluster.address, "--no-progress"]
+    for mode in ("fresh", "skip"):
+        with pytest.raises(SystemExit) as info:
+            main(args)
+        assert info.value.code == 0, capsys.readouterr().err
+        summary = json.loads((tmp_path / "RUNS.summary.json").read_text())
+        assert [(r["out"], r["mode"]) for r in summary["runs"]] == [(f"gs://{bucket}/night/tile0", mode)]
+    remote = open_location(f"gs://{bucket}/night/tile0", STORAGE)
+    assert isinstance(remote, ObjectLocation)
+    assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
+    assert remote.exists("change.zarr/zarr.json") and remote.exists("quicklook.png")
+
+    doc["runs"].append({"name": "lost", "t1": str(scenes[0]), "t2": str(scenes[1]),
+                        "out": "gs://no-such-bucket-s2c-batch/p"})
+    (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 4
+    assert ("run 'lost': --out 'gs://no-such-bucket-s2c-batch/p': writing "
+            "'gs://no-such-bucket-s2c-batch/p/.s2c/.write-test' failed; the bucket 'no-such-bucket-s2c-batch' "
+            "does not exist: create it or correct the URL") in capsys.readouterr().err
