@@ -115,6 +115,38 @@ def test_gs_locked__second_run_refused_and_lock_released(location: ObjectLocatio
     assert ledger.done() == {(2, 0), (3, 3)}
 
 
+def test_gs_locked__two_runs_past_prepare_one_wins_the_conditional_create(gcs_env: GCSServer) -> None:
+    """Both found no lock and no run (``prepare``); ``ifGenerationMatch=0`` lets exactly one create it (5 races)."""
+    for _ in range(5):
+        location = open_location(_prefix(gcs_env), STORAGE)
+        assert isinstance(location, ObjectLocation)
+        prepared, tried = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
+        outcomes: list[object] = [None, None]
+
+        def contend(i: int, location: ObjectLocation = location, prepared: threading.Barrier = prepared,
+                    tried: threading.Barrier = tried, outcomes: list[object] = outcomes) -> None:
+            object_out.prepare(location, resume=False, overwrite=False)
+            prepared.wait()
+            try:
+                with object_out.locked(location):
+                    outcomes[i] = json.loads(location.read(object_out.LOCK) or b"")
+                    tried.wait()  # the lock is held until the other has tried
+            except OutputLockedError as exc:
+                outcomes[i] = exc
+                tried.wait()
+
+        threads = [threading.Thread(target=contend, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        won = [o for o in outcomes if isinstance(o, dict)]
+        lost = [o for o in outcomes if isinstance(o, OutputLockedError)]
+        assert len(won) == len(lost) == 1, outcomes
+        assert lost[0].exit_code == 4 and location.key_url(object_out.LOCK) in str(lost[0])
+        assert location.read(object_out.LOCK) is None  # the winner released it
+
+
 def test_gs_check_writable__missing_bucket_and_unreachable_endpoint(gcs_env: GCSServer) -> None:
     loc = open_location("gs://no-such-bucket-s2c/p", STORAGE)
     assert isinstance(loc, ObjectLocation)
