@@ -318,3 +318,24 @@ def test_batch__runs_file_with_a_gs_base_writes_each_run_and_a_rerun_skips(
     assert ("run 'lost': --out 'gs://no-such-bucket-s2c-batch/p': writing "
             "'gs://no-such-bucket-s2c-batch/p/.s2c/.write-test' failed; the bucket 'no-such-bucket-s2c-batch' "
             "does not exist: create it or correct the URL") in capsys.readouterr().err
+
+
+@pytest.mark.cluster
+def test_compare__to_gs_writes_the_run_and_compare_json_of_the_local_comparison(
+        gcs_env: GCSServer, gcs_cluster: RealCluster, scenes: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    args = [str(scenes[0]), str(scenes[1]), "--comparators", "cva", "--config", "cva", "--scheduler",
+            gcs_cluster.address, "--no-progress", *sum((["--set", s] for s in SETTINGS), [])]
+    outs = {"local": str(tmp_path / "cmp"), "gs": f"{_prefix(gcs_env)}/cmp"}
+    for out in outs.values():
+        with pytest.raises(SystemExit) as info:
+            main(["compare", *args, "--out", out])
+        assert info.value.code == 0, capsys.readouterr().err
+    remote = open_location(outs["gs"], STORAGE)
+    assert isinstance(remote, ObjectLocation)
+    got = json.loads(remote.read("compare.json") or b"")
+    want = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [r["out"] for r in got["comparators"]] == [f"{outs['gs']}/cva"]
+    assert [{k: v for k, v in r.items() if k not in ("out", "seconds")} for r in got["comparators"]] == \
+        [{k: v for k, v in r.items() if k not in ("out", "seconds")} for r in want["comparators"]]
+    assert_same_as_local(remote.child("cva"), tmp_path / "cmp" / "cva", tmp_path)
