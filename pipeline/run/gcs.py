@@ -25,6 +25,7 @@ API for each bucket's layout.
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import types
 from pathlib import Path
@@ -34,6 +35,18 @@ from s2c_batch.pipeline.config import StorageConfig
 
 #: Resumable uploads' chunk size (a multiple of 256 KiB, as GCS requires).
 CHUNK_SIZE = 8 * 1024 * 1024
+
+
+def _retries_exhausted_at_debug(record: logging.LogRecord) -> bool:
+    """Demote gcsfs's ``_request out of retries`` ERROR (with a traceback) to DEBUG.
+
+    The exception it logs is raised to the caller, which reports it as one line naming the
+    URL and the fix; the traceback is shown at ``-vv`` only.
+    """
+    if not record.getMessage().startswith("_request out of retries"):
+        return True
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 @functools.lru_cache(maxsize=16)
@@ -47,6 +60,9 @@ def filesystem(storage: StorageConfig, *, asynchronous: bool = False) -> Any:
     from gcsfs.core import GCSFileSystem
     from gcsfs.retry import retry_request
 
+    gcsfs_log = logging.getLogger("gcsfs")
+    if _retries_exhausted_at_debug not in gcsfs_log.filters:
+        gcsfs_log.addFilter(_retries_exhausted_at_debug)
     fs = GCSFileSystem(
         token="anon" if storage.anonymous else None,
         endpoint_url=storage.gs_endpoint.rstrip("/") if storage.gs_endpoint else None,

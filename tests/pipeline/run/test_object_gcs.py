@@ -12,6 +12,8 @@ from __future__ import annotations
 import http.server
 import json
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -257,6 +259,22 @@ def test_run__gs_missing_bucket_is_exit_4_before_any_work(gcs_env: GCSServer, sc
         run_change_detection(*scenes, "gs://bkt/p", load_config("cva", [*SETTINGS, f"storage.gs_endpoint={closed}"]),
                              progress=False)
     assert info.value.exit_code == 4
+
+
+def test_cli_run__unreachable_gs_endpoint_is_exit_4_with_one_error_line(
+        gcs_env: GCSServer, scenes: tuple[Path, Path]) -> None:
+    """gcsfs logs its exhausted retries with a traceback; that is DEBUG, the error is one line."""
+    closed = f"http://127.0.0.1:{closed_port()}"
+    done = subprocess.run(
+        [sys.executable, "-c", "from s2c_batch.pipeline.cli import main; main()", "run", str(scenes[0]),
+         str(scenes[1]), "--out", "gs://bkt/p", "--config", "cva",
+         *sum((["--set", s] for s in [*SETTINGS, "storage.max_retry=1", "storage.retry_delay=0.1",
+                                      f"storage.gs_endpoint={closed}"]), [])],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"Error: --out 'gs://bkt/p': writing 'gs://bkt/p/.s2c/.write-test' failed; the endpoint {closed} cannot "
+        "be reached: check storage.gs_endpoint / STORAGE_EMULATOR_HOST and the network"]
 
 
 @pytest.fixture(scope="module")
