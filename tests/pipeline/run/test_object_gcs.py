@@ -24,10 +24,11 @@ import pytest
 import yaml
 import zarr
 
+from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.config import StorageConfig, load_config
 from s2c_batch.pipeline.errors import OutputError, OutputLockedError
-from s2c_batch.pipeline.run import object_out
+from s2c_batch.pipeline.run import object_out, store
 from s2c_batch.pipeline.run.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
 
@@ -147,6 +148,17 @@ def test_gs_locked__two_runs_past_prepare_one_wins_the_conditional_create(gcs_en
         assert len(won) == len(lost) == 1, outcomes
         assert lost[0].exit_code == 4 and location.key_url(object_out.LOCK) in str(lost[0])
         assert location.read(object_out.LOCK) is None  # the winner released it
+
+
+def test_gs_write_block__unreachable_endpoint_is_an_output_error_naming_the_url(gcs_env: GCSServer) -> None:
+    """A block task's write on gs:// (zarr's FsspecStore on gcsfs) fails as OutputError, as on S3."""
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    target = open_location("gs://bkt/run", StorageConfig(gs_endpoint=endpoint, allow_http=True, max_retry=0,
+                                                         anonymous=True))
+    assert isinstance(target, ObjectLocation)
+    arrays = {n: np.zeros((64, 64), np.uint8) for n in ("change_prob", "change_mask")}
+    with pytest.raises(OutputError, match=rf"gs://bkt/run/change.zarr.*{endpoint} cannot be reached.*--resume"):
+        store.write_block(target.child("change.zarr"), Window(0, 0, 64, 64), arrays)
 
 
 def test_gs_check_writable__missing_bucket_and_unreachable_endpoint(gcs_env: GCSServer) -> None:
