@@ -3,9 +3,10 @@
 The counterpart of :mod:`~s2c_batch.pipeline.run.outdir` for an
 :class:`~s2c_batch.pipeline.run.location.ObjectLocation`, with the same layout and rules:
 
-- ``.s2c/lock`` is created with ``If-None-Match: *`` (a second run's create fails), holds
-  the pid and host of its run, and is removed when the run ends; a lock of a dead process
-  of this host is stale and replaced, one of another host is taken as alive.
+- ``.s2c/lock`` is created with ``If-None-Match: *`` (``ifGenerationMatch=0`` on ``gs://``;
+  a second run's create fails), holds the pid and host of its run, and is removed when the
+  run ends; a lock of a dead process of this host is stale and replaced, one of another host
+  is taken as alive.
 - the ledger is one empty object per finished block, ``.s2c/blocks/ROW_COL`` (an append
   to one object does not exist; a PUT of a new key is atomic).
 - :func:`check_writable` probes the prefix before any work, so a missing bucket, bad
