@@ -5,7 +5,7 @@ into ``DIR/<comparator>/`` with the same config but ``model.comparator``; the ru
 one cluster (the ``--scheduler`` given, or one LocalCluster started here). With a truth
 raster each change mask is scored (:func:`~s2c_batch.pipeline.learn.score.score_rasters`),
 giving the rows of the paper's Table 1 on the user's own scene. ``DIR/compare.json``
-holds one object per comparator. ``DIR`` may be an ``s3://bucket/prefix``: each run goes
+holds one object per comparator. ``DIR`` may be an ``s3://`` or ``gs://bucket/prefix``: each run goes
 under ``prefix/<comparator>/`` and the table to ``prefix/compare.json``.
 """
 
@@ -136,7 +136,7 @@ def run_comparison(
     Args:
         t1: earlier scene.
         t2: later scene.
-        out: folder or ``s3://bucket/prefix``; each comparator writes ``out/<comparator>/``.
+        out: folder or ``s3://`` or ``gs://bucket/prefix``; each comparator writes ``out/<comparator>/``.
         cfg: the config every comparator runs with (its ``model.comparator`` replaced).
         comparators: names, in the order of the table.
         truth: change truth on t1's grid (0/1, 0/255 or OSCD's 1/2).

@@ -8,7 +8,7 @@ so the blocks of the next run are queued on the scheduler while the previous one
 writes its COGs and derived products: the workers (GPUs) never wait between runs.
 
 Each run decides for itself from its ``out/run.json`` (see :func:`decide`); ``out`` is a
-folder or an ``s3://`` prefix (:mod:`~s2c_batch.pipeline.run.output`), decided alike:
+folder or an ``s3://`` or ``gs://`` prefix (:mod:`~s2c_batch.pipeline.run.output`), decided alike:
 
 - no ``run.json``: a fresh run;
 - same fingerprint (inputs, config, checkpoints, version), ``complete`` and every
@@ -24,7 +24,7 @@ is complete or skipped; 1 when any run failed (each run's own exit code, 2 confi
 3 input, 4 output, 1 other, is in the summary); 130 when interrupted (Ctrl-C or
 SIGTERM: running runs are stopped, their ``run.json`` says ``failed``, and the
 next batch resumes them). A broken RUNS.yaml is exit 2 before anything starts, and
-an ``s3://`` out that cannot be written (a missing bucket, refused credentials, an
+an object-storage out that cannot be written (a missing bucket, refused credentials, an
 unreachable endpoint) exit 4, also before anything starts.
 """
 
@@ -198,7 +198,7 @@ def run_batch(
 
     Raises:
         ConfigError: ``max_concurrent < 1`` or the scheduler cannot be reached (exit 2).
-        OutputError: an ``s3://`` out cannot be written, or the report's folder is missing
+        OutputError: an ``s3://`` or ``gs://`` out cannot be written, or the report's folder is missing
             (exit 4; before the cluster starts).
     """
     if max_concurrent < 1:
@@ -231,7 +231,7 @@ def run_batch(
 
 
 def check_object_outs(runs: RunsFile) -> None:
-    """Probe every ``s3://`` out with a write before any run starts.
+    """Probe every ``s3://`` and ``gs://`` out with a write before any run starts.
 
     Raises:
         OutputError: a bucket is missing, credentials are refused or an endpoint is

@@ -11,7 +11,7 @@ Format::
       - name: 31UFS            # optional; default = the out folder's (or prefix's) name; unique
         t1: scenes/2024/31UFS.tif
         t2: scenes/2025/31UFS.tif
-        out: products/31UFS    # a folder, or an s3://bucket/prefix
+        out: products/31UFS    # a folder, or an s3:// or gs://bucket/prefix
         config: configs/site.yaml   # optional; replaces defaults.config
         set: [model.threshold=0.4]  # optional; applied after defaults.set
         bbox: [600000, 5090000, 610000, 5100000]   # optional, in t1's CRS
@@ -20,10 +20,10 @@ Format::
 Relative paths (``t1``, ``t2``, ``out``, a ``config`` that is a file) are taken
 relative to the folder of RUNS.yaml, so the file works from any working
 directory; a relative ``out`` is taken under ``defaults.out`` when it is given (a
-folder, or an ``s3://`` prefix under which ``out: products/31UFS`` is the key prefix
+folder, or an ``s3://`` or ``gs://`` prefix under which ``out: products/31UFS`` is the key prefix
 ``products/31UFS``). ``t1`` and ``t2`` may also be ``s3://``, ``gs://`` or ``http(s)://``
 URLs or GDAL ``/vsi...`` paths, kept as written (the ``storage`` section says how to reach
-them); ``out`` may be an ``s3://bucket/prefix`` (the run's ``storage`` section says how to
+them); ``out`` may be an ``s3://`` or ``gs://bucket/prefix`` (the run's ``storage`` section says how to
 reach it). Every problem found (unknown key, missing field, duplicate name or output, bad
 config, an ``out`` URL of another scheme) is reported at once as a :class:`ConfigError`
 (exit 2): a batch with a broken run list starts nothing.
@@ -61,7 +61,7 @@ class RunSpec:
         name: unique name (used in the summary and logs).
         t1: earlier scene: a local path, or a URL / ``/vsi...`` path as written.
         t2: later scene.
-        out: output folder, or an object-store prefix (``s3://bucket/prefix``).
+        out: output folder, or an object-store prefix (``s3://`` or ``gs://bucket/prefix``).
         cfg: the run's resolved config.
         config: the config file or name it came from (for the summary).
         overrides: the ``SECTION.KEY=VALUE`` overrides applied, in order.
@@ -188,7 +188,7 @@ def _out_base(base: Path, value: Any, problems: list[str]) -> Path | str:
     if value is None:
         return base
     if not isinstance(value, str) or not value.strip():
-        problems.append(f"defaults.out must be a folder or an s3://bucket/prefix, got {value!r}")
+        problems.append(f"defaults.out must be a folder or an s3:// or gs://bucket/prefix, got {value!r}")
         return base
     return value.strip().rstrip("/") if is_remote(value.strip()) else _path(base, value)
 
@@ -196,7 +196,7 @@ def _out_base(base: Path, value: Any, problems: list[str]) -> Path | str:
 def _out_target(out_base: Path | str, text: str, where: str, problems: list[str]) -> Path | str | None:
     """A run's ``out``: a URL as written, an absolute folder, or ``text`` under ``defaults.out``.
 
-    Under an ``s3://`` base, ``text`` is a key prefix joined with ``/`` (``a/./b`` -> ``a/b``); one
+    Under an object-store base, ``text`` is a key prefix joined with ``/`` (``a/./b`` -> ``a/b``); one
     that climbs above the base (``..``) is a problem (``None``).
     """
     text = text.strip()

@@ -13,7 +13,7 @@ from s2c_batch.pipeline.cli.options import bbox_option, config_option, set_optio
 @click.argument("t1", type=click.Path(dir_okay=False))
 @click.argument("t2", type=click.Path(dir_okay=False))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Output folder or s3://bucket/prefix; each comparator writes DIR/<comparator>/, "
+              help="Output folder, s3:// or gs://bucket/prefix; each comparator writes DIR/<comparator>/, "
                    "the table DIR/compare.json.")
 @click.option("--comparators", required=True, metavar="NAME,...",
               help="Comparators in table order: cach, cva, pca_kmeans, irmad, dcva, anychange, inst_ceg, "

@@ -12,7 +12,7 @@ from s2c_batch.pipeline.cli.options import bbox_option, config_option, set_optio
 @click.command(short_help="Detect change between two scenes.")
 @click.argument("t1", type=click.Path(dir_okay=False))
 @click.argument("t2", type=click.Path(dir_okay=False))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Output folder, or s3:// or gs://bucket/prefix.")
 @config_option
 @set_option
 @bbox_option

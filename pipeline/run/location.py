@@ -10,19 +10,22 @@ to ``--out`` (``run.json``, ``.s2c/lock``, ``change.zarr/...``):
 - the Zarr store of a sub-path (a folder, or a ``zarr.storage.ObjectStore``).
 
 :class:`LocalLocation` keeps the local behaviour (``os.replace``, ``O_EXCL``).
-:class:`ObjectLocation` speaks to S3 through obstore; object stores have no rename and
-no append, which is why the lock is a conditional create and the ledger one object per
-block (:mod:`~s2c_batch.pipeline.run.object_out`).
+:class:`ObjectLocation` speaks to S3 through obstore, and to Google Cloud Storage
+(``gs://``) through gcsfs (:mod:`~s2c_batch.pipeline.run.gcs`); object stores have no
+rename and no append, which is why the lock is a conditional create and the ledger one
+object per block (:mod:`~s2c_batch.pipeline.run.object_out`).
 
 An :class:`ObjectLocation` holds the URL and the (secret-free) ``storage`` section only,
 so it pickles into task arguments; the client of the storage is built where it is used,
 from that machine's own credential chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
-``AWS_PROFILE``, an instance role).
+``AWS_PROFILE``, an instance role; for ``gs://``, ``GOOGLE_APPLICATION_CREDENTIALS`` or
+the instance's service account).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
@@ -35,9 +38,10 @@ from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.remote import is_remote, redact, resolve_storage
 from s2c_batch.pipeline.inputs.stores import retry_config
+from s2c_batch.pipeline.run import gcs
 
 #: Object-store URL schemes accepted for ``--out``.
-OUT_SCHEMES = ("s3",)
+OUT_SCHEMES = ("s3", "gs")
 
 #: Part size of multipart uploads (S3's minimum for every part but the last is 5 MiB).
 PART_SIZE = 8 * 1024 * 1024
@@ -145,21 +149,32 @@ class LocalLocation(OutputLocation):
 
 @dataclass(frozen=True)
 class ObjectLocation(OutputLocation):
-    """A prefix of an S3 bucket (``s3://bucket/prefix``), reached through obstore.
+    """A prefix of a bucket: ``s3://bucket/prefix`` (obstore) or ``gs://bucket/prefix`` (gcsfs).
 
     Attributes:
         bucket: the bucket.
         prefix: the key prefix, without leading or trailing ``/`` (may be empty).
         storage: the resolved ``storage`` section (endpoint, region, profile; no secret).
+        scheme: ``"s3"`` or ``"gs"``, which service (and client) the bucket is on.
     """
 
     bucket: str
     prefix: str
     storage: StorageConfig = field(default_factory=StorageConfig)
+    scheme: str = "s3"
 
     @property
     def url(self) -> str:  # noqa: D102
-        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        return f"{self.scheme}://{self.bucket}/{self.prefix}".rstrip("/")
+
+    @property
+    def on_gcs(self) -> bool:
+        """Whether the bucket is on Google Cloud Storage (``gs://``)."""
+        return self.scheme == "gs"
+
+    def _key(self, key: str) -> str:
+        """``key``'s full key in the bucket (the prefix joined)."""
+        return "/".join(p for p in (self.prefix, key.strip("/")) if p)
 
     def child(self, key: str) -> ObjectLocation:
         """The location of the prefix ``key`` under this one (e.g. the Zarr store ``change.zarr``)."""
@@ -175,10 +190,10 @@ class ObjectLocation(OutputLocation):
         return f"{self.url}/{key}"
 
     def store(self, key: str = "") -> Any:
-        """An ``obstore.store.S3Store`` rooted at ``prefix/key``, built from this machine's credentials."""
+        """An ``obstore.store.S3Store`` rooted at ``prefix/key``, built from this machine's credentials (S3 only)."""
         from obstore.store import S3Store
 
-        prefix = "/".join(p for p in (self.prefix, key.strip("/")) if p)
+        prefix = self._key(key)
         config: dict[str, Any] = {"region": self.storage.region or os.environ.get("AWS_REGION") or "us-east-1"}
         if self.storage.endpoint:
             config["endpoint"] = self.storage.endpoint.rstrip("/")
@@ -201,6 +216,8 @@ class ObjectLocation(OutputLocation):
     def read(self, key: str) -> bytes | None:  # noqa: D102
         import obstore
 
+        if self.on_gcs:
+            return gcs.read(self.storage, self.bucket, self._key(key))
         try:
             return bytes(obstore.get(self.store(), key).bytes())
         except FileNotFoundError:
@@ -209,12 +226,16 @@ class ObjectLocation(OutputLocation):
     def write(self, key: str, data: bytes) -> None:  # noqa: D102
         import obstore
 
+        if self.on_gcs:
+            return gcs.write(self.storage, self.bucket, self._key(key), data)
         obstore.put(self.store(), key, data)  # one PUT replaces an object atomically
 
     def create(self, key: str, data: bytes) -> bool:  # noqa: D102
         import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
+        if self.on_gcs:
+            return gcs.create(self.storage, self.bucket, self._key(key), data)
         try:
             obstore.put(self.store(), key, data, mode="create")  # If-None-Match: *
         except (AlreadyExistsError, PreconditionError):
@@ -224,12 +245,16 @@ class ObjectLocation(OutputLocation):
     def upload(self, key: str, local: Path) -> None:  # noqa: D102
         import obstore
 
+        if self.on_gcs:
+            return gcs.upload(self.storage, self.bucket, self._key(key), local)
         # Multipart above PART_SIZE: the object appears at CompleteMultipartUpload, never partly.
         obstore.put(self.store(), key, local, chunk_size=PART_SIZE)
 
     def exists(self, key: str) -> bool:  # noqa: D102
         import obstore
 
+        if self.on_gcs:
+            return gcs.exists(self.storage, self.bucket, self._key(key))
         try:
             obstore.head(self.store(), key)
         except FileNotFoundError:
@@ -241,6 +266,9 @@ class ObjectLocation(OutputLocation):
 
         keys: list[str] = []
         stem = prefix.strip("/")
+        if self.on_gcs:
+            start = len(self._key("")) + 1 if self.prefix else 0
+            return [k[start:] for k in gcs.list_keys(self.storage, self.bucket, self._key(stem))]
         for batch in obstore.list(self.store(), prefix=stem + "/" if stem else None):
             keys.extend(str(meta["path"]) for meta in batch)
         return sorted(keys)
@@ -248,6 +276,8 @@ class ObjectLocation(OutputLocation):
     def delete(self, key: str) -> None:  # noqa: D102
         import obstore
 
+        if self.on_gcs:
+            return gcs.delete(self.storage, self.bucket, [self._key(key)])
         try:
             obstore.delete(self.store(), key)
         except FileNotFoundError:
@@ -257,31 +287,36 @@ class ObjectLocation(OutputLocation):
         import obstore
 
         keys = self.list(prefix)
+        if self.on_gcs:
+            return gcs.delete(self.storage, self.bucket, [self._key(k) for k in keys])
         if keys:
             obstore.delete(self.store(), keys)
 
     def zarr_store(self, key: str) -> Any:  # noqa: D102
         from zarr.storage import ObjectStore
 
+        if self.on_gcs:
+            return gcs.zarr_store(self.storage, self.bucket, self._key(key))
         return ObjectStore(self.store(key))
 
 
 def open_location(out: str | os.PathLike[str], storage: StorageConfig | None = None) -> OutputLocation:
-    """The output location of ``--out``: a local folder, or ``s3://bucket/prefix``.
+    """The output location of ``--out``: a local folder, ``s3://bucket/prefix`` or ``gs://bucket/prefix``.
 
     Raises:
         OutputError: ``out`` is a URL of a scheme not supported for outputs, a ``/vsi...``
-            path, or an ``s3://`` URL without a bucket (exit 4).
+            path, or a URL without a bucket (exit 4).
     """
-    if not is_remote(out):
-        return LocalLocation(Path(out))
     text = str(out)
+    if not is_remote(out) and not re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", text):  # az://, ftp://: refused too
+        return LocalLocation(Path(out))
     parts = urlsplit(text)
     if parts.scheme.lower() not in OUT_SCHEMES:
         raise OutputError(
             f"--out {redact(out)!r}: outputs can go to a local folder or to {', '.join(s + '://' for s in OUT_SCHEMES)}"
-            " URLs; give s3://bucket/prefix or a folder"
+            " URLs; give s3://bucket/prefix, gs://bucket/prefix or a folder"
         )
+    scheme = parts.scheme.lower()
     if not parts.netloc:
-        raise OutputError(f"--out {redact(out)!r} names no bucket; give s3://bucket/prefix")
-    return ObjectLocation(parts.netloc, parts.path.strip("/"), resolve_storage(storage or StorageConfig()))
+        raise OutputError(f"--out {redact(out)!r} names no bucket; give {scheme}://bucket/prefix")
+    return ObjectLocation(parts.netloc, parts.path.strip("/"), resolve_storage(storage or StorageConfig()), scheme)

@@ -3,9 +3,10 @@
 The counterpart of :mod:`~s2c_batch.pipeline.run.outdir` for an
 :class:`~s2c_batch.pipeline.run.location.ObjectLocation`, with the same layout and rules:
 
-- ``.s2c/lock`` is created with ``If-None-Match: *`` (a second run's create fails), holds
-  the pid and host of its run, and is removed when the run ends; a lock of a dead process
-  of this host is stale and replaced, one of another host is taken as alive.
+- ``.s2c/lock`` is created with ``If-None-Match: *`` (``ifGenerationMatch=0`` on ``gs://``;
+  a second run's create fails), holds the pid and host of its run, and is removed when the
+  run ends; a lock of a dead process of this host is stale and replaced, one of another host
+  is taken as alive.
 - the ledger is one empty object per finished block, ``.s2c/blocks/ROW_COL`` (an append
   to one object does not exist; a PUT of a new key is atomic).
 - :func:`check_writable` probes the prefix before any work, so a missing bucket, bad
@@ -34,10 +35,12 @@ PROBE = ".s2c/.write-test"
 
 
 def storage_fix(location: ObjectLocation, exc: BaseException) -> str:
-    """What an obstore failure under ``location`` most likely means, and its fix (for messages)."""
+    """What a failure under ``location`` (obstore's on S3, gcsfs's on ``gs://``) most likely means, and its fix."""
     from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
 
     text = str(exc)
+    if location.on_gcs:
+        return gcs_fix(location, exc)
     if "NoSuchBucket" in text:
         return f"the bucket {location.bucket!r} does not exist: create it or correct the URL"
     if isinstance(exc, (UnauthenticatedError, PermissionDeniedError)) or any(
@@ -47,6 +50,28 @@ def storage_fix(location: ObjectLocation, exc: BaseException) -> str:
     if "error sending request" in text or "Connect" in text or "dns error" in text:
         endpoint = location.storage.endpoint or "AWS"
         return (f"the endpoint {endpoint} cannot be reached: check storage.endpoint / AWS_ENDPOINT_URL "
+                "and the network")
+    return f"the storage answered: {text.splitlines()[0][:300] if text else type(exc).__name__}"
+
+
+def gcs_fix(location: ObjectLocation, exc: BaseException) -> str:
+    """What a gcsfs failure under a ``gs://`` ``location`` most likely means, and its fix (for messages).
+
+    On a write a ``404`` (``FileNotFoundError``) is a missing bucket; gcsfs raises ``OSError("Forbidden: ...")``
+    for a ``403`` and an ``HttpError`` of code ``401`` for refused credentials; aiohttp's connection errors
+    name the host that cannot be reached.
+    """
+    text = str(exc)
+    code = getattr(exc, "code", None)
+    if isinstance(exc, FileNotFoundError):
+        return f"the bucket {location.bucket!r} does not exist: create it or correct the URL"
+    if code in (401, 403) or text.startswith("Forbidden") or "Invalid Credentials" in text:
+        return ("the credentials were refused: check GOOGLE_APPLICATION_CREDENTIALS (a service-account or "
+                "application-default credentials file) or the machine's service account, and that they may "
+                "write this prefix")
+    if "Cannot connect" in text or "Connect" in text or "Name or service not known" in text:
+        endpoint = location.storage.gs_endpoint or "Google Cloud Storage"
+        return (f"the endpoint {endpoint} cannot be reached: check storage.gs_endpoint / STORAGE_EMULATOR_HOST "
                 "and the network")
     return f"the storage answered: {text.splitlines()[0][:300] if text else type(exc).__name__}"
 

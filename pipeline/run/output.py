@@ -36,7 +36,7 @@ Ledger = outdir.BlockLedger | object_out.ObjectLedger
 
 
 def open_out(out: str | os.PathLike[str], storage: StorageConfig | None = None) -> Out:
-    """``out`` as a folder or an ``s3://`` prefix (its ``storage`` resolved as the runner resolves it).
+    """``out`` as a folder or an ``s3://``/``gs://`` prefix (its ``storage`` resolved as the runner resolves it).
 
     Raises:
         OutputError: a URL of a scheme not supported for outputs, or without a bucket (exit 4).

@@ -23,7 +23,7 @@ the disk alone (:func:`prepare_resume`):
   temporary files of an interrupted write are removed (:func:`remove_temporaries`).
 
 ``out`` may be an :class:`~s2c_batch.pipeline.run.location.ObjectLocation` (an
-``s3://`` prefix): the same decisions, made from its objects (the ledger of one object
+``s3://`` or ``gs://`` prefix): the same decisions, made from its objects (the ledger of one object
 per block, :mod:`~s2c_batch.pipeline.run.object_out`); an upload leaves no temporary.
 """
 

@@ -34,6 +34,7 @@ from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.run import gcs
 from s2c_batch.pipeline.run.location import ObjectLocation
 
 #: A Zarr store: a local folder or an object-store prefix.
@@ -104,7 +105,7 @@ def create_store(
     try:
         ds.to_zarr(_zarr_store(path), mode="w-", zarr_format=3, compute=False, encoding=encoding,
                    consolidated=False, write_empty_chunks=True)
-    except (OSError, ObjectStoreError) as exc:
+    except _write_errors() as exc:
         _raise_if_remote(path, "zarr.json", exc)
         raise OutputError(f"cannot create Zarr store {_name(path)!r}: {exc}") from exc
 
@@ -128,7 +129,7 @@ def write_block(path: StorePath, window: Window, arrays: Mapping[str, np.ndarray
         for name, arr in arrays.items():
             # An all-nodata shard is written too: on resume, a missing shard means a lost block.
             _array(group, name, path).with_config({"write_empty_chunks": True})[rows, cols] = arr
-    except (OSError, ObjectStoreError) as exc:  # disk full, permissions, a vanished mount or endpoint
+    except _write_errors() as exc:  # disk full, a vanished mount or endpoint
         _raise_if_remote(path, f"block rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop}", exc)
         raise OutputError(
             f"writing block rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop} into "
@@ -145,7 +146,7 @@ def update_attrs(path: StorePath, attrs: Mapping[str, Any]) -> None:
     """
     try:
         zarr.open_group(_zarr_store(path), mode="r+").attrs.update(dict(attrs))
-    except (OSError, ObjectStoreError) as exc:
+    except _write_errors() as exc:
         _raise_if_remote(path, "zarr.json", exc)
         raise OutputError(f"cannot update the attributes of {_name(path)!r} ({_strerror(exc)})") from exc
 
@@ -256,6 +257,11 @@ def open_products(path: StorePath) -> xr.Dataset:
 def _strerror(exc: BaseException) -> str:
     """An OS error's message (``No space left on device``), else the exception's text."""
     return str(getattr(exc, "strerror", None) or exc)
+
+
+def _write_errors() -> tuple[type[BaseException], ...]:
+    """What a failed write raises: an OS error, obstore's errors (S3), gcsfs's HTTP errors (``gs://``)."""
+    return (OSError, ObjectStoreError, *gcs.storage_errors())
 
 
 def _raise_if_remote(path: StorePath, what: str, exc: BaseException) -> None:

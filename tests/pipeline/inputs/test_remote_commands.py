@@ -93,16 +93,17 @@ def test_run__out_on_unsupported_object_storage_is_exit_4_before_anything(tmp_pa
     t1, t2 = make_pair(tmp_path, 32, 32, seed=1)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as info:
-        main(["run", str(t1), str(t2), "--out", "gs://bucket/products", "--config", "cva"])
+        main(["run", str(t1), str(t2), "--out", "az://bucket/products", "--config", "cva"])
     assert info.value.code == 4
-    # Refused before any request, naming what is accepted (gs:// outputs are not written yet).
-    assert ("--out 'gs://bucket/products': outputs can go to a local folder or to s3:// URLs"
+    # Refused before any request, naming what is accepted (not taken for a folder named "az:").
+    assert ("--out 'az://bucket/products': outputs can go to a local folder or to s3://, gs:// URLs"
             in capsys.readouterr().err)
-    assert not (tmp_path / "gs:").exists()
+    assert not (tmp_path / "az:").exists()
 
 
 def test_load_runs_file__out_on_unsupported_object_storage_is_a_problem(tmp_path: Path) -> None:
-    doc = {"runs": [{"t1": "s3://b/a.tif", "t2": "s3://b/b.tif", "out": "gs://b/products"}]}
+    doc = {"runs": [{"t1": "s3://b/a.tif", "t2": "s3://b/b.tif", "out": "https://h/products"}]}
     (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
-    with pytest.raises(ConfigError, match=r"'gs://b/products': outputs can go to a local folder or to s3:// URLs"):
+    with pytest.raises(ConfigError, match=r"'https://h/products': outputs can go to a local folder or to s3://, "
+                                          r"gs:// URLs"):
         load_runs_file(tmp_path / "RUNS.yaml")

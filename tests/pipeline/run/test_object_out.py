@@ -42,9 +42,9 @@ def test_open_location__local_and_s3(aws_env: S3Server, tmp_path: Path) -> None:
     assert "secret" not in repr(loc).lower()
 
 
-@pytest.mark.parametrize("url", ["gs://b/p", "/vsis3/b/p", "s3:///p"])
+@pytest.mark.parametrize("url", ["az://b/p", "https://h/p", "/vsis3/b/p", "s3:///p", "gs:///p"])
 def test_open_location__unsupported(url: str) -> None:
-    with pytest.raises(OutputError, match="give s3://bucket/prefix"):
+    with pytest.raises(OutputError, match="give (s3|gs)://bucket/prefix"):
         open_location(url)
 
 
