@@ -45,7 +45,7 @@ import yaml
 from s2c_batch.pipeline.config import Config, load_config, parse_override
 from s2c_batch.pipeline.errors import ConfigError, OutputError
 from s2c_batch.pipeline.inputs.remote import is_remote
-from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.run.location import ObjectLocation, is_url
 from s2c_batch.pipeline.run.output import Out, open_out
 
 RUN_KEYS = ("name", "t1", "t2", "out", "config", "set", "bbox", "overwrite")
@@ -190,7 +190,7 @@ def _out_base(base: Path, value: Any, problems: list[str]) -> Path | str:
     if not isinstance(value, str) or not value.strip():
         problems.append(f"defaults.out must be a folder or an s3:// or gs://bucket/prefix, got {value!r}")
         return base
-    return value.strip().rstrip("/") if is_remote(value.strip()) else _path(base, value)
+    return value.strip().rstrip("/") if is_url(value.strip()) else _path(base, value)
 
 
 def _out_target(out_base: Path | str, text: str, where: str, problems: list[str]) -> Path | str | None:
@@ -200,7 +200,7 @@ def _out_target(out_base: Path | str, text: str, where: str, problems: list[str]
     that climbs above the base (``..``) is a problem (``None``).
     """
     text = text.strip()
-    if is_remote(text):
+    if is_url(text):  # an output URL of any scheme: open_out accepts or refuses it
         return text.rstrip("/")
     path = Path(os.path.expanduser(text))
     if path.is_absolute():

@@ -300,6 +300,11 @@ class ObjectLocation(OutputLocation):
         return ObjectStore(self.store(key))
 
 
+def is_url(text: str | os.PathLike[str]) -> bool:
+    """Whether ``text`` names a URL or a GDAL ``/vsi...`` path (any scheme: ``az://`` and ``ftp://`` too)."""
+    return is_remote(text) or re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", str(text)) is not None
+
+
 def open_location(out: str | os.PathLike[str], storage: StorageConfig | None = None) -> OutputLocation:
     """The output location of ``--out``: a local folder, ``s3://bucket/prefix`` or ``gs://bucket/prefix``.
 
@@ -308,7 +313,7 @@ def open_location(out: str | os.PathLike[str], storage: StorageConfig | None = N
             path, or a URL without a bucket (exit 4).
     """
     text = str(out)
-    if not is_remote(out) and not re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", text):  # az://, ftp://: refused too
+    if not is_url(text):
         return LocalLocation(Path(out))
     parts = urlsplit(text)
     if parts.scheme.lower() not in OUT_SCHEMES:

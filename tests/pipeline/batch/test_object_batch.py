@@ -167,11 +167,13 @@ def test_load_runs_file__s3_outs_join_as_keys_and_bad_ones_are_listed(aws_env: S
     assert isinstance(runs[0].out, ObjectLocation) and runs[0].out.storage.endpoint == aws_env.endpoint
     doc["runs"] = [{"t1": "a.tif", "t2": "b.tif", "out": "../up"},
                    {"t1": "a.tif", "t2": "b.tif", "out": "https://h/p"},
+                   {"t1": "a.tif", "t2": "b.tif", "out": "az://container/p"},
                    {"t1": "a.tif", "t2": "b.tif", "out": "31UFS"},
                    {"name": "again", "t1": "a.tif", "t2": "b.tif", "out": "s3://bucket/night/31UFS"}]
     (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
-    expected = (r"(?s)3 problem\(s\).*out '\.\./up' names no prefix below defaults\.out 's3://bucket/night'"
+    expected = (r"(?s)4 problem\(s\).*out '\.\./up' names no prefix below defaults\.out 's3://bucket/night'"
                 r".*'https://h/p': outputs can go to a local folder or to s3://, gs:// URLs"
+                r".*'az://container/p': outputs can go to a local folder or to s3://, gs:// URLs"
                 r".*same out: \['s3://bucket/night/31UFS'\]")
     with pytest.raises(ConfigError, match=expected):
         load_runs_file(tmp_path / "RUNS.yaml")
