@@ -178,7 +178,7 @@ class ObjectLocation(OutputLocation):
 
     def child(self, key: str) -> ObjectLocation:
         """The location of the prefix ``key`` under this one (e.g. the Zarr store ``change.zarr``)."""
-        return replace(self, prefix="/".join(p for p in (self.prefix, key.strip("/")) if p))
+        return replace(self, prefix=self._key(key))
 
     def split(self) -> tuple[ObjectLocation, str]:
         """The location one level up and the last name of this one's prefix (``--out`` and ``run.json``)."""
