@@ -55,6 +55,10 @@ class OutputLocation(ABC):
     def url(self) -> str:
         """The location as the user named it, fit for logs and errors (no secret)."""
 
+    def key_url(self, key: str) -> str:
+        """Where ``key`` is, for messages: the file's path, or the object's URL."""
+        return f"{self.url}/{key}"
+
     @abstractmethod
     def read(self, key: str) -> bytes | None:
         """The bytes of ``key``, or ``None`` when it does not exist."""
@@ -109,7 +113,7 @@ class LocalLocation(OutputLocation):
     def read(self, key: str) -> bytes | None:  # noqa: D102
         try:
             return self.path(key).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def write(self, key: str, data: bytes) -> None:  # noqa: D102
@@ -184,10 +188,6 @@ class ObjectLocation(OutputLocation):
         """The location one level up and the last name of this one's prefix (``--out`` and ``run.json``)."""
         head, _, name = self.prefix.rpartition("/")
         return replace(self, prefix=head), name
-
-    def key_url(self, key: str) -> str:
-        """The URL of ``key`` (for messages)."""
-        return f"{self.url}/{key}"
 
     def store(self, key: str = "") -> Any:
         """An ``obstore.store.S3Store`` rooted at ``prefix/key``, built from this machine's credentials (S3 only)."""

@@ -16,20 +16,15 @@ The counterpart of :mod:`~s2c_batch.pipeline.run.outdir` for an
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
+from s2c_batch.pipeline.errors import OutputError, OutputExistsError
+from s2c_batch.pipeline.run.layout import FIT_FILE, PRODUCT_FILES, RUN_JSON, STATE_DIR, STORE
 from s2c_batch.pipeline.run.location import ObjectLocation
-from s2c_batch.pipeline.run.outdir import FIT_FILE, PRODUCT_FILES, RUN_JSON, STATE_DIR, STORE
+from s2c_batch.pipeline.run.lock import has_run, live_lock_holder, locked_error
 
 log = logging.getLogger(__name__)
 
-LOCK = ".s2c/lock"
 LEDGER_PREFIX = ".s2c/blocks"
 PROBE = ".s2c/.write-test"
 
@@ -95,31 +90,6 @@ def check_writable(location: ObjectLocation) -> None:
         raise output_error(location, PROBE, exc) from exc
 
 
-def holds_products(location: ObjectLocation) -> bool:
-    """True when the prefix holds the store's metadata or a COG (what ``--overwrite`` protects).
-
-    Asks with HEAD requests: a COG is not downloaded to learn that it is there.
-    """
-    return any(location.exists(key) for key in (f"{STORE}/zarr.json", *PRODUCT_FILES))
-
-
-def has_run(location: ObjectLocation) -> bool:
-    """True when the prefix holds products, or a ``run.json`` not known to have failed.
-
-    The same rule as :func:`~s2c_batch.pipeline.run.outdir.has_run`.
-    """
-    if holds_products(location):
-        return True
-    raw = location.read(RUN_JSON)
-    if raw is None:
-        return False
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        return True
-    return not (isinstance(record, dict) and record.get("status") == "failed")
-
-
 def prepare(location: ObjectLocation, *, resume: bool, overwrite: bool) -> None:
     """Check, before any work, that the prefix is writable and what a previous run there allows.
 
@@ -153,96 +123,6 @@ def clear_products(location: ObjectLocation) -> None:
         location.delete(name)
     location.delete_prefix(LEDGER_PREFIX)
     location.delete(f"{STATE_DIR}/{FIT_FILE}")
-
-
-def _me() -> dict[str, object]:
-    return {"pid": os.getpid(), "host": socket.gethostname()}
-
-
-def live_lock_holder(location: ObjectLocation) -> dict[str, object] | None:
-    """The holder of the prefix's lock if it may be alive; a stale lock of a dead local process is removed."""
-    raw = location.read(LOCK)
-    if raw is None:
-        return None
-    try:
-        holder = json.loads(raw)
-    except ValueError:
-        holder = {}
-    if not isinstance(holder, dict):
-        holder = {}
-    pid = holder.get("pid")
-    if holder.get("host") == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
-        log.warning("removing stale lock %s of dead process %s", location.key_url(LOCK), pid)
-        location.delete(LOCK)
-        return None
-    return holder
-
-
-def locked_error(location: ObjectLocation, holder: dict[str, object]) -> OutputLockedError:
-    """The error of a prefix held by another run."""
-    return OutputLockedError(
-        f"--out {location.url!r} is locked by another run ({holder}); wait for it, or remove "
-        f"{location.key_url(LOCK)!r} if that run is gone"
-    )
-
-
-@contextmanager
-def locked(location: ObjectLocation) -> Iterator[None]:
-    """Hold ``.s2c/lock`` of the prefix (a conditional create) for the duration.
-
-    Raises:
-        OutputLockedError: another live run holds the lock.
-        OutputError: the lock cannot be written.
-    """
-    for _ in range(2):
-        try:
-            created = location.create(LOCK, json.dumps(_me()).encode())
-        except Exception as exc:
-            raise output_error(location, LOCK, exc) from exc
-        if created:
-            break
-        holder = live_lock_holder(location)
-        if holder is not None:
-            raise locked_error(location, holder)
-    else:
-        raise locked_error(location, live_lock_holder(location) or {})
-    try:
-        yield
-    except BaseException:
-        release(location, after_error=True)
-        raise
-    release(location, after_error=False)
-
-
-def release(location: ObjectLocation, *, after_error: bool) -> None:
-    """Remove the prefix's lock; a lock that cannot be removed (the endpoint is gone) is logged, not raised.
-
-    After an error the run's own error says what failed, and the lock left behind is
-    stale for the next run of this host (its process is gone); another host's run is
-    told to remove it (:func:`locked_error`). After a complete run the products stand,
-    so the lock left behind is a warning naming it.
-    """
-    try:
-        location.delete(LOCK)
-    except Exception as exc:
-        error = output_error(location, LOCK, exc)
-        if after_error:
-            log.info("the lock stays behind: removing it failed too (%s)", error)
-        else:
-            log.warning("the run is complete, but its lock stays behind (%s); remove %r before "
-                        "another host's run on this prefix", error, location.key_url(LOCK))
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 class ObjectLedger:

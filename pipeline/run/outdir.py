@@ -1,71 +1,47 @@
-"""The output directory: refuse, resume or overwrite; a lock; the block ledger.
+"""An output folder: refuse, resume or overwrite; its lock; the block ledger.
 
-Layout of ``--out DIR``::
-
-    change.zarr/          the Zarr v3 store (written block by block)
-    change_prob.tif ...   COGs (appear only when complete)
-    run.json              status, fingerprint, config, inputs, timings
-    .s2c/lock             pid and host of the run writing here
-    .s2c/blocks.done      one "row col" line per block whose write succeeded
-    .s2c/fit.json         a fitted comparator's parameters (resume predicts with them)
-
-Only files of these names are ever removed by ``--overwrite``.
+The layout is :mod:`~s2c_batch.pipeline.run.layout`'s; in a folder the block ledger is
+``.s2c/blocks.done``, one ``row col`` line per block whose write succeeded. The lock and
+the "a run is here" rule are :mod:`~s2c_batch.pipeline.run.lock`'s, as for a prefix on
+object storage. Only files of s2c-batch's own names are ever removed by ``--overwrite``.
 """
 
 from __future__ import annotations
 
-import errno
-import json
 import logging
 import os
 import shutil
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from s2c_batch.pipeline.atomic import atomic_path
-from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
+from s2c_batch.pipeline.errors import OutputError, OutputExistsError
+from s2c_batch.pipeline.run import lock
+from s2c_batch.pipeline.run.layout import FIT_FILE, PRODUCT_FILES, RUN_JSON, STATE_DIR, STORE
+from s2c_batch.pipeline.run.location import LocalLocation
 
 log = logging.getLogger(__name__)
 
-STATE_DIR = ".s2c"
-RUN_JSON = "run.json"
-STORE = "change.zarr"
-FIT_FILE = "fit.json"
-PRODUCT_FILES = ("change_prob.tif", "change_mask.tif", "class_t1.tif", "class_t2.tif")
+__all__ = ["FIT_FILE", "PRODUCT_FILES", "RUN_JSON", "STATE_DIR", "STORE", "BlockLedger", "clear_products",
+           "has_run", "holds_products", "locked", "prepare", "remove_empty"]
 
 
 def has_run(out: Path) -> bool:
-    """True when ``out`` holds a run: products, or the record of a run not known to have failed.
-
-    A ``run.json`` that says ``failed`` beside no product (a run stopped by an unusable
-    input) protects nothing: running again, without ``--resume``, starts afresh.
-    """
-    if holds_products(out):
-        return True
-    if not (out / RUN_JSON).is_file():
-        return False
-    try:
-        record = json.loads((out / RUN_JSON).read_text())
-    except (OSError, ValueError):
-        return True
-    return not (isinstance(record, dict) and record.get("status") == "failed")
+    """True when the folder holds a run (:func:`~s2c_batch.pipeline.run.lock.has_run`)."""
+    return lock.has_run(LocalLocation(out))
 
 
 def holds_products(out: Path) -> bool:
-    """True when ``out`` holds the store or a COG (what ``--overwrite`` protects).
-
-    A store folder without its metadata (what a block task still running when its run
-    stopped can leave behind the removed store) is no product.
-    """
-    return (out / STORE / "zarr.json").exists() or any((out / n).exists() for n in PRODUCT_FILES)
+    """True when the folder holds the store or a COG (:func:`~s2c_batch.pipeline.run.lock.holds_products`)."""
+    return lock.holds_products(LocalLocation(out))
 
 
 def prepare(out: Path, *, resume: bool, overwrite: bool) -> None:
     """Make ``out`` ready: create it, or check what an existing one allows.
 
     Raises:
+        OutputLockedError: a live run holds the folder.
         OutputExistsError: a previous run is there and neither flag was given.
         OutputError: the folder cannot be created or written.
     """
@@ -73,9 +49,10 @@ def prepare(out: Path, *, resume: bool, overwrite: bool) -> None:
         raise OutputError("--resume and --overwrite exclude each other; pick one")
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {str(out)!r} exists and is not a directory; choose another path")
-    holder = live_lock_holder(out)
+    location = LocalLocation(out)
+    holder = lock.live_lock_holder(location)
     if holder is not None:
-        raise _locked_error(out, holder)
+        raise lock.locked_error(location, holder)
     if has_run(out) and not (resume or overwrite):
         raise OutputExistsError(
             f"--out {str(out)!r} already holds a run; pass --resume to finish it or "
@@ -111,69 +88,13 @@ def remove_empty(out: Path) -> None:
 
 @contextmanager
 def locked(out: Path) -> Iterator[None]:
-    """Hold ``out/.s2c/lock`` for the duration; clear a stale lock of a dead process.
+    """Hold ``out/.s2c/lock`` for the duration (:func:`~s2c_batch.pipeline.run.lock.locked`).
 
     Raises:
         OutputLockedError: a live process holds the lock.
     """
-    lock = out / STATE_DIR / "lock"
-    me = {"pid": os.getpid(), "host": socket.gethostname()}
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = live_lock_holder(out)
-            if holder is None:
-                continue
-            raise _locked_error(out, holder) from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        break
-    try:
+    with lock.locked(LocalLocation(out)):
         yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def live_lock_holder(out: Path) -> dict[str, object] | None:
-    """The holder of ``out``'s lock if it is alive; a stale lock of a dead process is removed.
-
-    A lock written on another host is taken as alive (its process cannot be checked).
-    """
-    lock = out / STATE_DIR / "lock"
-    if not lock.exists():
-        return None
-    holder = _read_lock(lock) or {}
-    if holder.get("host") == socket.gethostname() and not _alive(int(holder.get("pid", -1))):  # type: ignore[call-overload]
-        log.warning("removing stale lock %s of dead process %s", lock, holder.get("pid"))
-        lock.unlink(missing_ok=True)
-        return None
-    return holder
-
-
-def _locked_error(out: Path, holder: dict[str, object]) -> OutputLockedError:
-    lock = out / STATE_DIR / "lock"
-    return OutputLockedError(
-        f"--out {str(out)!r} is locked by another run ({holder}); wait for it, or remove "
-        f"{str(lock)!r} if that run is gone"
-    )
-
-
-def _read_lock(lock: Path) -> dict[str, object] | None:
-    try:
-        return json.loads(lock.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno == errno.EPERM
-    return True
 
 
 class BlockLedger:

@@ -23,8 +23,8 @@ from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.scene import ScenePair
-from s2c_batch.pipeline.run import object_out, outdir, store
-from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, open_location
+from s2c_batch.pipeline.run import lock, object_out, outdir, store
+from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, OutputLocation, open_location
 from s2c_batch.pipeline.run.runlog import RunLog
 from s2c_batch.pipeline.run.store import StorePath
 
@@ -78,25 +78,27 @@ def read_record(out: Out) -> dict[str, Any] | None:
 
 def exists(out: Out, key: str) -> bool:
     """Whether ``key`` is there (a file or folder; an object or a prefix holding some)."""
-    return out.exists(key) if isinstance(out, ObjectLocation) else (out / key).exists()
+    return location(out).exists(key)
 
 
 def delete(out: Out, key: str) -> None:
     """Remove the file or object ``key``; a missing one is no error."""
-    if isinstance(out, ObjectLocation):
-        out.delete(key)
-    else:
-        (out / key).unlink(missing_ok=True)
+    location(out).delete(key)
+
+
+def location(out: Out) -> OutputLocation:
+    """``out`` behind the operations both kinds share (:class:`~s2c_batch.pipeline.run.location.OutputLocation`)."""
+    return out if isinstance(out, ObjectLocation) else LocalLocation(out)
 
 
 def has_run(out: Out) -> bool:
     """Whether ``out`` holds a run (products, or a ``run.json`` not known to have failed)."""
-    return object_out.has_run(out) if isinstance(out, ObjectLocation) else outdir.has_run(out)
+    return lock.has_run(location(out))
 
 
 def holds_products(out: Out) -> bool:
     """True when ``out`` holds the store's metadata or a COG (what ``--overwrite`` protects)."""
-    return object_out.holds_products(out) if isinstance(out, ObjectLocation) else outdir.holds_products(out)
+    return lock.holds_products(location(out))
 
 
 def write(out: Out, key: str, data: bytes) -> None:

@@ -27,7 +27,7 @@ from s2c_batch.pipeline.errors import InputError, S2CError
 from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
-from s2c_batch.pipeline.run import object_out, outdir, output, recovery, store
+from s2c_batch.pipeline.run import lock, object_out, outdir, output, recovery, store
 from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.run.cog import write_cogs
 from s2c_batch.pipeline.run.fit import fit_dcva_on_cluster, fit_on_cluster, load_fit, save_fit
@@ -123,7 +123,7 @@ def run_change_detection(
     timings["open"] = time.perf_counter() - t_start
 
     if isinstance(location, ObjectLocation):
-        with object_out.locked(location):
+        with lock.locked(location):
             return _run_locked(pair, plan, cfg, location, checkpoints, scheduler=scheduler,
                                resume=resume, bbox=bbox, progress=progress, timings=timings,
                                t_start=t_start, report=report, torch_threads=torch_threads)

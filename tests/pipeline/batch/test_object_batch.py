@@ -25,7 +25,7 @@ from s2c_batch.pipeline.batch.runs_file import load_runs_file
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import ConfigError
-from s2c_batch.pipeline.run import object_out, output
+from s2c_batch.pipeline.run import lock, object_out, output
 from s2c_batch.pipeline.run.location import ObjectLocation, open_location
 
 from objectstore import S3Server, assert_same_as_local
@@ -113,7 +113,7 @@ def test_batch__two_runs_to_s3_equal_the_local_batch_and_rerun_skips_and_resumes
         assert record["status"] == "complete"
         assert record["fingerprint"] == json.loads((tmp_path / f"products/tile{i}/run.json").read_text())[
             "fingerprint"]
-        assert location.read(object_out.LOCK) is None
+        assert location.read(lock.LOCK) is None
     before = {i: loc.read("run.json") for i, loc in records.items()}
 
     code, again, _ = _batch(s3_runs, "--scheduler", s3_workers.address)

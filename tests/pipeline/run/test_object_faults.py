@@ -37,7 +37,7 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 from s2c_batch.pipeline.config import StorageConfig, load_config
 from s2c_batch.pipeline.errors import OutputLockedError
-from s2c_batch.pipeline.run import object_out
+from s2c_batch.pipeline.run import lock, object_out
 from s2c_batch.pipeline.run.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
 from s2c_batch.pipeline.run.testhooks import RELEASE_SUFFIX, STALL_ENV
@@ -203,12 +203,12 @@ def test_run__endpoint_lost_mid_run_is_exit_4_then_resume_completes(
 
     assert weed_out.server.endpoint == server.endpoint  # started again: the same folder, ports and objects
     assert json.loads(remote.read("run.json") or b"")["status"] == "running"
-    assert json.loads(remote.read(object_out.LOCK) or b"")["pid"] == proc.pid  # stale: its process is gone
+    assert json.loads(remote.read(lock.LOCK) or b"")["pid"] == proc.pid  # stale: its process is gone
     assert ledger.done() == {(r, c) for r in range(2) for c in range(3)} - {HELD}
     resumed = run_change_detection(*scenes, url, cfg, scheduler=cluster.address, progress=False, resume=True)
     assert (resumed.status, resumed.blocks_reused) == ("complete", 5)
     assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
-    assert remote.read(object_out.LOCK) is None
+    assert remote.read(lock.LOCK) is None
     local = tmp_path / "local"
     run_change_detection(*scenes, local, cfg, scheduler=cluster.address, progress=False)
     assert_same_as_local(remote, local, tmp_path)
@@ -326,8 +326,8 @@ def test_locked__two_runs_past_prepare_one_wins_the_conditional_create(
             object_out.prepare(location, resume=False, overwrite=False)
             prepared.wait()
             try:
-                with object_out.locked(location):
-                    outcomes[i] = json.loads(location.read(object_out.LOCK) or b"")
+                with lock.locked(location):
+                    outcomes[i] = json.loads(location.read(lock.LOCK) or b"")
                     tried.wait()  # the lock is held until the other has tried
             except OutputLockedError as exc:
                 outcomes[i] = exc
@@ -343,5 +343,5 @@ def test_locked__two_runs_past_prepare_one_wins_the_conditional_create(
         assert len(won) == len(lost) == 1, outcomes
         assert won[0] == {"pid": os.getpid(), "host": socket.gethostname()}
         assert lost[0].exit_code == 4
-        assert f"wait for it, or remove '{location.key_url(object_out.LOCK)}' if that run is gone" in str(lost[0])
-        assert location.read(object_out.LOCK) is None  # the winner released it
+        assert f"wait for it, or remove '{location.key_url(lock.LOCK)}' if that run is gone" in str(lost[0])
+        assert location.read(lock.LOCK) is None  # the winner released it

@@ -28,7 +28,7 @@ from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.config import StorageConfig, load_config
 from s2c_batch.pipeline.errors import OutputError, OutputLockedError
-from s2c_batch.pipeline.run import object_out, store
+from s2c_batch.pipeline.run import lock, object_out, store
 from s2c_batch.pipeline.run.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
 
@@ -103,14 +103,14 @@ def test_gs_location__operations(location: ObjectLocation, tmp_path: Path) -> No
 
 
 def test_gs_locked__second_run_refused_and_lock_released(location: ObjectLocation) -> None:
-    with object_out.locked(location):
-        holder = json.loads(location.read(object_out.LOCK) or b"")
+    with lock.locked(location):
+        holder = json.loads(location.read(lock.LOCK) or b"")
         assert holder["host"] == socket.gethostname()
         with pytest.raises(OutputLockedError, match=rf"is locked by another run.*remove '{location.url}/.s2c/lock'"), \
-                object_out.locked(location):
+                lock.locked(location):
             pass
-        assert json.loads(location.read(object_out.LOCK) or b"") == holder  # the refused create left it whole
-    assert location.read(object_out.LOCK) is None
+        assert json.loads(location.read(lock.LOCK) or b"") == holder  # the refused create left it whole
+    assert location.read(lock.LOCK) is None
     ledger = object_out.ObjectLedger(location)
     ledger.add((0, 1))
     ledger.add((2, 0))
@@ -131,8 +131,8 @@ def test_gs_locked__two_runs_past_prepare_one_wins_the_conditional_create(gcs_en
             object_out.prepare(location, resume=False, overwrite=False)
             prepared.wait()
             try:
-                with object_out.locked(location):
-                    outcomes[i] = json.loads(location.read(object_out.LOCK) or b"")
+                with lock.locked(location):
+                    outcomes[i] = json.loads(location.read(lock.LOCK) or b"")
                     tried.wait()  # the lock is held until the other has tried
             except OutputLockedError as exc:
                 outcomes[i] = exc
@@ -146,8 +146,8 @@ def test_gs_locked__two_runs_past_prepare_one_wins_the_conditional_create(gcs_en
         won = [o for o in outcomes if isinstance(o, dict)]
         lost = [o for o in outcomes if isinstance(o, OutputLockedError)]
         assert len(won) == len(lost) == 1, outcomes
-        assert lost[0].exit_code == 4 and location.key_url(object_out.LOCK) in str(lost[0])
-        assert location.read(object_out.LOCK) is None  # the winner released it
+        assert lost[0].exit_code == 4 and location.key_url(lock.LOCK) in str(lost[0])
+        assert location.read(lock.LOCK) is None  # the winner released it
 
 
 def test_gs_write_block__unreachable_endpoint_is_an_output_error_naming_the_url(gcs_env: GCSServer) -> None:
@@ -247,7 +247,7 @@ def test_run__to_gs_equals_the_local_run_and_resumes(
             item["properties"].pop("datetime")
     assert items[0] == items[1]
     assert remote.read("changes.parquet") is not None and (local / "changes.parquet").is_file()
-    assert remote.read(object_out.LOCK) is None
+    assert remote.read(lock.LOCK) is None
     record = json.loads(remote.read("run.json") or b"")
     assert record["status"] == "complete"
 

@@ -13,7 +13,7 @@ import zarr
 
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
-from s2c_batch.pipeline.run import object_out, outdir
+from s2c_batch.pipeline.run import lock, object_out, outdir
 from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, OutputLocation, open_location
 
 from objectstore import S3Server, closed_port
@@ -86,26 +86,26 @@ def test_local_location__operations(tmp_path: Path) -> None:
 
 
 def test_locked__second_run_refused_and_lock_released(location: ObjectLocation) -> None:
-    with object_out.locked(location):
-        holder = json.loads(location.read(object_out.LOCK) or b"")
+    with lock.locked(location):
+        holder = json.loads(location.read(lock.LOCK) or b"")
         assert holder["host"] == socket.gethostname()
         with pytest.raises(OutputLockedError, match=r"is locked by another run.*remove 's3://"), \
-                object_out.locked(location):
+                lock.locked(location):
             pass
-    assert location.read(object_out.LOCK) is None
-    with object_out.locked(location):
+    assert location.read(lock.LOCK) is None
+    with lock.locked(location):
         pass
 
 
 def test_locked__stale_lock_of_dead_process_replaced(location: ObjectLocation) -> None:
-    location.write(object_out.LOCK, json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}).encode())
-    with object_out.locked(location):
-        assert json.loads(location.read(object_out.LOCK) or b"")["pid"] != 2**22 + 12345
+    location.write(lock.LOCK, json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}).encode())
+    with lock.locked(location):
+        assert json.loads(location.read(lock.LOCK) or b"")["pid"] != 2**22 + 12345
 
 
 def test_locked__lock_of_other_host_kept(location: ObjectLocation) -> None:
-    location.write(object_out.LOCK, json.dumps({"pid": 1, "host": "elsewhere"}).encode())
-    with pytest.raises(OutputLockedError, match="elsewhere"), object_out.locked(location):
+    location.write(lock.LOCK, json.dumps({"pid": 1, "host": "elsewhere"}).encode())
+    with pytest.raises(OutputLockedError, match="elsewhere"), lock.locked(location):
         pass
 
 
@@ -167,15 +167,15 @@ def test_runlog__on_s3_each_write_replaces_the_object(location: ObjectLocation) 
 def test_prepare__refuses_a_run_without_a_flag_and_allows_resume_or_overwrite(location: ObjectLocation) -> None:
     object_out.prepare(location, resume=False, overwrite=False)  # empty prefix
     location.write(outdir.RUN_JSON, b'{"status": "failed"}')
-    assert not object_out.has_run(location)  # a failed run without products protects nothing
+    assert not lock.has_run(location)  # a failed run without products protects nothing
     location.write("change_prob.tif", b"cog")
-    assert object_out.has_run(location)
+    assert lock.has_run(location)
     with pytest.raises(OutputExistsError, match=r"s3://.*--resume.*--overwrite"):
         object_out.prepare(location, resume=False, overwrite=False)
     object_out.prepare(location, resume=True, overwrite=False)
     with pytest.raises(OutputError, match="exclude each other"):
         object_out.prepare(location, resume=True, overwrite=True)
-    with object_out.locked(location), pytest.raises(OutputLockedError):
+    with lock.locked(location), pytest.raises(OutputLockedError):
         object_out.prepare(location, resume=True, overwrite=False)
 
 
@@ -183,7 +183,7 @@ def test_clear_products__removes_only_own_names_and_keeps_the_lock(location: Obj
     for key in (outdir.RUN_JSON, "change.zarr/zarr.json", "change.zarr/change_prob/c/0/0", "change_mask.tif",
                 ".s2c/blocks/0_0", ".s2c/fit.json", "notes.txt"):
         location.write(key, b"x")
-    with object_out.locked(location):
+    with lock.locked(location):
         object_out.clear_products(location)
         assert location.list("") == [".s2c/lock", "notes.txt"]
 

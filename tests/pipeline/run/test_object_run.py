@@ -22,7 +22,7 @@ import pytest
 
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
-from s2c_batch.pipeline.run import object_out
+from s2c_batch.pipeline.run import lock, object_out
 from s2c_batch.pipeline.run.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
 
@@ -61,12 +61,12 @@ def test_run__to_s3_equals_the_local_run(aws_env: S3Server, scenes: tuple[Path, 
     record = json.loads(remote.read("run.json") or b"")
     assert record["status"] == "complete"
     assert aws_env.secret_key not in (remote.read("run.json") or b"").decode()
-    assert remote.read(object_out.LOCK) is None  # released
+    assert remote.read(lock.LOCK) is None  # released
     assert object_out.ObjectLedger(remote).done() == {(r, c) for r in range(2) for c in range(3)}
 
     with pytest.raises(OutputExistsError, match=rf"{url}.*--resume.*--overwrite"):
         run_change_detection(*scenes, url, cfg, progress=False)
-    with object_out.locked(remote), pytest.raises(OutputLockedError, match=rf"{url}.*locked by another run"):
+    with lock.locked(remote), pytest.raises(OutputLockedError, match=rf"{url}.*locked by another run"):
         run_change_detection(*scenes, url, cfg, progress=False, overwrite=True)
 
     # A run that stopped part way: run.json "running", two blocks and a COG lost.
@@ -196,7 +196,7 @@ def test_run__sigkill_once_the_store_exists_then_resume_on_s3_completes(
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
     assert json.loads(remote.read("run.json") or b"")["status"] == "running"
-    assert remote.read(object_out.LOCK) is not None  # left by the killed run: stale, replaced by the next
+    assert remote.read(lock.LOCK) is not None  # left by the killed run: stale, replaced by the next
     with pytest.raises(OutputExistsError):
         run_change_detection(*scenes, url, cfg, scheduler=clean_cluster.address, progress=False)
     res = run_change_detection(*scenes, url, cfg, scheduler=clean_cluster.address, progress=False, resume=True)
@@ -218,4 +218,4 @@ def test_run__two_runs_started_together_on_one_prefix_one_is_refused(
     assert "is locked by another run" in results[1][1] or "already holds a run" in results[1][1]
     remote = open_location(url, load_config("cva", SETTINGS).storage)
     assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
-    assert remote.read(object_out.LOCK) is None
+    assert remote.read(lock.LOCK) is None
