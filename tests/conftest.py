@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from objectstore import GCSServer, S3Server, closed_port, fake_gcs_binary, gcs_server, moto_server, weed_server  # noqa: E402
-from testutils import SHARED, RealCluster, real_cluster  # noqa: E402
+from testutils import SHARED, RealCluster, clean_env, real_cluster  # noqa: E402
 
 # Quiet the scheduler and worker logs that distributed prints at INFO.
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
@@ -48,6 +48,18 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     _skip_without_moto()
     with moto_server(tmp_path_factory.mktemp("moto")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def s3_workers(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Iterator[RealCluster]:
+    """A scheduler and two workers whose environment holds a PATH, a HOME and the moto server's
+    AWS credentials only: no endpoint (the client resolves it into the tasks), no GDAL option."""
+    logs = tmp_path_factory.mktemp("s3-workers")
+    env = clean_env(logs, AWS_ACCESS_KEY_ID=s3.access_key, AWS_SECRET_ACCESS_KEY=s3.secret_key,
+                    AWS_EC2_METADATA_DISABLED="true")
+    cluster = RealCluster.start(logs, 2, prefix="s3-worker", worker_env=env)
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -310,3 +310,41 @@ def upload(server: S3Server, files: dict[str, Path], *, bucket: str | None = Non
     for name, path in files.items():
         client.upload_file(str(path), bucket, name)
     return {name: f"s3://{bucket}/{name}" for name in files}
+
+
+def race_for_the_lock(location: Any) -> tuple[dict[str, object], Any]:
+    """Two contenders pass ``prepare`` on ``location``, meet at a barrier, then enter ``lock.locked`` together.
+
+    Returns:
+        The winner's lock record (read while it held the lock) and the loser's
+        ``OutputLockedError``; an assertion fails unless exactly one of each came back.
+    """
+    import json
+    import threading
+
+    from s2c_batch.pipeline.errors import OutputLockedError
+    from s2c_batch.pipeline.run import lock, object_out
+
+    prepared, tried = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
+    outcomes: list[object] = [None, None]
+
+    def contend(i: int) -> None:
+        object_out.prepare(location, resume=False, overwrite=False)
+        prepared.wait()
+        try:
+            with lock.locked(location):
+                outcomes[i] = json.loads(location.read(lock.LOCK) or b"")
+                tried.wait()  # the lock is held until the other has tried
+        except OutputLockedError as exc:
+            outcomes[i] = exc
+            tried.wait()
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    won = [o for o in outcomes if isinstance(o, dict)]
+    lost = [o for o in outcomes if isinstance(o, OutputLockedError)]
+    assert len(won) == len(lost) == 1, outcomes
+    return won[0], lost[0]

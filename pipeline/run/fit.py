@@ -17,7 +17,6 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import dask
@@ -29,12 +28,11 @@ from s2c_batch.kernels.errors import FitError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.prediction import to_unit
 from s2c_batch.kernels.raster.tiling import TilePlan, Window
-from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import InputError, portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
-from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.run import output
 from s2c_batch.pipeline.run.outdir import FIT_FILE, STATE_DIR
 
 log = logging.getLogger(__name__)
@@ -225,22 +223,17 @@ def fit_dcva_on_cluster(client: Any, pair: ScenePair, plan: TilePlan, cfg: Confi
     return dataclasses.replace(selection, reference=reference if reference > 0 else 1.0)
 
 
-def fit_path(out_dir: Path) -> Path:
-    """``.s2c/fit.json`` of a run folder."""
-    return out_dir / STATE_DIR / FIT_FILE
+def save_fit(out_dir: output.Out, fitted: FittedComparator, fingerprint: str) -> None:
+    """Write ``.s2c/fit.json`` (atomically; one PUT on object storage) with the run's fingerprint.
 
-
-def save_fit(out_dir: Path | ObjectLocation, fitted: FittedComparator, fingerprint: str) -> None:
-    """Write ``.s2c/fit.json`` (atomically; one PUT on object storage) with the run's fingerprint."""
+    Raises:
+        OutputError: it cannot be written (names the file or URL and the fix).
+    """
     doc = {"fingerprint": fingerprint, "parameters": fitted.to_json()}
-    if isinstance(out_dir, ObjectLocation):
-        out_dir.write(f"{STATE_DIR}/{FIT_FILE}", json.dumps(doc, indent=1).encode())
-        return
-    with atomic_path(fit_path(out_dir), what="fitted parameters") as tmp:
-        tmp.write_text(json.dumps(doc, indent=1))
+    output.write(out_dir, f"{STATE_DIR}/{FIT_FILE}", json.dumps(doc, indent=1).encode())
 
 
-def load_fit(out_dir: Path | ObjectLocation, fingerprint: str) -> FittedComparator | None:
+def load_fit(out_dir: output.Out, fingerprint: str) -> FittedComparator | None:
     """The parameters a previous attempt of this run fitted, or ``None``.
 
     ``None`` when there is no file, it is unreadable (a torn write), or it belongs to
@@ -248,10 +241,7 @@ def load_fit(out_dir: Path | ObjectLocation, fingerprint: str) -> FittedComparat
     pixels give the same parameters).
     """
     try:
-        if isinstance(out_dir, ObjectLocation):
-            doc = json.loads(out_dir.read(f"{STATE_DIR}/{FIT_FILE}") or b"null")
-        else:
-            doc = json.loads(fit_path(out_dir).read_text())
+        doc = json.loads(output.location(out_dir).read(f"{STATE_DIR}/{FIT_FILE}") or b"null")
         if doc.get("fingerprint") != fingerprint:
             return None
         return comparator_from_json(doc["parameters"])

@@ -29,46 +29,62 @@ LEDGER_PREFIX = ".s2c/blocks"
 PROBE = ".s2c/.write-test"
 
 
+#: Per scheme: what to check when the credentials are refused, and which settings name the endpoint.
+_CREDENTIALS = {
+    "s3": "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or storage.profile",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS (a service-account or application-default credentials file) or the "
+          "machine's service account",
+}
+_ENDPOINT = {"s3": ("AWS", "storage.endpoint / AWS_ENDPOINT_URL"),
+             "gs": ("Google Cloud Storage", "storage.gs_endpoint / STORAGE_EMULATOR_HOST")}
+
+
 def storage_fix(location: ObjectLocation, exc: BaseException) -> str:
     """What a failure under ``location`` (obstore's on S3, gcsfs's on ``gs://``) most likely means, and its fix."""
-    from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
-
     text = str(exc)
-    if location.on_gcs:
-        return gcs_fix(location, exc)
-    if "NoSuchBucket" in text:
+    kind = _gcs_failure(exc) if location.on_gcs else _s3_failure(exc)
+    if kind == "bucket":
         return f"the bucket {location.bucket!r} does not exist: create it or correct the URL"
-    if isinstance(exc, (UnauthenticatedError, PermissionDeniedError)) or any(
-            code in text for code in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "403")):
-        return ("the credentials were refused: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE "
-                "or storage.profile, and that they may write this prefix")
-    if "error sending request" in text or "Connect" in text or "dns error" in text:
-        endpoint = location.storage.endpoint or "AWS"
-        return (f"the endpoint {endpoint} cannot be reached: check storage.endpoint / AWS_ENDPOINT_URL "
-                "and the network")
+    if kind == "credentials":
+        return (f"the credentials were refused: check {_CREDENTIALS[location.scheme]}, and that they may write "
+                "this prefix")
+    if kind == "endpoint":
+        default, settings = _ENDPOINT[location.scheme]
+        endpoint = (location.storage.gs_endpoint if location.on_gcs else location.storage.endpoint) or default
+        return f"the endpoint {endpoint} cannot be reached: check {settings} and the network"
     return f"the storage answered: {text.splitlines()[0][:300] if text else type(exc).__name__}"
 
 
-def gcs_fix(location: ObjectLocation, exc: BaseException) -> str:
-    """What a gcsfs failure under a ``gs://`` ``location`` most likely means, and its fix (for messages).
+def _s3_failure(exc: BaseException) -> str | None:
+    """``bucket``, ``credentials``, ``endpoint`` or ``None`` for an obstore error on S3."""
+    from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
+
+    text = str(exc)
+    if "NoSuchBucket" in text:
+        return "bucket"
+    if isinstance(exc, (UnauthenticatedError, PermissionDeniedError)) or any(
+            code in text for code in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "403")):
+        return "credentials"
+    if "error sending request" in text or "Connect" in text or "dns error" in text:
+        return "endpoint"
+    return None
+
+
+def _gcs_failure(exc: BaseException) -> str | None:
+    """``bucket``, ``credentials``, ``endpoint`` or ``None`` for a gcsfs error on ``gs://``.
 
     On a write a ``404`` (``FileNotFoundError``) is a missing bucket; gcsfs raises ``OSError("Forbidden: ...")``
     for a ``403`` and an ``HttpError`` of code ``401`` for refused credentials; aiohttp's connection errors
     name the host that cannot be reached.
     """
     text = str(exc)
-    code = getattr(exc, "code", None)
     if isinstance(exc, FileNotFoundError):
-        return f"the bucket {location.bucket!r} does not exist: create it or correct the URL"
-    if code in (401, 403) or text.startswith("Forbidden") or "Invalid Credentials" in text:
-        return ("the credentials were refused: check GOOGLE_APPLICATION_CREDENTIALS (a service-account or "
-                "application-default credentials file) or the machine's service account, and that they may "
-                "write this prefix")
+        return "bucket"
+    if getattr(exc, "code", None) in (401, 403) or text.startswith("Forbidden") or "Invalid Credentials" in text:
+        return "credentials"
     if "Cannot connect" in text or "Connect" in text or "Name or service not known" in text:
-        endpoint = location.storage.gs_endpoint or "Google Cloud Storage"
-        return (f"the endpoint {endpoint} cannot be reached: check storage.gs_endpoint / STORAGE_EMULATOR_HOST "
-                "and the network")
-    return f"the storage answered: {text.splitlines()[0][:300] if text else type(exc).__name__}"
+        return "endpoint"
+    return None
 
 
 def output_error(location: ObjectLocation, key: str, exc: BaseException) -> OutputError:

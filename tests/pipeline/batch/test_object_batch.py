@@ -9,9 +9,7 @@ under the prefix, equal to the local comparison; a missing bucket is exit 4 befo
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +34,6 @@ Capsys = pytest.CaptureFixture[str]
 SETTINGS = ["tiling.tile_size=64", "tiling.overlap=16", "tiling.block_size=128", "tiling.chunk_size=64",
             "storage.allow_http=true", "storage.max_retry=0", "model.threshold=0.3"]
 SIZES = [(200, 300), (150, 260)]
-
-
-@pytest.fixture(scope="module")
-def s3_workers(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Iterator[RealCluster]:
-    """Two workers whose environment holds AWS credentials but no endpoint (the client resolves it)."""
-    logs = tmp_path_factory.mktemp("object-batch-cluster")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(logs),
-           "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    if os.environ.get("PYTHONPATH"):  # a checkout run without installing s2c-batch
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    cluster = RealCluster.start(logs, 2, prefix="object-batch-worker", worker_env=env)
-    yield cluster
-    cluster.stop()
 
 
 def _bucket(server: S3Server) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,20 +36,10 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def remote_cluster(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Iterator[RealCluster]:
-    """Two workers whose environment holds nothing but AWS credentials (no endpoint, no GDAL option)."""
-    logs = tmp_path_factory.mktemp("remote-cluster")
-    env = clean_env(logs, AWS_ACCESS_KEY_ID=s3.access_key, AWS_SECRET_ACCESS_KEY=s3.secret_key)
-    cluster = RealCluster.start(logs, 2, prefix="remote-worker", worker_env=env)
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory, scenes: tuple[Path, Path],
-              remote_cluster: RealCluster) -> Path:
+              s3_workers: RealCluster) -> Path:
     out = tmp_path_factory.mktemp("reference") / "out"
-    run_change_detection(*scenes, out, load_config("cva", SETTINGS), scheduler=remote_cluster.address,
+    run_change_detection(*scenes, out, load_config("cva", SETTINGS), scheduler=s3_workers.address,
                          progress=False)
     return out
 
@@ -101,30 +90,30 @@ def _timeless(item: dict) -> dict:  # type: ignore[type-arg]
 
 
 def test_run__s3_inputs_on_clean_workers_equal_the_local_run(
-        aws_env: S3Server, scenes: tuple[Path, Path], reference: Path, remote_cluster: RealCluster,
+        aws_env: S3Server, scenes: tuple[Path, Path], reference: Path, s3_workers: RealCluster,
         tmp_path: Path) -> None:
     urls = upload(aws_env, {"in/t1.tif": scenes[0], "in/t2.tif": scenes[1]})
     out = tmp_path / "out"
     run_change_detection(urls["in/t1.tif"], urls["in/t2.tif"], out, load_config("cva", SETTINGS),
-                         scheduler=remote_cluster.address, progress=False)
+                         scheduler=s3_workers.address, progress=False)
     assert_same_pixels(out, reference)
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "complete"
     assert record["inputs"]["t1"]["path"] == urls["in/t1.tif"] and record["inputs"]["t1"]["etag"]
-    logs = [*out.rglob("*"), *remote_cluster.log_dir.rglob("*")]  # scheduler and worker logs too
+    logs = [*out.rglob("*"), *s3_workers.log_dir.rglob("*")]  # scheduler and worker logs too
     for f in logs:  # the secret is nowhere in the products, records or logs
         assert not f.is_file() or aws_env.secret_key.encode() not in f.read_bytes(), f
 
 
 def test_run__gs_inputs_on_clean_workers_equal_the_local_run(
-        gcs_env: GCSServer, scenes: tuple[Path, Path], reference: Path, remote_cluster: RealCluster,
+        gcs_env: GCSServer, scenes: tuple[Path, Path], reference: Path, s3_workers: RealCluster,
         tmp_path: Path) -> None:
     """The workers' environment names no emulator: the client's STORAGE_EMULATOR_HOST reaches them in the tasks."""
     urls = gcs_upload(gcs_env, {"in/t1.tif": scenes[0], "in/t2.tif": scenes[1]})
     out = tmp_path / "out"
     run_change_detection(urls["in/t1.tif"], urls["in/t2.tif"], out,
                          load_config("cva", [*SETTINGS, "storage.anonymous=true"]),
-                         scheduler=remote_cluster.address, progress=False)
+                         scheduler=s3_workers.address, progress=False)
     assert_same_pixels(out, reference, same_config=False)  # storage.anonymous differs
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "complete"
@@ -133,7 +122,7 @@ def test_run__gs_inputs_on_clean_workers_equal_the_local_run(
 
 
 def test_run__http_inputs_on_clean_workers_equal_the_local_run(
-        scenes: tuple[Path, Path], reference: Path, remote_cluster: RealCluster, tmp_path: Path) -> None:
+        scenes: tuple[Path, Path], reference: Path, s3_workers: RealCluster, tmp_path: Path) -> None:
     root = tmp_path / "www"
     root.mkdir()
     for f in scenes:
@@ -141,38 +130,38 @@ def test_run__http_inputs_on_clean_workers_equal_the_local_run(
     out = tmp_path / "out"
     with http_server(root) as base:
         run_change_detection(f"{base}/t1.tif", f"{base}/t2.tif", out, load_config("cva", SETTINGS),
-                             scheduler=remote_cluster.address, progress=False)
+                             scheduler=s3_workers.address, progress=False)
     assert_same_pixels(out, reference)
 
 
 def test_run__resume_refuses_a_replaced_s3_object(
-        aws_env: S3Server, scenes: tuple[Path, Path], remote_cluster: RealCluster, tmp_path: Path) -> None:
+        aws_env: S3Server, scenes: tuple[Path, Path], s3_workers: RealCluster, tmp_path: Path) -> None:
     urls = upload(aws_env, {"t1.tif": scenes[0], "t2.tif": scenes[1]})
     out, cfg = tmp_path / "out", load_config("cva", SETTINGS)
-    run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=remote_cluster.address, progress=False)
-    again = run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=remote_cluster.address,
+    run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=s3_workers.address, progress=False)
+    again = run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=s3_workers.address,
                                  progress=False, resume=True)
     assert again.blocks_reused == again.blocks  # the same objects: everything is kept
     bucket = urls["t2.tif"].removeprefix("s3://").split("/")[0]
     aws_env.client().upload_file(str(scenes[0]), bucket, "t2.tif")  # same URL, other content
     with pytest.raises(OutputExistsError, match=r"holds a run with another fingerprint") as info:
-        run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=remote_cluster.address,
+        run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=s3_workers.address,
                              progress=False, resume=True)
     assert info.value.exit_code == 4
 
 
 def test_run__resume_refuses_a_replaced_gs_object(
-        gcs_env: GCSServer, scenes: tuple[Path, Path], remote_cluster: RealCluster, tmp_path: Path) -> None:
+        gcs_env: GCSServer, scenes: tuple[Path, Path], s3_workers: RealCluster, tmp_path: Path) -> None:
     """A rewritten object has a new generation and ETag: the fingerprint changes."""
     urls = gcs_upload(gcs_env, {"t1.tif": scenes[0], "t2.tif": scenes[1]})
     out, cfg = tmp_path / "out", load_config("cva", [*SETTINGS, "storage.anonymous=true"])
-    run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=remote_cluster.address, progress=False)
-    again = run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=remote_cluster.address,
+    run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=s3_workers.address, progress=False)
+    again = run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=s3_workers.address,
                                  progress=False, resume=True)
     assert again.blocks_reused == again.blocks  # the same objects: everything is kept
     gcs_env.put(urls["t2.tif"].removeprefix("gs://").split("/")[0], "t2.tif", scenes[0].read_bytes())
     with pytest.raises(OutputExistsError, match=r"holds a run with another fingerprint") as info:
-        run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=remote_cluster.address,
+        run_change_detection(urls["t1.tif"], urls["t2.tif"], out, cfg, scheduler=s3_workers.address,
                              progress=False, resume=True)
     assert info.value.exit_code == 4
 

@@ -23,7 +23,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,13 +35,12 @@ from distributed import Client
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from s2c_batch.pipeline.config import StorageConfig, load_config
-from s2c_batch.pipeline.errors import OutputLockedError
 from s2c_batch.pipeline.run import lock, object_out
 from s2c_batch.pipeline.run.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
 from s2c_batch.pipeline.run.testhooks import RELEASE_SUFFIX, STALL_ENV
 
-from objectstore import S3Server, assert_same_as_local, upload, weed_ports, weed_server
+from objectstore import S3Server, assert_same_as_local, race_for_the_lock, upload, weed_ports, weed_server
 from testutils import RealCluster, clean_env, make_pair
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the scheduler cannot import test modules
@@ -318,30 +316,8 @@ def test_locked__two_runs_past_prepare_one_wins_the_conditional_create(
     for _ in range(RACES):
         location = open_location(f"s3://{_bucket(server)}/runs/r1", StorageConfig(allow_http=True, max_retry=0))
         assert isinstance(location, ObjectLocation)
-        prepared, tried = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
-        outcomes: list[object] = [None, None]
-
-        def contend(i: int, location: ObjectLocation = location, prepared: threading.Barrier = prepared,
-                    tried: threading.Barrier = tried, outcomes: list[object] = outcomes) -> None:
-            object_out.prepare(location, resume=False, overwrite=False)
-            prepared.wait()
-            try:
-                with lock.locked(location):
-                    outcomes[i] = json.loads(location.read(lock.LOCK) or b"")
-                    tried.wait()  # the lock is held until the other has tried
-            except OutputLockedError as exc:
-                outcomes[i] = exc
-                tried.wait()
-
-        threads = [threading.Thread(target=contend, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        won = [o for o in outcomes if isinstance(o, dict)]
-        lost = [o for o in outcomes if isinstance(o, OutputLockedError)]
-        assert len(won) == len(lost) == 1, outcomes
-        assert won[0] == {"pid": os.getpid(), "host": socket.gethostname()}
-        assert lost[0].exit_code == 4
-        assert f"wait for it, or remove '{location.key_url(lock.LOCK)}' if that run is gone" in str(lost[0])
+        won, lost = race_for_the_lock(location)
+        assert won == {"pid": os.getpid(), "host": socket.gethostname()}
+        assert lost.exit_code == 4
+        assert f"wait for it, or remove '{location.key_url(lock.LOCK)}' if that run is gone" in str(lost)
         assert location.read(lock.LOCK) is None  # the winner released it

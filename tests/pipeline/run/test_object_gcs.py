@@ -32,7 +32,7 @@ from s2c_batch.pipeline.run import lock, object_out, store
 from s2c_batch.pipeline.run.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
 
-from objectstore import GCSServer, assert_same_as_local, closed_port, gcs_upload
+from objectstore import GCSServer, assert_same_as_local, closed_port, gcs_upload, race_for_the_lock
 from testutils import RealCluster, clean_env, make_pair
 
 #: Small blocks so the scene has several; every derived product on (the default). The
@@ -123,30 +123,8 @@ def test_gs_locked__two_runs_past_prepare_one_wins_the_conditional_create(gcs_en
     for _ in range(5):
         location = open_location(_prefix(gcs_env), STORAGE)
         assert isinstance(location, ObjectLocation)
-        prepared, tried = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
-        outcomes: list[object] = [None, None]
-
-        def contend(i: int, location: ObjectLocation = location, prepared: threading.Barrier = prepared,
-                    tried: threading.Barrier = tried, outcomes: list[object] = outcomes) -> None:
-            object_out.prepare(location, resume=False, overwrite=False)
-            prepared.wait()
-            try:
-                with lock.locked(location):
-                    outcomes[i] = json.loads(location.read(lock.LOCK) or b"")
-                    tried.wait()  # the lock is held until the other has tried
-            except OutputLockedError as exc:
-                outcomes[i] = exc
-                tried.wait()
-
-        threads = [threading.Thread(target=contend, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        won = [o for o in outcomes if isinstance(o, dict)]
-        lost = [o for o in outcomes if isinstance(o, OutputLockedError)]
-        assert len(won) == len(lost) == 1, outcomes
-        assert lost[0].exit_code == 4 and location.key_url(lock.LOCK) in str(lost[0])
+        _, lost = race_for_the_lock(location)
+        assert lost.exit_code == 4 and location.key_url(lock.LOCK) in str(lost)
         assert location.read(lock.LOCK) is None  # the winner released it
 
 

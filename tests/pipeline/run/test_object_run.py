@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -143,30 +142,16 @@ def test_run__missing_bucket_is_exit_4_before_any_work(aws_env: S3Server, scenes
     assert info.value.exit_code == 4
 
 
-@pytest.fixture(scope="module")
-def clean_cluster(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Iterator[RealCluster]:
-    """Two workers whose environment holds a PATH, a HOME and AWS credentials only (no endpoint)."""
-    logs = tmp_path_factory.mktemp("object-run-cluster")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(logs),
-           "AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    if os.environ.get("PYTHONPATH"):  # a checkout run without installing s2c-batch
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    cluster = RealCluster.start(logs, 2, prefix="object-worker", worker_env=env)
-    yield cluster
-    cluster.stop()
-
-
 @pytest.mark.cluster
 def test_run__s3_to_s3_on_clean_workers_equals_the_run_to_a_local_folder(
-        aws_env: S3Server, scenes: tuple[Path, Path], clean_cluster: RealCluster, tmp_path: Path) -> None:
+        aws_env: S3Server, scenes: tuple[Path, Path], s3_workers: RealCluster, tmp_path: Path) -> None:
     urls = upload(aws_env, {"t1.tif": scenes[0], "t2.tif": scenes[1]})
     cfg = load_config("cva", WITH_DERIVED)  # the polygon tasks read the store on S3 from these workers too
     local = tmp_path / "r1"
-    run_change_detection(urls["t1.tif"], urls["t2.tif"], local, cfg, scheduler=clean_cluster.address,
+    run_change_detection(urls["t1.tif"], urls["t2.tif"], local, cfg, scheduler=s3_workers.address,
                          progress=False)
     url = _prefix(aws_env)
-    run_change_detection(urls["t1.tif"], urls["t2.tif"], url, cfg, scheduler=clean_cluster.address,
+    run_change_detection(urls["t1.tif"], urls["t2.tif"], url, cfg, scheduler=s3_workers.address,
                          progress=False)
     remote = open_location(url, cfg.storage)
     assert isinstance(remote, ObjectLocation)
@@ -177,17 +162,17 @@ def test_run__s3_to_s3_on_clean_workers_equals_the_run_to_a_local_folder(
 
 @pytest.mark.cluster
 def test_run__sigkill_once_the_store_exists_then_resume_on_s3_completes(
-        aws_env: S3Server, scenes: tuple[Path, Path], clean_cluster: RealCluster, tmp_path: Path) -> None:
+        aws_env: S3Server, scenes: tuple[Path, Path], s3_workers: RealCluster, tmp_path: Path) -> None:
     cfg = load_config("cva", SETTINGS)
     local = tmp_path / "local"
-    run_change_detection(*scenes, local, cfg, scheduler=clean_cluster.address, progress=False)
+    run_change_detection(*scenes, local, cfg, scheduler=s3_workers.address, progress=False)
     url = _prefix(aws_env)
     remote = open_location(url, cfg.storage)
     assert isinstance(remote, ObjectLocation)
     sets = sum((["--set", s] for s in SETTINGS), [])
     proc = subprocess.Popen(  # inherits AWS_ENDPOINT_URL and the credentials (aws_env)
         [sys.executable, "-c", "from s2c_batch.pipeline.cli import main; main()", "run", *map(str, scenes),
-         "--out", url, "--config", "cva", "--scheduler", clean_cluster.address, "--no-progress", *sets],
+         "--out", url, "--config", "cva", "--scheduler", s3_workers.address, "--no-progress", *sets],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 60
@@ -198,8 +183,8 @@ def test_run__sigkill_once_the_store_exists_then_resume_on_s3_completes(
     assert json.loads(remote.read("run.json") or b"")["status"] == "running"
     assert remote.read(lock.LOCK) is not None  # left by the killed run: stale, replaced by the next
     with pytest.raises(OutputExistsError):
-        run_change_detection(*scenes, url, cfg, scheduler=clean_cluster.address, progress=False)
-    res = run_change_detection(*scenes, url, cfg, scheduler=clean_cluster.address, progress=False, resume=True)
+        run_change_detection(*scenes, url, cfg, scheduler=s3_workers.address, progress=False)
+    res = run_change_detection(*scenes, url, cfg, scheduler=s3_workers.address, progress=False, resume=True)
     assert res.status == "complete"
     assert_same_as_local(remote, local, tmp_path)
     assert json.loads(remote.read("run.json") or b"")["status"] == "complete"
@@ -207,11 +192,11 @@ def test_run__sigkill_once_the_store_exists_then_resume_on_s3_completes(
 
 @pytest.mark.cluster
 def test_run__two_runs_started_together_on_one_prefix_one_is_refused(
-        aws_env: S3Server, scenes: tuple[Path, Path], clean_cluster: RealCluster, tmp_path: Path) -> None:
+        aws_env: S3Server, scenes: tuple[Path, Path], s3_workers: RealCluster, tmp_path: Path) -> None:
     url = _prefix(aws_env)
     sets = sum((["--set", s] for s in SETTINGS), [])
     cmd = [sys.executable, "-c", "from s2c_batch.pipeline.cli import main; main()", "run", *map(str, scenes),
-           "--out", url, "--config", "cva", "--scheduler", clean_cluster.address, "--no-progress", *sets]
+           "--out", url, "--config", "cva", "--scheduler", s3_workers.address, "--no-progress", *sets]
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
     results = sorted((p.wait(timeout=120), p.stderr.read().decode() if p.stderr else "") for p in procs)
     assert [code for code, _ in results] == [0, 4], results
