@@ -1,1 +1,0 @@
-"""Everything of s2c-batch that knows Dask, files, CRS and the CLI."""
