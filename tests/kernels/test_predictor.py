@@ -105,8 +105,15 @@ def test_predict__deterministic_across_builds_and_batch_sizes(tiny: ChangePredic
     other = build_predictor(dataclasses.replace(TINY, batch_size=3))
     second = other.predict(a, b)
     np.testing.assert_allclose(second.prob, first.prob, atol=1e-5)
-    np.testing.assert_array_equal(second.class_t1, first.class_t1)
-    np.testing.assert_array_equal(second.class_t2, first.class_t2)
+    assert tiny.identifier is not None
+    for tiles, got, want in ((a, second.class_t1, first.class_t1), (b, second.class_t2, first.class_t2)):
+        differ = got != want
+        assert differ.mean() < 1e-3
+        if differ.any():  # only float32 ties (the batch size changes the BLAS path): the top two within 1e-5
+            with torch.no_grad():
+                scores = tiny.identifier.class_scores(torch.from_numpy(tiles)).numpy()
+            top2 = np.sort(np.moveaxis(scores, 1, -1)[differ], axis=-1)[:, -2:]
+            np.testing.assert_allclose(top2[:, 1], top2[:, 0], atol=1e-5)
 
 
 def test_predict__pairs_are_independent(tiny: ChangePredictor) -> None:
