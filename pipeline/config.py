@@ -158,12 +158,12 @@ class ClusterConfig:
         memory_limit: per-worker memory limit passed to Dask (e.g. ``"8GiB"``).
         retries: reruns of a block task that failed with an unexpected error; a
             damaged input or a full disk fails at once, and Dask itself moves the
-            tasks of a lost worker (:mod:`~s2c_batch.pipeline.run.supervise`); also
+            tasks of a lost worker (:mod:`~s2c_batch.pipeline.cluster.supervise`); also
             the stalls a block may have before the run fails.
         stall_min_s: the least deadline of a block task, in seconds.
         stall_factor: a block task is stalled once it has run this many times the
             median of the finished tasks of its kind (and at least ``stall_min_s``);
-            its worker is restarted (:mod:`~s2c_batch.pipeline.run.watchdog`).
+            its worker is restarted (:mod:`~s2c_batch.pipeline.cluster.watchdog`).
     """
 
     n_workers: int | None = None

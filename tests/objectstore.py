@@ -276,7 +276,7 @@ def assert_same_as_local(remote: Any, local: Path, tmp_path: Path) -> None:
     import numpy as np
     import rasterio
 
-    from s2c_batch.pipeline.run.location import LocalLocation
+    from s2c_batch.pipeline.output.location import LocalLocation
 
     keys = remote.list("change.zarr")
     assert keys and keys == LocalLocation(local).list("change.zarr")
@@ -323,7 +323,8 @@ def race_for_the_lock(location: Any) -> tuple[dict[str, object], Any]:
     import threading
 
     from s2c_batch.pipeline.errors import OutputLockedError
-    from s2c_batch.pipeline.run import lock, object_out
+    from s2c_batch.pipeline.output import lock
+    from s2c_batch.pipeline.output import objects as object_out
 
     prepared, tried = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
     outcomes: list[object] = [None, None]

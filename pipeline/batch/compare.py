@@ -26,15 +26,16 @@ from typing import Any
 from rasterio.crs import CRS
 
 from s2c_batch.kernels.model_config import CLASSICAL, ComparatorName
+from s2c_batch.pipeline.cluster.connect import connect, torch_threads_per_worker
 from s2c_batch.pipeline.config import Config, check_checkpoints
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
 from s2c_batch.pipeline.inputs.remote import is_remote
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.learn.score import TruthValues, score_rasters
+from s2c_batch.pipeline.output import dispatch as output
+from s2c_batch.pipeline.output import objects as object_out
+from s2c_batch.pipeline.output.location import ObjectLocation
 from s2c_batch.pipeline.products.area import change_statistics
-from s2c_batch.pipeline.run import object_out, output
-from s2c_batch.pipeline.run.cluster import connect, torch_threads_per_worker
-from s2c_batch.pipeline.run.location import ObjectLocation
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ so the blocks of the next run are queued on the scheduler while the previous one
 writes its COGs and derived products: the workers (GPUs) never wait between runs.
 
 Each run decides for itself from its ``out/run.json`` (see :func:`decide`); ``out`` is a
-folder or an ``s3://`` or ``gs://`` prefix (:mod:`~s2c_batch.pipeline.run.output`), decided alike:
+folder or an ``s3://`` or ``gs://`` prefix (:mod:`~s2c_batch.pipeline.output.dispatch`), decided alike:
 
 - no ``run.json``: a fresh run;
 - same fingerprint (inputs, config, checkpoints, version), ``complete`` and every
@@ -46,16 +46,18 @@ from typing import Any, Literal
 
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.batch.runs_file import RunsFile, RunSpec
+from s2c_batch.pipeline.cluster.connect import connect, torch_threads_per_worker
+from s2c_batch.pipeline.cluster.report import check_report_path, performance_report_to
+from s2c_batch.pipeline.cluster.signals import sigterm_as_interrupt
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError, S2CError
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
+from s2c_batch.pipeline.output import dispatch as output
+from s2c_batch.pipeline.output import folder as outdir
+from s2c_batch.pipeline.output import objects as object_out
+from s2c_batch.pipeline.output.location import ObjectLocation
+from s2c_batch.pipeline.output.runlog import checkpoint_paths, fingerprint, hash_path
 from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
-from s2c_batch.pipeline.run import object_out, outdir, output
-from s2c_batch.pipeline.run.cluster import connect, torch_threads_per_worker
-from s2c_batch.pipeline.run.location import ObjectLocation
 from s2c_batch.pipeline.run.recovery import previous_fingerprint
-from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
-from s2c_batch.pipeline.run.runlog import checkpoint_paths, fingerprint, hash_path
-from s2c_batch.pipeline.run.signals import sigterm_as_interrupt
 
 log = logging.getLogger(__name__)
 

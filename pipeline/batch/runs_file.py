@@ -45,8 +45,8 @@ import yaml
 from s2c_batch.pipeline.config import Config, load_config, parse_override
 from s2c_batch.pipeline.errors import ConfigError, OutputError
 from s2c_batch.pipeline.inputs.remote import is_remote
-from s2c_batch.pipeline.run.location import ObjectLocation, is_url
-from s2c_batch.pipeline.run.output import Out, open_out
+from s2c_batch.pipeline.output.dispatch import Out, open_out
+from s2c_batch.pipeline.output.location import ObjectLocation, is_url
 
 RUN_KEYS = ("name", "t1", "t2", "out", "config", "set", "bbox", "overwrite")
 DEFAULT_KEYS = ("config", "set", "out")

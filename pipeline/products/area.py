@@ -23,8 +23,8 @@ from pyproj import CRS as ProjCRS
 from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.inputs.scene import Grid
-from s2c_batch.pipeline.run import store
-from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.output import store
+from s2c_batch.pipeline.output.location import ObjectLocation
 
 
 @dataclass(frozen=True)

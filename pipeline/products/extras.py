@@ -24,14 +24,15 @@ from typing import Any
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.output import dispatch as output
+from s2c_batch.pipeline.output import folder as outdir
+from s2c_batch.pipeline.output.location import OutputLocation
+from s2c_batch.pipeline.output.staging import as_location, href, staged
+from s2c_batch.pipeline.output.store import StorePath
 from s2c_batch.pipeline.products.polygons import POLYGONS_FILE, polygon_frame, save_polygons, submit_vectorise
 from s2c_batch.pipeline.products.preview import PreviewPiece, assemble, panel_shape
 from s2c_batch.pipeline.products.quicklook import QUICKLOOK_FILE, write_quicklook
 from s2c_batch.pipeline.products.stac import STAC_FILE, write_stac_item
-from s2c_batch.pipeline.run import outdir, output
-from s2c_batch.pipeline.run.location import OutputLocation
-from s2c_batch.pipeline.run.staging import as_location, href, staged
-from s2c_batch.pipeline.run.store import StorePath
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def write_extras(client: Any, out_dir: output.Out, pair: ScenePair, cfg: Config,
     """Write the derived products; returns product name -> path (or URL) of what was written.
 
     On object storage each file is built on local scratch disk and uploaded
-    (:mod:`~s2c_batch.pipeline.run.staging`), and the quicklook reads the COGs'
+    (:mod:`~s2c_batch.pipeline.output.staging`), and the quicklook reads the COGs'
     overviews from there by range requests.
 
     Args:

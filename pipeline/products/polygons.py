@@ -56,9 +56,9 @@ from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.output import store
+from s2c_batch.pipeline.output.store import StorePath
 from s2c_batch.pipeline.products.area import is_geographic, planar_pixel_area_m2
-from s2c_batch.pipeline.run import store
-from s2c_batch.pipeline.run.store import StorePath
 
 log = logging.getLogger(__name__)
 

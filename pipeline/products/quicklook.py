@@ -36,10 +36,10 @@ from s2c_batch.kernels.raster.quicklook import (
 )
 from s2c_batch.pipeline.inputs.remote import open_raster
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair, SceneSource
+from s2c_batch.pipeline.output.folder import STORE
+from s2c_batch.pipeline.output.location import ObjectLocation, OutputLocation
+from s2c_batch.pipeline.output.staging import as_location, href, staged
 from s2c_batch.pipeline.products.preview import PANEL_SIDE, Panel
-from s2c_batch.pipeline.run.location import ObjectLocation, OutputLocation
-from s2c_batch.pipeline.run.outdir import STORE
-from s2c_batch.pipeline.run.staging import as_location, href, staged
 
 QUICKLOOK_FILE = "quicklook.png"
 

@@ -42,10 +42,10 @@ from rasterio.warp import transform_geom
 from s2c_batch.pipeline.inputs.acquisition import acquisition_datetime, to_rfc3339
 from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
+from s2c_batch.pipeline.output.location import LocalLocation, ObjectLocation, OutputLocation
+from s2c_batch.pipeline.output.staging import as_location, href, staged
+from s2c_batch.pipeline.output.store import PRODUCT_DESCRIPTIONS
 from s2c_batch.pipeline.products.stac_schema import validate_item
-from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, OutputLocation
-from s2c_batch.pipeline.run.staging import as_location, href, staged
-from s2c_batch.pipeline.run.store import PRODUCT_DESCRIPTIONS
 
 STAC_FILE = "stac-item.json"
 

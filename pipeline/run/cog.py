@@ -8,10 +8,10 @@ renamed to its final name with ``os.replace``. A crash leaves no file under the
 final name; temporary files are removed on any error.
 
 For an ``--out`` on object storage the destination is an
-:class:`~s2c_batch.pipeline.run.location.ObjectLocation` naming the COG's key: the
+:class:`~s2c_batch.pipeline.output.location.ObjectLocation` naming the COG's key: the
 temporaries live on the machine's local scratch disk (Dask's ``temporary-directory``,
 else the system's), and the checked COG is uploaded (multipart above
-:data:`~s2c_batch.pipeline.run.location.PART_SIZE`), so the object appears only when
+:data:`~s2c_batch.pipeline.output.location.PART_SIZE`), so the object appears only when
 its upload completes.
 """
 
@@ -35,11 +35,11 @@ from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputError, portable_errors
 from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
-from s2c_batch.pipeline.run import store
-from s2c_batch.pipeline.run.location import ObjectLocation
-from s2c_batch.pipeline.run.output import child
-from s2c_batch.pipeline.run.runlog import package_version
-from s2c_batch.pipeline.run.staging import scratch_dir, upload
+from s2c_batch.pipeline.output import store
+from s2c_batch.pipeline.output.dispatch import child
+from s2c_batch.pipeline.output.location import ObjectLocation
+from s2c_batch.pipeline.output.runlog import package_version
+from s2c_batch.pipeline.output.staging import scratch_dir, upload
 
 #: GDAL block cache (MB) while building a COG: fixed, so memory does not grow with the scene.
 GDAL_CACHE_MB = 256

@@ -32,8 +32,8 @@ from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import InputError, portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
-from s2c_batch.pipeline.run import output
-from s2c_batch.pipeline.run.outdir import FIT_FILE, STATE_DIR
+from s2c_batch.pipeline.output import dispatch as output
+from s2c_batch.pipeline.output.folder import FIT_FILE, STATE_DIR
 
 log = logging.getLogger(__name__)
 

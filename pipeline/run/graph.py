@@ -33,8 +33,8 @@ from s2c_batch.kernels.comparators.base import FittedComparator
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.output.store import StorePath
 from s2c_batch.pipeline.products.preview import panel_shape, sampled_from_files
-from s2c_batch.pipeline.run.store import StorePath
 from s2c_batch.pipeline.run.untiled import UntiledJob, compare_block
 from s2c_batch.pipeline.run.worker import TileJob, WriteJob, predict_tiles, read_block, write_block
 

@@ -12,19 +12,19 @@ the disk alone (:func:`prepare_resume`):
   a run of another fingerprint is refused when it left products, else replaced
   (:func:`resumes`: a run that failed on a damaged input left none);
 - the store is reused only when it opens with this run's fingerprint, products,
-  shards and grid (:func:`~s2c_batch.pipeline.run.store.store_problem`); otherwise
+  shards and grid (:func:`~s2c_batch.pipeline.output.store.store_problem`); otherwise
   it is removed, created afresh, and no block is reused;
 - a block is reused only when the ledger records it and the shard of every product
   its task writes decodes (with Otsu, all but ``change_mask``, which a later pass
-  writes; :func:`~s2c_batch.pipeline.run.store.block_problem`); the ledger is
+  writes; :func:`~s2c_batch.pipeline.output.store.block_problem`); the ledger is
   rewritten with exactly those blocks, and the others are computed again from no
   shard (zarr reads a shard before writing it: a torn one would fail the write);
 - COGs and derived products are always written again from the store, and the
   temporary files of an interrupted write are removed (:func:`remove_temporaries`).
 
-``out`` may be an :class:`~s2c_batch.pipeline.run.location.ObjectLocation` (an
+``out`` may be an :class:`~s2c_batch.pipeline.output.location.ObjectLocation` (an
 ``s3://`` or ``gs://`` prefix): the same decisions, made from its objects (the ledger of one object
-per block, :mod:`~s2c_batch.pipeline.run.object_out`); an upload leaves no temporary.
+per block, :mod:`~s2c_batch.pipeline.output.objects`); an upload leaves no temporary.
 """
 
 from __future__ import annotations
@@ -40,10 +40,21 @@ from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputExistsError
 from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.output import folder as outdir
+from s2c_batch.pipeline.output import objects as object_out
+from s2c_batch.pipeline.output import store
+from s2c_batch.pipeline.output.dispatch import (
+    Out,
+    delete,
+    exists,
+    holds_products,
+    ledger_of,
+    name,
+    read_record,
+    store_of,
+)
+from s2c_batch.pipeline.output.location import ObjectLocation
 from s2c_batch.pipeline.products.extras import DERIVED_FILES
-from s2c_batch.pipeline.run import object_out, outdir, store
-from s2c_batch.pipeline.run.location import ObjectLocation
-from s2c_batch.pipeline.run.output import Out, delete, exists, holds_products, ledger_of, name, read_record, store_of
 from s2c_batch.pipeline.run.plan import products_for
 
 log = logging.getLogger(__name__)

@@ -22,21 +22,22 @@ from typing import Any
 from s2c_batch.kernels.comparators.base import FittedComparator
 from s2c_batch.kernels.comparators.cva import CVA
 from s2c_batch.kernels.raster.tiling import TilePlan
+from s2c_batch.pipeline.cluster.connect import connect, has_gpu_workers, torch_threads_per_worker
+from s2c_batch.pipeline.cluster.report import check_report_path, performance_report_to
+from s2c_batch.pipeline.cluster.signals import sigterm_as_interrupt
+from s2c_batch.pipeline.cluster.supervise import cancel_quietly, collect_blocks, reporting_lost_cluster
+from s2c_batch.pipeline.cluster.watchdog import Watchdog
 from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
 from s2c_batch.pipeline.errors import InputError, S2CError
 from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
-from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
-from s2c_batch.pipeline.run import lock, object_out, outdir, output, recovery, store
-from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
-from s2c_batch.pipeline.run.cog import write_cogs
-from s2c_batch.pipeline.run.fit import fit_dcva_on_cluster, fit_on_cluster, load_fit, save_fit
-from s2c_batch.pipeline.run.graph import build_graph, build_untiled_graph, write_order
-from s2c_batch.pipeline.run.location import ObjectLocation, open_location
-from s2c_batch.pipeline.run.output import verify_products
-from s2c_batch.pipeline.run.plan import make_plan, products_for, untiled
-from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
-from s2c_batch.pipeline.run.runlog import (
+from s2c_batch.pipeline.output import dispatch as output
+from s2c_batch.pipeline.output import folder as outdir
+from s2c_batch.pipeline.output import lock, store
+from s2c_batch.pipeline.output import objects as object_out
+from s2c_batch.pipeline.output.dispatch import verify_products
+from s2c_batch.pipeline.output.location import ObjectLocation, open_location
+from s2c_batch.pipeline.output.runlog import (
     RunLog,
     checkpoint_paths,
     describe_input,
@@ -44,8 +45,12 @@ from s2c_batch.pipeline.run.runlog import (
     hash_path,
     package_version,
 )
-from s2c_batch.pipeline.run.signals import sigterm_as_interrupt
-from s2c_batch.pipeline.run.supervise import cancel_quietly, collect_blocks, reporting_lost_cluster
+from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
+from s2c_batch.pipeline.run import recovery
+from s2c_batch.pipeline.run.cog import write_cogs
+from s2c_batch.pipeline.run.fit import fit_dcva_on_cluster, fit_on_cluster, load_fit, save_fit
+from s2c_batch.pipeline.run.graph import build_graph, build_untiled_graph, write_order
+from s2c_batch.pipeline.run.plan import make_plan, products_for, untiled
 from s2c_batch.pipeline.run.threshold import (
     build_mask_graph,
     choose_threshold,
@@ -53,7 +58,6 @@ from s2c_batch.pipeline.run.threshold import (
     submit_masks,
     target_classes,
 )
-from s2c_batch.pipeline.run.watchdog import Watchdog
 from s2c_batch.pipeline.run.worker import BlockReport, PredictorPlugin, plugin_name
 
 log = logging.getLogger(__name__)

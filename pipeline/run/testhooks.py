@@ -3,7 +3,7 @@
 ``S2C_TEST_STALL=FILE``: FILE holds ``ROW COL TIMES``. The write task of block
 ``(ROW, COL)`` then blocks the first ``TIMES`` times it runs (each run claims
 ``FILE.<n>``), as the stalled Zarr write of issue 19 did: only a worker restart
-ends it (:mod:`~s2c_batch.pipeline.run.watchdog`), or a test that creates
+ends it (:mod:`~s2c_batch.pipeline.cluster.watchdog`), or a test that creates
 ``FILE.release`` once it has done what it must while the block waits (stop the
 output's endpoint, look at the scheduler's tasks); the task then goes on.
 """

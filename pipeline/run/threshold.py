@@ -25,7 +25,7 @@ from s2c_batch.kernels.raster.encode import NODATA, target_change
 from s2c_batch.kernels.raster.otsu import LEVELS, level_histogram, otsu_level
 from s2c_batch.kernels.raster.tiling import TilePlan, Window
 from s2c_batch.pipeline.config import Config
-from s2c_batch.pipeline.run import store
+from s2c_batch.pipeline.output import store
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.errors import portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.output import store
 from s2c_batch.pipeline.products.preview import PreviewSampler
-from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.run.fit import strips, to_unit_pair
 from s2c_batch.pipeline.run.testhooks import stall_if_asked
 from s2c_batch.pipeline.run.worker import BlockReport

@@ -26,12 +26,12 @@ from s2c_batch.kernels.raster.blend import Partial, accumulate_tiles, combine_pa
 from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.raster.otsu import level_histogram
 from s2c_batch.kernels.raster.tiling import Block, Window
+from s2c_batch.pipeline.cluster.allocator import reuse_freed_memory
 from s2c_batch.pipeline.errors import portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.output import store
 from s2c_batch.pipeline.products.preview import PreviewPiece
-from s2c_batch.pipeline.run import store
-from s2c_batch.pipeline.run.allocator import reuse_freed_memory
 from s2c_batch.pipeline.run.testhooks import stall_if_asked
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,10 @@ from s2c_batch.pipeline.batch.runs_file import load_runs_file
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import ConfigError
-from s2c_batch.pipeline.run import lock, object_out, output
-from s2c_batch.pipeline.run.location import ObjectLocation, open_location
+from s2c_batch.pipeline.output import dispatch as output
+from s2c_batch.pipeline.output import lock
+from s2c_batch.pipeline.output import objects as object_out
+from s2c_batch.pipeline.output.location import ObjectLocation, open_location
 
 from objectstore import S3Server, assert_same_as_local
 from testutils import RealCluster, make_pair, write_tif

@@ -21,7 +21,8 @@ import pytest
 
 from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.errors import OutputError
-from s2c_batch.pipeline.run import outdir, runner
+from s2c_batch.pipeline.output import folder as outdir
+from s2c_batch.pipeline.run import runner
 
 from testutils import SMALL, RealCluster, assert_same_products, fill_disk, make_pair, run_small, write_damaged_copy
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from s2c_batch.pipeline.config import load_config
-from s2c_batch.pipeline.run import outdir
+from s2c_batch.pipeline.output import folder as outdir
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from testutils import assert_same_products, make_pair

@@ -7,7 +7,7 @@
   moto's do not);
 - no secret of the client or the workers reaches the scheduler's tasks, the logs,
   ``run.json`` or the objects under the prefix;
-- two runs both past :func:`~s2c_batch.pipeline.run.object_out.prepare` race for the
+- two runs both past :func:`~s2c_batch.pipeline.output.objects.prepare` race for the
   lock: the conditional create (``If-None-Match: *``) lets exactly one through.
 
 A block's write task is held (``S2C_TEST_STALL``, released by a file) so that the test
@@ -35,8 +35,9 @@ from distributed import Client
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from s2c_batch.pipeline.config import StorageConfig, load_config
-from s2c_batch.pipeline.run import lock, object_out
-from s2c_batch.pipeline.run.location import ObjectLocation, open_location
+from s2c_batch.pipeline.output import lock
+from s2c_batch.pipeline.output import objects as object_out
+from s2c_batch.pipeline.output.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
 from s2c_batch.pipeline.run.testhooks import RELEASE_SUFFIX, STALL_ENV
 
@@ -194,7 +195,7 @@ def test_run__endpoint_lost_mid_run_is_exit_4_then_resume_completes(
         "then run again with --resume"], text
     # And a warning that run.json could not record the failure (the lock's removal fails silently).
     assert [line for line in text.splitlines() if line.startswith("WARNING")] == [
-        f"WARNING s2c_batch.pipeline.run.runlog: run.json keeps its previous record: --out '{url}': writing "
+        f"WARNING s2c_batch.pipeline.output.runlog: run.json keeps its previous record: --out '{url}': writing "
         f"'{url}/run.json' failed; the endpoint {server.endpoint} cannot be reached: check storage.endpoint "
         "/ AWS_ENDPOINT_URL and the network"], text
     assert took < 20, f"the client took {took:.1f} s to give up on a lost endpoint"

@@ -28,8 +28,9 @@ from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.config import StorageConfig, load_config
 from s2c_batch.pipeline.errors import OutputError, OutputLockedError
-from s2c_batch.pipeline.run import lock, object_out, store
-from s2c_batch.pipeline.run.location import ObjectLocation, open_location
+from s2c_batch.pipeline.output import lock, store
+from s2c_batch.pipeline.output import objects as object_out
+from s2c_batch.pipeline.output.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from objectstore import GCSServer, assert_same_as_local, closed_port, gcs_upload, race_for_the_lock

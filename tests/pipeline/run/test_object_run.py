@@ -21,8 +21,9 @@ import pytest
 
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
-from s2c_batch.pipeline.run import lock, object_out
-from s2c_batch.pipeline.run.location import ObjectLocation, open_location
+from s2c_batch.pipeline.output import lock
+from s2c_batch.pipeline.output import objects as object_out
+from s2c_batch.pipeline.output.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from objectstore import S3Server, assert_same_as_local, upload

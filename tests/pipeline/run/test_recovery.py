@@ -22,7 +22,8 @@ import pytest
 
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputExistsError
-from s2c_batch.pipeline.run import outdir, runner
+from s2c_batch.pipeline.output import folder as outdir
+from s2c_batch.pipeline.run import runner
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from testutils import SMALL, assert_same_products, run_small

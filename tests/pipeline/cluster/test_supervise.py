@@ -9,8 +9,8 @@ import cloudpickle
 import pytest
 from distributed import Client
 
+from s2c_batch.pipeline.cluster.supervise import collect_blocks
 from s2c_batch.pipeline.errors import InputError
-from s2c_batch.pipeline.run.supervise import collect_blocks
 from s2c_batch.pipeline.run.worker import BlockReport
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import test modules

@@ -1,8 +1,8 @@
 """An output folder: refuse, resume or overwrite; its lock; the block ledger.
 
-The layout is :mod:`~s2c_batch.pipeline.run.layout`'s; in a folder the block ledger is
+The layout is :mod:`~s2c_batch.pipeline.output.layout`'s; in a folder the block ledger is
 ``.s2c/blocks.done``, one ``row col`` line per block whose write succeeded. The lock and
-the "a run is here" rule are :mod:`~s2c_batch.pipeline.run.lock`'s, as for a prefix on
+the "a run is here" rule are :mod:`~s2c_batch.pipeline.output.lock`'s, as for a prefix on
 object storage. Only files of s2c-batch's own names are ever removed by ``--overwrite``.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError
-from s2c_batch.pipeline.run import lock
-from s2c_batch.pipeline.run.layout import FIT_FILE, PRODUCT_FILES, RUN_JSON, STATE_DIR, STORE
-from s2c_batch.pipeline.run.location import LocalLocation
+from s2c_batch.pipeline.output import lock
+from s2c_batch.pipeline.output.layout import FIT_FILE, PRODUCT_FILES, RUN_JSON, STATE_DIR, STORE
+from s2c_batch.pipeline.output.location import LocalLocation
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,12 @@ __all__ = ["FIT_FILE", "PRODUCT_FILES", "RUN_JSON", "STATE_DIR", "STORE", "Block
 
 
 def has_run(out: Path) -> bool:
-    """True when the folder holds a run (:func:`~s2c_batch.pipeline.run.lock.has_run`)."""
+    """True when the folder holds a run (:func:`~s2c_batch.pipeline.output.lock.has_run`)."""
     return lock.has_run(LocalLocation(out))
 
 
 def holds_products(out: Path) -> bool:
-    """True when the folder holds the store or a COG (:func:`~s2c_batch.pipeline.run.lock.holds_products`)."""
+    """True when the folder holds the store or a COG (:func:`~s2c_batch.pipeline.output.lock.holds_products`)."""
     return lock.holds_products(LocalLocation(out))
 
 
@@ -88,7 +88,7 @@ def remove_empty(out: Path) -> None:
 
 @contextmanager
 def locked(out: Path) -> Iterator[None]:
-    """Hold ``out/.s2c/lock`` for the duration (:func:`~s2c_batch.pipeline.run.lock.locked`).
+    """Hold ``out/.s2c/lock`` for the duration (:func:`~s2c_batch.pipeline.output.lock.locked`).
 
     Raises:
         OutputLockedError: a live process holds the lock.

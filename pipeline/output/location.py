@@ -11,9 +11,9 @@ to ``--out`` (``run.json``, ``.s2c/lock``, ``change.zarr/...``):
 
 :class:`LocalLocation` keeps the local behaviour (``os.replace``, ``O_EXCL``).
 :class:`ObjectLocation` speaks to S3 through obstore, and to Google Cloud Storage
-(``gs://``) through gcsfs (:mod:`~s2c_batch.pipeline.run.gcs`); object stores have no
+(``gs://``) through gcsfs (:mod:`~s2c_batch.pipeline.storage.gcs`); object stores have no
 rename and no append, which is why the lock is a conditional create and the ledger one
-object per block (:mod:`~s2c_batch.pipeline.run.object_out`).
+object per block (:mod:`~s2c_batch.pipeline.output.objects`).
 
 An :class:`ObjectLocation` holds the URL and the (secret-free) ``storage`` section only,
 so it pickles into task arguments; the client of the storage is built where it is used,
@@ -38,8 +38,8 @@ from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.remote import is_remote, redact, resolve_storage
-from s2c_batch.pipeline.inputs.stores import retry_config
-from s2c_batch.pipeline.run import gcs
+from s2c_batch.pipeline.storage import gcs
+from s2c_batch.pipeline.storage.retry import retry_config
 
 #: Object-store URL schemes accepted for ``--out``.
 OUT_SCHEMES = ("s3", "gs")

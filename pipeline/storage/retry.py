@@ -2,8 +2,8 @@
 
 GDAL reads the pixels of remote inputs; obstore answers what GDAL does not expose (a
 ``gs://`` object's generation, ETag and size: :mod:`~s2c_batch.pipeline.inputs.identity`)
-and writes an ``s3://`` ``--out`` (:mod:`~s2c_batch.pipeline.run.location`; a ``gs://`` one is
-written through gcsfs, whose JSON API the emulators serve: :mod:`~s2c_batch.pipeline.run.gcs`).
+and writes an ``s3://`` ``--out`` (:mod:`~s2c_batch.pipeline.output.location`; a ``gs://`` one is
+written through gcsfs, whose JSON API the emulators serve: :mod:`~s2c_batch.pipeline.storage.gcs`).
 
 A store is built on the machine that uses it, from the (secret-free) ``storage`` section
 and that machine's own credentials. For ``gs://`` obstore finds them itself:

@@ -1,10 +1,10 @@
 """A run's ``--out`` as a folder or an object-store prefix: one dispatch for every caller.
 
 The run path, ``batch`` and ``compare`` pass an :data:`Out` around, a local
-:class:`~pathlib.Path` or an :class:`~s2c_batch.pipeline.run.location.ObjectLocation`,
+:class:`~pathlib.Path` or an :class:`~s2c_batch.pipeline.output.location.ObjectLocation`,
 and tasks take what :func:`child` gives (a path, or a secret-free, picklable
 location). The rules that differ (the block ledger, the lock, what protects a run)
-live in :mod:`~s2c_batch.pipeline.run.outdir` and :mod:`~s2c_batch.pipeline.run.object_out`;
+live in :mod:`~s2c_batch.pipeline.output.folder` and :mod:`~s2c_batch.pipeline.output.objects`;
 this module only picks between them, once, and checks what ``complete`` promises.
 
 Example:
@@ -23,10 +23,12 @@ from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.scene import ScenePair
-from s2c_batch.pipeline.run import lock, object_out, outdir, store
-from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, OutputLocation, open_location
-from s2c_batch.pipeline.run.runlog import RunLog
-from s2c_batch.pipeline.run.store import StorePath
+from s2c_batch.pipeline.output import folder as outdir
+from s2c_batch.pipeline.output import lock, store
+from s2c_batch.pipeline.output import objects as object_out
+from s2c_batch.pipeline.output.location import LocalLocation, ObjectLocation, OutputLocation, open_location
+from s2c_batch.pipeline.output.runlog import RunLog
+from s2c_batch.pipeline.output.store import StorePath
 
 #: A run's output: a local (or shared) folder, or a prefix on object storage.
 Out = Path | ObjectLocation
@@ -87,7 +89,7 @@ def delete(out: Out, key: str) -> None:
 
 
 def location(out: Out) -> OutputLocation:
-    """``out`` behind the operations both kinds share (:class:`~s2c_batch.pipeline.run.location.OutputLocation`)."""
+    """``out`` behind the operations both kinds share (:class:`~s2c_batch.pipeline.output.location.OutputLocation`)."""
     return out if isinstance(out, ObjectLocation) else LocalLocation(out)
 
 

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from s2c_batch.pipeline.cli import cli
+from s2c_batch.pipeline.cluster.report import check_report_path
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputError
-from s2c_batch.pipeline.run.report import check_report_path
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from testutils import RealCluster, free_port, make_pair
@@ -57,7 +57,7 @@ def test_run__report_without_bokeh_on_the_scheduler_warns_and_the_run_completes(
         cluster.start_worker("no-bokeh-worker")
         cluster.wait_for_workers(1)
         report = tmp_path / "report.html"
-        with caplog.at_level(logging.WARNING, logger="s2c_batch.pipeline.run.report"):
+        with caplog.at_level(logging.WARNING, logger="s2c_batch.pipeline.cluster.report"):
             res = run_change_detection(t1, t2, tmp_path / "out", load_config("cva", SMALL), progress=False,
                                        report=report, scheduler=cluster.address)
     finally:

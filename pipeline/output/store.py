@@ -11,7 +11,7 @@ per product, even when it is all nodata, so a resumed run can tell a written
 block from a lost one (:func:`block_problem`, :func:`store_problem`).
 
 Every function takes the store as a local folder or as an
-:class:`~s2c_batch.pipeline.run.location.ObjectLocation` whose prefix is the store
+:class:`~s2c_batch.pipeline.output.location.ObjectLocation` whose prefix is the store
 (``s3://bucket/run/change.zarr``), opened there through ``zarr.storage.ObjectStore``;
 a location pickles without secrets, so it can be a task argument.
 """
@@ -34,8 +34,8 @@ from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.scene import Grid
-from s2c_batch.pipeline.run import gcs
-from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.output.location import ObjectLocation
+from s2c_batch.pipeline.storage import gcs
 
 #: A Zarr store: a local folder or an object-store prefix.
 StorePath = str | os.PathLike[str] | ObjectLocation
@@ -267,7 +267,7 @@ def _write_errors() -> tuple[type[BaseException], ...]:
 def _raise_if_remote(path: StorePath, what: str, exc: BaseException) -> None:
     """On object storage, raise the failure as an OutputError naming the store's URL, ``what`` and the likely fix."""
     if isinstance(path, ObjectLocation):
-        from s2c_batch.pipeline.run.object_out import storage_fix
+        from s2c_batch.pipeline.output.objects import storage_fix
 
         raise OutputError(f"writing {what} into {path.url!r} failed; {storage_fix(path, exc)}; then run "
                           "again with --resume") from exc

@@ -9,14 +9,14 @@ import sys
 import pytest
 from distributed import Client
 
+from s2c_batch.pipeline.cluster.allocator import _glibc
 from s2c_batch.pipeline.config import load_config
-from s2c_batch.pipeline.run.allocator import _glibc
 from s2c_batch.pipeline.run.worker import PredictorPlugin, plugin_name
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="mallopt thresholds are glibc's")
 
 _PROBE = (
-    "from s2c_batch.pipeline.run.allocator import is_mapped_alone, reuse_freed_memory\n"
+    "from s2c_batch.pipeline.cluster.allocator import is_mapped_alone, reuse_freed_memory\n"
     "before = is_mapped_alone(4 << 20)\n"
     "ok = reuse_freed_memory()\n"
     "print(before, ok, is_mapped_alone(4 << 20), is_mapped_alone(64 << 20))\n"
@@ -42,7 +42,7 @@ def test_reuse_freed_memory__leaves_the_users_choice() -> None:
 
 @pytest.mark.cluster
 def test_predictor_plugin__model_workers_reuse_freed_memory(dask_cluster) -> None:  # noqa: ANN001
-    from s2c_batch.pipeline.run.allocator import is_mapped_alone
+    from s2c_batch.pipeline.cluster.allocator import is_mapped_alone
 
     model = load_config("tiny").model
     with Client(dask_cluster.address, timeout="20s") as client:

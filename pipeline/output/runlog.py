@@ -3,7 +3,7 @@
 Written atomically (temporary file + ``os.replace``) at every status change, so
 a crash leaves the last consistent record: ``running`` or ``failed``, never a
 ``complete`` that is not. On object storage (``path`` an
-:class:`~s2c_batch.pipeline.run.location.ObjectLocation` naming the key) each write is
+:class:`~s2c_batch.pipeline.output.location.ObjectLocation` naming the key) each write is
 one PUT, which replaces the object whole.
 """
 
@@ -23,7 +23,7 @@ from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.identity import describe_input
 from s2c_batch.pipeline.inputs.scene import ScenePair
-from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.output.location import ObjectLocation
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class RunLog:
 
     def _put(self, location: ObjectLocation) -> None:
         """Write the record as the object ``location`` names (one PUT: old or new, never part)."""
-        from s2c_batch.pipeline.run.object_out import output_error
+        from s2c_batch.pipeline.output.objects import output_error
 
         out, name = location.split()
         try:

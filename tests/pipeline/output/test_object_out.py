@@ -13,8 +13,10 @@ import zarr
 
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
-from s2c_batch.pipeline.run import lock, object_out, outdir
-from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, OutputLocation, open_location
+from s2c_batch.pipeline.output import folder as outdir
+from s2c_batch.pipeline.output import lock
+from s2c_batch.pipeline.output import objects as object_out
+from s2c_batch.pipeline.output.location import LocalLocation, ObjectLocation, OutputLocation, open_location
 
 from objectstore import S3Server, closed_port
 
@@ -153,7 +155,7 @@ def test_check_writable__bad_credentials(weed: S3Server, monkeypatch: pytest.Mon
 
 
 def test_runlog__on_s3_each_write_replaces_the_object(location: ObjectLocation) -> None:
-    from s2c_batch.pipeline.run.runlog import RunLog
+    from s2c_batch.pipeline.output.runlog import RunLog
 
     key = location.child(outdir.RUN_JSON)
     assert RunLog.read(key) is None

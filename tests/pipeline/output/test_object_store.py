@@ -13,8 +13,8 @@ from rasterio.crs import CRS as RioCRS
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.inputs.scene import Grid
-from s2c_batch.pipeline.run import store
-from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, open_location
+from s2c_batch.pipeline.output import store
+from s2c_batch.pipeline.output.location import LocalLocation, ObjectLocation, open_location
 
 from objectstore import S3Server
 
@@ -104,8 +104,9 @@ def test_write_cog__to_s3_equals_the_local_cog(remote: ObjectLocation, tmp_path:
 def test_prepare_resume__on_s3_keeps_verified_blocks_only(remote: ObjectLocation) -> None:
     from s2c_batch.kernels.raster.tiling import TilePlan
     from s2c_batch.pipeline.config import load_config
-    from s2c_batch.pipeline.run import object_out, recovery
-    from s2c_batch.pipeline.run.runlog import RunLog
+    from s2c_batch.pipeline.output import objects as object_out
+    from s2c_batch.pipeline.output.runlog import RunLog
+    from s2c_batch.pipeline.run import recovery
 
     cfg = load_config("cva", [f"tiling.block_size={BLOCK}", f"tiling.chunk_size={CHUNK}", "tiling.tile_size=32",
                               "tiling.overlap=0"])

@@ -12,7 +12,7 @@ them, and :func:`collect_blocks` decides as each task ends:
   a :class:`~s2c_batch.pipeline.errors.ClusterError`;
 - anything else: retried up to ``cluster.retries`` times (the scheduler reruns
   the failed tasks and what depends on them), then raised;
-- running past its deadline: the :class:`~s2c_batch.pipeline.run.watchdog.Watchdog`
+- running past its deadline: the :class:`~s2c_batch.pipeline.cluster.watchdog.Watchdog`
   restarts its worker so that Dask runs it again.
 
 A lost scheduler cancels every future; :func:`reporting_lost_cluster` turns
@@ -32,8 +32,8 @@ from typing import Any
 from distributed import Future, KilledWorker, as_completed
 from distributed.comm import CommClosedError
 
+from s2c_batch.pipeline.cluster.watchdog import Watchdog
 from s2c_batch.pipeline.errors import ClusterError, S2CError
-from s2c_batch.pipeline.run.watchdog import Watchdog
 from s2c_batch.pipeline.run.worker import BlockReport
 
 log = logging.getLogger(__name__)

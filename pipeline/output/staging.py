@@ -5,7 +5,7 @@ rename (:func:`~s2c_batch.pipeline.atomic.atomic_path`). Object storage has no
 rename: the file is built on the machine's local scratch disk (Dask's
 ``temporary-directory``, else the system's) and uploaded, and the object appears only
 when its upload completes (multipart above
-:data:`~s2c_batch.pipeline.run.location.PART_SIZE`). Either way a reader never sees
+:data:`~s2c_batch.pipeline.output.location.PART_SIZE`). Either way a reader never sees
 half a file, and the temporaries are gone after success and failure alike.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from s2c_batch.pipeline.atomic import atomic_path
-from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, OutputLocation
+from s2c_batch.pipeline.output.location import LocalLocation, ObjectLocation, OutputLocation
 
 
 def scratch_dir() -> str | None:
@@ -36,7 +36,7 @@ def upload(location: ObjectLocation, key: str, local: Path) -> None:
     Raises:
         OutputError: the upload failed (names the object's URL and the likely fix).
     """
-    from s2c_batch.pipeline.run.object_out import output_error
+    from s2c_batch.pipeline.output.objects import output_error
 
     try:
         location.upload(key, local)

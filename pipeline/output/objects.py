@@ -1,7 +1,7 @@
 """An ``--out`` on object storage: its errors, lock and block ledger (no rename, no append).
 
-The counterpart of :mod:`~s2c_batch.pipeline.run.outdir` for an
-:class:`~s2c_batch.pipeline.run.location.ObjectLocation`, with the same layout and rules:
+The counterpart of :mod:`~s2c_batch.pipeline.output.folder` for an
+:class:`~s2c_batch.pipeline.output.location.ObjectLocation`, with the same layout and rules:
 
 - ``.s2c/lock`` is created with ``If-None-Match: *`` (``ifGenerationMatch=0`` on ``gs://``;
   a second run's create fails), holds the pid and host of its run, and is removed when the
@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError
-from s2c_batch.pipeline.run.layout import FIT_FILE, PRODUCT_FILES, RUN_JSON, STATE_DIR, STORE
-from s2c_batch.pipeline.run.location import ObjectLocation
-from s2c_batch.pipeline.run.lock import has_run, live_lock_holder, locked_error
+from s2c_batch.pipeline.output.layout import FIT_FILE, PRODUCT_FILES, RUN_JSON, STATE_DIR, STORE
+from s2c_batch.pipeline.output.location import ObjectLocation
+from s2c_batch.pipeline.output.lock import has_run, live_lock_holder, locked_error
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def clear_products(location: ObjectLocation) -> None:
 class ObjectLedger:
     """The blocks whose write succeeded: one empty object ``.s2c/blocks/ROW_COL`` each.
 
-    The same interface as :class:`~s2c_batch.pipeline.run.outdir.BlockLedger`.
+    The same interface as :class:`~s2c_batch.pipeline.output.folder.BlockLedger`.
     """
 
     def __init__(self, location: ObjectLocation) -> None:

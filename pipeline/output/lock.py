@@ -8,7 +8,7 @@
 - ``out`` holds a run when it holds the store's metadata or a COG, or a ``run.json`` not
   known to have failed (a failed run that left no product protects nothing).
 
-:mod:`~s2c_batch.pipeline.run.outdir` and :mod:`~s2c_batch.pipeline.run.object_out` apply
+:mod:`~s2c_batch.pipeline.output.folder` and :mod:`~s2c_batch.pipeline.output.objects` apply
 these rules to a folder and to a prefix.
 """
 
@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from s2c_batch.pipeline.errors import OutputError, OutputLockedError
-from s2c_batch.pipeline.run.layout import LOCK, PRODUCT_FILES, RUN_JSON, STORE
-from s2c_batch.pipeline.run.location import ObjectLocation, OutputLocation
+from s2c_batch.pipeline.output.layout import LOCK, PRODUCT_FILES, RUN_JSON, STORE
+from s2c_batch.pipeline.output.location import ObjectLocation, OutputLocation
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def release(out: OutputLocation, *, after_error: bool) -> None:
 def _write_error(out: OutputLocation, exc: BaseException) -> OutputError:
     """A failed lock write or removal as an :class:`OutputError` naming the lock and the fix."""
     if isinstance(out, ObjectLocation):
-        from s2c_batch.pipeline.run.object_out import output_error
+        from s2c_batch.pipeline.output.objects import output_error
 
         return output_error(out, LOCK, exc)
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -3,7 +3,7 @@
 A block task that stops making progress (a benchmark once saw a Zarr shard write
 sleep for ten minutes with all of its worker's threads waiting; issue 19) would
 otherwise hold the run until Dask noticed a dead worker, if ever. The
-:class:`Watchdog` is checked by :func:`~s2c_batch.pipeline.run.supervise.collect_blocks`
+:class:`Watchdog` is checked by :func:`~s2c_batch.pipeline.cluster.supervise.collect_blocks`
 between completions, about every second. It follows the run's own tasks from
 the moment the scheduler gives them to a worker, and gives each a deadline from
 the run's own times:

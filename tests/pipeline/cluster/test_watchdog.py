@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from s2c_batch.pipeline.cluster.watchdog import Watchdog, task_block, task_kind
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import ClusterError
 from s2c_batch.pipeline.run.runner import RunResult, run_change_detection
 from s2c_batch.pipeline.run.testhooks import STALL_ENV
-from s2c_batch.pipeline.run.watchdog import Watchdog, task_block, task_kind
 
 from testutils import RealCluster, assert_same_products, make_pair
 

@@ -3,12 +3,12 @@
 obstore's ``GCSStore`` speaks the XML API; gcsfs speaks the JSON API, which is what
 Google's own clients use and what the emulator ``fake-gcs-server`` serves, so outputs on
 ``gs://`` are written and tested through gcsfs. The rules are those of S3
-(:mod:`~s2c_batch.pipeline.run.location`):
+(:mod:`~s2c_batch.pipeline.output.location`):
 
 - a write is one media upload, which replaces the object atomically;
 - the lock's conditional create is a media upload with ``ifGenerationMatch=0`` (the
   server answers ``412`` when the object exists, gcsfs raises ``FileExistsError``);
-- an upload above :data:`~s2c_batch.pipeline.run.location.PART_SIZE` is a resumable
+- an upload above :data:`~s2c_batch.pipeline.output.location.PART_SIZE` is a resumable
   upload, whose object appears only when its last chunk is written;
 - the Zarr store is a ``zarr.storage.FsspecStore`` on gcsfs's asynchronous filesystem.
 
