@@ -27,23 +27,34 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from distributed import Future, KilledWorker, as_completed
 from distributed.comm import CommClosedError
 
 from s2c_batch.pipeline.cluster.watchdog import Watchdog
 from s2c_batch.pipeline.errors import ClusterError, S2CError
-from s2c_batch.pipeline.run.worker import BlockReport
 
 log = logging.getLogger(__name__)
+
+
+class BlockResult(Protocol):
+    """What a block task returns: at least the index of its block."""
+
+    @property
+    def index(self) -> tuple[int, int]:
+        """The block."""
+
+
+#: A block task's result (:class:`~s2c_batch.pipeline.run.worker.BlockReport` in a run).
+R = TypeVar("R", bound=BlockResult)
 
 #: Seconds between looks for finished block tasks when none has finished.
 TICK_S = 0.05
 
 
 def collect_blocks(client: Any, futures: Sequence[Future], *, retries: int,
-                   on_done: Callable[[BlockReport], None], watchdog: Watchdog | None = None) -> list[BlockReport]:
+                   on_done: Callable[[R], None], watchdog: Watchdog | None = None) -> list[R]:
     """Wait for every write task; returns their reports in completion order.
 
     Args:
@@ -59,7 +70,7 @@ def collect_blocks(client: Any, futures: Sequence[Future], *, retries: int,
         Exception: a block task's unexpected error once its retries are spent.
     """
     tries: dict[Any, int] = {}
-    reports: list[BlockReport] = []
+    reports: list[R] = []
     # The client's own loop: as_completed otherwise takes the default client's, which in a
     # batch's run threads may be another client, whose loop never sees these futures end.
     done = as_completed(futures, loop=client.loop)
@@ -70,7 +81,7 @@ def collect_blocks(client: Any, futures: Sequence[Future], *, retries: int,
             time.sleep(TICK_S)
         for fut in batch:
             if fut.status == "finished":
-                report: BlockReport = fut.result()
+                report: R = fut.result()
                 on_done(report)
                 if watchdog is not None:
                     watchdog.block_written(report.index)

@@ -32,7 +32,6 @@ from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
 from s2c_batch.pipeline.output import store
 from s2c_batch.pipeline.products.preview import PreviewPiece
-from s2c_batch.pipeline.run.testhooks import stall_if_asked
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +263,6 @@ def write_block(job: WriteJob, *pieces: Partial) -> BlockReport:
     after a lost worker, resume) writes the same bytes.
     """
     t0 = time.perf_counter()
-    stall_if_asked(job.index)  # test-only, inert unless S2C_TEST_STALL is set
     pred = combine_partials(pieces, job.core)
     targets = worker_predictor(job.model).target_classes if job.with_classes else ()
     arrays = encode_products(

@@ -2,7 +2,7 @@
 
 A real scheduler and two nanny-managed workers; the write of block (1, 1)
 blocks forever a chosen number of times (the test-only ``S2C_TEST_STALL`` hook,
-:mod:`s2c_batch.pipeline.run.testhooks`); deadlines have a floor of 5 s and 5 times the
+``tests/stallhook.py``, preloaded by the workers); deadlines have a floor of 5 s and 5 times the
 median task above it, so a healthy block on a loaded machine is not taken for a stall.
 """
 
@@ -20,8 +20,8 @@ from s2c_batch.pipeline.cluster.watchdog import Watchdog, task_block, task_kind
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import ClusterError
 from s2c_batch.pipeline.run.runner import RunResult, run_change_detection
-from s2c_batch.pipeline.run.testhooks import STALL_ENV
 
+from stallhook import STALL_ENV, STALL_HOOK
 from testutils import RealCluster, assert_same_products, make_pair
 
 SMALL = ["tiling.tile_size=128", "tiling.overlap=32", "tiling.block_size=128", "tiling.chunk_size=128"]
@@ -36,7 +36,7 @@ def stalling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RealClu
     hook.write_text("1 1 0")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(STALL_ENV, str(hook))  # inherited by the nannies and their workers
-        cluster = RealCluster.start(root, 2, prefix="stall", nanny=True)
+        cluster = RealCluster.start(root, 2, prefix="stall", nanny=True, preload=STALL_HOOK)
     try:
         yield cluster, hook, make_pair(root, 300, 260, seed=5, nodata=0)
     finally:

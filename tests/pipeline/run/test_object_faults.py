@@ -39,9 +39,9 @@ from s2c_batch.pipeline.output import lock
 from s2c_batch.pipeline.output import objects as object_out
 from s2c_batch.pipeline.output.location import ObjectLocation, open_location
 from s2c_batch.pipeline.run.runner import run_change_detection
-from s2c_batch.pipeline.run.testhooks import RELEASE_SUFFIX, STALL_ENV
 
 from objectstore import S3Server, assert_same_as_local, race_for_the_lock, upload, weed_ports, weed_server
+from stallhook import RELEASE_SUFFIX, STALL_ENV, STALL_HOOK
 from testutils import RealCluster, clean_env, make_pair
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the scheduler cannot import test modules
@@ -109,7 +109,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, weed_out: Weed, hook: Path
     env = clean_env(logs, AWS_ACCESS_KEY_ID=weed_out.keys["access_key"],
                     AWS_SECRET_ACCESS_KEY=weed_out.keys["secret_key"], AWS_EC2_METADATA_DISABLED="true",
                     **{STALL_ENV: str(hook)})
-    cluster = RealCluster.start(logs, 2, prefix="faults-worker", worker_env=env)
+    cluster = RealCluster.start(logs, 2, prefix="faults-worker", worker_env=env, preload=STALL_HOOK)
     yield cluster
     cluster.stop()
 
