@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import InputError
 from s2c_batch.pipeline.inputs.remote import as_url, is_remote, redact
-from s2c_batch.pipeline.storage.retry import gcs_store
+from s2c_batch.pipeline.storage.gcs import gcs_store
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ the instance's service account).
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shutil
@@ -39,13 +38,10 @@ from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.remote import is_remote, redact, resolve_storage
 from s2c_batch.pipeline.storage import gcs
-from s2c_batch.pipeline.storage.retry import retry_config
+from s2c_batch.pipeline.storage.s3 import PART_SIZE, s3_store
 
 #: Object-store URL schemes accepted for ``--out``.
 OUT_SCHEMES = ("s3", "gs")
-
-#: Part size of multipart uploads (S3's minimum for every part but the last is 5 MiB).
-PART_SIZE = 8 * 1024 * 1024
 
 
 class OutputLocation(ABC):
@@ -194,10 +190,10 @@ class ObjectLocation(OutputLocation):
         """An ``obstore.store.S3Store`` rooted at ``prefix/key``, built from this machine's credentials (S3 only).
 
         One per process for each root, setting and credential environment
-        (:func:`_s3_store`): a block task's writes reuse its worker's client and connections.
+        (:func:`~s2c_batch.pipeline.storage.s3.s3_store`): a block task's writes reuse its
+        worker's client and connections.
         """
-        return _s3_store(self.bucket, self._key(key), self.storage,
-                         tuple(os.environ.get(name) for name in _CREDENTIAL_VARIABLES))
+        return s3_store(self.bucket, self._key(key), self.storage)
 
     def read(self, key: str) -> bytes | None:  # noqa: D102
         import obstore
@@ -284,38 +280,6 @@ class ObjectLocation(OutputLocation):
         if self.on_gcs:
             return gcs.zarr_store(self.storage, self.bucket, self._key(key))
         return ObjectStore(self.store(key))
-
-
-#: What decides which credentials an ``S3Store`` finds (obstore's and boto3's chains).
-_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                         "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_REGION", "HOME")
-
-
-@functools.lru_cache(maxsize=32)
-def _s3_store(bucket: str, prefix: str, storage: StorageConfig, environment: tuple[str | None, ...]) -> Any:
-    """The ``S3Store`` of ``s3://bucket/prefix``; cached per ``environment`` (the credential variables' values).
-
-    Building one costs 5-16 ms and a new connection pool; a cached store reuses both.
-    Profiles and ``~/.aws`` files, which obstore does not read, go through boto3's chain.
-    """
-    from obstore.store import S3Store
-
-    config: dict[str, Any] = {"region": storage.region or os.environ.get("AWS_REGION") or "us-east-1"}
-    if storage.endpoint:
-        config["endpoint"] = storage.endpoint.rstrip("/")
-        config["virtual_hosted_style_request"] = False
-    if storage.anonymous:
-        config["skip_signature"] = True
-    kwargs: dict[str, Any] = {}
-    if not storage.anonymous and (storage.profile or "AWS_ACCESS_KEY_ID" not in os.environ):
-        import boto3
-        from obstore.auth.boto3 import Boto3CredentialProvider
-
-        session = boto3.Session(profile_name=storage.profile)
-        if storage.profile or session.get_credentials() is not None:
-            kwargs["credential_provider"] = Boto3CredentialProvider(session)
-    return S3Store(bucket, prefix=prefix or None, config=config,  # type: ignore[arg-type]
-                   retry_config=retry_config(storage), client_options={"allow_http": storage.allow_http}, **kwargs)
 
 
 def is_url(text: str | os.PathLike[str]) -> bool:

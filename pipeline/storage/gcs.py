@@ -1,16 +1,21 @@
-"""The operations of a ``gs://`` output location, through gcsfs (Google Cloud Storage's JSON API).
+"""The operations of a ``gs://`` location, through gcsfs (Google Cloud Storage's JSON API).
 
 obstore's ``GCSStore`` speaks the XML API; gcsfs speaks the JSON API, which is what
 Google's own clients use and what the emulator ``fake-gcs-server`` serves, so outputs on
 ``gs://`` are written and tested through gcsfs. The rules are those of S3
-(:mod:`~s2c_batch.pipeline.output.location`):
+(:mod:`~s2c_batch.pipeline.storage.s3`):
 
 - a write is one media upload, which replaces the object atomically;
 - the lock's conditional create is a media upload with ``ifGenerationMatch=0`` (the
   server answers ``412`` when the object exists, gcsfs raises ``FileExistsError``);
-- an upload above :data:`~s2c_batch.pipeline.output.location.PART_SIZE` is a resumable
-  upload, whose object appears only when its last chunk is written;
+- an upload above :data:`CHUNK_SIZE` is a resumable upload, whose object appears only
+  when its last chunk is written;
 - the Zarr store is a ``zarr.storage.FsspecStore`` on gcsfs's asynchronous filesystem.
+
+What identifies an input object (its generation, ETag and size) is one ``HEAD`` through
+obstore's ``GCSStore`` (:func:`gcs_store`, :mod:`~s2c_batch.pipeline.inputs.identity`),
+which finds the credentials itself (``GOOGLE_SERVICE_ACCOUNT`` or
+``GOOGLE_APPLICATION_CREDENTIALS``, else the instance's service account).
 
 The filesystem is built on the machine that uses it, from the (secret-free) ``storage``
 section and that machine's Google credentials: ``GOOGLE_APPLICATION_CREDENTIALS`` (a
@@ -32,9 +37,17 @@ from pathlib import Path
 from typing import Any
 
 from s2c_batch.pipeline.config import StorageConfig
+from s2c_batch.pipeline.storage.retry import retry_config
 
 #: Resumable uploads' chunk size (a multiple of 256 KiB, as GCS requires).
 CHUNK_SIZE = 8 * 1024 * 1024
+
+#: What to check when the credentials are refused.
+CREDENTIALS = ("GOOGLE_APPLICATION_CREDENTIALS (a service-account or application-default credentials file) or the "
+               "machine's service account")
+
+#: The service's name, and the settings that name another endpoint.
+SERVICE, ENDPOINT_SETTINGS = "Google Cloud Storage", "storage.gs_endpoint / STORAGE_EMULATOR_HOST"
 
 
 def _retries_exhausted_at_debug(record: logging.LogRecord) -> bool:
@@ -144,3 +157,42 @@ def zarr_store(storage: StorageConfig, bucket: str, key: str) -> Any:
     from zarr.storage import FsspecStore
 
     return FsspecStore(filesystem(storage, asynchronous=True), path=_path(bucket, key))
+
+
+def gcs_store(bucket: str, storage: StorageConfig, prefix: str = "") -> Any:
+    """An ``obstore.store.GCSStore`` of ``gs://bucket/prefix``, with this machine's Google credentials.
+
+    ``storage.anonymous`` sends unsigned reads (public buckets), ``storage.gs_endpoint``
+    names another endpoint, such as an emulator.
+    """
+    from obstore.store import GCSStore
+
+    config: dict[str, Any] = {}
+    if storage.gs_endpoint:
+        config["base_url"] = storage.gs_endpoint.rstrip("/")
+    if storage.anonymous:
+        config["skip_signature"] = True
+    return GCSStore(bucket, prefix=prefix or None, config=config,  # type: ignore[arg-type]
+                    retry_config=retry_config(storage), client_options={"allow_http": storage.allow_http})
+
+
+def endpoint(storage: StorageConfig) -> str | None:
+    """The endpoint the ``storage`` section names (``None``: Google's own)."""
+    return storage.gs_endpoint
+
+
+def failure(exc: BaseException) -> str | None:
+    """``bucket``, ``credentials``, ``endpoint`` or ``None`` for a gcsfs error on ``gs://``.
+
+    On a write a ``404`` (``FileNotFoundError``) is a missing bucket; gcsfs raises ``OSError("Forbidden: ...")``
+    for a ``403`` and an ``HttpError`` of code ``401`` for refused credentials; aiohttp's connection errors
+    name the host that cannot be reached.
+    """
+    text = str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return "bucket"
+    if getattr(exc, "code", None) in (401, 403) or text.startswith("Forbidden") or "Invalid Credentials" in text:
+        return "credentials"
+    if "Cannot connect" in text or "Connect" in text or "Name or service not known" in text:
+        return "endpoint"
+    return None
