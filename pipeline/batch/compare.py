@@ -20,7 +20,6 @@ import time
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rasterio.crs import CRS
@@ -29,8 +28,8 @@ from s2c_batch.kernels.model_config import CLASSICAL, ComparatorName
 from s2c_batch.pipeline.cluster.connect import connect, torch_threads_per_worker
 from s2c_batch.pipeline.config import Config, check_checkpoints
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
-from s2c_batch.pipeline.inputs.remote import is_remote
 from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.inputs.source import Source
 from s2c_batch.pipeline.learn.score import TruthValues, score_rasters
 from s2c_batch.pipeline.output import dispatch as output
 from s2c_batch.pipeline.output import objects as object_out
@@ -124,7 +123,7 @@ def run_comparison(
     cfg: Config,
     comparators: Sequence[ComparatorName],
     *,
-    truth: str | os.PathLike[str] | None = None,
+    truth: str | os.PathLike[str] | Source | None = None,
     truth_values: TruthValues = "auto",
     scheduler: str | None = None,
     resume: bool = False,
@@ -160,7 +159,8 @@ def run_comparison(
     configs = {name: config_for(cfg, name) for name in comparators}
     for run_cfg in configs.values():  # a missing checkpoint stops the comparison before any run
         check_checkpoints(run_cfg)
-    if truth is not None and not is_remote(truth) and not Path(truth).is_file():
+    truth = None if truth is None else Source.parse(truth)
+    if truth is not None and not truth.remote and not truth.path.is_file():
         raise InputError(f"--truth {str(truth)!r} does not exist; give the change truth raster on t1's grid")
     out_dir = output.open_out(out, cfg.storage)
     if isinstance(out_dir, ObjectLocation):

@@ -25,7 +25,6 @@ the instance's service account).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
@@ -36,7 +35,8 @@ from urllib.parse import urlsplit
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import OutputError
-from s2c_batch.pipeline.inputs.remote import is_remote, redact, resolve_storage
+from s2c_batch.pipeline.inputs.remote import resolve_storage
+from s2c_batch.pipeline.inputs.source import Source
 from s2c_batch.pipeline.storage import gcs
 from s2c_batch.pipeline.storage.s3 import PART_SIZE, s3_store
 
@@ -282,11 +282,6 @@ class ObjectLocation(OutputLocation):
         return ObjectStore(self.store(key))
 
 
-def is_url(text: str | os.PathLike[str]) -> bool:
-    """Whether ``text`` names a URL or a GDAL ``/vsi...`` path (any scheme: ``az://`` and ``ftp://`` too)."""
-    return is_remote(text) or re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", str(text)) is not None
-
-
 def open_location(out: str | os.PathLike[str], storage: StorageConfig | None = None) -> OutputLocation:
     """The output location of ``--out``: a local folder, ``s3://bucket/prefix`` or ``gs://bucket/prefix``.
 
@@ -294,16 +289,17 @@ def open_location(out: str | os.PathLike[str], storage: StorageConfig | None = N
         OutputError: ``out`` is a URL of a scheme not supported for outputs, a ``/vsi...``
             path, or a URL without a bucket (exit 4).
     """
-    text = str(out)
-    if not is_url(text):
+    source = Source.parse(out)
+    text = source.text
+    if not source.is_url:
         return LocalLocation(Path(out))
     parts = urlsplit(text)
     if parts.scheme.lower() not in OUT_SCHEMES:
         raise OutputError(
-            f"--out {redact(out)!r}: outputs can go to a local folder or to {', '.join(s + '://' for s in OUT_SCHEMES)}"
-            " URLs; give s3://bucket/prefix, gs://bucket/prefix or a folder"
+            f"--out {source.redacted!r}: outputs can go to a local folder or to "
+            f"{', '.join(s + '://' for s in OUT_SCHEMES)} URLs; give s3://bucket/prefix, gs://bucket/prefix or a folder"
         )
     scheme = parts.scheme.lower()
     if not parts.netloc:
-        raise OutputError(f"--out {redact(out)!r} names no bucket; give {scheme}://bucket/prefix")
+        raise OutputError(f"--out {source.redacted!r} names no bucket; give {scheme}://bucket/prefix")
     return ObjectLocation(parts.netloc, parts.path.strip("/"), resolve_storage(storage or StorageConfig()), scheme)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from s2c_batch.pipeline.config import Config
-from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair
 from s2c_batch.pipeline.output import dispatch as output
 from s2c_batch.pipeline.output import folder as outdir
@@ -137,7 +136,7 @@ def provenance(pair: ScenePair, run: dict[str, Any]) -> dict[str, Any]:
         "config_hash": run.get("config_hash"),
         "fingerprint": run.get("fingerprint"),
         "checkpoints": dict(run.get("checkpoints") or {}),
-        "inputs": [input_name(pair.t1.path), input_name(pair.t2.path)],
+        "inputs": [pair.t1.raster.name, pair.t2.raster.name],
     }
 
 
@@ -155,5 +154,5 @@ def _titles(pair: ScenePair) -> Sequence[str]:
     labels = []
     for label, source in (("t1", pair.t1), ("t2", pair.t2)):
         when = acquisition_datetime(source.path, source.storage)
-        labels.append(f"{label} {when:%Y-%m-%d}" if when else f"{label} {input_name(source.path)}")
+        labels.append(f"{label} {when:%Y-%m-%d}" if when else f"{label} {source.raster.name}")
     return (*labels, "change")

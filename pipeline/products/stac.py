@@ -40,7 +40,6 @@ from pystac.extensions.projection import ProjectionExtension
 from rasterio.warp import transform_geom
 
 from s2c_batch.pipeline.inputs.acquisition import acquisition_datetime, to_rfc3339
-from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
 from s2c_batch.pipeline.output.location import LocalLocation, ObjectLocation, OutputLocation
 from s2c_batch.pipeline.output.staging import as_location, href, staged
@@ -128,7 +127,7 @@ def build_item(
         "s2c:config_hash": run.get("config_hash"),
         "s2c:fingerprint": run.get("fingerprint"),
         "s2c:checkpoints": dict(run.get("checkpoints") or {}),
-        "s2c:inputs": [input_name(pair.t1.path), input_name(pair.t2.path)],
+        "s2c:inputs": [pair.t1.raster.name, pair.t2.raster.name],
         "s2c:comparator": model.get("comparator"),
         "s2c:identifier": model.get("identifier"),
         "s2c:threshold": run.get("threshold", model.get("threshold")),

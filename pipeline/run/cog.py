@@ -33,7 +33,6 @@ from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputError, portable_errors
-from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
 from s2c_batch.pipeline.output import store
 from s2c_batch.pipeline.output.dispatch import child
@@ -151,7 +150,7 @@ def write_cogs(
         "S2C_BATCH_VERSION": package_version(),
         "S2C_CONFIG_HASH": cfg.hash(),
         "S2C_FINGERPRINT": str(run.get("fingerprint")),
-        "S2C_INPUTS": f"{input_name(pair.t1.path)},{input_name(pair.t2.path)}",
+        "S2C_INPUTS": f"{pair.t1.raster.name},{pair.t2.raster.name}",
         "S2C_CHECKPOINTS": json.dumps(run.get("checkpoints", {}), sort_keys=True),
         "S2C_COMPARATOR": cfg.model.comparator,
         "S2C_THRESHOLD": json.dumps(run.get("threshold"), sort_keys=True),

@@ -29,8 +29,8 @@ from s2c_batch.pipeline.cluster.supervise import cancel_quietly, collect_blocks,
 from s2c_batch.pipeline.cluster.watchdog import Watchdog
 from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
 from s2c_batch.pipeline.errors import InputError, S2CError
-from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
+from s2c_batch.pipeline.inputs.source import Source
 from s2c_batch.pipeline.output import dispatch as output
 from s2c_batch.pipeline.output import folder as outdir
 from s2c_batch.pipeline.output import lock, store
@@ -76,8 +76,8 @@ class RunResult:
 
 
 def run_change_detection(
-    t1: str | os.PathLike[str],
-    t2: str | os.PathLike[str],
+    t1: str | os.PathLike[str] | Source,
+    t2: str | os.PathLike[str] | Source,
     out: str | os.PathLike[str],
     cfg: Config,
     *,
@@ -114,6 +114,7 @@ def run_change_detection(
         OutputError: output exists, is locked or unwritable, or the report's folder
             is missing (exit 4).
     """
+    t1, t2 = Source.parse(t1), Source.parse(t2)  # the scenes' names, classified once
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     check_report_path(report)
@@ -262,7 +263,7 @@ def create_products_store(
         "fingerprint": fp,
         "config_hash": cfg.hash(),
         "checkpoints": checkpoints,
-        "inputs": [input_name(pair.t1.path), input_name(pair.t2.path)],
+        "inputs": [pair.t1.raster.name, pair.t2.raster.name],
         "comparator": cfg.model.comparator,
         "threshold": cfg.model.threshold,
     }

@@ -222,7 +222,7 @@ def test_readme__runs_yaml_on_a_bucket_is_a_valid_runs_file(tmp_path: Path,
     (tmp_path / "RUNS.yaml").write_text(example)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     runs = load_runs_file(tmp_path / "RUNS.yaml").runs
-    assert [(r.t1, output.name(r.out)) for r in runs] == [
+    assert [(str(r.t1), output.name(r.out)) for r in runs] == [
         ("s3://scenes/2024/31UFS.tif", "s3://products/nightly/2025-06-01/31UFS"),
         ("https://stac.example.org/items/31UGS-2024.json", "s3://products/nightly/2025-06-01/31UGS")]
     assert [r.name for r in runs] == ["31UFS", "31UGS"]
