@@ -27,13 +27,14 @@ from rasterio.crs import CRS
 from s2c_batch.kernels.model_config import CLASSICAL, ComparatorName
 from s2c_batch.pipeline.cluster.connect import connect, torch_threads_per_worker
 from s2c_batch.pipeline.config import Config, check_checkpoints
-from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
+from s2c_batch.pipeline.errors import ConfigError, InputError
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.inputs.source import Source
 from s2c_batch.pipeline.learn.score import TruthValues, score_rasters
-from s2c_batch.pipeline.output import dispatch as output
-from s2c_batch.pipeline.output import objects as object_out
-from s2c_batch.pipeline.output.location import ObjectLocation
+from s2c_batch.pipeline.output.layout import STORE
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.location import Location
+from s2c_batch.pipeline.output.runlog import read_record
 from s2c_batch.pipeline.products.area import change_statistics
 from s2c_batch.pipeline.run.runner import run_change_detection
 
@@ -117,9 +118,9 @@ class Comparison:
 
 
 def run_comparison(
-    t1: str | os.PathLike[str],
-    t2: str | os.PathLike[str],
-    out: str | os.PathLike[str],
+    t1: str | os.PathLike[str] | Source,
+    t2: str | os.PathLike[str] | Source,
+    out: str | os.PathLike[str] | Location,
     cfg: Config,
     comparators: Sequence[ComparatorName],
     *,
@@ -159,17 +160,12 @@ def run_comparison(
     configs = {name: config_for(cfg, name) for name in comparators}
     for run_cfg in configs.values():  # a missing checkpoint stops the comparison before any run
         check_checkpoints(run_cfg)
+    scenes = Source.parse(t1), Source.parse(t2)
     truth = None if truth is None else Source.parse(truth)
     if truth is not None and not truth.remote and not truth.path.is_file():
         raise InputError(f"--truth {str(truth)!r} does not exist; give the change truth raster on t1's grid")
-    out_dir = output.open_out(out, cfg.storage)
-    if isinstance(out_dir, ObjectLocation):
-        object_out.check_writable(out_dir)
-    else:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create --out {str(out_dir)!r} ({exc.strerror or exc})") from exc
+    out_dir = open_location(out, cfg.storage)
+    out_dir.ensure()
     with connect(scheduler, cfg.cluster) as client:
         address = str(client.scheduler_info()["address"])
         threads = torch_threads_per_worker(client) if scheduler is None else None
@@ -178,18 +174,18 @@ def run_comparison(
             if progress:
                 print(f"s2c-batch compare: {name}", file=sys.stderr)
             t0 = time.perf_counter()
-            run_out = output.child(out_dir, name)
-            run = run_change_detection(t1, t2, output.name(run_out), run_cfg, scheduler=address, resume=resume,
+            run_out = out_dir.child(name)
+            run = run_change_detection(*scenes, run_out, run_cfg, scheduler=address, resume=resume,
                                        overwrite=overwrite, bbox=bbox, progress=progress, torch_threads=threads)
             seconds = time.perf_counter() - t0
-            record = output.read_record(run_out) or {}
-            stats = change_statistics(client, output.store_of(run_out), _grid_of(record),
+            record = read_record(run_out) or {}
+            stats = change_statistics(client, run_out.child(STORE), _grid_of(record),
                                       block=run_cfg.tiling.block_size, retries=run_cfg.cluster.retries)
             row = ComparatorRow(comparator=name, out=str(run.out), seconds=round(seconds, 3),
                                 changed_pixels=stats.changed_pixels, valid_pixels=stats.valid_pixels,
                                 threshold=record.get("threshold"))
             if truth is not None:
-                mask = run.products.get("change_mask.tif") or output.name(output.child(run_out, "change_mask.tif"))
+                mask = run.products.get("change_mask.tif") or str(run_out.href("change_mask.tif"))
                 m = score_rasters(mask, truth, truth_values=truth_values, storage=run_cfg.storage).metrics
                 row.f1, row.iou, row.kappa = _num(m.f1), _num(m.iou), _num(m.kappa)
                 row.precision, row.recall, row.oa = _num(m.precision), _num(m.recall), _num(m.oa)
@@ -208,8 +204,8 @@ def _grid_of(record: Mapping[str, Any]) -> Grid:
     return Grid(CRS.from_user_input(g["crs"]).to_wkt(), tuple(g["transform"])[:6], g["height"], g["width"])
 
 
-def _write(out_dir: output.Out, result: Comparison) -> None:
-    output.write(out_dir, COMPARE_JSON, json.dumps(result.to_dict(), indent=2).encode())
+def _write(out_dir: Location, result: Comparison) -> None:
+    out_dir.save(COMPARE_JSON, json.dumps(result.to_dict(), indent=2).encode())
 
 
 def format_comparison(result: Comparison) -> str:

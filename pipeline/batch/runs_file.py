@@ -45,8 +45,8 @@ import yaml
 from s2c_batch.pipeline.config import Config, load_config, parse_override
 from s2c_batch.pipeline.errors import ConfigError, OutputError
 from s2c_batch.pipeline.inputs.source import Source
-from s2c_batch.pipeline.output.dispatch import Out, open_out
-from s2c_batch.pipeline.output.location import ObjectLocation
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.location import Location
 
 RUN_KEYS = ("name", "t1", "t2", "out", "config", "set", "bbox", "overwrite")
 DEFAULT_KEYS = ("config", "set", "out")
@@ -72,7 +72,7 @@ class RunSpec:
     name: str
     t1: Source
     t2: Source
-    out: Out
+    out: Location
     cfg: Config
     config: str
     overrides: tuple[str, ...] = ()
@@ -169,7 +169,7 @@ def _run(base: Path, out_base: Path | str, i: int, entry: Any, default_config: A
     if cfg is None or target is None:
         return None
     try:  # the URL's scheme and bucket; its storage section as the runner resolves it
-        out = open_out(target, cfg.storage)
+        out = open_location(target, cfg.storage)
     except (OutputError, ConfigError) as exc:
         problems.append(f"{where}: {exc}")
         return None
@@ -201,7 +201,7 @@ def _out_target(out_base: Path | str, text: str, where: str, problems: list[str]
     that climbs above the base (``..``) is a problem (``None``).
     """
     text = text.strip()
-    if Source.parse(text).is_url:  # an output URL of any scheme: open_out accepts or refuses it
+    if Source.parse(text).is_url:  # an output URL of any scheme: open_location accepts or refuses it
         return text.rstrip("/")
     path = Path(os.path.expanduser(text))
     if path.is_absolute():
@@ -295,4 +295,4 @@ def _check_unique(runs: Sequence[RunSpec], problems: list[str]) -> None:
 
 def _out_key(run: RunSpec) -> str:
     """What two runs must not share: the prefix's URL, or the resolved folder."""
-    return run.out.url if isinstance(run.out, ObjectLocation) else str(run.out.resolve())
+    return run.out.resolve().url

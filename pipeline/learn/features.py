@@ -34,7 +34,7 @@ from s2c_batch.kernels.predictor import (
 )
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import CheckpointError, OutputError
-from s2c_batch.pipeline.output.runlog import hash_path
+from s2c_batch.pipeline.run.fingerprint import hash_path
 
 #: The label value excluded from the loss and the metrics.
 IGNORE = 255

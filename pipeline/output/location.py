@@ -1,60 +1,91 @@
-"""Where a run's outputs go: a local folder or a prefix on object storage, behind one interface.
+"""Where a run's outputs go, as one type: :class:`Location`, a local folder or a prefix on object storage.
 
 A run needs a handful of operations on its output location, named by keys relative
 to ``--out`` (``run.json``, ``.s2c/lock``, ``change.zarr/...``):
 
 - read a small object, write one atomically (it appears whole or not at all),
 - upload a local file (a COG built on scratch disk) so that it appears only when complete,
-- create an object only if it does not exist (the lock: ``If-None-Match: *`` on S3),
+- create an object only if it does not exist (the lock),
 - list and delete under a prefix (the block ledger, ``--overwrite``),
-- the Zarr store of a sub-path (a folder, or a ``zarr.storage.ObjectStore``).
+- the Zarr store of a sub-path (a folder, or an object store's Zarr store);
 
-:class:`LocalLocation` keeps the local behaviour (``os.replace``, ``O_EXCL``).
-:class:`ObjectLocation` speaks to S3 through obstore, and to Google Cloud Storage
-(``gs://``) through gcsfs (:mod:`~s2c_batch.pipeline.storage.gcs`); object stores have no
-rename and no append, which is why the lock is a conditional create and the ledger one
-object per block (:mod:`~s2c_batch.pipeline.output.objects`).
+and a run's life on it: checks before any work (:meth:`Location.precheck`), holding it
+(:meth:`Location.claim`: refuse, resume or overwrite, and the lock), its block ledger,
+removing what a previous run left. The two kinds,
+:class:`~s2c_batch.pipeline.output.folder.FolderLocation` and
+:class:`~s2c_batch.pipeline.output.objects.ObjectLocation`, differ in how (a rename and
+``O_EXCL`` in a folder; no rename and no append on object storage, hence a conditional
+create for the lock and one object per block for the ledger); callers never ask which
+kind they hold. :func:`~s2c_batch.pipeline.output.locate.open_location` makes one from
+``--out``.
 
-An :class:`ObjectLocation` holds the URL and the (secret-free) ``storage`` section only,
-so it pickles into task arguments; the client of the storage is built where it is used,
-from that machine's own credential chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
-``AWS_PROFILE``, an instance role; for ``gs://``, ``GOOGLE_APPLICATION_CREDENTIALS`` or
-the instance's service account).
+A location holds names and the (secret-free) ``storage`` section only, so it pickles
+into task arguments; the client of the storage is built where it is used.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import contextlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
-from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import OutputError
-from s2c_batch.pipeline.inputs.remote import resolve_storage
-from s2c_batch.pipeline.inputs.source import Source
-from s2c_batch.pipeline.storage import gcs
-from s2c_batch.pipeline.storage.s3 import PART_SIZE, s3_store
-
-#: Object-store URL schemes accepted for ``--out``.
-OUT_SCHEMES = ("s3", "gs")
 
 
-class OutputLocation(ABC):
-    """The root of a run's outputs; keys are ``/``-separated paths relative to it."""
+class Ledger(Protocol):
+    """The blocks whose write succeeded (:mod:`~s2c_batch.pipeline.output.ledger`)."""
+
+    def done(self) -> set[tuple[int, int]]:
+        """Blocks recorded as written."""
+
+    def add(self, index: tuple[int, int]) -> None:
+        """Record one block; it stays recorded once this returns."""
+
+    def rewrite(self, blocks: set[tuple[int, int]]) -> None:
+        """Make the ledger hold exactly ``blocks``."""
+
+
+class Location(ABC):
+    """The root of a run's outputs; keys are ``/``-separated paths relative to it.
+
+    Attributes:
+        storage: how GDAL and the clients reach the files here (``None`` for a folder).
+    """
+
+    storage: StorageConfig | None = None
+
+    # --- names --------------------------------------------------------------------------
 
     @property
     @abstractmethod
     def url(self) -> str:
         """The location as the user named it, fit for logs and errors (no secret)."""
 
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """Its last name: the folder's, or the prefix's last part (else the bucket); a STAC item's id."""
+
+
     def key_url(self, key: str) -> str:
         """Where ``key`` is, for messages: the file's path, or the object's URL."""
         return f"{self.url}/{key}"
+
+    @abstractmethod
+    def href(self, key: str = "") -> Path | str:
+        """What a run reports for ``key`` (or for the location itself): the local path, or the URL."""
+
+    @abstractmethod
+    def child(self, key: str) -> Location:
+        """The location of ``key`` under this one (a run of ``compare``, the Zarr store)."""
+
+    def resolve(self) -> Location:
+        """The same location, independent of the working directory (a folder made absolute)."""
+        return self
+
+    # --- operations -----------------------------------------------------------------------
 
     @abstractmethod
     def read(self, key: str) -> bytes | None:
@@ -76,6 +107,10 @@ class OutputLocation(ABC):
     def exists(self, key: str) -> bool:
         """Whether the object (or, locally, the file or folder) ``key`` exists."""
 
+    def file_exists(self, key: str) -> bool:
+        """Whether ``key`` is a file (an object; locally, not a folder)."""
+        return self.exists(key)
+
     @abstractmethod
     def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix/`` (recursively), relative to the location."""
@@ -92,214 +127,122 @@ class OutputLocation(ABC):
     def zarr_store(self, key: str) -> Any:
         """What ``zarr.open_group`` and ``xarray.to_zarr`` take for the store at ``key``."""
 
+    # --- failures and checked writes --------------------------------------------------------
 
-@dataclass(frozen=True)
-class LocalLocation(OutputLocation):
-    """A local (or shared-filesystem) folder."""
+    def storage_fix(self, exc: BaseException) -> str | None:
+        """What a failed request of an object store most likely means, and its fix (``None`` for a folder)."""
+        return None
 
-    root: Path
+    @abstractmethod
+    def write_error(self, key: str, exc: BaseException) -> OutputError:
+        """A failed write of ``key`` as an :class:`OutputError` naming the file or URL and the fix."""
 
-    @property
-    def url(self) -> str:  # noqa: D102
-        return str(self.root)
+    @abstractmethod
+    def save(self, key: str, data: bytes, *, what: str | None = None, sync: bool = False,
+             failure: str | None = None) -> None:
+        """Write ``key`` whole (a local atomic rename, or one ``PUT``).
 
-    def path(self, key: str) -> Path:
-        """The file of ``key``."""
-        return self.root / key
+        Args:
+            key: the file or object.
+            data: its bytes.
+            what: what it is, for a folder's error message (default: ``key``).
+            sync: in a folder, fsync the temporary before the rename (a record a resume decides from).
+            failure: a folder's error message's start (:func:`~s2c_batch.pipeline.atomic.atomic_path`).
 
-    def read(self, key: str) -> bytes | None:  # noqa: D102
-        try:
-            return self.path(key).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-
-    def write(self, key: str, data: bytes) -> None:  # noqa: D102
-        with atomic_path(self.path(key), what=key) as tmp:
-            tmp.write_bytes(data)
-
-    def create(self, key: str, data: bytes) -> bool:  # noqa: D102
-        try:
-            fd = os.open(self.path(key), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        return True
-
-    def upload(self, key: str, local: Path) -> None:  # noqa: D102
-        os.replace(local, self.path(key))
-
-    def exists(self, key: str) -> bool:  # noqa: D102
-        return self.path(key).exists()
-
-    def list(self, prefix: str) -> list[str]:  # noqa: D102
-        base = self.path(prefix)
-        if not base.is_dir():
-            return []
-        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
-
-    def delete(self, key: str) -> None:  # noqa: D102
-        self.path(key).unlink(missing_ok=True)
-
-    def delete_prefix(self, prefix: str) -> None:  # noqa: D102
-        shutil.rmtree(self.path(prefix), ignore_errors=True)
-
-    def zarr_store(self, key: str) -> Any:  # noqa: D102
-        return str(self.path(key))
-
-
-@dataclass(frozen=True)
-class ObjectLocation(OutputLocation):
-    """A prefix of a bucket: ``s3://bucket/prefix`` (obstore) or ``gs://bucket/prefix`` (gcsfs).
-
-    Attributes:
-        bucket: the bucket.
-        prefix: the key prefix, without leading or trailing ``/`` (may be empty).
-        storage: the resolved ``storage`` section (endpoint, region, profile; no secret).
-        scheme: ``"s3"`` or ``"gs"``, which service (and client) the bucket is on.
-    """
-
-    bucket: str
-    prefix: str
-    storage: StorageConfig = field(default_factory=StorageConfig)
-    scheme: str = "s3"
-
-    @property
-    def url(self) -> str:  # noqa: D102
-        return f"{self.scheme}://{self.bucket}/{self.prefix}".rstrip("/")
-
-    @property
-    def on_gcs(self) -> bool:
-        """Whether the bucket is on Google Cloud Storage (``gs://``)."""
-        return self.scheme == "gs"
-
-    def _key(self, key: str) -> str:
-        """``key``'s full key in the bucket (the prefix joined)."""
-        return "/".join(p for p in (self.prefix, key.strip("/")) if p)
-
-    def child(self, key: str) -> ObjectLocation:
-        """The location of the prefix ``key`` under this one (e.g. the Zarr store ``change.zarr``)."""
-        return replace(self, prefix=self._key(key))
-
-    def split(self) -> tuple[ObjectLocation, str]:
-        """The location one level up and the last name of this one's prefix (``--out`` and ``run.json``)."""
-        head, _, name = self.prefix.rpartition("/")
-        return replace(self, prefix=head), name
-
-    def store(self, key: str = "") -> Any:
-        """An ``obstore.store.S3Store`` rooted at ``prefix/key``, built from this machine's credentials (S3 only).
-
-        One per process for each root, setting and credential environment
-        (:func:`~s2c_batch.pipeline.storage.s3.s3_store`): a block task's writes reuse its
-        worker's client and connections.
+        Raises:
+            OutputError: it cannot be written; the message names the file or URL and the fix.
         """
-        return s3_store(self.bucket, self._key(key), self.storage)
 
-    def read(self, key: str) -> bytes | None:  # noqa: D102
-        import obstore
+    # --- files built on local disk ----------------------------------------------------------
 
-        if self.on_gcs:
-            return gcs.read(self.storage, self.bucket, self._key(key))
-        try:
-            return bytes(obstore.get(self.store(), key).bytes())
-        except FileNotFoundError:
-            return None
+    @abstractmethod
+    def workdir(self, key: str, *, prefix: str) -> contextlib.AbstractContextManager[Path]:
+        """A local folder to build ``key``'s file in (beside it, or on local scratch disk, removed after).
 
-    def write(self, key: str, data: bytes) -> None:  # noqa: D102
-        import obstore
+        Args:
+            key: the file to build.
+            prefix: the scratch folder's name prefix (``s2c-cog-``).
+        """
 
-        if self.on_gcs:
-            return gcs.write(self.storage, self.bucket, self._key(key), data)
-        obstore.put(self.store(), key, data)  # one PUT replaces an object atomically
+    @abstractmethod
+    def place(self, key: str, local: Path) -> None:
+        """Put the finished local file ``local`` at ``key`` (a rename, or an upload).
 
-    def create(self, key: str, data: bytes) -> bool:  # noqa: D102
-        import obstore
-        from obstore.exceptions import AlreadyExistsError, PreconditionError
+        Raises:
+            OutputError: the upload failed (names the object's URL and the likely fix).
+        """
 
-        if self.on_gcs:
-            return gcs.create(self.storage, self.bucket, self._key(key), data)
-        try:
-            obstore.put(self.store(), key, data, mode="create")  # If-None-Match: *
-        except (AlreadyExistsError, PreconditionError):
-            return False
-        return True
+    @abstractmethod
+    def staged(self, key: str, *, what: str) -> contextlib.AbstractContextManager[Path]:
+        """Yield a local path to write ``key``'s file to; place it here when the block succeeds.
 
-    def upload(self, key: str, local: Path) -> None:  # noqa: D102
-        import obstore
+        In a folder, a temporary beside the file and a rename; on object storage, a file on
+        local scratch disk and an upload. A reader never sees half a file, and the
+        temporaries are gone after success and failure alike.
 
-        if self.on_gcs:
-            return gcs.upload(self.storage, self.bucket, self._key(key), local)
-        # Multipart above PART_SIZE: the object appears at CompleteMultipartUpload, never partly.
-        obstore.put(self.store(), key, local, chunk_size=PART_SIZE)
+        Args:
+            key: the file's key (``quicklook.png``).
+            what: what the file is, for the error message (``"quicklook"``).
 
-    def exists(self, key: str) -> bool:  # noqa: D102
-        import obstore
+        Raises:
+            OutputError: the local write, the rename or the upload failed.
+        """
 
-        if self.on_gcs:
-            return gcs.exists(self.storage, self.bucket, self._key(key))
-        try:
-            obstore.head(self.store(), key)
-        except FileNotFoundError:
-            return bool(self.list(key))  # a "folder" (the Zarr store) exists when it holds keys
-        return True
+    # --- a run's life here ------------------------------------------------------------------
 
-    def list(self, prefix: str) -> list[str]:  # noqa: D102
-        import obstore
+    @abstractmethod
+    def probe(self) -> None:
+        """Fail early when a prefix cannot be written (a write probe); a folder is checked by :meth:`prepare`.
 
-        keys: list[str] = []
-        stem = prefix.strip("/")
-        if self.on_gcs:
-            start = len(self._key("")) + 1 if self.prefix else 0
-            return [k[start:] for k in gcs.list_keys(self.storage, self.bucket, self._key(stem))]
-        for batch in obstore.list(self.store(), prefix=stem + "/" if stem else None):
-            keys.extend(str(meta["path"]) for meta in batch)
-        return sorted(keys)
+        Raises:
+            OutputError: the bucket is missing, credentials are refused or the endpoint is unreachable.
+        """
 
-    def delete(self, key: str) -> None:  # noqa: D102
-        import obstore
+    @abstractmethod
+    def ensure(self) -> None:
+        """Make sure files can be put here: create the folder, or probe the prefix.
 
-        if self.on_gcs:
-            return gcs.delete(self.storage, self.bucket, [self._key(key)])
-        try:
-            obstore.delete(self.store(), key)
-        except FileNotFoundError:
-            pass
+        Raises:
+            OutputError: the folder cannot be created, or the prefix cannot be written.
+        """
 
-    def delete_prefix(self, prefix: str) -> None:  # noqa: D102
-        import obstore
+    @abstractmethod
+    def prepare(self, *, resume: bool, overwrite: bool) -> None:
+        """Check what a previous run here allows, and that this run can write here.
 
-        keys = self.list(prefix)
-        if self.on_gcs:
-            return gcs.delete(self.storage, self.bucket, [self._key(k) for k in keys])
-        if keys:
-            obstore.delete(self.store(), keys)
+        Raises:
+            OutputError: both flags given, or the location cannot be written.
+            OutputLockedError: a live run holds it.
+            OutputExistsError: a previous run is there and neither flag was given.
+        """
 
-    def zarr_store(self, key: str) -> Any:  # noqa: D102
-        from zarr.storage import ObjectStore
+    @abstractmethod
+    def precheck(self, *, resume: bool, overwrite: bool) -> None:
+        """The checks made before the inputs are opened (:meth:`prepare` on object storage).
 
-        if self.on_gcs:
-            return gcs.zarr_store(self.storage, self.bucket, self._key(key))
-        return ObjectStore(self.store(key))
+        A missing bucket or refused credentials fail before any work; a folder is
+        checked when it is claimed, since nothing may be created before the inputs pass.
+        """
 
+    @abstractmethod
+    def claim(self, *, resume: bool, overwrite: bool) -> contextlib.AbstractContextManager[None]:
+        """Hold the location for a run: what :meth:`precheck` left to check, then its lock.
 
-def open_location(out: str | os.PathLike[str], storage: StorageConfig | None = None) -> OutputLocation:
-    """The output location of ``--out``: a local folder, ``s3://bucket/prefix`` or ``gs://bucket/prefix``.
+        A folder is created if needed, and removed again when the run wrote nothing.
 
-    Raises:
-        OutputError: ``out`` is a URL of a scheme not supported for outputs, a ``/vsi...``
-            path, or a URL without a bucket (exit 4).
-    """
-    source = Source.parse(out)
-    text = source.text
-    if not source.is_url:
-        return LocalLocation(Path(out))
-    parts = urlsplit(text)
-    if parts.scheme.lower() not in OUT_SCHEMES:
-        raise OutputError(
-            f"--out {source.redacted!r}: outputs can go to a local folder or to "
-            f"{', '.join(s + '://' for s in OUT_SCHEMES)} URLs; give s3://bucket/prefix, gs://bucket/prefix or a folder"
-        )
-    scheme = parts.scheme.lower()
-    if not parts.netloc:
-        raise OutputError(f"--out {source.redacted!r} names no bucket; give {scheme}://bucket/prefix")
-    return ObjectLocation(parts.netloc, parts.path.strip("/"), resolve_storage(storage or StorageConfig()), scheme)
+        Raises:
+            OutputLockedError: another live run holds it.
+            OutputError, OutputExistsError: as :meth:`prepare`.
+        """
+
+    @abstractmethod
+    def ledger(self) -> Ledger:
+        """The run's block ledger: a file of lines, or one object per block."""
+
+    @abstractmethod
+    def clear_products(self) -> None:
+        """Remove what a previous run wrote here (only s2c-batch's own names; keeps the lock)."""
+
+    @abstractmethod
+    def remove_temporaries(self) -> None:
+        """Remove what an interrupted write left under temporary names (an upload leaves none)."""

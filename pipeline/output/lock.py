@@ -1,15 +1,15 @@
 """What protects a run's ``--out``, for a folder and a prefix alike: the lock, and "a run is here".
 
 - ``.s2c/lock`` is created only if absent (``O_EXCL`` in a folder, ``If-None-Match: *`` on
-  S3, ``ifGenerationMatch=0`` on GCS: :meth:`OutputLocation.create`), holds the pid and
+  S3, ``ifGenerationMatch=0`` on GCS: :meth:`Location.create`), holds the pid and
   host of its run, and is removed when the run ends. A lock of a dead process of this host
   is stale and replaced; one of another host is taken as alive (its process cannot be
   checked), and the error names the lock to remove when that run is gone.
 - ``out`` holds a run when it holds the store's metadata or a COG, or a ``run.json`` not
   known to have failed (a failed run that left no product protects nothing).
 
-:mod:`~s2c_batch.pipeline.output.folder` and :mod:`~s2c_batch.pipeline.output.objects` apply
-these rules to a folder and to a prefix.
+:meth:`Location.prepare <s2c_batch.pipeline.output.location.Location.prepare>` and
+:meth:`~s2c_batch.pipeline.output.location.Location.claim` apply these rules to a folder and to a prefix.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from s2c_batch.pipeline.errors import OutputError, OutputLockedError
+from s2c_batch.pipeline.errors import OutputLockedError
 from s2c_batch.pipeline.output.layout import LOCK, PRODUCT_FILES, RUN_JSON, STORE
-from s2c_batch.pipeline.output.location import ObjectLocation, OutputLocation
+from s2c_batch.pipeline.output.location import Location
 
 log = logging.getLogger(__name__)
 
 
-def holds_products(out: OutputLocation) -> bool:
+def holds_products(out: Location) -> bool:
     """True when ``out`` holds the store's metadata or a COG (what ``--overwrite`` protects).
 
     A store without its metadata (what a block task still running when its run stopped
@@ -38,7 +38,7 @@ def holds_products(out: OutputLocation) -> bool:
     return any(out.exists(key) for key in (f"{STORE}/zarr.json", *PRODUCT_FILES))
 
 
-def has_run(out: OutputLocation) -> bool:
+def has_run(out: Location) -> bool:
     """True when ``out`` holds products, or a ``run.json`` not known to have failed.
 
     A ``run.json`` that says ``failed`` beside no product (a run stopped by an unusable
@@ -59,7 +59,7 @@ def has_run(out: OutputLocation) -> bool:
     return not (isinstance(record, dict) and record.get("status") == "failed")
 
 
-def live_lock_holder(out: OutputLocation) -> dict[str, object] | None:
+def live_lock_holder(out: Location) -> dict[str, object] | None:
     """The holder of ``out``'s lock if it may be alive; a stale lock of a dead process of this host is removed."""
     try:
         raw = out.read(LOCK)
@@ -81,7 +81,7 @@ def live_lock_holder(out: OutputLocation) -> dict[str, object] | None:
     return holder
 
 
-def locked_error(out: OutputLocation, holder: dict[str, object]) -> OutputLockedError:
+def locked_error(out: Location, holder: dict[str, object]) -> OutputLockedError:
     """The error of an ``out`` held by another run."""
     return OutputLockedError(
         f"--out {out.url!r} is locked by another run ({holder}); wait for it, or remove "
@@ -90,7 +90,7 @@ def locked_error(out: OutputLocation, holder: dict[str, object]) -> OutputLocked
 
 
 @contextmanager
-def locked(out: OutputLocation) -> Iterator[None]:
+def locked(out: Location) -> Iterator[None]:
     """Hold ``out``'s lock for the duration (a create that fails when the lock exists).
 
     Raises:
@@ -102,7 +102,7 @@ def locked(out: OutputLocation) -> Iterator[None]:
         try:
             created = out.create(LOCK, me)
         except Exception as exc:
-            raise _write_error(out, exc) from exc
+            raise out.write_error(LOCK, exc) from exc
         if created:
             break
         holder = live_lock_holder(out)
@@ -118,7 +118,7 @@ def locked(out: OutputLocation) -> Iterator[None]:
     release(out, after_error=False)
 
 
-def release(out: OutputLocation, *, after_error: bool) -> None:
+def release(out: Location, *, after_error: bool) -> None:
     """Remove ``out``'s lock; a lock that cannot be removed (the endpoint is gone) is logged, not raised.
 
     After an error the run's own error says what failed, and the lock left behind is
@@ -129,22 +129,12 @@ def release(out: OutputLocation, *, after_error: bool) -> None:
     try:
         out.delete(LOCK)
     except Exception as exc:
-        error = _write_error(out, exc)
+        error = out.write_error(LOCK, exc)
         if after_error:
             log.info("the lock stays behind: removing it failed too (%s)", error)
         else:
             log.warning("the run is complete, but its lock stays behind (%s); remove %r before "
                         "another host's run on it", error, out.key_url(LOCK))
-
-
-def _write_error(out: OutputLocation, exc: BaseException) -> OutputError:
-    """A failed lock write or removal as an :class:`OutputError` naming the lock and the fix."""
-    if isinstance(out, ObjectLocation):
-        from s2c_batch.pipeline.output.objects import output_error
-
-        return output_error(out, LOCK, exc)
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return OutputError(f"--out {out.url!r}: writing {out.key_url(LOCK)!r} failed ({reason}); fix the output folder")
 
 
 def _alive(pid: int) -> bool:

@@ -10,10 +10,10 @@ blocks never touch the same shard. A written block always leaves one shard file
 per product, even when it is all nodata, so a resumed run can tell a written
 block from a lost one (:func:`block_problem`, :func:`store_problem`).
 
-Every function takes the store as a local folder or as an
-:class:`~s2c_batch.pipeline.output.location.ObjectLocation` whose prefix is the store
-(``s3://bucket/run/change.zarr``), opened there through ``zarr.storage.ObjectStore``;
-a location pickles without secrets, so it can be a task argument.
+Every function takes the store as a :class:`~s2c_batch.pipeline.output.location.Location`
+(a folder, or a prefix such as ``s3://bucket/run/change.zarr``, opened through its
+object store's Zarr store), or a local folder's path; a location pickles without
+secrets, so it can be a task argument.
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 import zarr
-from obstore.exceptions import BaseError as ObjectStoreError
 
 from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.scene import Grid
-from s2c_batch.pipeline.output.location import ObjectLocation
-from s2c_batch.pipeline.storage import gcs
+from s2c_batch.pipeline.output.locate import as_location
+from s2c_batch.pipeline.output.location import Location
+from s2c_batch.pipeline.storage.clients import storage_errors
 
-#: A Zarr store: a local folder or an object-store prefix.
-StorePath = str | os.PathLike[str] | ObjectLocation
+#: A Zarr store: a location (a folder or an object-store prefix), or a local folder's path.
+StorePath = str | os.PathLike[str] | Location
 
 #: Human-readable meaning of each product array, stored as its ``long_name``.
 PRODUCT_DESCRIPTIONS: dict[str, str] = {
@@ -108,11 +108,6 @@ def create_store(
     except _write_errors() as exc:
         _raise_if_remote(path, "zarr.json", exc)
         raise OutputError(f"cannot create Zarr store {_name(path)!r}: {exc}") from exc
-
-
-def task_arg(path: StorePath) -> StorePath:
-    """The store as a task argument: a folder as its name (a string), a location as itself (no secret)."""
-    return path if isinstance(path, ObjectLocation) else str(path)
 
 
 def write_block(path: StorePath, window: Window, arrays: Mapping[str, np.ndarray]) -> None:
@@ -260,39 +255,34 @@ def _strerror(exc: BaseException) -> str:
 
 
 def _write_errors() -> tuple[type[BaseException], ...]:
-    """What a failed write raises: an OS error, obstore's errors (S3), gcsfs's HTTP errors (``gs://``)."""
-    return (OSError, ObjectStoreError, *gcs.storage_errors())
+    """What a failed write raises: an OS error, or an object-store client's errors."""
+    return (OSError, *storage_errors())
 
 
 def _raise_if_remote(path: StorePath, what: str, exc: BaseException) -> None:
     """On object storage, raise the failure as an OutputError naming the store's URL, ``what`` and the likely fix."""
-    if isinstance(path, ObjectLocation):
-        from s2c_batch.pipeline.output.objects import storage_fix
-
-        raise OutputError(f"writing {what} into {path.url!r} failed; {storage_fix(path, exc)}; then run "
+    location = as_location(path)
+    fix = location.storage_fix(exc)
+    if fix is not None:
+        raise OutputError(f"writing {what} into {location.url!r} failed; {fix}; then run "
                           "again with --resume") from exc
 
 
 def _name(path: StorePath) -> str:
     """The store's name for messages (a URL for an object-store prefix)."""
-    return path.url if isinstance(path, ObjectLocation) else str(path)
+    return as_location(path).url
 
 
 def _zarr_store(path: StorePath) -> Any:
-    """What zarr and xarray open: the folder's name, or an ``ObjectStore`` of the prefix."""
-    return path.zarr_store("") if isinstance(path, ObjectLocation) else str(path)
+    """What zarr and xarray open: the folder's name, or the object store's Zarr store of the prefix."""
+    return as_location(path).zarr_store("")
 
 
 def _shard_exists(path: StorePath, key: str) -> bool:
     """Whether the shard object/file ``key`` of the store exists."""
-    if isinstance(path, ObjectLocation):
-        return path.exists(key)
-    return (Path(path) / key).is_file()
+    return as_location(path).file_exists(key)
 
 
 def _shard_remove(path: StorePath, key: str) -> None:
     """Remove the shard ``key`` of the store (missing is no error)."""
-    if isinstance(path, ObjectLocation):
-        path.delete(key)
-    else:
-        (Path(path) / key).unlink(missing_ok=True)
+    as_location(path).delete(key)

@@ -23,20 +23,17 @@ from typing import Any
 
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.inputs.scene import ScenePair
-from s2c_batch.pipeline.output import dispatch as output
-from s2c_batch.pipeline.output import folder as outdir
-from s2c_batch.pipeline.output.location import OutputLocation
-from s2c_batch.pipeline.output.staging import as_location, href, staged
+from s2c_batch.pipeline.output.layout import POLYGONS_FILE, QUICKLOOK_FILE, STAC_FILE, STORE
+from s2c_batch.pipeline.output.locate import as_location
+from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.output.store import StorePath
-from s2c_batch.pipeline.products.polygons import POLYGONS_FILE, polygon_frame, save_polygons, submit_vectorise
+from s2c_batch.pipeline.products.polygons import polygon_frame, save_polygons, submit_vectorise
 from s2c_batch.pipeline.products.preview import PreviewPiece, assemble, panel_shape
-from s2c_batch.pipeline.products.quicklook import QUICKLOOK_FILE, write_quicklook
-from s2c_batch.pipeline.products.stac import STAC_FILE, write_stac_item
+from s2c_batch.pipeline.products.quicklook import write_quicklook
+from s2c_batch.pipeline.products.stac import write_stac_item
 
 log = logging.getLogger(__name__)
 
-#: Every file this step may write.
-DERIVED_FILES = (POLYGONS_FILE, QUICKLOOK_FILE, STAC_FILE)
 
 
 def class_names(cfg: Config) -> tuple[str, ...] | None:
@@ -85,14 +82,14 @@ def start_extras(client: Any, store_path: StorePath, pair: ScenePair, cfg: Confi
     return pending
 
 
-def write_extras(client: Any, out_dir: output.Out, pair: ScenePair, cfg: Config, run: dict[str, Any],
+def write_extras(client: Any, out_dir: Location, pair: ScenePair, cfg: Config, run: dict[str, Any],
                  products: dict[str, str], pending: PendingExtras | None = None,
                  previews: Sequence[PreviewPiece] = ()) -> dict[str, str]:
     """Write the derived products; returns product name -> path (or URL) of what was written.
 
     On object storage each file is built on local scratch disk and uploaded
-    (:mod:`~s2c_batch.pipeline.output.staging`), and the quicklook reads the COGs'
-    overviews from there by range requests.
+    (:meth:`~s2c_batch.pipeline.output.location.Location.staged`), and the quicklook
+    reads the COGs' overviews from there by range requests.
 
     Args:
         client: the run's ``distributed.Client`` (polygon tasks run on it).
@@ -111,13 +108,13 @@ def write_extras(client: Any, out_dir: output.Out, pair: ScenePair, cfg: Config,
     _remove_disabled(out, cfg)
     prov = provenance(pair, run)
     if cfg.output.polygons:
-        frame = polygon_frame(client, output.child(out_dir, outdir.STORE), pair.grid, block=cfg.tiling.block_size,
+        frame = polygon_frame(client, out.child(STORE), pair.grid, block=cfg.tiling.block_size,
                               class_names=names, retries=cfg.cluster.retries,
                               futures=pending.polygons if pending else None)
-        with staged(out, POLYGONS_FILE, what="change polygons") as tmp:
+        with out.staged(POLYGONS_FILE, what="change polygons") as tmp:
             save_polygons(frame, tmp, prov)
-        log.info("%d change polygons -> %s", len(frame), href(out, POLYGONS_FILE))
-        written[POLYGONS_FILE] = str(href(out, POLYGONS_FILE))
+        log.info("%d change polygons -> %s", len(frame), out.href(POLYGONS_FILE))
+        written[POLYGONS_FILE] = str(out.href(POLYGONS_FILE))
     if cfg.output.quicklook:
         titles = _titles(pair)
         where = write_quicklook(out, pair, block=cfg.tiling.block_size, class_names=names, titles=titles,
@@ -140,7 +137,7 @@ def provenance(pair: ScenePair, run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _remove_disabled(out: OutputLocation, cfg: Config) -> None:
+def _remove_disabled(out: Location, cfg: Config) -> None:
     switches = {POLYGONS_FILE: cfg.output.polygons, QUICKLOOK_FILE: cfg.output.quicklook,
                 STAC_FILE: cfg.output.stac}
     for name, enabled in switches.items():

@@ -41,12 +41,11 @@ from rasterio.warp import transform_geom
 
 from s2c_batch.pipeline.inputs.acquisition import acquisition_datetime, to_rfc3339
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
-from s2c_batch.pipeline.output.location import LocalLocation, ObjectLocation, OutputLocation
-from s2c_batch.pipeline.output.staging import as_location, href, staged
+from s2c_batch.pipeline.output.layout import STAC_FILE
+from s2c_batch.pipeline.output.locate import as_location
+from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.output.store import PRODUCT_DESCRIPTIONS
 from s2c_batch.pipeline.products.stac_schema import validate_item
-
-STAC_FILE = "stac-item.json"
 
 #: Points per footprint edge before reprojection to WGS84.
 _DENSIFY = 16
@@ -91,7 +90,7 @@ def native_bbox(grid: Grid) -> list[float]:
 
 
 def build_item(
-    out_dir: str | os.PathLike[str] | OutputLocation,
+    out_dir: str | os.PathLike[str] | Location,
     pair: ScenePair,
     run: Mapping[str, Any],
     products: Mapping[str, str],
@@ -161,16 +160,13 @@ def build_item(
     return item
 
 
-def item_id(out: OutputLocation) -> str:
+def item_id(out: Location) -> str:
     """A run's item id: its folder's name, or the last part of its object-store prefix (else the bucket)."""
-    if isinstance(out, ObjectLocation):
-        return out.prefix.rsplit("/", 1)[-1] or out.bucket
-    assert isinstance(out, LocalLocation)
-    return out.root.resolve().name
+    return out.name
 
 
 def write_stac_item(
-    out_dir: str | os.PathLike[str] | OutputLocation,
+    out_dir: str | os.PathLike[str] | Location,
     pair: ScenePair,
     run: Mapping[str, Any],
     products: Mapping[str, str],
@@ -189,6 +185,6 @@ def write_stac_item(
     out = as_location(out_dir)
     item = build_item(out, pair, run, products)
     validate_item(item)
-    with staged(out, STAC_FILE, what="STAC item") as tmp:
+    with out.staged(STAC_FILE, what="STAC item") as tmp:
         tmp.write_text(json.dumps(item.to_dict(include_self_link=False), indent=2))
-    return href(out, STAC_FILE)
+    return out.href(STAC_FILE)

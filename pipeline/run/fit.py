@@ -32,8 +32,9 @@ from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import InputError, portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
-from s2c_batch.pipeline.output import dispatch as output
-from s2c_batch.pipeline.output.folder import FIT_FILE, STATE_DIR
+from s2c_batch.pipeline.output.layout import FIT_FILE, STATE_DIR
+from s2c_batch.pipeline.output.location import Location
+from s2c_batch.pipeline.run.worker import worker_predictor
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,6 @@ def dcva_fit_tile(model: ModelConfig, pair: ScenePair, window: Window, layers: t
     import torch
 
     from s2c_batch.kernels.comparators.dcva import channel_sums, token_validity
-    from s2c_batch.pipeline.run.worker import worker_predictor
 
     predictor: Any = worker_predictor(model)
     t1, t2, valid = read_unit(pair, window)
@@ -223,17 +223,17 @@ def fit_dcva_on_cluster(client: Any, pair: ScenePair, plan: TilePlan, cfg: Confi
     return dataclasses.replace(selection, reference=reference if reference > 0 else 1.0)
 
 
-def save_fit(out_dir: output.Out, fitted: FittedComparator, fingerprint: str) -> None:
+def save_fit(out_dir: Location, fitted: FittedComparator, fingerprint: str) -> None:
     """Write ``.s2c/fit.json`` (atomically; one PUT on object storage) with the run's fingerprint.
 
     Raises:
         OutputError: it cannot be written (names the file or URL and the fix).
     """
     doc = {"fingerprint": fingerprint, "parameters": fitted.to_json()}
-    output.write(out_dir, f"{STATE_DIR}/{FIT_FILE}", json.dumps(doc, indent=1).encode())
+    out_dir.save(f"{STATE_DIR}/{FIT_FILE}", json.dumps(doc, indent=1).encode())
 
 
-def load_fit(out_dir: output.Out, fingerprint: str) -> FittedComparator | None:
+def load_fit(out_dir: Location, fingerprint: str) -> FittedComparator | None:
     """The parameters a previous attempt of this run fitted, or ``None``.
 
     ``None`` when there is no file, it is unreadable (a torn write), or it belongs to
@@ -241,7 +241,7 @@ def load_fit(out_dir: output.Out, fingerprint: str) -> FittedComparator | None:
     pixels give the same parameters).
     """
     try:
-        doc = json.loads(output.location(out_dir).read(f"{STATE_DIR}/{FIT_FILE}") or b"null")
+        doc = json.loads(out_dir.read(f"{STATE_DIR}/{FIT_FILE}") or b"null")
         if doc.get("fingerprint") != fingerprint:
             return None
         return comparator_from_json(doc["parameters"])

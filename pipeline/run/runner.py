@@ -29,25 +29,19 @@ from s2c_batch.pipeline.cluster.supervise import cancel_quietly, collect_blocks,
 from s2c_batch.pipeline.cluster.watchdog import Watchdog
 from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
 from s2c_batch.pipeline.errors import InputError, S2CError
+from s2c_batch.pipeline.inputs.identity import describe_input
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.inputs.source import Source
-from s2c_batch.pipeline.output import dispatch as output
-from s2c_batch.pipeline.output import folder as outdir
-from s2c_batch.pipeline.output import lock, store
-from s2c_batch.pipeline.output import objects as object_out
-from s2c_batch.pipeline.output.dispatch import verify_products
-from s2c_batch.pipeline.output.location import ObjectLocation, open_location
-from s2c_batch.pipeline.output.runlog import (
-    RunLog,
-    checkpoint_paths,
-    describe_input,
-    fingerprint,
-    hash_path,
-    package_version,
-)
+from s2c_batch.pipeline.output import store
+from s2c_batch.pipeline.output.layout import FIT_FILE, STATE_DIR, STORE
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.location import Ledger, Location
+from s2c_batch.pipeline.output.runlog import RunLog
+from s2c_batch.pipeline.output.verify import verify_products
 from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
 from s2c_batch.pipeline.run import recovery
 from s2c_batch.pipeline.run.cog import write_cogs
+from s2c_batch.pipeline.run.fingerprint import checkpoint_paths, fingerprint, hash_path, package_version
 from s2c_batch.pipeline.run.fit import fit_dcva_on_cluster, fit_on_cluster, load_fit, save_fit
 from s2c_batch.pipeline.run.graph import build_graph, build_untiled_graph, write_order
 from s2c_batch.pipeline.run.plan import make_plan, products_for, untiled
@@ -78,7 +72,7 @@ class RunResult:
 def run_change_detection(
     t1: str | os.PathLike[str] | Source,
     t2: str | os.PathLike[str] | Source,
-    out: str | os.PathLike[str],
+    out: str | os.PathLike[str] | Location,
     cfg: Config,
     *,
     scheduler: str | None = None,
@@ -94,7 +88,7 @@ def run_change_detection(
     Args:
         t1: earlier scene (its grid is the output grid).
         t2: later scene.
-        out: output folder.
+        out: output folder, or ``s3://`` or ``gs://bucket/prefix``.
         cfg: resolved config.
         scheduler: address of a running Dask scheduler; ``None`` = a LocalCluster.
         resume: finish a previous run with the same fingerprint, reusing its blocks.
@@ -119,41 +113,29 @@ def run_change_detection(
     t_start = time.perf_counter()
     check_report_path(report)
     location = open_location(out, cfg.storage)
-    if isinstance(location, ObjectLocation):  # before any work: a missing bucket, refused credentials, a lock
-        object_out.prepare(location, resume=resume, overwrite=overwrite)
+    # Before any work: a missing bucket, refused credentials, a lock (on object storage).
+    location.precheck(resume=resume, overwrite=overwrite)
     pair = open_pair(t1, t2, cfg.input, bbox=bbox, storage=cfg.storage)
     check_checkpoints(cfg)
     checkpoints = {k: hash_path(p) for k, p in checkpoint_paths(cfg).items()}
     plan = make_plan(pair, cfg)
     timings["open"] = time.perf_counter() - t_start
 
-    if isinstance(location, ObjectLocation):
-        with lock.locked(location):
-            return _run_locked(pair, plan, cfg, location, checkpoints, scheduler=scheduler,
-                               resume=resume, bbox=bbox, progress=progress, timings=timings,
-                               t_start=t_start, report=report, torch_threads=torch_threads)
-    out_dir = Path(out).resolve()
-    created = not out_dir.exists()
-    outdir.prepare(out_dir, resume=resume, overwrite=overwrite)
-    try:
-        with outdir.locked(out_dir):
-            return _run_locked(pair, plan, cfg, out_dir, checkpoints, scheduler=scheduler,
-                               resume=resume, bbox=bbox, progress=progress, timings=timings,
-                               t_start=t_start, report=report, torch_threads=torch_threads)
-    finally:
-        if created and not outdir.has_run(out_dir):
-            outdir.remove_empty(out_dir)
+    location = location.resolve()
+    with location.claim(resume=resume, overwrite=overwrite):
+        return _run_locked(pair, plan, cfg, location, checkpoints, scheduler=scheduler,
+                           resume=resume, bbox=bbox, progress=progress, timings=timings,
+                           t_start=t_start, report=report, torch_threads=torch_threads)
 
 
 def _run_locked(
-    pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: output.Out, checkpoints: dict[str, str], *,
+    pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Location, checkpoints: dict[str, str], *,
     scheduler: str | None, resume: bool, bbox: tuple[float, float, float, float] | None,
     progress: bool, timings: dict[str, float], t_start: float,
     report: str | os.PathLike[str] | None = None, torch_threads: int | None = None,
 ) -> RunResult:
     fp = fingerprint(pair, cfg, checkpoints)
-    run_json, ledger, store_path = output.child(out_dir, outdir.RUN_JSON), output.ledger_of(out_dir), \
-        output.child(out_dir, outdir.STORE)
+    ledger, store_path = out_dir.ledger(), out_dir.child(STORE)
     resuming = resume and recovery.resumes(out_dir, fp)
     t0 = time.perf_counter()
     with connect(scheduler, cfg.cluster, numpy_only=not cfg.model.uses_torch) as client:
@@ -180,14 +162,14 @@ def _run_locked(
         with reporting_lost_cluster(client, kept=lambda: len(ledger.done()), total=plan.n_blocks):
             fitted = _fitted_comparator(client, pair, plan, cfg, out_dir, fp, resuming=resuming)
         timings["fit"] = time.perf_counter() - t0
-        runlog = RunLog(run_json)
+        runlog = RunLog(out_dir)
         runlog.update(
             status="running",
             started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             version=package_version(),
             fingerprint=fp,
-            inputs={"t1": describe_input(pair.t1.path, pair.t1.storage),
-                    "t2": describe_input(pair.t2.path, pair.t2.storage)},
+            inputs={"t1": describe_input(pair.t1.raster, pair.t1.storage),
+                    "t2": describe_input(pair.t2.raster, pair.t2.storage)},
             grid={"crs": pair.grid.crs.to_string(), "transform": list(pair.grid.transform),
                   "height": pair.grid.height, "width": pair.grid.width},
             bbox=list(bbox) if bbox else None,
@@ -224,7 +206,7 @@ def _run_locked(
     return result
 
 
-def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: output.Out,
+def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Location,
                        fp: str, *,
                        resuming: bool) -> FittedComparator | None:
     """The comparator the blocks use: fitted to the scene, or the one a resumed run fitted.
@@ -242,7 +224,7 @@ def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config
     previous = load_fit(out_dir, fp) if resuming else None
     if previous is not None:
         log.info("reusing the fitted %s parameters of %s", cfg.model.comparator,
-                 output.name(output.child(out_dir, f"{outdir.STATE_DIR}/{outdir.FIT_FILE}")))
+                 out_dir.href(f"{STATE_DIR}/{FIT_FILE}"))
         return previous
     token = uuid.uuid4().hex[:8]
     if cfg.model.comparator == "dcva":
@@ -274,18 +256,18 @@ def create_products_store(
 
 
 def _compute(
-    client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: output.Out,
-    store_path: store.StorePath, products: tuple[str, ...], reuse: set[tuple[int, int]],
-    ledger: output.Ledger,
+    client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: Location,
+    store_path: Location, products: tuple[str, ...], reuse: set[tuple[int, int]],
+    ledger: Ledger,
     runlog: RunLog, progress: bool, timings: dict[str, float], fitted: FittedComparator | None = None,
 ) -> RunResult:
     t0 = time.perf_counter()
     token = uuid.uuid4().hex[:8]
     if untiled(cfg):
         assert fitted is not None  # every classical comparator has one
-        tasks = build_untiled_graph(pair, plan, cfg, store.task_arg(store_path), fitted, skip=reuse, token=token)
+        tasks = build_untiled_graph(pair, plan, cfg, store_path, fitted, skip=reuse, token=token)
     else:
-        tasks = build_graph(pair, plan, cfg, store.task_arg(store_path), skip=reuse, gpu=has_gpu_workers(client),
+        tasks = build_graph(pair, plan, cfg, store_path, skip=reuse, gpu=has_gpu_workers(client),
                             token=token, comparator=fitted)
     futures = client.compute(tasks, optimize_graph=False)  # retried by collect_blocks, not by Dask
     # A written block's polygons need no finished product: they are traced while later
@@ -327,7 +309,7 @@ def _compute(
         if cfg.output.cog:
             written = write_cogs(client, store_path, out_dir, pair, cfg, products, runlog.data)
         timings["cogs"] = time.perf_counter() - t0
-        written["change.zarr"] = output.name(store_path)
+        written["change.zarr"] = str(store_path.href())
         t0 = time.perf_counter()
         previews = [r.preview for r in reports if r.preview is not None]
         written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written), pending, previews))
@@ -336,7 +318,7 @@ def _compute(
         if client.status == "running":  # a lost scheduler cannot be asked to cancel
             pending.cancel(client)
         raise
-    return RunResult(out=output.where(out_dir), status="complete", blocks=plan.n_blocks, blocks_reused=len(reuse),
+    return RunResult(out=out_dir.href(), status="complete", blocks=plan.n_blocks, blocks_reused=len(reuse),
                      products=written)
 
 
@@ -348,7 +330,7 @@ def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store
     Returns:
         The derived-product tasks, started behind the mask tasks.
     """
-    hist = scene_histogram(client, store.task_arg(store_path), plan, [r.histogram for r in reports if r.histogram],
+    hist = scene_histogram(client, store_path, plan, [r.histogram for r in reports if r.histogram],
                            reuse, token=token, retries=cfg.cluster.retries)
     if not hist.sum():
         raise InputError(
@@ -358,7 +340,7 @@ def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store
     chosen = choose_threshold(hist, ignore_zero=cfg.model.comparator == "ucd_scm")
     runlog.update(threshold=chosen.to_json())
     store.update_attrs(store_path, {"threshold": chosen.to_json()})
-    masks = submit_masks(client, build_mask_graph(plan, store.task_arg(store_path), chosen.level, target_classes(cfg),
+    masks = submit_masks(client, build_mask_graph(plan, store_path, chosen.level, target_classes(cfg),
                                                   with_classes=cfg.model.identifier != "none", token=token),
                          cfg.cluster.retries)
     pending = start_extras(client, store_path, pair, cfg, after=masks)

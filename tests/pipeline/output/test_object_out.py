@@ -13,10 +13,12 @@ import zarr
 
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
-from s2c_batch.pipeline.output import folder as outdir
-from s2c_batch.pipeline.output import lock
-from s2c_batch.pipeline.output import objects as object_out
-from s2c_batch.pipeline.output.location import LocalLocation, ObjectLocation, OutputLocation, open_location
+from s2c_batch.pipeline.output import layout, lock
+from s2c_batch.pipeline.output.folder import FolderLocation
+from s2c_batch.pipeline.output.ledger import ObjectLedger
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.location import Location
+from s2c_batch.pipeline.output.objects import ObjectLocation
 
 from objectstore import S3Server, closed_port
 
@@ -36,7 +38,7 @@ def location(aws_env: S3Server) -> ObjectLocation:
 
 
 def test_open_location__local_and_s3(aws_env: S3Server, tmp_path: Path) -> None:
-    assert open_location(tmp_path) == LocalLocation(tmp_path)
+    assert open_location(tmp_path) == FolderLocation(tmp_path)
     loc = open_location("s3://bkt/a/b/", StorageConfig(allow_http=True))
     assert isinstance(loc, ObjectLocation)
     assert (loc.bucket, loc.prefix, loc.url) == ("bkt", "a/b", "s3://bkt/a/b")
@@ -50,7 +52,7 @@ def test_open_location__unsupported(url: str) -> None:
         open_location(url)
 
 
-def _roundtrip(loc: OutputLocation, tmp_path: Path) -> None:
+def _roundtrip(loc: Location, tmp_path: Path) -> None:
     assert loc.read("run.json") is None
     loc.write("run.json", b'{"status": "running"}')
     loc.write("run.json", b'{"status": "complete"}')
@@ -84,7 +86,7 @@ def test_object_location__operations(location: ObjectLocation, tmp_path: Path) -
 def test_local_location__operations(tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out / ".s2c").mkdir(parents=True)
-    _roundtrip(LocalLocation(out), tmp_path)
+    _roundtrip(FolderLocation(out), tmp_path)
 
 
 def test_locked__second_run_refused_and_lock_released(location: ObjectLocation) -> None:
@@ -112,19 +114,19 @@ def test_locked__lock_of_other_host_kept(location: ObjectLocation) -> None:
 
 
 def test_object_ledger(location: ObjectLocation) -> None:
-    ledger = object_out.ObjectLedger(location)
+    ledger = ObjectLedger(location)
     assert ledger.done() == set()
     ledger.add((0, 1))
     ledger.add((2, 0))
     ledger.add((2, 0))
-    location.write(f"{object_out.LEDGER_PREFIX}/junk", b"")
+    location.write(f"{layout.LEDGER_PREFIX}/junk", b"")
     assert ledger.done() == {(0, 1), (2, 0)}
     ledger.rewrite({(2, 0), (3, 3)})
     assert ledger.done() == {(2, 0), (3, 3)}
 
 
 def test_check_writable__ok(location: ObjectLocation) -> None:
-    object_out.check_writable(location)
+    location.probe()
     assert location.list(".s2c") == []
 
 
@@ -132,7 +134,7 @@ def test_check_writable__missing_bucket(aws_env: S3Server) -> None:
     loc = open_location("s3://no-such-bucket-s2c/p", StorageConfig(allow_http=True, max_retry=0))
     assert isinstance(loc, ObjectLocation)
     with pytest.raises(OutputError, match=r"s3://no-such-bucket-s2c/p.*bucket 'no-such-bucket-s2c' does not exist"):
-        object_out.check_writable(loc)
+        loc.probe()
 
 
 def test_check_writable__unreachable_endpoint(aws_env: S3Server) -> None:
@@ -140,7 +142,7 @@ def test_check_writable__unreachable_endpoint(aws_env: S3Server) -> None:
     loc = open_location("s3://bkt/p", StorageConfig(endpoint=endpoint, allow_http=True, max_retry=0))
     assert isinstance(loc, ObjectLocation)
     with pytest.raises(OutputError, match=rf"s3://bkt/p.*{endpoint} cannot be reached"):
-        object_out.check_writable(loc)
+        loc.probe()
 
 
 def test_check_writable__bad_credentials(weed: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,42 +153,41 @@ def test_check_writable__bad_credentials(weed: S3Server, monkeypatch: pytest.Mon
     loc = open_location(f"s3://{bucket}/p", StorageConfig(endpoint=weed.endpoint, allow_http=True, max_retry=0))
     assert isinstance(loc, ObjectLocation)
     with pytest.raises(OutputError, match=rf"s3://{bucket}/p.*credentials were refused"):
-        object_out.check_writable(loc)
+        loc.probe()
 
 
 def test_runlog__on_s3_each_write_replaces_the_object(location: ObjectLocation) -> None:
-    from s2c_batch.pipeline.output.runlog import RunLog
+    from s2c_batch.pipeline.output.runlog import RunLog, read_record
 
-    key = location.child(outdir.RUN_JSON)
-    assert RunLog.read(key) is None
-    log = RunLog(key)
+    assert read_record(location) is None
+    log = RunLog(location)
     log.update(status="running")
-    assert RunLog.read(key) == {"status": "running"}
+    assert read_record(location) == {"status": "running"}
     log.update(status="complete")
-    assert json.loads(location.read(outdir.RUN_JSON) or b"") == {"status": "complete"}
+    assert json.loads(location.read(layout.RUN_JSON) or b"") == {"status": "complete"}
 
 
 def test_prepare__refuses_a_run_without_a_flag_and_allows_resume_or_overwrite(location: ObjectLocation) -> None:
-    object_out.prepare(location, resume=False, overwrite=False)  # empty prefix
-    location.write(outdir.RUN_JSON, b'{"status": "failed"}')
+    location.prepare(resume=False, overwrite=False)  # empty prefix
+    location.write(layout.RUN_JSON, b'{"status": "failed"}')
     assert not lock.has_run(location)  # a failed run without products protects nothing
     location.write("change_prob.tif", b"cog")
     assert lock.has_run(location)
     with pytest.raises(OutputExistsError, match=r"s3://.*--resume.*--overwrite"):
-        object_out.prepare(location, resume=False, overwrite=False)
-    object_out.prepare(location, resume=True, overwrite=False)
+        location.prepare(resume=False, overwrite=False)
+    location.prepare(resume=True, overwrite=False)
     with pytest.raises(OutputError, match="exclude each other"):
-        object_out.prepare(location, resume=True, overwrite=True)
+        location.prepare(resume=True, overwrite=True)
     with lock.locked(location), pytest.raises(OutputLockedError):
-        object_out.prepare(location, resume=True, overwrite=False)
+        location.prepare(resume=True, overwrite=False)
 
 
 def test_clear_products__removes_only_own_names_and_keeps_the_lock(location: ObjectLocation) -> None:
-    for key in (outdir.RUN_JSON, "change.zarr/zarr.json", "change.zarr/change_prob/c/0/0", "change_mask.tif",
+    for key in (layout.RUN_JSON, "change.zarr/zarr.json", "change.zarr/change_prob/c/0/0", "change_mask.tif",
                 ".s2c/blocks/0_0", ".s2c/fit.json", "notes.txt"):
         location.write(key, b"x")
     with lock.locked(location):
-        object_out.clear_products(location)
+        location.clear_products()
         assert location.list("") == [".s2c/lock", "notes.txt"]
 
 
@@ -205,6 +206,6 @@ def test_object_location__credentials_from_an_aws_credentials_file(
     loc = open_location(f"s3://{bucket}/p", StorageConfig(endpoint=weed.endpoint, allow_http=True, max_retry=0,
                                                           profile=profile, region="us-east-1"))
     assert isinstance(loc, ObjectLocation)
-    object_out.check_writable(loc)  # weed checks the signature
+    loc.probe()  # weed checks the signature
     loc.write("a", b"1")
     assert loc.read("a") == b"1"

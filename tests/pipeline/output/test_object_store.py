@@ -14,7 +14,9 @@ from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.output import store
-from s2c_batch.pipeline.output.location import LocalLocation, ObjectLocation, open_location
+from s2c_batch.pipeline.output.folder import FolderLocation
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.objects import ObjectLocation
 
 from objectstore import S3Server
 
@@ -54,7 +56,7 @@ def test_store_on_s3__objects_byte_equal_to_the_local_store(remote: ObjectLocati
     target = remote.child("change.zarr")
     _fill(local)
     _fill(pickle.loads(pickle.dumps(target)))  # what a task argument becomes on a worker
-    on_disk = LocalLocation(tmp_path).list("change.zarr")
+    on_disk = FolderLocation(tmp_path).list("change.zarr")
     assert remote.list("change.zarr") == on_disk
     for key in on_disk:
         assert remote.read(key) == (tmp_path / key).read_bytes(), key
@@ -88,8 +90,8 @@ def test_write_cog__to_s3_equals_the_local_cog(remote: ObjectLocation, tmp_path:
     local_store, target = tmp_path / "change.zarr", remote.child("change.zarr")
     _fill(local_store)
     _fill(target)
-    local = write_cog(local_store, "change_prob", tmp_path / "change_prob.tif", GRID, window=BLOCK)
-    url = write_cog(target, "change_prob", remote.child("change_prob.tif"), GRID, window=BLOCK)
+    local = write_cog(local_store, "change_prob", tmp_path, GRID, window=BLOCK)
+    url = write_cog(target, "change_prob", remote, GRID, window=BLOCK)
     assert url == f"{remote.url}/change_prob.tif"
     fetched = tmp_path / "fetched.tif"
     fetched.write_bytes(remote.read("change_prob.tif") or b"")
@@ -104,7 +106,7 @@ def test_write_cog__to_s3_equals_the_local_cog(remote: ObjectLocation, tmp_path:
 def test_prepare_resume__on_s3_keeps_verified_blocks_only(remote: ObjectLocation) -> None:
     from s2c_batch.kernels.raster.tiling import TilePlan
     from s2c_batch.pipeline.config import load_config
-    from s2c_batch.pipeline.output import objects as object_out
+    from s2c_batch.pipeline.output.ledger import ObjectLedger
     from s2c_batch.pipeline.output.runlog import RunLog
     from s2c_batch.pipeline.run import recovery
 
@@ -112,13 +114,13 @@ def test_prepare_resume__on_s3_keeps_verified_blocks_only(remote: ObjectLocation
                               "tiling.overlap=0"])
     plan = TilePlan(GRID.height, GRID.width, 32, 0, BLOCK)
     _fill(remote.child("change.zarr"))
-    ledger = object_out.ObjectLedger(remote)
+    ledger = ObjectLedger(remote)
     for index in [(0, 0), (0, 1), (1, 2)]:
         ledger.add(index)
     ledger.add((9, 9))  # not a block of this plan
     remote.write("change.zarr/change_prob/c/1/2", b"torn")
     remote.write("change_prob.tif", b"old cog")
-    RunLog(remote.child("run.json")).update(status="running", fingerprint="fp")
+    RunLog(remote).update(status="running", fingerprint="fp")
     assert recovery.resumes(remote, "fp")
     kept = recovery.prepare_resume(remote, cfg, fingerprint="fp", grid=GRID, plan=plan)
     assert kept.store_kept and kept.reuse == {(0, 0), (0, 1)}

@@ -36,8 +36,9 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 
 from s2c_batch.pipeline.config import StorageConfig, load_config
 from s2c_batch.pipeline.output import lock
-from s2c_batch.pipeline.output import objects as object_out
-from s2c_batch.pipeline.output.location import ObjectLocation, open_location
+from s2c_batch.pipeline.output.ledger import ObjectLedger
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.objects import ObjectLocation
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from objectstore import S3Server, assert_same_as_local, race_for_the_lock, upload, weed_ports, weed_server
@@ -167,7 +168,7 @@ def test_run__endpoint_lost_mid_run_is_exit_4_then_resume_completes(
     url = f"s3://{_bucket(server)}/runs/r1"
     remote = open_location(url, cfg.storage)
     assert isinstance(remote, ObjectLocation)
-    ledger = object_out.ObjectLedger(remote)
+    ledger = ObjectLedger(remote)
     _hold(hook, HELD)
     stderr = tmp_path / "stderr"
     with open(stderr, "wb") as err:
