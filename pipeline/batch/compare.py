@@ -36,7 +36,8 @@ from s2c_batch.pipeline.output.locate import open_location
 from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.output.runlog import read_record
 from s2c_batch.pipeline.products.area import change_statistics
-from s2c_batch.pipeline.run.runner import run_change_detection
+from s2c_batch.pipeline.run.context import RunOptions
+from s2c_batch.pipeline.run.runner import run_pair
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,7 @@ def run_comparison(
     *,
     truth: str | os.PathLike[str] | Source | None = None,
     truth_values: TruthValues = "auto",
-    scheduler: str | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    bbox: tuple[float, float, float, float] | None = None,
-    progress: bool = True,
+    options: RunOptions | None = None,
 ) -> Comparison:
     """Run each comparator on the pair, score it, write ``compare.json``.
 
@@ -142,11 +139,9 @@ def run_comparison(
         comparators: names, in the order of the table.
         truth: change truth on t1's grid (0/1, 0/255 or OSCD's 1/2).
         truth_values: the truth's encoding, or ``auto``.
-        scheduler: a running Dask scheduler; ``None`` = one LocalCluster for all.
-        resume: finish previous runs of the comparators in ``out``.
-        overwrite: replace them.
-        bbox: AOI in t1's CRS.
-        progress: progress on stderr.
+        options: as for every run (``None``: the defaults): ``scheduler`` (``None`` = one LocalCluster for all),
+            ``resume`` or ``overwrite`` the comparators' previous runs in ``out``, ``bbox``
+            (in t1's CRS), ``progress`` on stderr.
 
     Returns:
         The rows, also written to ``out/compare.json``.
@@ -157,6 +152,7 @@ def run_comparison(
             ``out`` that cannot be written (a missing bucket, an unreachable endpoint)
             is an OutputError before any run.
     """
+    options = options or RunOptions()
     configs = {name: config_for(cfg, name) for name in comparators}
     for run_cfg in configs.values():  # a missing checkpoint stops the comparison before any run
         check_checkpoints(run_cfg)
@@ -166,17 +162,17 @@ def run_comparison(
         raise InputError(f"--truth {str(truth)!r} does not exist; give the change truth raster on t1's grid")
     out_dir = open_location(out, cfg.storage)
     out_dir.ensure()
-    with connect(scheduler, cfg.cluster) as client:
+    with connect(options.scheduler, cfg.cluster) as client:
         address = str(client.scheduler_info()["address"])
-        threads = torch_threads_per_worker(client) if scheduler is None else None
+        threads = torch_threads_per_worker(client) if options.scheduler is None else None
+        run_options = dataclasses.replace(options, scheduler=address, torch_threads=threads)
         result = Comparison(str(t1), str(t2), str(truth) if truth else None, address)
         for name, run_cfg in configs.items():
-            if progress:
+            if options.progress:
                 print(f"s2c-batch compare: {name}", file=sys.stderr)
             t0 = time.perf_counter()
             run_out = out_dir.child(name)
-            run = run_change_detection(*scenes, run_out, run_cfg, scheduler=address, resume=resume,
-                                       overwrite=overwrite, bbox=bbox, progress=progress, torch_threads=threads)
+            run = run_pair(*scenes, run_out, run_cfg, run_options)
             seconds = time.perf_counter() - t0
             record = read_record(run_out) or {}
             stats = change_statistics(client, run_out.child(STORE), _grid_of(record),

@@ -55,9 +55,10 @@ from s2c_batch.pipeline.output.layout import STORE
 from s2c_batch.pipeline.output.lock import has_run
 from s2c_batch.pipeline.output.runlog import read_record
 from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
+from s2c_batch.pipeline.run.context import RunOptions
 from s2c_batch.pipeline.run.fingerprint import checkpoint_paths, fingerprint, hash_path
 from s2c_batch.pipeline.run.recovery import previous_fingerprint
-from s2c_batch.pipeline.run.runner import run_change_detection
+from s2c_batch.pipeline.run.runner import run_pair
 
 log = logging.getLogger(__name__)
 
@@ -304,9 +305,9 @@ def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
             outcome.status = "skipped"
             outcome.products = dict((read_record(spec.out) or {}).get("products") or {})
         else:
-            result = run_change_detection(spec.t1, spec.t2, spec.out, spec.cfg, scheduler=address,
-                                          resume=mode == "resume", overwrite=mode == "overwrite",
-                                          bbox=spec.bbox, progress=False, torch_threads=torch_threads)
+            options = RunOptions(scheduler=address, resume=mode == "resume", overwrite=mode == "overwrite",
+                                 bbox=spec.bbox, progress=False, torch_threads=torch_threads)
+            result = run_pair(spec.t1, spec.t2, spec.out, spec.cfg, options)
             outcome.status = "complete"
             outcome.products = dict(result.products)
         outcome.stats = change_statistics(client, spec.out.child(STORE), pair.grid,
