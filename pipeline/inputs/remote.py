@@ -141,7 +141,7 @@ def open_raster(path: str | os.PathLike[str] | Source, storage: StorageConfig | 
 
     The one opener of the commands that read scenes (``run``, ``plan``, ``batch``,
     ``compare``, ``score``, ``stack``). Errors are rasterio's; map them with
-    :func:`~s2c_batch.pipeline.inputs.remote_errors.input_error`.
+    :func:`~s2c_batch.pipeline.inputs.remote_errors.remote_input_error`.
     """
     source = Source.parse(path)
     with raster_env(source, storage), rasterio.open(source.gdal_path) as src:

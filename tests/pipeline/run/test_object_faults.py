@@ -7,7 +7,7 @@
   moto's do not);
 - no secret of the client or the workers reaches the scheduler's tasks, the logs,
   ``run.json`` or the objects under the prefix;
-- two runs both past :func:`~s2c_batch.pipeline.output.objects.prepare` race for the
+- two runs both past :meth:`~s2c_batch.pipeline.output.objects.ObjectLocation.prepare` race for the
   lock: the conditional create (``If-None-Match: *``) lets exactly one through.
 
 A block's write task is held (``S2C_TEST_STALL``, released by a file) so that the test
