@@ -31,21 +31,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from s2c_batch.kernels.backbone import DinoV2Taps
 from s2c_batch.kernels.comparators.amg import generate_masks
 from s2c_batch.kernels.comparators.evidence import TileEvidence
 from s2c_batch.kernels.comparators.mask_level import MaskComparator
 from s2c_batch.kernels.comparators.masks import MaskSet
-from s2c_batch.kernels.comparators.sam_proposals import SamProposals, load_sam_pretrained
 from s2c_batch.kernels.errors import ConfigError
-from s2c_batch.kernels.identifier import SegEarthOV3, Vocabulary, class_scores, label_map
-from s2c_batch.kernels.identifier.tracker import (
+from s2c_batch.kernels.model_config import ModelConfig
+from s2c_batch.kernels.models.backbone import DinoV2Taps
+from s2c_batch.kernels.models.identifier import SegEarthOV3, Vocabulary, class_scores, label_map
+from s2c_batch.kernels.models.proposals.sam import SamProposals, load_sam_pretrained
+from s2c_batch.kernels.models.proposals.tracker import (
     TrackerProposals,
     build_tracker_random,
     levels_of,
     load_tracker_pretrained,
 )
-from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.prediction import Prediction
 from s2c_batch.kernels.predictor import (
     RANDOM_INIT_SEED,

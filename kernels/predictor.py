@@ -32,13 +32,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from s2c_batch.kernels.backbone import BACKBONE_REGISTRY, DinoV2Taps
 from s2c_batch.kernels.checkpoints import load_exact, read_state_dict
-from s2c_batch.kernels.comparators.cach import CACH, build_cach, convert_official_state_dict
 from s2c_batch.kernels.comparators.cva import CVA, ComparatorTilePredictor, CVAPredictor
 from s2c_batch.kernels.comparators.dcva import DCVA, tap_differences
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
-from s2c_batch.kernels.identifier import (
+from s2c_batch.kernels.model_config import ModelConfig
+from s2c_batch.kernels.models.backbone import BACKBONE_REGISTRY, DinoV2Taps
+from s2c_batch.kernels.models.cach import CACH, build_cach, convert_official_state_dict
+from s2c_batch.kernels.models.identifier import (
     SegEarthOV3,
     Vocabulary,
     build_sam3_random,
@@ -47,7 +48,6 @@ from s2c_batch.kernels.identifier import (
     read_vocabulary,
     tokenize_prompts,
 )
-from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.prediction import Prediction, TilePredictor
 from s2c_batch.kernels.resources import packaged_configs_dirs
 

@@ -16,7 +16,7 @@ Identifier, on every t1 and t2 tile:
   prompt ``backbone.forward_text`` and ``forward_grounding`` with the dummy geometric
   prompt, as ``set_text_prompt`` does, under bf16 autocast (the authors'
   ``seg_model_sam3.py``). Each prompt's outputs are fused by
-  :func:`~s2c_batch.kernels.identifier.fusion.prompt_scores` (the SegEarth-OV3 formula,
+  :func:`~s2c_batch.kernels.models.identifier.fusion.prompt_scores` (the SegEarth-OV3 formula,
   checked line by line against the authors' code), then max over synonyms, argmax and
   ``prob_thd``, so the comparison isolates SAM 3 itself: weights, prompt, preprocessing,
   precision.
@@ -59,7 +59,7 @@ def _official_scores(model: Any, processor: Any, image: Any, prompts: tuple[str,
     Returns:
         float32 ``[P, H, W]``.
     """
-    from s2c_batch.kernels.identifier import prompt_scores
+    from s2c_batch.kernels.models.identifier import prompt_scores
 
     width, height = image.size
     out = []
@@ -79,7 +79,7 @@ def _official_scores(model: Any, processor: Any, image: Any, prompts: tuple[str,
 
 
 def _labels(scores: torch.Tensor, prompt_class: tuple[int, ...], k: int, prob_thd: float) -> torch.Tensor:
-    from s2c_batch.kernels.identifier import class_scores, label_map
+    from s2c_batch.kernels.models.identifier import class_scores, label_map
 
     classes = class_scores(scores[None], prompt_class, k)
     return label_map(classes, prob_thd=prob_thd)[0]

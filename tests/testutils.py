@@ -130,7 +130,7 @@ def write_sam3_dir(path: Path, *, dtype: str = "bfloat16", image_size: int = 84)
     import torch
     from transformers import CLIPTokenizer
 
-    from s2c_batch.kernels.identifier import build_sam3_random
+    from s2c_batch.kernels.models.identifier import build_sam3_random
 
     model = build_sam3_random("tiny", image_size=image_size).to(getattr(torch, dtype))
     model.save_pretrained(str(path))

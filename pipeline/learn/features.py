@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from s2c_batch.kernels.backbone import DinoV2Taps
 from s2c_batch.kernels.model_config import ModelConfig
+from s2c_batch.kernels.models.backbone import DinoV2Taps
 from s2c_batch.kernels.predictor import (
     RANDOM_INIT_SEED,
     backbone_input,

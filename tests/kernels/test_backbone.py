@@ -8,13 +8,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from s2c_batch.kernels.backbone import (
+from s2c_batch.kernels.errors import CheckpointError
+from s2c_batch.kernels.models.backbone import (
     BACKBONE_REGISTRY,
     DINO_SIZES,
     build_dinov2_tiny,
     resample_position_embedding,
 )
-from s2c_batch.kernels.errors import CheckpointError
 
 REF = Path(__file__).resolve().parents[1] / "data" / "reference"
 TINY = REF / "dinov2_tiny_official_layout_random.safetensors"

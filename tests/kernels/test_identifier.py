@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from s2c_batch.kernels.errors import ConfigError
-from s2c_batch.kernels.identifier import (
+from s2c_batch.kernels.models.identifier import (
     SegEarthOV3,
     build_sam3_random,
     class_scores,

@@ -11,10 +11,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from s2c_batch.kernels.comparators.cach import build_cach
 from s2c_batch.kernels.comparators.cva import CVAPredictor, cva_probability
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
+from s2c_batch.kernels.models.cach import build_cach
 from s2c_batch.kernels.predictor import ChangePredictor, build_predictor, load_vocabulary
 
 from testutils import TINY_MODEL, output_dtypes, write_sam3_dir

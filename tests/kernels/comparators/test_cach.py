@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from s2c_batch.kernels.comparators.cach import CACH, build_cach, convert_official_state_dict, official_key_to_ours
 from s2c_batch.kernels.errors import CheckpointError
+from s2c_batch.kernels.models.cach import CACH, build_cach, convert_official_state_dict, official_key_to_ours
 
 REF = Path(__file__).resolve().parents[2] / "data" / "reference"
 

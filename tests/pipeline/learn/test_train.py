@@ -11,10 +11,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from s2c_batch.kernels.backbone import build_dinov2_tiny
 from s2c_batch.kernels.checkpoints import read_state_dict
-from s2c_batch.kernels.comparators.cach import build_cach
 from s2c_batch.kernels.model_config import ModelConfig
+from s2c_batch.kernels.models.backbone import build_dinov2_tiny
+from s2c_batch.kernels.models.cach import build_cach
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import CheckpointError, ConfigError, InputError, OutputExistsError

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from s2c_batch.kernels.errors import CheckpointError
-from s2c_batch.kernels.identifier.tracker import ImageEmbedding
+from s2c_batch.kernels.models.proposals.tracker import ImageEmbedding
 
 if TYPE_CHECKING:
     from transformers import SamConfig, SamModel

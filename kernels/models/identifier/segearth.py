@@ -3,7 +3,7 @@
 One vision pass per image is reused by every prompt; the text features of the
 vocabulary are computed once and cached; the (image, prompt) pairs are decoded
 in batches of ``decoder_batch``; the outputs are fused by
-:mod:`s2c_batch.kernels.identifier.fusion`.
+:mod:`s2c_batch.kernels.models.identifier.fusion`.
 
 The prompt is the official SAM 3's: the 32 text tokens plus the geometry
 encoder's CLS token. The official ``Sam3Processor`` installs an empty geometric
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from s2c_batch.kernels.identifier.fusion import class_scores, label_map, prompt_scores
+from s2c_batch.kernels.models.identifier.fusion import class_scores, label_map, prompt_scores
 
 if TYPE_CHECKING:
     from transformers import Sam3Model
@@ -88,7 +88,7 @@ class SegEarthOV3(nn.Module):
         Args:
             sam3: a ``transformers.Sam3Model``.
             input_ids: int64 ``[P, L]`` token ids of the P prompts (tokenizer or
-                :func:`~s2c_batch.kernels.identifier.tokens.hashed_token_ids`).
+                :func:`~s2c_batch.kernels.models.identifier.tokens.hashed_token_ids`).
             attention_mask: int64 ``[P, L]``.
             prompt_class: class index of each prompt.
             num_classes: K classes.

@@ -81,7 +81,7 @@ def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[
         state_dict: the authors' ``best.pth`` content.
 
     Returns:
-        A state dict for :class:`~s2c_batch.kernels.comparators.cach.CACH` (``load_state_dict(strict=True)``).
+        A state dict for :class:`~s2c_batch.kernels.models.cach.CACH` (``load_state_dict(strict=True)``).
 
     Raises:
         CheckpointError: a key that the authors' head does not have.

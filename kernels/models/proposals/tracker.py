@@ -27,15 +27,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from s2c_batch.kernels.errors import CheckpointError
-from s2c_batch.kernels.identifier.sam3_models import tiny_sam3_config
-from s2c_batch.kernels.identifier.segearth import SAM3_MEAN, SAM3_STD
+from s2c_batch.kernels.models.identifier.sam3_models import tiny_sam3_config
+from s2c_batch.kernels.models.identifier.segearth import SAM3_MEAN, SAM3_STD
 
 if TYPE_CHECKING:
     from transformers import Sam3TrackerConfig, Sam3TrackerModel
 
 
 def tiny_tracker_config(*, image_size: int = 168) -> Sam3TrackerConfig:
-    """The tracker head matching :func:`~s2c_batch.kernels.identifier.sam3_models.tiny_sam3_config` (32 wide)."""
+    """The tracker head matching :func:`~s2c_batch.kernels.models.identifier.sam3_models.tiny_sam3_config` (32 wide)."""
     from transformers import Sam3TrackerConfig
 
     detector: Any = tiny_sam3_config(image_size=image_size)  # nested configs are typed as dict | config | None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from s2c_batch.kernels.comparators.cach.common import conv_norm_relu
+from s2c_batch.kernels.models.cach.common import conv_norm_relu
 
 
 class BDFM(nn.Module):

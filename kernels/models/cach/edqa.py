@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from s2c_batch.kernels.comparators.cach.common import double_conv_norm_relu, grid, tokens
+from s2c_batch.kernels.models.cach.common import double_conv_norm_relu, grid, tokens
 
 
 def relative_position_index(window: int) -> torch.Tensor:

@@ -8,10 +8,10 @@ from typing import Literal, NamedTuple, overload
 import torch
 from torch import nn
 
-from s2c_batch.kernels.comparators.cach.bdfm import BDFM
-from s2c_batch.kernels.comparators.cach.edqa import EDQA
-from s2c_batch.kernels.comparators.cach.fmm import FMM, LEVEL_CHANNELS
-from s2c_batch.kernels.comparators.cach.resup import ResUp
+from s2c_batch.kernels.models.cach.bdfm import BDFM
+from s2c_batch.kernels.models.cach.edqa import EDQA
+from s2c_batch.kernels.models.cach.fmm import FMM, LEVEL_CHANNELS
+from s2c_batch.kernels.models.cach.resup import ResUp
 
 
 class CACHOutputs(NamedTuple):
@@ -39,7 +39,7 @@ class CACH(nn.Module):
 
     Defaults equal the authors' ``CHead_FPN_FDR(in_channels=768, hidden_dim=64,
     nclass=2)``: 3,949,248 parameters. Load their checkpoints with
-    :func:`s2c_batch.kernels.comparators.cach.convert_official_state_dict`.
+    :func:`s2c_batch.kernels.models.cach.convert_official_state_dict`.
     """
 
     def __init__(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from s2c_batch.kernels.identifier.sam3_models import TEXT_LENGTH
+from s2c_batch.kernels.models.identifier.sam3_models import TEXT_LENGTH
 
 
 def tokenize_prompts(
