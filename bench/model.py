@@ -194,7 +194,7 @@ def bench_mask_comparators(full: Any, *, tile: int, batch_size: int, repeats: in
     import copy
     import dataclasses
 
-    from s2c_batch.kernels.comparators.mask_level import MaskComparator
+    from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
     from s2c_batch.kernels.mask_predictor import MaskChangePredictor
     from s2c_batch.kernels.predictor import backbone_input
 

@@ -13,7 +13,7 @@ in its precision, and only the parts the comparator reads:
   ``AutoImageProcessor``): latent matching features.
 
 Then :meth:`~s2c_batch.kernels.comparators.mask_level.MaskComparator.decide` runs per
-tile pair on a :class:`~s2c_batch.kernels.comparators.evidence.TileEvidence`, with the
+tile pair on a :class:`~s2c_batch.kernels.comparators.mask_level.evidence.TileEvidence`, with the
 tile's core from the blend (:data:`owns_objects`), and returns the probability and the
 blend priority of the objects the tile owns (:class:`~s2c_batch.kernels.prediction.Prediction`
 ``weight``).
@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from s2c_batch.kernels.comparators.amg import generate_masks
-from s2c_batch.kernels.comparators.evidence import TileEvidence
-from s2c_batch.kernels.comparators.mask_level import MaskComparator
-from s2c_batch.kernels.comparators.masks import MaskSet
+from s2c_batch.kernels.comparators.mask_level.amg import generate_masks
+from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
+from s2c_batch.kernels.comparators.mask_level.evidence import TileEvidence
+from s2c_batch.kernels.comparators.mask_level.masks import MaskSet
 from s2c_batch.kernels.errors import ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.models.backbone import DinoV2Taps

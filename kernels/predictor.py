@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from s2c_batch.kernels.checkpoints import load_exact, read_state_dict
-from s2c_batch.kernels.comparators.cva import CVA, ComparatorTilePredictor, CVAPredictor
-from s2c_batch.kernels.comparators.dcva import DCVA, tap_differences
+from s2c_batch.kernels.comparators.classical.cva import CVA, ComparatorTilePredictor, CVAPredictor
+from s2c_batch.kernels.comparators.learned.dcva import DCVA, tap_differences
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.models.backbone import BACKBONE_REGISTRY, DinoV2Taps
@@ -396,7 +396,7 @@ def backbone_input(x: torch.Tensor, size: int, stats: tuple[torch.Tensor, torch.
 def build_predictor(cfg: ModelConfig) -> TilePredictor:
     """The tile predictor for a model config (called once per worker).
 
-    ``cva`` without identifier gives :class:`~s2c_batch.kernels.comparators.cva.CVAPredictor`
+    ``cva`` without identifier gives :class:`~s2c_batch.kernels.comparators.classical.cva.CVAPredictor`
     (no torch model); a mask-level comparator a
     :class:`~s2c_batch.kernels.mask_predictor.MaskChangePredictor`; everything else a
     :class:`ChangePredictor`.

@@ -42,7 +42,7 @@ from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.resources import packaged_configs_dir
 
 if TYPE_CHECKING:  # torch: imported by the runs that use it (untiled runs import none)
-    from s2c_batch.kernels.comparators.mask_level import MaskComparator
+    from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
 
 
 @dataclass(frozen=True)
@@ -335,7 +335,7 @@ def required_checkpoints(cfg: Config) -> tuple[str, ...]:
 
 def mask_comparator(cfg: Config) -> MaskComparator:
     """The run's mask-level comparator (``model.comparator`` in ``MASK_LEVEL``) with its sections' options."""
-    from s2c_batch.kernels.comparators.mask_level import MaskComparator
+    from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
 
     return MaskComparator(name=cfg.model.comparator, amg=cfg.amg, anychange=cfg.anychange,  # type: ignore[arg-type]
                           inst_ceg=cfg.inst_ceg, dynamicearth=cfg.dynamicearth, ucd_scm=cfg.ucd_scm)

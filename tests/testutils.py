@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from s2c_batch.kernels.comparators.cva import cva_probability
+from s2c_batch.kernels.comparators.classical.cva import cva_probability
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.raster.encode import encode_products
 

@@ -2,7 +2,7 @@
 
 Between the plan and the blocks, for the comparators that need it (``pca_kmeans``,
 ``irmad``, and ``cva`` with ``model.standardize: scene`` or ``model.threshold: otsu``):
-each round of :func:`s2c_batch.kernels.comparators.fitting.fit_comparator` becomes one
+each round of :func:`s2c_batch.kernels.comparators.classical.fitting.fit_comparator` becomes one
 Dask task per output block (:func:`fit_block`, which reads the block in strips of whole
 statistics cells), and the client adds up their small results. The fitted parameters
 are written to ``.s2c/fit.json`` before any block, so ``--resume`` predicts the
@@ -23,7 +23,7 @@ import dask
 import numpy as np
 
 from s2c_batch.kernels.comparators.base import FittedComparator
-from s2c_batch.kernels.comparators.fitting import FitRound, FitSettings, comparator_from_json, fit_comparator
+from s2c_batch.kernels.comparators.classical.fitting import FitRound, FitSettings, comparator_from_json, fit_comparator
 from s2c_batch.kernels.errors import FitError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.prediction import to_unit
@@ -38,7 +38,7 @@ from s2c_batch.pipeline.run.outdir import FIT_FILE, STATE_DIR
 log = logging.getLogger(__name__)
 
 def fit_settings(pair: ScenePair, cfg: Config) -> FitSettings:
-    """What :func:`~s2c_batch.kernels.comparators.fitting.fit_comparator` needs besides the pixels."""
+    """What :func:`~s2c_batch.kernels.comparators.classical.fitting.fit_comparator` needs besides the pixels."""
     return FitSettings(
         comparator=cfg.model.comparator,
         bands=len(pair.t1.bands),
@@ -172,7 +172,7 @@ def dcva_fit_tile(model: ModelConfig, pair: ScenePair, window: Window, layers: t
     """
     import torch
 
-    from s2c_batch.kernels.comparators.dcva import channel_sums, token_validity
+    from s2c_batch.kernels.comparators.learned.dcva import channel_sums, token_validity
     from s2c_batch.pipeline.run.worker import worker_predictor
 
     predictor: Any = worker_predictor(model)
@@ -194,7 +194,7 @@ def fit_dcva_on_cluster(client: Any, pair: ScenePair, plan: TilePlan, cfg: Confi
     Raises:
         InputError: the fit tiles hold no valid pixel.
     """
-    from s2c_batch.kernels.comparators.dcva import select_channels
+    from s2c_batch.kernels.comparators.learned.dcva import select_channels
 
     tiles = fit_tiles(plan, cfg.dcva.fit_tiles)
     layers = tuple(cfg.dcva.layers)

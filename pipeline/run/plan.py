@@ -33,7 +33,7 @@ def untiled(cfg: Config) -> bool:
 def halo(cfg: Config) -> int:
     """Pixels the untiled path reads around each block (the comparator's neighbourhood)."""
     if cfg.model.comparator == "pca_kmeans":
-        from s2c_batch.kernels.comparators.pca_kmeans import offsets
+        from s2c_batch.kernels.comparators.classical.pca_kmeans import offsets
 
         return max(offsets(cfg.pca_kmeans.block))
     return 0

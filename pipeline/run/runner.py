@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from s2c_batch.kernels.comparators.base import FittedComparator
-from s2c_batch.kernels.comparators.cva import CVA
+from s2c_batch.kernels.comparators.classical.cva import CVA
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
 from s2c_batch.pipeline.errors import InputError, S2CError

@@ -57,7 +57,7 @@ def make_predictor(cfg: ModelConfig, device: str | None = None) -> TilePredictor
     everything else comes from :func:`s2c_batch.kernels.predictor.build_predictor`.
     """
     if not cfg.uses_torch:
-        from s2c_batch.kernels.comparators.cva import CVAPredictor
+        from s2c_batch.kernels.comparators.classical.cva import CVAPredictor
 
         return CVAPredictor()
     from s2c_batch.kernels.predictor import build_predictor

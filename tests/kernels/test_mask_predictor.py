@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from s2c_batch.kernels.comparators.mask_level import MaskComparator
+from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
 from s2c_batch.kernels.comparators.options import AMGOptions, AnyChangeOptions, DynamicEarthOptions
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
 from s2c_batch.kernels.mask_predictor import MaskChangePredictor

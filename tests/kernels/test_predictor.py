@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from s2c_batch.kernels.comparators.cva import CVAPredictor, cva_probability
+from s2c_batch.kernels.comparators.classical.cva import CVAPredictor, cva_probability
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.models.cach import build_cach

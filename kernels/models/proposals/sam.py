@@ -97,7 +97,7 @@ class SamProposals(nn.Module):
         return ImageEmbedding(levels=(emb,), features=plain)
 
     def prompter(self, embedding: ImageEmbedding, index: int) -> Any:
-        """A :data:`~s2c_batch.kernels.comparators.amg.PointPrompter` on image ``index`` of ``embedding``."""
+        """A :data:`~s2c_batch.kernels.comparators.mask_level.amg.PointPrompter` on image ``index`` of ``embedding``."""
         emb = embedding.levels[0][index : index + 1]
 
         @torch.no_grad()

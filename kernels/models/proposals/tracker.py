@@ -157,7 +157,7 @@ class TrackerProposals(nn.Module):
         return ImageEmbedding(levels=levels, features=fpn[2])
 
     def prompter(self, embedding: ImageEmbedding, index: int) -> Any:
-        """A :data:`~s2c_batch.kernels.comparators.amg.PointPrompter` on image ``index`` of ``embedding``."""
+        """A :data:`~s2c_batch.kernels.comparators.mask_level.amg.PointPrompter` on image ``index`` of ``embedding``."""
         levels = [level[index : index + 1] for level in embedding.levels]
 
         @torch.no_grad()

@@ -20,11 +20,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from s2c_batch.kernels.comparators.amg import MaskGeneratorSettings
-from s2c_batch.kernels.comparators.anychange import anychange
-from s2c_batch.kernels.comparators.dynamicearth import imc, mci
-from s2c_batch.kernels.comparators.evidence import TileDecision, TileEvidence
-from s2c_batch.kernels.comparators.inst_ceg import inst_ceg
+from s2c_batch.kernels.comparators.mask_level.amg import MaskGeneratorSettings
+from s2c_batch.kernels.comparators.mask_level.anychange import anychange
+from s2c_batch.kernels.comparators.mask_level.dynamicearth import imc, mci
+from s2c_batch.kernels.comparators.mask_level.evidence import TileDecision, TileEvidence
+from s2c_batch.kernels.comparators.mask_level.inst_ceg import inst_ceg
+from s2c_batch.kernels.comparators.mask_level.ucd_scm import ucd_scm
 from s2c_batch.kernels.comparators.options import (
     AMGOptions,
     AnyChangeOptions,
@@ -32,7 +33,6 @@ from s2c_batch.kernels.comparators.options import (
     InstCEGOptions,
     UCDSCMOptions,
 )
-from s2c_batch.kernels.comparators.ucd_scm import ucd_scm
 
 #: The releases' stability score offsets: AnyChange's generator, DynamicEarth's (SAM), SAM's default.
 RELEASE_OFFSET = {"anychange": 1.0, "dynamicearth": 0.9, "ucd_scm": 1.0}

@@ -14,7 +14,7 @@ combines them:
 4. on the sample: ``s_ref`` (CVA, IR-MAD), the IR-MAD iteration, the 2-means centres.
 
 The result depends on the pixels only: not on the block size, the worker count or
-retries (see :mod:`s2c_batch.kernels.comparators.statistics`).
+retries (see :mod:`s2c_batch.kernels.comparators.classical.statistics`).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from s2c_batch.kernels.comparators.base import FittedComparator, Standardization, standardized
-from s2c_batch.kernels.comparators.cva import CVA
-from s2c_batch.kernels.comparators.irmad import IRMAD, fit_irmad
-from s2c_batch.kernels.comparators.options import FitOptions, IRMADOptions, PCAKMeansOptions
-from s2c_batch.kernels.comparators.pca_kmeans import (
+from s2c_batch.kernels.comparators.base import FittedComparator
+from s2c_batch.kernels.comparators.classical.common import Standardization, standardized
+from s2c_batch.kernels.comparators.classical.cva import CVA
+from s2c_batch.kernels.comparators.classical.irmad import IRMAD, fit_irmad
+from s2c_batch.kernels.comparators.classical.pca_kmeans import (
     PCAKMeans,
     block_vectors,
     difference_image,
@@ -39,7 +39,7 @@ from s2c_batch.kernels.comparators.pca_kmeans import (
     principal_vectors,
     two_means,
 )
-from s2c_batch.kernels.comparators.statistics import (
+from s2c_batch.kernels.comparators.classical.statistics import (
     CrossSums,
     MomentSums,
     SamplePart,
@@ -52,6 +52,7 @@ from s2c_batch.kernels.comparators.statistics import (
     moment_parts,
     sample_part,
 )
+from s2c_batch.kernels.comparators.options import FitOptions, IRMADOptions, PCAKMeansOptions
 from s2c_batch.kernels.errors import FitError
 from s2c_batch.kernels.raster.tiling import Window
 
@@ -333,7 +334,7 @@ def comparator_from_json(data: Mapping[str, Any]) -> Any:
     Raises:
         ValueError: the data names no known comparator.
     """
-    from s2c_batch.kernels.comparators.dcva import DCVA  # torch: only when a DCVA fit is read
+    from s2c_batch.kernels.comparators.learned.dcva import DCVA  # torch: only when a DCVA fit is read
 
     kinds: dict[str, Any] = {"cva": CVA, "irmad": IRMAD, "pca_kmeans": PCAKMeans, "dcva": DCVA}
     name = data.get("comparator")

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from s2c_batch.kernels.comparators.amg import MaskGeneratorSettings, generate_masks, point_grid, stability_score
+from s2c_batch.kernels.comparators.mask_level.amg import (
+    MaskGeneratorSettings,
+    generate_masks,
+    point_grid,
+    stability_score,
+)
 
 H, W = 40, 48
 #: Objects of the stand-in image as (row0, col0, row1, col1).

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 import torch
 
-from s2c_batch.kernels.comparators.masks import MaskSet, owned, paint
+from s2c_batch.kernels.comparators.mask_level.masks import MaskSet, owned, paint
 
 T = TypeVar("T")
 

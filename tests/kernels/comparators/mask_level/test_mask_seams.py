@@ -14,9 +14,9 @@ import pytest
 import torch
 from scipy import ndimage
 
-from s2c_batch.kernels.comparators.evidence import TileEvidence
-from s2c_batch.kernels.comparators.mask_level import MaskComparator
-from s2c_batch.kernels.comparators.masks import MaskSet
+from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
+from s2c_batch.kernels.comparators.mask_level.evidence import TileEvidence
+from s2c_batch.kernels.comparators.mask_level.masks import MaskSet
 from s2c_batch.kernels.prediction import Prediction
 from s2c_batch.kernels.raster.blend import accumulate_tiles, combine_partials
 from s2c_batch.kernels.raster.tiling import TilePlan, Window, axis_cores, tile_core

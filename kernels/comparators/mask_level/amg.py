@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from s2c_batch.kernels.comparators.masks import MaskSet, areas, box_nms, count
+from s2c_batch.kernels.comparators.mask_level.masks import MaskSet, areas, box_nms, count
 
 #: Points ``[P, 2]`` ``(x, y)`` as fractions of the image's width and height -> mask logits
 #: ``[P, M, h, w]`` (any resolution; resized to the image here) and predicted IoU ``[P, M]``.

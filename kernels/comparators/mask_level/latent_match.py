@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from s2c_batch.kernels.comparators.masks import mask_means
+from s2c_batch.kernels.comparators.mask_level.masks import mask_means
 
 #: The least float32 above 0.5.
 _ABOVE_HALF = float(torch.nextafter(torch.tensor(0.5), torch.tensor(1.0)))
@@ -39,7 +39,7 @@ def change_confidence(features_t1: torch.Tensor, features_t2: torch.Tensor, mask
 
     Args:
         features_t1: float ``[C, h, w]`` (a token grid, upsampled to the masks bilinearly
-            with ``align_corners=True`` by :func:`~s2c_batch.kernels.comparators.masks.mask_means`).
+            with ``align_corners=True`` by :func:`~s2c_batch.kernels.comparators.mask_level.masks.mask_means`).
         features_t2: float ``[C, h, w]``.
         masks: bool ``[n, H, W]``.
 

@@ -9,8 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s2c_batch.kernels.comparators.dcva import DCVA, channel_sums, select_channels, tap_differences, token_validity
-from s2c_batch.kernels.comparators.fitting import comparator_from_json
+from s2c_batch.kernels.comparators.classical.fitting import comparator_from_json
+from s2c_batch.kernels.comparators.learned.dcva import (
+    DCVA,
+    channel_sums,
+    select_channels,
+    tap_differences,
+    token_validity,
+)
 from s2c_batch.kernels.predictor import ChangePredictor, build_predictor
 
 from testutils import TINY_MODEL

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from s2c_batch.kernels.comparators.evidence import TileDecision, TileEvidence, owner_weight, require
-from s2c_batch.kernels.comparators.masks import MaskSet, mask_iou, paint
+from s2c_batch.kernels.comparators.mask_level.evidence import TileDecision, TileEvidence, owner_weight, require
+from s2c_batch.kernels.comparators.mask_level.masks import MaskSet, mask_iou, paint
 
 
 def overlap_gate(masks_t1: torch.Tensor, masks_t2: torch.Tensor, gate: float) -> tuple[torch.Tensor, torch.Tensor]:

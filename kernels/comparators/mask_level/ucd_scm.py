@@ -35,8 +35,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from s2c_batch.kernels.comparators.evidence import TileDecision, TileEvidence, owner_weight, require
-from s2c_batch.kernels.comparators.masks import CHUNK, areas, mask_means, paint
+from s2c_batch.kernels.comparators.mask_level.evidence import TileDecision, TileEvidence, owner_weight, require
+from s2c_batch.kernels.comparators.mask_level.masks import CHUNK, areas, mask_means, paint
 
 
 def recalibrate(level: torch.Tensor, channels: int) -> torch.Tensor:

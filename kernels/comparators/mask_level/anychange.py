@@ -6,7 +6,7 @@ As ``torchange``'s ``AnyChange.forward`` in automatic mode, per tile:
    its instances of the target classes (the paper's AnyChange*); masks covering
    ``amg.max_area`` (0.8) of the tile or more are dropped;
 2. every mask of either date gets its change confidence ``c = -cos(mean F1, mean F2)``
-   (:mod:`~s2c_batch.kernels.comparators.latent_match`); changed when ``c > cos(theta)``;
+   (:mod:`~s2c_batch.kernels.comparators.mask_level.latent_match`); changed when ``c > cos(theta)``;
 3. the changed masks of both dates together: box NMS (``amg.box_nms_thresh``, ranked by
    the mask's score), then at most ``anychange.max_changes`` by confidence.
 
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import torch
 
-from s2c_batch.kernels.comparators.evidence import TileDecision, TileEvidence, owner_weight, require
-from s2c_batch.kernels.comparators.latent_match import change_confidence, changed, confidence_probability
-from s2c_batch.kernels.comparators.masks import MaskSet, areas, box_nms, paint
+from s2c_batch.kernels.comparators.mask_level.evidence import TileDecision, TileEvidence, owner_weight, require
+from s2c_batch.kernels.comparators.mask_level.latent_match import change_confidence, changed, confidence_probability
+from s2c_batch.kernels.comparators.mask_level.masks import MaskSet, areas, box_nms, paint
 
 
 def anychange(evidence: TileEvidence, *, theta: float, nms_thresh: float, max_area: float,

@@ -16,7 +16,7 @@ from s2c_batch.kernels.models.backbone import (
     resample_position_embedding,
 )
 
-REF = Path(__file__).resolve().parents[1] / "data" / "reference"
+REF = Path(__file__).resolve().parents[2] / "data" / "reference"
 TINY = REF / "dinov2_tiny_official_layout_random.safetensors"
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from scipy import linalg
 
-from s2c_batch.kernels.comparators.base import Standardization, Support, linear_probability, standardized
+from s2c_batch.kernels.comparators.base import Support
+from s2c_batch.kernels.comparators.classical.common import Standardization, linear_probability, standardized
 
 #: Smallest MAD variance 2 (1 - rho) kept: identical bands (rho = 1) would divide by zero.
 _MIN_VARIANCE = 1e-12

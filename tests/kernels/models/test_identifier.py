@@ -21,7 +21,7 @@ from s2c_batch.kernels.models.identifier import (
     read_vocabulary,
 )
 
-VOCAB_DIR = Path(__file__).resolve().parents[2] / "configs" / "vocab"
+VOCAB_DIR = Path(__file__).resolve().parents[3] / "configs" / "vocab"
 BIG = 20.0  # sigmoid(20) = 1 - 2e-9
 
 

@@ -8,15 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from s2c_batch.kernels.comparators.anychange import anychange
-from s2c_batch.kernels.comparators.dynamicearth import imc, mci
-from s2c_batch.kernels.comparators.evidence import OWNER_WEIGHT, TileEvidence, owner_weight
-from s2c_batch.kernels.comparators.inst_ceg import inst_ceg, overlap_gate
-from s2c_batch.kernels.comparators.latent_match import angle_cosine, change_confidence, confidence_probability
-from s2c_batch.kernels.comparators.mask_level import MaskComparator
-from s2c_batch.kernels.comparators.masks import MaskSet, box_nms, mask_iou, mask_means, owned
+from s2c_batch.kernels.comparators.mask_level.anychange import anychange
+from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
+from s2c_batch.kernels.comparators.mask_level.dynamicearth import imc, mci
+from s2c_batch.kernels.comparators.mask_level.evidence import OWNER_WEIGHT, TileEvidence, owner_weight
+from s2c_batch.kernels.comparators.mask_level.inst_ceg import inst_ceg, overlap_gate
+from s2c_batch.kernels.comparators.mask_level.latent_match import (
+    angle_cosine,
+    change_confidence,
+    confidence_probability,
+)
+from s2c_batch.kernels.comparators.mask_level.masks import MaskSet, box_nms, mask_iou, mask_means, owned
+from s2c_batch.kernels.comparators.mask_level.ucd_scm import ucd_scm
 from s2c_batch.kernels.comparators.options import DynamicEarthOptions
-from s2c_batch.kernels.comparators.ucd_scm import ucd_scm
 
 import comparator_oracles as oracles
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from s2c_batch.kernels.comparators.base import Standardization, Support, linear_probability, standardized
+from s2c_batch.kernels.comparators.base import Support
+from s2c_batch.kernels.comparators.classical.common import Standardization, linear_probability, standardized
 from s2c_batch.kernels.prediction import Prediction
 
 

@@ -2,7 +2,7 @@
 
 **I-M-C** (identify, mask, compare; the paper's DynamicEarth*): the identifier's instances
 of the target classes at both dates, the overlap gate of
-:func:`~s2c_batch.kernels.comparators.inst_ceg.overlap_gate`, then latent matching on the
+:func:`~s2c_batch.kernels.comparators.mask_level.inst_ceg.overlap_gate`, then latent matching on the
 DINOv2 features of the survivors (theta 135 for building sets in the release).
 
 **M-C-I** (mask, compare, identify): class-agnostic proposals of each date (``amg``),
@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import torch
 
-from s2c_batch.kernels.comparators.evidence import TileDecision, TileEvidence, owner_weight, require
-from s2c_batch.kernels.comparators.inst_ceg import overlap_gate
-from s2c_batch.kernels.comparators.latent_match import change_confidence, changed, confidence_probability
-from s2c_batch.kernels.comparators.masks import MaskSet, box_nms, mask_means, paint
+from s2c_batch.kernels.comparators.mask_level.evidence import TileDecision, TileEvidence, owner_weight, require
+from s2c_batch.kernels.comparators.mask_level.inst_ceg import overlap_gate
+from s2c_batch.kernels.comparators.mask_level.latent_match import change_confidence, changed, confidence_probability
+from s2c_batch.kernels.comparators.mask_level.masks import MaskSet, box_nms, mask_means, paint
 
 
 def imc(evidence: TileEvidence, *, theta: float, gate: float) -> TileDecision:

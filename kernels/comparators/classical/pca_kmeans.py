@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from s2c_batch.kernels.comparators.base import Standardization, Support, standardized
-from s2c_batch.kernels.comparators.cva import cva_magnitude
+from s2c_batch.kernels.comparators.base import Support
+from s2c_batch.kernels.comparators.classical.common import Standardization, standardized
+from s2c_batch.kernels.comparators.classical.cva import cva_magnitude
 from s2c_batch.kernels.raster.tiling import Window
 
 
