@@ -1,6 +1,6 @@
 """Model-alone benchmark: ms per tile pair at several batch sizes, split by part, and peak GPU memory.
 
-Times :class:`~s2c_batch.kernels.predictor.ChangePredictor` on random tiles already
+Times :class:`~s2c_batch.kernels.predictors.tile.ChangePredictor` on random tiles already
 in host memory (the ``predict`` call includes the host-to-device copy and the copy
 back), then each part on the device, each in its own precision: DINOv2 taps, CACH,
 SAM 3 vision pass, SAM 3's geometry CLS token (once per image), and SAM 3 text +
@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from s2c_batch.kernels.predictor import ChangePredictor
+from s2c_batch.kernels.predictors.tile import ChangePredictor
 from s2c_batch.pipeline.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -195,8 +195,8 @@ def bench_mask_comparators(full: Any, *, tile: int, batch_size: int, repeats: in
     import dataclasses
 
     from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
-    from s2c_batch.kernels.mask_predictor import MaskChangePredictor
-    from s2c_batch.kernels.predictor import backbone_input
+    from s2c_batch.kernels.predictors.masks import MaskChangePredictor
+    from s2c_batch.kernels.predictors.preprocess import backbone_input
 
     cfg = full.model
     rng = np.random.default_rng(0)

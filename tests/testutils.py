@@ -1,7 +1,7 @@
 """Shared fakes for the tests: tiny georeferenced GeoTIFF pairs, the numpy oracle, real Dask processes.
 
 rasterio is imported by the helpers that read or write rasters, not here: the GPU image
-that runs ``tests/kernels/test_device.py`` (``bench/device.sh``) has no rasterio.
+that runs ``tests/kernels/predictors/test_device.py`` (``bench/device.sh``) has no rasterio.
 """
 
 from __future__ import annotations

@@ -49,7 +49,8 @@ from s2c_batch.kernels.learn.losses import cach_loss
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.models.backbone import DinoV2Taps
 from s2c_batch.kernels.models.cach import CACH, build_cach
-from s2c_batch.kernels.predictor import ChangePredictor, resolve_device
+from s2c_batch.kernels.predictors.device import resolve_device
+from s2c_batch.kernels.predictors.tile import ChangePredictor
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import ConfigError, OutputError, OutputExistsError
 from s2c_batch.pipeline.learn.dataset import PairFiles, open_dataset, read_image, read_label

@@ -54,13 +54,13 @@ def make_predictor(cfg: ModelConfig, device: str | None = None) -> TilePredictor
     """Build the tile predictor for a model config (once per worker).
 
     The ``cva`` comparator without identifier needs no torch and is built here;
-    everything else comes from :func:`s2c_batch.kernels.predictor.build_predictor`.
+    everything else comes from :func:`s2c_batch.kernels.predictors.build.build_predictor`.
     """
     if not cfg.uses_torch:
-        from s2c_batch.kernels.comparators.classical.cva import CVAPredictor
+        from s2c_batch.kernels.predictors.host import CVAPredictor
 
         return CVAPredictor()
-    from s2c_batch.kernels.predictor import build_predictor
+    from s2c_batch.kernels.predictors.build import build_predictor
 
     if device is not None and cfg.device == "auto":
         from dataclasses import replace

@@ -23,7 +23,6 @@ import numpy as np
 
 from s2c_batch.kernels.comparators.base import Support
 from s2c_batch.kernels.comparators.classical.common import Standardization, linear_probability, standardized
-from s2c_batch.kernels.prediction import Prediction
 
 
 def cva_magnitude(a: np.ndarray, b: np.ndarray, *, axis: int = -3) -> np.ndarray:
@@ -99,43 +98,3 @@ class CVA:
         std = data.get("standardization")
         return cls(reference=data.get("reference"),
                    standardization=Standardization.from_json(std) if std else None)
-
-
-class ComparatorTilePredictor:
-    """A fitted classical comparator as a tile predictor (no identifier, no torch)."""
-
-    class_names: tuple[str, ...] = ()
-    target_classes: tuple[int, ...] = ()
-
-    def __init__(self, comparator: Any) -> None:
-        """Wrap ``comparator`` (a :class:`~s2c_batch.kernels.comparators.base.FittedComparator`)."""
-        self.comparator = comparator
-
-    def with_comparator(self, comparator: Any) -> ComparatorTilePredictor:
-        """A predictor of another fitted comparator (a run's)."""
-        return ComparatorTilePredictor(comparator)
-
-    def predict(self, tiles_t1: np.ndarray, tiles_t2: np.ndarray) -> Prediction:
-        """Change probability of N tile pairs, each tile on its own.
-
-        Args:
-            tiles_t1: float32 ``[N, C, H, W]`` in [0, 1].
-            tiles_t2: float32 ``[N, C, H, W]`` in [0, 1].
-
-        Returns:
-            ``Prediction(prob=[N, H, W])`` without class maps.
-        """
-        a = np.asarray(tiles_t1, np.float32)
-        b = np.asarray(tiles_t2, np.float32)
-        if a.shape[0] == 0:
-            return Prediction(prob=np.zeros((0, *a.shape[2:]), np.float32))
-        valid = np.ones(a.shape[2:], bool)
-        return Prediction(prob=np.stack([self.comparator.probability(x, y, valid) for x, y in zip(a, b, strict=True)]))
-
-
-class CVAPredictor(ComparatorTilePredictor):
-    """Tile predictor for ``model.comparator: cva`` with ``model.identifier: none`` (the oracle CVA)."""
-
-    def __init__(self) -> None:
-        """The oracle CVA: no standardisation, ``s_ref = sqrt(C)``."""
-        super().__init__(CVA())

@@ -5,7 +5,7 @@
 sections ``amg``, ``anychange``, ``inst_ceg``, ``dynamicearth``, ``ucd_scm``); it travels
 with every tile task (``TileJob.comparator``), says which model outputs its decision
 needs, and decides each tile (:meth:`MaskComparator.decide`). The worker's
-:class:`~s2c_batch.kernels.mask_predictor.MaskChangePredictor` gathers the outputs.
+:class:`~s2c_batch.kernels.predictors.masks.MaskChangePredictor` gathers the outputs.
 
 Where the masks come from:
 

@@ -1,6 +1,6 @@
 """What a mask-level comparator sees of one tile pair, and what it returns.
 
-The models run once per batch of tiles (:mod:`s2c_batch.kernels.mask_predictor`); each
+The models run once per batch of tiles (:mod:`s2c_batch.kernels.predictors.masks`); each
 comparator's decision rule then runs per tile on a :class:`TileEvidence`: the masks of
 both dates (identifier instances and/or class-agnostic proposals), feature maps, class
 scores. It returns a :class:`TileDecision`: the tile's change probability and its blend

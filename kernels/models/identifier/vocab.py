@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s2c_batch.kernels.errors import ConfigError
+from s2c_batch.kernels.resources import packaged_configs_dirs
 
 _TARGETS = "targets:"
 
@@ -118,3 +119,27 @@ def read_vocabulary(path: str | Path) -> Vocabulary:
     except OSError as exc:
         raise ConfigError(f"cannot read vocabulary file {str(path)!r}: {exc}") from exc
     return parse_vocabulary(text, source=str(path))
+
+
+def vocab_dirs() -> list[Path]:
+    """Folders searched for named vocabularies: ``vocab/`` of each packaged configs folder."""
+    return [d / "vocab" for d in packaged_configs_dirs()]
+
+
+def load_vocabulary(name: str) -> Vocabulary:
+    """Read ``model.vocab``: a name in ``configs/vocab`` or a path to a vocabulary file.
+
+    Raises:
+        ConfigError: neither a packaged name nor an existing file.
+    """
+    path = Path(name)
+    if path.suffix == ".txt" or len(path.parts) > 1:
+        if not path.is_file():
+            raise ConfigError(f"model.vocab = {name!r} is not a file; name a packaged vocabulary or a .txt path")
+        return read_vocabulary(path)
+    for folder in vocab_dirs():
+        candidate = folder / f"{name}.txt"
+        if candidate.is_file():
+            return read_vocabulary(candidate)
+    known = sorted({p.stem for d in vocab_dirs() if d.is_dir() for p in d.glob("*.txt")})
+    raise ConfigError(f"model.vocab = {name!r} is no packaged vocabulary; choose one of {known} or give a path")

@@ -121,7 +121,7 @@ def test_train_change_head__feature_cache_gives_the_same_head(small: Path, tmp_p
 
 
 def test_train_change_head__output_loads_in_the_predictor(small: Path, tmp_path: Path) -> None:
-    from s2c_batch.kernels.predictor import ChangePredictor
+    from s2c_batch.kernels.predictors.tile import ChangePredictor
 
     res = train_change_head([small], tmp_path / "h.safetensors", MODEL, TrainOptions(epochs=1, batch_size=2),
                             progress=False)
@@ -189,7 +189,7 @@ def test_compact_dtypes__fits_the_budget() -> None:
 
 def test_train_change_head__train_backbone_writes_a_matching_pair(small: Path, tmp_path: Path) -> None:
     """The demo-only deviation: backbone trained too, written in the original layout beside the head."""
-    from s2c_batch.kernels.predictor import ChangePredictor
+    from s2c_batch.kernels.predictors.tile import ChangePredictor
 
     opts = TrainOptions(epochs=2, batch_size=2, train_backbone=True)
     res = train_change_head([small], tmp_path / "h.safetensors", MODEL, opts, val=[small],

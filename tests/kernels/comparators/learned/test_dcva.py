@@ -17,7 +17,8 @@ from s2c_batch.kernels.comparators.learned.dcva import (
     tap_differences,
     token_validity,
 )
-from s2c_batch.kernels.predictor import ChangePredictor, build_predictor
+from s2c_batch.kernels.predictors.build import build_predictor
+from s2c_batch.kernels.predictors.tile import ChangePredictor
 
 from testutils import TINY_MODEL
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from s2c_batch.kernels.predictor import ChangePredictor, build_predictor
+from s2c_batch.kernels.predictors.build import build_predictor
+from s2c_batch.kernels.predictors.tile import ChangePredictor
 from s2c_batch.kernels.raster.blend import accumulate_tiles
 from s2c_batch.kernels.raster.tiling import TilePlan
 

@@ -24,38 +24,31 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from s2c_batch.kernels.checkpoints import load_exact, read_state_dict
-from s2c_batch.kernels.comparators.classical.cva import CVA, ComparatorTilePredictor, CVAPredictor
+from s2c_batch.kernels.comparators.classical.cva import CVA
 from s2c_batch.kernels.comparators.learned.dcva import DCVA, tap_differences
-from s2c_batch.kernels.errors import CheckpointError, ConfigError
+from s2c_batch.kernels.errors import ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
-from s2c_batch.kernels.models.backbone import BACKBONE_REGISTRY, DinoV2Taps
-from s2c_batch.kernels.models.cach import CACH, build_cach, convert_official_state_dict
-from s2c_batch.kernels.models.identifier import (
-    SegEarthOV3,
-    Vocabulary,
-    build_sam3_random,
-    hashed_token_ids,
-    load_sam3_pretrained,
-    read_vocabulary,
-    tokenize_prompts,
+from s2c_batch.kernels.models.backbone import DinoV2Taps
+from s2c_batch.kernels.models.build import (
+    RANDOM_INIT_SEED,
+    build_cach_head,
+    build_identifier,
+    load_backbone,
+    seeded,
 )
-from s2c_batch.kernels.prediction import Prediction, TilePredictor
-from s2c_batch.kernels.resources import packaged_configs_dirs
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Seed of every randomly initialised model (``random_init``): all workers build the same weights.
-RANDOM_INIT_SEED = 0
-_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+from s2c_batch.kernels.models.cach import CACH
+from s2c_batch.kernels.models.identifier import SegEarthOV3, Vocabulary, load_vocabulary
+from s2c_batch.kernels.prediction import Prediction
+from s2c_batch.kernels.predictors.device import autocast, resolve_device, tf32_allowed
+from s2c_batch.kernels.predictors.host import ComparatorTilePredictor
+from s2c_batch.kernels.predictors.preprocess import backbone_input, imagenet_stats
 
 
 class ChangePredictor:
@@ -168,12 +161,12 @@ class ChangePredictor:
             if cfg.comparator in ("cach", "dcva"):
                 backbone = load_backbone(cfg)
             if cfg.comparator == "cach":
-                cach = _build_cach(cfg)
+                cach = build_cach_head(cfg)
             if cfg.identifier == "segearth_ov3":
                 vocab = load_vocabulary(cfg.vocab)
                 if cfg.targets:
                     vocab = vocab.with_targets(cfg.targets)
-                identifier = _build_identifier(cfg, vocab)
+                identifier = build_identifier(cfg, vocab)
         return cls(
             device=device,
             comparator=cfg.comparator,
@@ -198,9 +191,7 @@ class ChangePredictor:
 
     def autocast(self, precision: str) -> contextlib.AbstractContextManager[object]:
         """Autocast for a part of the given precision: on CUDA for ``bf16`` / ``fp16``, else none."""
-        if self.device.type == "cuda" and precision in _AUTOCAST:
-            return torch.autocast("cuda", dtype=_AUTOCAST[precision])
-        return contextlib.nullcontext()
+        return autocast(self.device, precision)
 
     def float32_mode(self) -> contextlib.AbstractContextManager[object]:
         """TF32 for float32 work on CUDA as ``tf32`` says, for the duration of the block."""
@@ -348,175 +339,3 @@ class ChangePredictor:
         if scale is not None:
             tensor = (tensor / scale).clamp_(0.0, 1.0)
         return torch.nan_to_num(tensor, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-@contextlib.contextmanager
-def tf32_allowed(enabled: bool) -> Iterator[None]:
-    """Let float32 matmuls and cuDNN convolutions use TF32 (or not) inside the block.
-
-    Sets torch's process-wide flags (``torch.set_float32_matmul_precision`` ``high`` /
-    ``highest`` and ``torch.backends.cudnn.allow_tf32``) and restores them on exit.
-    TF32 only exists on CUDA devices of compute capability 8.0 and later.
-    """
-    matmul, conv = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
-    torch.set_float32_matmul_precision("high" if enabled else "highest")
-    torch.backends.cudnn.allow_tf32 = enabled
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(matmul)
-        torch.backends.cudnn.allow_tf32 = conv
-
-
-def imagenet_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """ImageNet mean and std, each ``[1, 3, 1, 1]`` on ``device``."""
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-    return mean, std
-
-
-def backbone_input(x: torch.Tensor, size: int, stats: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-    """Images in [0, 1] as the backbone takes them (inference and training alike).
-
-    Args:
-        x: float ``[n, 3, H, W]`` in [0, 1].
-        size: the backbone's input side.
-        stats: ``(mean, std)`` to normalise with (:func:`imagenet_stats`), or ``None``.
-
-    Returns:
-        float ``[n, 3, size, size]``: resized bilinearly with antialiasing, then normalised.
-    """
-    if tuple(x.shape[-2:]) != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    if stats is not None:
-        x = (x - stats[0]) / stats[1]
-    return x
-
-
-def build_predictor(cfg: ModelConfig) -> TilePredictor:
-    """The tile predictor for a model config (called once per worker).
-
-    ``cva`` without identifier gives :class:`~s2c_batch.kernels.comparators.classical.cva.CVAPredictor`
-    (no torch model); a mask-level comparator a
-    :class:`~s2c_batch.kernels.mask_predictor.MaskChangePredictor`; everything else a
-    :class:`ChangePredictor`.
-    """
-    if not cfg.uses_torch:
-        return CVAPredictor()
-    if cfg.mask_level:
-        from s2c_batch.kernels.mask_predictor import MaskChangePredictor  # it builds on this module
-
-        return MaskChangePredictor.from_config(cfg)
-    return ChangePredictor.from_config(cfg)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> ``cuda`` when CUDA is available, else ``cpu``; other names as given.
-
-    Raises:
-        ConfigError: CUDA is named but not available.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"model.device is {name!r} but CUDA is not available; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
-def vocab_dirs() -> list[Path]:
-    """Folders searched for named vocabularies: ``vocab/`` of each packaged configs folder."""
-    return [d / "vocab" for d in packaged_configs_dirs()]
-
-
-def load_vocabulary(name: str) -> Vocabulary:
-    """Read ``model.vocab``: a name in ``configs/vocab`` or a path to a vocabulary file.
-
-    Raises:
-        ConfigError: neither a packaged name nor an existing file.
-    """
-    path = Path(name)
-    if path.suffix == ".txt" or len(path.parts) > 1:
-        if not path.is_file():
-            raise ConfigError(f"model.vocab = {name!r} is not a file; name a packaged vocabulary or a .txt path")
-        return read_vocabulary(path)
-    for folder in vocab_dirs():
-        candidate = folder / f"{name}.txt"
-        if candidate.is_file():
-            return read_vocabulary(candidate)
-    known = sorted({p.stem for d in vocab_dirs() if d.is_dir() for p in d.glob("*.txt")})
-    raise ConfigError(f"model.vocab = {name!r} is no packaged vocabulary; choose one of {known} or give a path")
-
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run a block with torch's CPU generator seeded, restoring its state afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-@contextlib.contextmanager
-def _for_key(key: str, path: str | None) -> Iterator[None]:
-    """Prefix checkpoint errors with the config key that named the file."""
-    try:
-        yield
-    except CheckpointError as exc:
-        raise CheckpointError(f"model.{key} = {path!r}: {exc}") from exc
-
-
-def load_backbone(cfg: ModelConfig) -> DinoV2Taps:
-    """The DINOv2 taps ``cfg`` names: from ``backbone_checkpoint``, or the current RNG when unset.
-
-    Under :func:`seeded` with :data:`RANDOM_INIT_SEED` this is the predictor's backbone.
-
-    Raises:
-        CheckpointError: the checkpoint does not fit, prefixed with ``model.backbone_checkpoint``.
-    """
-    with _for_key("backbone_checkpoint", cfg.backbone_checkpoint):
-        return BACKBONE_REGISTRY[cfg.backbone](cfg.backbone_checkpoint, img_size=cfg.backbone_input_size)
-
-
-def _build_cach(cfg: ModelConfig) -> CACH:
-    cach = build_cach(cfg.backbone)
-    if cfg.cach_checkpoint is not None:
-        with _for_key("cach_checkpoint", cfg.cach_checkpoint):
-            sd = read_state_dict(cfg.cach_checkpoint)
-            if any(k.removeprefix("module.").startswith("adapterA.") for k in sd):
-                sd = convert_official_state_dict(sd)
-            load_exact(cach, sd, source=f"CACH checkpoint for backbone {cfg.backbone!r}")
-    return cach
-
-
-def _sam3_config(sam3: torch.nn.Module) -> Any:
-    """The model's config, untyped: transformers types nested configs as ``dict | PreTrainedConfig | None``."""
-    return sam3.config
-
-
-def _build_identifier(cfg: ModelConfig, vocab: Vocabulary) -> SegEarthOV3:
-    if len(vocab.class_names) > 255:
-        raise ConfigError(f"model.vocab has {len(vocab.class_names)} classes; class maps hold at most 255")
-    if cfg.sam3_checkpoint is not None:
-        with _for_key("sam3_checkpoint", cfg.sam3_checkpoint):
-            sam3, tokenizer = load_sam3_pretrained(cfg.sam3_checkpoint)
-        native = _sam3_config(sam3).vision_config.backbone_config.image_size
-        if cfg.identifier_input_size != native:
-            raise ConfigError(
-                f"model.identifier_input_size is {cfg.identifier_input_size} but the SAM 3 in "
-                f"{cfg.sam3_checkpoint!r} takes {native}; set it to {native}"
-            )
-        input_ids, attention_mask = tokenize_prompts(tokenizer, vocab.prompts)
-    else:
-        sam3 = build_sam3_random(cfg.sam3_size, image_size=cfg.identifier_input_size, seed=RANDOM_INIT_SEED)
-        vocab_size = _sam3_config(sam3).text_config.vocab_size
-        input_ids, attention_mask = hashed_token_ids(vocab.prompts, vocab_size=vocab_size)
-    return SegEarthOV3(
-        sam3,
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        prompt_class=vocab.prompt_class,
-        num_classes=len(vocab.class_names),
-        input_size=cfg.identifier_input_size,
-        confidence_threshold=cfg.confidence_threshold,
-        prob_thd=cfg.prob_thd,
-        decoder_batch=cfg.decoder_batch,
-    )

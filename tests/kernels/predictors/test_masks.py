@@ -12,10 +12,10 @@ import torch
 from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
 from s2c_batch.kernels.comparators.options import AMGOptions, AnyChangeOptions, DynamicEarthOptions
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
-from s2c_batch.kernels.mask_predictor import MaskChangePredictor
 from s2c_batch.kernels.models.proposals.sam import SamProposals, load_sam_pretrained, tiny_sam_config
 from s2c_batch.kernels.models.proposals.tracker import TrackerProposals, build_tracker_random, load_tracker_pretrained
-from s2c_batch.kernels.predictor import build_predictor
+from s2c_batch.kernels.predictors.build import build_predictor
+from s2c_batch.kernels.predictors.masks import MaskChangePredictor
 
 import comparator_oracles as oracles
 from testutils import TINY_MODEL, write_sam3_dir

@@ -11,15 +11,18 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from s2c_batch.kernels.comparators.classical.cva import CVAPredictor, cva_probability
+from s2c_batch.kernels.comparators.classical.cva import cva_probability
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.models.cach import build_cach
-from s2c_batch.kernels.predictor import ChangePredictor, build_predictor, load_vocabulary
+from s2c_batch.kernels.models.identifier.vocab import load_vocabulary
+from s2c_batch.kernels.predictors.build import build_predictor
+from s2c_batch.kernels.predictors.host import CVAPredictor
+from s2c_batch.kernels.predictors.tile import ChangePredictor
 
 from testutils import TINY_MODEL, output_dtypes, write_sam3_dir
 
-REF = Path(__file__).resolve().parents[1] / "data" / "reference"
+REF = Path(__file__).resolve().parents[2] / "data" / "reference"
 
 TINY = TINY_MODEL
 

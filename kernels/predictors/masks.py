@@ -12,7 +12,7 @@ in its precision, and only the parts the comparator reads:
 - DINOv2's last tap (final-norm tokens, ImageNet-normalised input as DynamicEarth's
   ``AutoImageProcessor``): latent matching features.
 
-Then :meth:`~s2c_batch.kernels.comparators.mask_level.MaskComparator.decide` runs per
+Then :meth:`~s2c_batch.kernels.comparators.mask_level.base.MaskComparator.decide` runs per
 tile pair on a :class:`~s2c_batch.kernels.comparators.mask_level.evidence.TileEvidence`, with the
 tile's core from the blend (:data:`owns_objects`), and returns the probability and the
 blend priority of the objects the tile owns (:class:`~s2c_batch.kernels.prediction.Prediction`
@@ -38,30 +38,20 @@ from s2c_batch.kernels.comparators.mask_level.masks import MaskSet
 from s2c_batch.kernels.errors import ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.models.backbone import DinoV2Taps
-from s2c_batch.kernels.models.identifier import SegEarthOV3, Vocabulary, class_scores, label_map
-from s2c_batch.kernels.models.proposals.sam import SamProposals, load_sam_pretrained
-from s2c_batch.kernels.models.proposals.tracker import (
-    TrackerProposals,
-    build_tracker_random,
-    levels_of,
-    load_tracker_pretrained,
-)
-from s2c_batch.kernels.prediction import Prediction
-from s2c_batch.kernels.predictor import (
+from s2c_batch.kernels.models.build import (
     RANDOM_INIT_SEED,
-    ChangePredictor,
-    _build_identifier,
-    _for_key,
-    backbone_input,
-    imagenet_stats,
+    Proposer,
+    build_identifier,
+    build_proposals,
     load_backbone,
-    load_vocabulary,
-    resolve_device,
     seeded,
 )
-
-#: A promptable segmenter for the proposals: SAM 3's tracker head or original SAM.
-Proposer = TrackerProposals | SamProposals
+from s2c_batch.kernels.models.identifier import Vocabulary, class_scores, label_map, load_vocabulary
+from s2c_batch.kernels.models.proposals.tracker import levels_of
+from s2c_batch.kernels.prediction import Prediction
+from s2c_batch.kernels.predictors.device import resolve_device
+from s2c_batch.kernels.predictors.preprocess import backbone_input, imagenet_stats
+from s2c_batch.kernels.predictors.tile import ChangePredictor
 
 
 class MaskChangePredictor(ChangePredictor):
@@ -85,7 +75,7 @@ class MaskChangePredictor(ChangePredictor):
             instance_prompts: prompt indexes whose instances are the targets' (the first
                 prompt of each target class).
             config: the model config, for the parts built on first use.
-            **kwargs: as :class:`~s2c_batch.kernels.predictor.ChangePredictor`
+            **kwargs: as :class:`~s2c_batch.kernels.predictors.tile.ChangePredictor`
                 (``comparator`` one of the mask-level names).
         """
         super().__init__(**kwargs)
@@ -115,7 +105,7 @@ class MaskChangePredictor(ChangePredictor):
                 vocab = load_vocabulary(cfg.vocab)
                 if cfg.targets:
                     vocab = vocab.with_targets(cfg.targets)
-                identifier = _build_identifier(cfg, vocab)
+                identifier = build_identifier(cfg, vocab)
             if cfg.comparator == "dynamicearth":
                 backbone = load_backbone(cfg)
             proposals = None
@@ -271,32 +261,3 @@ class MaskChangePredictor(ChangePredictor):
                 background=ident.background if ident is not None else 0,
             ))
         return out, labels
-
-
-def build_proposals(cfg: ModelConfig, identifier: SegEarthOV3 | None) -> Proposer:
-    """The proposals' segmenter: original SAM from ``model.sam_checkpoint``, else SAM 3's tracker head.
-
-    The tracker comes from ``sam3_checkpoint`` (random with ``random_init``); with an
-    identifier it runs on the identifier's backbone (one ViT pass for both).
-
-    Raises:
-        CheckpointError: the directory holds no tracker weights (prefixed with the key).
-        ConfigError: ``model.identifier_input_size`` differs from the tracker's input side.
-    """
-    if cfg.sam_checkpoint is not None:
-        with _for_key("sam_checkpoint", cfg.sam_checkpoint):
-            return SamProposals(load_sam_pretrained(cfg.sam_checkpoint))
-    if cfg.sam3_checkpoint is not None:
-        with _for_key("sam3_checkpoint", cfg.sam3_checkpoint):
-            tracker = load_tracker_pretrained(cfg.sam3_checkpoint)
-        config: Any = tracker.config  # nested configs are typed as dict | config | None
-        native = config.prompt_encoder_config.image_size
-        if native != cfg.identifier_input_size:
-            raise ConfigError(f"model.identifier_input_size is {cfg.identifier_input_size} but SAM 3's tracker in "
-                              f"{cfg.sam3_checkpoint!r} takes {native}; set it to {native}")
-    else:
-        tracker = build_tracker_random(cfg.sam3_size, image_size=cfg.identifier_input_size, seed=RANDOM_INIT_SEED)
-    head = TrackerProposals(tracker, input_size=cfg.identifier_input_size)
-    if identifier is not None:
-        head.share_backbone(identifier.sam3.vision_encoder.backbone)
-    return head
