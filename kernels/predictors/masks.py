@@ -24,6 +24,7 @@ DynamicEarth M-C-I, DINOv2 for AnyChange with ``anychange.features: dinov2``.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -35,26 +36,28 @@ from s2c_batch.kernels.comparators.mask_level.amg import generate_masks
 from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
 from s2c_batch.kernels.comparators.mask_level.evidence import TileEvidence
 from s2c_batch.kernels.comparators.mask_level.masks import MaskSet
+from s2c_batch.kernels.comparators.registry import Family, When, comparator_names, create_mask_comparator
 from s2c_batch.kernels.errors import ConfigError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.models.backbone import DinoV2Taps
-from s2c_batch.kernels.models.build import (
+from s2c_batch.kernels.models.identifier import class_scores, label_map
+from s2c_batch.kernels.models.proposals.tracker import levels_of
+from s2c_batch.kernels.prediction import Prediction
+from s2c_batch.kernels.predictors.base import DevicePredictor
+from s2c_batch.kernels.predictors.device import resolve_device
+from s2c_batch.kernels.predictors.models import (
     RANDOM_INIT_SEED,
     Proposer,
-    build_identifier,
     build_proposals,
+    configured_identifier,
     load_backbone,
     seeded,
 )
-from s2c_batch.kernels.models.identifier import Vocabulary, class_scores, label_map, load_vocabulary
-from s2c_batch.kernels.models.proposals.tracker import levels_of
-from s2c_batch.kernels.prediction import Prediction
-from s2c_batch.kernels.predictors.device import resolve_device
+from s2c_batch.kernels.predictors.parts import PredictorParts, PredictorSettings
 from s2c_batch.kernels.predictors.preprocess import backbone_input, imagenet_stats
-from s2c_batch.kernels.predictors.tile import ChangePredictor
 
 
-class MaskChangePredictor(ChangePredictor):
+class MaskChangePredictor(DevicePredictor):
     """A mask-level comparator (``model.comparator``) with its models on a device.
 
     ``target_classes`` is empty: the comparators decide the change of the target classes
@@ -65,28 +68,50 @@ class MaskChangePredictor(ChangePredictor):
     #: :func:`~s2c_batch.kernels.raster.blend.accumulate_tiles` passes each tile's core.
     owns_objects = True
 
-    def __init__(self, *, proposals: Proposer | None = None, instance_prompts: Sequence[int] = (),
-                 config: ModelConfig | None = None, **kwargs: Any) -> None:
+    def __init__(self, parts: PredictorParts, settings: PredictorSettings | None = None, *,
+                 device: torch.device | str = "cpu", comparator: str, proposals: Proposer | None = None,
+                 instance_prompts: Sequence[int] = (), config: ModelConfig | None = None) -> None:
         """Place the models on a device.
 
         Args:
+            parts: the identifier (with its vocabulary) and DINOv2, each when the comparator
+                needs it up front (others are built on first use from ``config``).
+            settings: precision, TF32, batch size, compiling (``None``: the defaults).
+            device: torch device.
+            comparator: a mask-level ``model.comparator`` name.
             proposals: the proposals' segmenter (SAM 3's tracker head or SAM), or ``None``
                 (built on first use from ``config``).
             instance_prompts: prompt indexes whose instances are the targets' (the first
                 prompt of each target class).
             config: the model config, for the parts built on first use.
-            **kwargs: as :class:`~s2c_batch.kernels.predictors.tile.ChangePredictor`
-                (``comparator`` one of the mask-level names).
+
+        Raises:
+            ConfigError: ``comparator`` is no mask-level comparator.
         """
-        super().__init__(**kwargs)
+        super().__init__(parts, settings or PredictorSettings(), device=device, comparator=comparator)
+        if self.spec.family is not Family.MASK_LEVEL:
+            raise ConfigError(f"model.comparator={comparator} is no mask-level comparator; choose one of "
+                              f"{list(comparator_names(Family.MASK_LEVEL))}")
         self.targets = self.target_classes
         self.target_classes = ()
         self.instance_prompts = tuple(int(p) for p in instance_prompts)
         self.config = config
         self.prob_thd = config.prob_thd if config is not None else 0.1
+        #: The run's comparator with its options (:meth:`with_comparator`); ``None``: the defaults.
+        self.method: MaskComparator | None = None
         #: Parts built on first use, shared by every view (:meth:`with_comparator`).
         self._parts: dict[str, Any] = {"proposals": proposals.to(self.device).eval() if proposals else None}
         self._lock = threading.Lock()
+
+    def with_comparator(self, method: MaskComparator) -> MaskChangePredictor:
+        """This predictor (sharing its models and the parts built on first use) with a run's comparator.
+
+        Args:
+            method: the mask-level comparator with the run's options.
+        """
+        view = copy.copy(self)
+        view.method = method
+        return view
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> MaskChangePredictor:
@@ -98,33 +123,21 @@ class MaskChangePredictor(ChangePredictor):
         """
         cfg.check_checkpoints()
         device = resolve_device(cfg.device)
-        identifier = backbone = None
-        vocab: Vocabulary | None = None
+        spec = cfg.spec
         with seeded(RANDOM_INIT_SEED):
-            if cfg.identifier == "segearth_ov3":
-                vocab = load_vocabulary(cfg.vocab)
-                if cfg.targets:
-                    vocab = vocab.with_targets(cfg.targets)
-                identifier = build_identifier(cfg, vocab)
-            if cfg.comparator == "dynamicearth":
-                backbone = load_backbone(cfg)
-            proposals = None
-            if cfg.comparator == "ucd_scm" or (cfg.comparator == "anychange" and identifier is None):
-                proposals = build_proposals(cfg, identifier)
+            identifier, vocab = configured_identifier(cfg)
+            backbone = load_backbone(cfg) if spec.needs.dinov2 is When.ALWAYS else None
+            proposals = build_proposals(cfg, identifier) if spec.proposes_up_front(identifier is not None) else None
         prompts = [vocab.prompt_class.index(t) for t in vocab.targets if t in vocab.prompt_class] if vocab else []
-        return cls(
-            device=device, comparator=cfg.comparator, backbone=backbone, identifier=identifier,
-            class_names=vocab.class_names if vocab else (), target_classes=vocab.targets if vocab else (),
-            normalize=cfg.normalize, precision=cfg.precision, comparator_precision=cfg.comparator_precision,
-            tf32=cfg.tf32, batch_size=cfg.batch_size, compile=cfg.compile, compile_mode=cfg.compile_mode,
-            proposals=proposals, instance_prompts=prompts, config=cfg,
-        )
+        parts = PredictorParts.with_vocabulary(vocab, backbone=backbone, identifier=identifier)
+        return cls(parts, PredictorSettings.of(cfg), device=device, comparator=cfg.comparator, proposals=proposals,
+                   instance_prompts=prompts, config=cfg)
 
-    def spec(self) -> MaskComparator:
+    def mask_comparator(self) -> MaskComparator:
         """The run's comparator (:meth:`with_comparator`), or this one with the default options."""
-        if isinstance(self.fitted, MaskComparator):
-            return self.fitted
-        return MaskComparator(self.comparator)  # type: ignore[arg-type]
+        if self.method is not None:
+            return self.method
+        return create_mask_comparator(self.comparator)
 
     def proposals(self) -> Proposer:
         """The proposals' segmenter (built now if the config did not need it up front)."""
@@ -185,7 +198,7 @@ class MaskChangePredictor(ChangePredictor):
             empty = np.zeros((0, *size), np.float32)
             cls = np.zeros(empty.shape, np.uint8) if with_classes else None
             return Prediction(prob=empty, class_t1=cls, class_t2=cls, weight=empty.copy())
-        spec = self.spec()
+        spec = self.mask_comparator()
         t1, t2 = self._to_device(a, scale), self._to_device(b, scale)
         core = (torch.from_numpy(np.ascontiguousarray(cores)).to(self.device) if cores is not None
                 else torch.ones((n, *size), dtype=torch.bool, device=self.device))

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.models.backbone import DinoV2Taps
-from s2c_batch.kernels.models.build import RANDOM_INIT_SEED, load_backbone, seeded
+from s2c_batch.kernels.predictors.models import RANDOM_INIT_SEED, load_backbone, seeded
 from s2c_batch.kernels.predictors.preprocess import backbone_input, imagenet_stats
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import CheckpointError, OutputError

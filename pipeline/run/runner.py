@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from s2c_batch.kernels.comparators.base import FittedComparator
-from s2c_batch.kernels.comparators.classical.cva import CVA
+from s2c_batch.kernels.comparators.registry import Fit, RunComparator, create_comparator
 from s2c_batch.kernels.raster.tiling import TilePlan
-from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
+from s2c_batch.pipeline.config import Config, check_checkpoints, comparator_options
 from s2c_batch.pipeline.errors import InputError, S2CError
 from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
@@ -221,26 +221,22 @@ def _run_locked(
 
 def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: output.Out,
                        fp: str, *,
-                       resuming: bool) -> FittedComparator | None:
+                       resuming: bool) -> RunComparator | None:
     """The comparator the blocks use: fitted to the scene, or the one a resumed run fitted.
 
     ``None`` for CACH; the fixed CVA when nothing is fitted; a mask-level comparator
     with its options (nothing fitted). A fit is saved to ``.s2c/fit.json`` before any
     block is written.
     """
-    if cfg.model.comparator == "cach":
-        return None
-    if cfg.model.mask_level:
-        return mask_comparator(cfg)  # type: ignore[return-value]  # options, not a fit
     if not cfg.model.fitted:
-        return CVA()
+        return create_comparator(cfg.model.comparator, comparator_options(cfg))
     previous = load_fit(out_dir, fp) if resuming else None
     if previous is not None:
         log.info("reusing the fitted %s parameters of %s", cfg.model.comparator,
                  output.name(output.child(out_dir, f"{outdir.STATE_DIR}/{outdir.FIT_FILE}")))
         return previous
     token = uuid.uuid4().hex[:8]
-    if cfg.model.comparator == "dcva":
+    if cfg.model.spec.fit is Fit.TILES:
         fitted = fit_dcva_on_cluster(client, pair, plan, cfg, token=token, gpu=has_gpu_workers(client))
     else:
         fitted = fit_on_cluster(client, pair, plan, cfg, token=token)
@@ -250,7 +246,7 @@ def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config
 
 def create_products_store(
     store_path: store.StorePath, pair: ScenePair, cfg: Config, products: tuple[str, ...], fp: str,
-    checkpoints: dict[str, str], fitted: FittedComparator | None = None,
+    checkpoints: dict[str, str], fitted: RunComparator | None = None,
 ) -> None:
     """Create the empty, georeferenced Zarr store with provenance attributes."""
     attrs = {
@@ -272,12 +268,12 @@ def _compute(
     client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: output.Out,
     store_path: store.StorePath, products: tuple[str, ...], reuse: set[tuple[int, int]],
     ledger: output.Ledger,
-    runlog: RunLog, progress: bool, timings: dict[str, float], fitted: FittedComparator | None = None,
+    runlog: RunLog, progress: bool, timings: dict[str, float], fitted: RunComparator | None = None,
 ) -> RunResult:
     t0 = time.perf_counter()
     token = uuid.uuid4().hex[:8]
     if untiled(cfg):
-        assert fitted is not None  # every classical comparator has one
+        assert isinstance(fitted, FittedComparator)  # every classical comparator has one
         tasks = build_untiled_graph(pair, plan, cfg, store.task_arg(store_path), fitted, skip=reuse, token=token)
     else:
         tasks = build_graph(pair, plan, cfg, store.task_arg(store_path), skip=reuse, gpu=has_gpu_workers(client),
@@ -350,7 +346,7 @@ def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store
             f"t1 {pair.t1.path!r} and t2 {pair.t2.path!r} have no pixel that is valid in both; "
             "Otsu's threshold needs valid pixels (check input.nodata and --bbox)"
         )
-    chosen = choose_threshold(hist, ignore_zero=cfg.model.comparator == "ucd_scm")
+    chosen = choose_threshold(hist, ignore_zero=cfg.model.spec.needs.otsu)
     runlog.update(threshold=chosen.to_json())
     store.update_attrs(store_path, {"threshold": chosen.to_json()})
     masks = submit_masks(client, build_mask_graph(plan, store.task_arg(store_path), chosen.level, target_classes(cfg),

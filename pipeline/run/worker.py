@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from distributed import WorkerPlugin, get_worker
 
+from s2c_batch.kernels.comparators.registry import RunComparator
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.prediction import TilePredictor
 from s2c_batch.kernels.raster.blend import Partial, accumulate_tiles, combine_partials, split_partial
@@ -144,9 +145,9 @@ class TileJob:
         overlap: tile overlap.
         model: the model config (the predictor itself lives in the worker).
         destinations: core of every block its tiles reach, by block index.
-        comparator: the fitted comparator the predictor uses on these tiles (a
-            classical comparator beside an identifier, or DCVA's fitted selection);
-            ``None`` for CACH.
+        comparator: the run's comparator the predictor uses on these tiles (a fitted
+            classical comparator beside an identifier, DCVA's fitted selection, or a
+            mask-level method with its options); ``None`` for CACH.
     """
 
     pair: ScenePair
@@ -154,7 +155,7 @@ class TileJob:
     overlap: int
     model: ModelConfig
     destinations: dict[tuple[int, int], Window]
-    comparator: Any = None
+    comparator: RunComparator | None = None
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def read_block(pair: ScenePair, block: Block) -> BlockPixels | None:
     return BlockPixels(t1, t2, v1 & v2)
 
 
-def with_comparator(predictor: TilePredictor, comparator: Any) -> TilePredictor:
+def with_comparator(predictor: TilePredictor, comparator: RunComparator) -> TilePredictor:
     """The predictor using a run's fitted comparator (its optional ``with_comparator`` member).
 
     Raises:

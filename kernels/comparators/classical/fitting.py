@@ -3,8 +3,10 @@
 A fit is a few *rounds*. Each round is a small frozen object with a ``halo`` (pixels it
 reads around a block's core) and a ``block`` method that turns one block's pixels into
 a part; whoever runs the fit (the pipeline on Dask, or a test on one whole-scene array)
-applies it to every block and hands the parts back. :func:`fit_comparator` then
-combines them:
+applies it to every block and hands the parts back. Each comparator's fit
+(:func:`fit_cva_to_scene`, :func:`fit_irmad_to_scene`, :func:`fit_pca_kmeans_to_scene`; the
+registry's :func:`~s2c_batch.kernels.comparators.registry.fit_comparator` picks it by name)
+then combines them:
 
 1. moments: valid pixels and per-band means and standard deviations of both dates
    (for ``model.standardize: scene``, and the sample's spacing);
@@ -19,13 +21,12 @@ retries (see :mod:`s2c_batch.kernels.comparators.classical.statistics`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from s2c_batch.kernels.comparators.base import FittedComparator
 from s2c_batch.kernels.comparators.classical.common import Standardization, standardized
 from s2c_batch.kernels.comparators.classical.cva import CVA
 from s2c_batch.kernels.comparators.classical.irmad import IRMAD, fit_irmad
@@ -222,28 +223,43 @@ class FitSettings:
     irmad: IRMADOptions = IRMADOptions()
 
 
-def needs_fit(settings: FitSettings) -> bool:
-    """Whether the comparator reads the scene before predicting (all but the oracle CVA)."""
-    return not (settings.comparator == "cva" and not settings.standardize and settings.fixed_threshold)
+@dataclass(frozen=True)
+class SceneFit:
+    """What every classical fit starts from: the scene's standardisation and its sample lattice.
 
-
-def fit_comparator(settings: FitSettings, run_round: RoundRunner) -> FittedComparator:
-    """Fit a classical comparator to the scene.
-
-    Args:
+    Attributes:
         settings: what to fit and how.
         run_round: applies a round to every block and returns the parts.
+        standardization: the dates' band statistics with ``model.standardize: scene``, else ``None``.
+        step: the spacing of the sample's lattice (:func:`lattice_step`).
+    """
 
-    Returns:
-        The fitted comparator (CVA, PCAKMeans or IRMAD).
+    settings: FitSettings
+    run_round: RoundRunner
+    standardization: Standardization | None
+    step: int
+
+    def sample(self, features: SampleFeatures) -> np.ndarray:
+        """The features of the sample's pixels, in raster order: float64 ``[n, F]``.
+
+        Raises:
+            FitError: the sample holds fewer than 2 pixels.
+        """
+        parts = [p for p in self.run_round(SampleRound(features, self.step, self.settings.scene_shape[1]))
+                 if isinstance(p, SamplePart)]
+        values = gather_sample(parts, self.settings.fit.sample_size).values
+        if len(values) < 2:
+            raise FitError(f"the fit sample holds {len(values)} pixel(s); raise fit.sample_size")
+        return np.asarray(values, np.float64)
+
+
+def scene_fit(settings: FitSettings, run_round: RoundRunner) -> SceneFit:
+    """The first round of every fit: the moments of both dates, the standardisation and the sample's spacing.
 
     Raises:
-        FitError: fewer valid pixels than ``fit.min_valid``, a band without variance,
-            or a sample the method cannot use; the message gives the numbers.
-        ValueError: an unknown comparator.
+        FitError: fewer valid pixels than ``fit.min_valid``, or a constant band with
+            ``model.standardize: scene``; the message gives the numbers.
     """
-    if not needs_fit(settings):
-        return CVA()
     c = settings.bands
     moments = add_moments([p for p in run_round(MomentsRound(settings.cell)) if isinstance(p, MomentSums)], 2 * c)
     if moments.count < settings.fit.min_valid:
@@ -252,39 +268,57 @@ def fit_comparator(settings: FitSettings, run_round: RoundRunner) -> FittedCompa
             f"least fit.min_valid = {settings.fit.min_valid}; check input.nodata, --bbox and that the scenes overlap"
         )
     standardization = _standardization(moments, c) if settings.standardize else None
-    step = lattice_step(moments.count, settings.fit.sample_size)
-    width = settings.scene_shape[1]
-
-    def sample(features: SampleFeatures) -> np.ndarray:
-        parts = [p for p in run_round(SampleRound(features, step, width)) if isinstance(p, SamplePart)]
-        values = gather_sample(parts, settings.fit.sample_size).values
-        if len(values) < 2:
-            raise FitError(f"the fit sample holds {len(values)} pixel(s); raise fit.sample_size")
-        return np.asarray(values, np.float64)
-
-    if settings.comparator == "cva":
-        partial = CVA(reference=1.0, standardization=standardization)
-        s = sample(MagnitudeFeatures(partial))[:, 0]
-        return CVA(reference=_reference(s, settings.fit.percentile), standardization=standardization)
-    if settings.comparator == "irmad":
-        values = sample(BandFeatures(standardization))
-        try:
-            fit = fit_irmad(values[:, :c], values[:, c:], max_iterations=settings.irmad.max_iterations,
-                            tolerance=settings.irmad.tolerance)
-        except ValueError as exc:
-            raise FitError(f"IR-MAD cannot be fitted: {exc}") from exc
-        unscaled = IRMAD.from_fit(fit, 1.0, None)  # the sample is standardised already
-        s = unscaled.magnitude(values[:, :c].T[:, :, None].astype(np.float32),
-                             values[:, c:].T[:, :, None].astype(np.float32),
-                             np.ones((len(values), 1), bool))[:, 0]
-        return IRMAD.from_fit(fit, _reference(s, settings.fit.percentile), standardization)
-    if settings.comparator == "pca_kmeans":
-        return _fit_pca_kmeans(settings, run_round, standardization, sample)
-    raise ValueError(f"no fit for comparator {settings.comparator!r}")
+    return SceneFit(settings, run_round, standardization, lattice_step(moments.count, settings.fit.sample_size))
 
 
-def _fit_pca_kmeans(settings: FitSettings, run_round: RoundRunner, standardization: Standardization | None,
-                    sample: Callable[[SampleFeatures], np.ndarray]) -> PCAKMeans:
+def fit_cva_to_scene(settings: FitSettings, run_round: RoundRunner) -> CVA:
+    """CVA's ``s_ref`` (and standardisation) from the scene; the oracle CVA when nothing is asked.
+
+    With ``model.standardize: none`` and a numeric threshold nothing is read: ``s_ref = sqrt(C)``.
+
+    Raises:
+        FitError: as :func:`scene_fit`, or a sample the method cannot use.
+    """
+    if not settings.standardize and settings.fixed_threshold:
+        return CVA()
+    scene = scene_fit(settings, run_round)
+    partial = CVA(reference=1.0, standardization=scene.standardization)
+    s = scene.sample(MagnitudeFeatures(partial))[:, 0]
+    return CVA(reference=_reference(s, settings.fit.percentile), standardization=scene.standardization)
+
+
+def fit_irmad_to_scene(settings: FitSettings, run_round: RoundRunner) -> IRMAD:
+    """IR-MAD's iteration on the scene's sample, and ``s_ref``.
+
+    Raises:
+        FitError: as :func:`scene_fit`, or IR-MAD cannot be fitted on the sample.
+    """
+    scene = scene_fit(settings, run_round)
+    c = settings.bands
+    values = scene.sample(BandFeatures(scene.standardization))
+    try:
+        fit = fit_irmad(values[:, :c], values[:, c:], max_iterations=settings.irmad.max_iterations,
+                        tolerance=settings.irmad.tolerance)
+    except ValueError as exc:
+        raise FitError(f"IR-MAD cannot be fitted: {exc}") from exc
+    unscaled = IRMAD.from_fit(fit, 1.0, None)  # the sample is standardised already
+    s = unscaled.magnitude(values[:, :c].T[:, :, None].astype(np.float32),
+                         values[:, c:].T[:, :, None].astype(np.float32),
+                         np.ones((len(values), 1), bool))[:, 0]
+    return IRMAD.from_fit(fit, _reference(s, settings.fit.percentile), scene.standardization)
+
+
+def fit_pca_kmeans_to_scene(settings: FitSettings, run_round: RoundRunner) -> PCAKMeans:
+    """PCA-KMeans' eigenvectors from the scene's blocks, then the 2-means centres on the sample.
+
+    Raises:
+        FitError: as :func:`scene_fit`, or fewer than 2 complete blocks of valid pixels.
+    """
+    return _fit_pca_kmeans(settings, run_round, scene_fit(settings, run_round))
+
+
+def _fit_pca_kmeans(settings: FitSettings, run_round: RoundRunner, scene: SceneFit) -> PCAKMeans:
+    standardization = scene.standardization
     opts = settings.pca_kmeans
     h = opts.block
     parts = run_round(BlockCovarianceRound(settings.cell, h, settings.scene_shape, standardization))
@@ -298,7 +332,7 @@ def _fit_pca_kmeans(settings: FitSettings, run_round: RoundRunner, standardizati
     vectors = principal_vectors(mean, cov, opts.components)
     mean_t = tuple(float(v) for v in mean)
     vectors_t = tuple(tuple(float(v) for v in row) for row in vectors)
-    values = sample(PCAFeatures(h, mean_t, vectors_t, standardization))
+    values = scene.sample(PCAFeatures(h, mean_t, vectors_t, standardization))
     feats, d = values[:, :-1], values[:, -1]
     centres = two_means(feats, n_init=opts.n_init, seed=opts.seed)
     second = nearer_second(feats, centres)
@@ -326,18 +360,3 @@ def _reference(magnitude: np.ndarray, percentile: float) -> float:
     """``s_ref``: the percentile of the sample's magnitudes (1.0 when they are all 0)."""
     ref = float(np.percentile(magnitude, percentile))
     return ref if ref > 0 else 1.0
-
-
-def comparator_from_json(data: Mapping[str, Any]) -> Any:
-    """A fitted comparator from its :meth:`to_json` data (``.s2c/fit.json``, ``run.json``).
-
-    Raises:
-        ValueError: the data names no known comparator.
-    """
-    from s2c_batch.kernels.comparators.learned.dcva import DCVA  # torch: only when a DCVA fit is read
-
-    kinds: dict[str, Any] = {"cva": CVA, "irmad": IRMAD, "pca_kmeans": PCAKMeans, "dcva": DCVA}
-    name = data.get("comparator")
-    if name not in kinds:
-        raise ValueError(f"fitted parameters of an unknown comparator {name!r}")
-    return kinds[name].from_json(data)

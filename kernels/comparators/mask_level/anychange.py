@@ -16,11 +16,16 @@ The tile's probability is the largest mapped confidence of the masks covering a 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
 import torch
 
+from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
 from s2c_batch.kernels.comparators.mask_level.evidence import TileDecision, TileEvidence, owner_weight, require
 from s2c_batch.kernels.comparators.mask_level.latent_match import change_confidence, changed, confidence_probability
 from s2c_batch.kernels.comparators.mask_level.masks import MaskSet, areas, box_nms, paint
+from s2c_batch.kernels.comparators.options import AnyChangeOptions
 
 
 def anychange(evidence: TileEvidence, *, theta: float, nms_thresh: float, max_area: float,
@@ -52,3 +57,40 @@ def anychange(evidence: TileEvidence, *, theta: float, nms_thresh: float, max_ar
     shown[kept] = True
     return TileDecision(prob=paint(both.masks[shown], prob[shown], evidence.size),
                         weight=owner_weight(both.masks, evidence.core), changed=both.select(kept))
+
+
+@dataclass(frozen=True)
+class AnyChange(MaskComparator):
+    """``model.comparator: anychange``: proposals (or, with an identifier, its instances), latent matching.
+
+    Attributes:
+        anychange: the ``anychange`` section.
+    """
+
+    name: ClassVar[str] = "anychange"
+    release_offset: ClassVar[float | None] = 1.0
+
+    anychange: AnyChangeOptions = field(default_factory=AnyChangeOptions)
+
+    def uses_instances(self, identifier: bool) -> bool:
+        """AnyChange* with an identifier: its target instances."""
+        return identifier
+
+    def uses_proposals(self, identifier: bool) -> bool:
+        """Without an identifier: class-agnostic proposals."""
+        return not identifier
+
+    @property
+    def features(self) -> Literal["sam", "dinov2"]:
+        """``anychange.features``."""
+        return self.anychange.features
+
+    def sections(self) -> tuple[str, ...]:
+        """``amg`` and ``anychange``."""
+        return ("amg", "anychange")
+
+    def decide(self, evidence: TileEvidence) -> TileDecision:
+        """:func:`anychange` with the options."""
+        o = self.anychange
+        return anychange(evidence, theta=o.theta, nms_thresh=self.amg.box_nms_thresh, max_area=self.amg.max_area,
+                         max_changes=o.max_changes)

@@ -20,12 +20,17 @@ keeps (0 elsewhere), so ``p > 0.5`` is the union of the kept masks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
 import torch
 
+from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
 from s2c_batch.kernels.comparators.mask_level.evidence import TileDecision, TileEvidence, owner_weight, require
 from s2c_batch.kernels.comparators.mask_level.inst_ceg import overlap_gate
 from s2c_batch.kernels.comparators.mask_level.latent_match import change_confidence, changed, confidence_probability
 from s2c_batch.kernels.comparators.mask_level.masks import MaskSet, box_nms, mask_means, paint
+from s2c_batch.kernels.comparators.options import DynamicEarthOptions
 
 
 def imc(evidence: TileEvidence, *, theta: float, gate: float) -> TileDecision:
@@ -80,3 +85,46 @@ def mci(evidence: TileEvidence, *, theta: float, nms_thresh: float, instance_tar
     return TileDecision(prob=paint(both.masks[rule], prob[rule], evidence.size),
                         weight=owner_weight(both.masks, evidence.core),
                         changed=both.select(rule & changed(conf, theta)))
+
+
+@dataclass(frozen=True)
+class DynamicEarth(MaskComparator):
+    """``model.comparator: dynamicearth``: I-M-C on the identifier's instances, or M-C-I on proposals.
+
+    Attributes:
+        dynamicearth: the ``dynamicearth`` section (``mode`` chooses I-M-C or M-C-I).
+    """
+
+    name: ClassVar[str] = "dynamicearth"
+    release_offset: ClassVar[float | None] = 0.9
+
+    dynamicearth: DynamicEarthOptions = field(default_factory=DynamicEarthOptions)
+
+    def uses_instances(self, identifier: bool) -> bool:
+        """I-M-C: the identifier's instances."""
+        return self.dynamicearth.mode == "imc"
+
+    def uses_proposals(self, identifier: bool) -> bool:
+        """M-C-I: class-agnostic proposals."""
+        return self.dynamicearth.mode == "mci"
+
+    @property
+    def features(self) -> Literal["dinov2"]:
+        """Latent matching on the last DINOv2 tap."""
+        return "dinov2"
+
+    @property
+    def uses_class_scores(self) -> bool:
+        """M-C-I classes each mask at both dates."""
+        return self.dynamicearth.mode == "mci"
+
+    def sections(self) -> tuple[str, ...]:
+        """``dynamicearth``, and ``amg`` for M-C-I's proposals."""
+        return ("amg", "dynamicearth") if self.dynamicearth.mode == "mci" else ("dynamicearth",)
+
+    def decide(self, evidence: TileEvidence) -> TileDecision:
+        """:func:`imc` or :func:`mci` with the options."""
+        d = self.dynamicearth
+        if d.mode == "imc":
+            return imc(evidence, theta=d.angle, gate=d.gate)
+        return mci(evidence, theta=d.angle, nms_thresh=self.amg.box_nms_thresh, instance_targets=d.instance_targets)

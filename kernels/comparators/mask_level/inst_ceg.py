@@ -9,10 +9,15 @@ rebuilt on its footprint overlaps its former self and is not (the method's known
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import ClassVar
+
 import torch
 
+from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
 from s2c_batch.kernels.comparators.mask_level.evidence import TileDecision, TileEvidence, owner_weight, require
 from s2c_batch.kernels.comparators.mask_level.masks import MaskSet, mask_iou, paint
+from s2c_batch.kernels.comparators.options import InstCEGOptions
 
 
 def overlap_gate(masks_t1: torch.Tensor, masks_t2: torch.Tensor, gate: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,3 +51,28 @@ def inst_ceg(evidence: TileEvidence, *, gate: float) -> TileDecision:
     ones = torch.ones(len(hits), device=hits.masks.device)
     return TileDecision(prob=paint(hits.masks, ones, evidence.size),
                         weight=owner_weight(torch.cat([m1.masks, m2.masks]), evidence.core), changed=hits)
+
+
+@dataclass(frozen=True)
+class InstCEG(MaskComparator):
+    """``model.comparator: inst_ceg``: the identifier's target instances and the overlap gate.
+
+    Attributes:
+        inst_ceg: the ``inst_ceg`` section.
+    """
+
+    name: ClassVar[str] = "inst_ceg"
+
+    inst_ceg: InstCEGOptions = field(default_factory=InstCEGOptions)
+
+    def uses_instances(self, identifier: bool) -> bool:
+        """Always the identifier's instances."""
+        return True
+
+    def sections(self) -> tuple[str, ...]:
+        """``inst_ceg`` alone (no proposals)."""
+        return ("inst_ceg",)
+
+    def decide(self, evidence: TileEvidence) -> TileDecision:
+        """:func:`inst_ceg` with the gate."""
+        return inst_ceg(evidence, gate=self.inst_ceg.gate)

@@ -31,12 +31,16 @@ images; here the tile size and the scene.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
+from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
 from s2c_batch.kernels.comparators.mask_level.evidence import TileDecision, TileEvidence, owner_weight, require
 from s2c_batch.kernels.comparators.mask_level.masks import CHUNK, areas, mask_means, paint
+from s2c_batch.kernels.comparators.options import UCDSCMOptions
 
 
 def recalibrate(level: torch.Tensor, channels: int) -> torch.Tensor:
@@ -131,3 +135,39 @@ def ucd_scm(evidence: TileEvidence, *, min_mask_area: int, channels: int) -> Til
     every = torch.cat([p1.masks, p2.masks])
     return TileDecision(prob=distance * psa_weight(score), weight=owner_weight(every, evidence.core),
                         changed=p1.select(torch.zeros(len(p1), dtype=torch.bool, device=distance.device)))
+
+
+@dataclass(frozen=True)
+class UCDSCM(MaskComparator):
+    """``model.comparator: ucd_scm``: feature distance on SAM 3's levels, weighted by the proposals' target scores.
+
+    Attributes:
+        ucd_scm: the ``ucd_scm`` section.
+    """
+
+    name: ClassVar[str] = "ucd_scm"
+    release_offset: ClassVar[float | None] = 1.0
+
+    ucd_scm: UCDSCMOptions = field(default_factory=UCDSCMOptions)
+
+    def uses_proposals(self, identifier: bool) -> bool:
+        """Always class-agnostic proposals."""
+        return True
+
+    @property
+    def uses_class_scores(self) -> bool:
+        """Each proposal's target score."""
+        return True
+
+    @property
+    def uses_levels(self) -> bool:
+        """SAM 3's multi-level features."""
+        return True
+
+    def sections(self) -> tuple[str, ...]:
+        """``amg`` and ``ucd_scm``."""
+        return ("amg", "ucd_scm")
+
+    def decide(self, evidence: TileEvidence) -> TileDecision:
+        """:func:`ucd_scm` with the options."""
+        return ucd_scm(evidence, min_mask_area=self.ucd_scm.min_mask_area, channels=self.ucd_scm.channels)

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
-from s2c_batch.kernels.comparators.options import AMGOptions, AnyChangeOptions, DynamicEarthOptions
+from s2c_batch.kernels.comparators.mask_level.anychange import AnyChange
+from s2c_batch.kernels.comparators.mask_level.dynamicearth import DynamicEarth
+from s2c_batch.kernels.comparators.options import AMGOptions, AnyChangeOptions, ComparatorOptions, DynamicEarthOptions
+from s2c_batch.kernels.comparators.registry import create_mask_comparator
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
 from s2c_batch.kernels.models.proposals.sam import SamProposals, load_sam_pretrained, tiny_sam_config
 from s2c_batch.kernels.models.proposals.tracker import TrackerProposals, build_tracker_random, load_tracker_pretrained
@@ -47,7 +49,7 @@ def predictor(case: str, **model: object) -> MaskChangePredictor:
                               threshold="otsu" if name == "ucd_scm" else 0.5, **{**LOOSE, **model})
     pred = build_predictor(cfg)
     assert isinstance(pred, MaskChangePredictor)
-    return pred.with_comparator(MaskComparator(name, amg=AMG, **options))  # type: ignore[arg-type,return-value]
+    return pred.with_comparator(create_mask_comparator(name, ComparatorOptions(amg=AMG, **options)))
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -70,7 +72,7 @@ def test_predict__inst_ceg_decides_on_the_identifiers_target_instances() -> None
     pred = predictor("inst_ceg")
     a, b = tiles(n=1)
     t1, t2 = torch.from_numpy(a), torch.from_numpy(b)
-    evidence, _ = pred._evidence(pred.spec(), t1, t2, torch.ones((1, 48, 48), dtype=torch.bool))
+    evidence, _ = pred._evidence(pred.mask_comparator(), t1, t2, torch.ones((1, 48, 48), dtype=torch.bool))
     assert evidence[0].instances is not None
     m1, m2 = (s.masks.numpy() for s in evidence[0].instances)
     assert len(m1) and len(m2)  # every query counts: the tiny model's 10 queries of the building prompt
@@ -96,14 +98,14 @@ def test_predict__cores_set_the_owner_priority() -> None:
 def test_parts__built_on_first_use_and_shared_by_views() -> None:
     base = build_predictor(dataclasses.replace(TINY_MODEL, comparator="dynamicearth", **LOOSE))
     assert isinstance(base, MaskChangePredictor) and base._parts["proposals"] is None
-    view = base.with_comparator(MaskComparator("dynamicearth", amg=AMG, dynamicearth=DynamicEarthOptions(mode="mci")))
+    view = base.with_comparator(DynamicEarth(amg=AMG, dynamicearth=DynamicEarthOptions(mode="mci")))
     view.predict(*tiles(n=1))
     head = base._parts["proposals"]
     assert isinstance(head, TrackerProposals)
     assert head.tracker.vision_encoder.backbone is base.identifier.sam3.vision_encoder.backbone  # type: ignore[union-attr]
     any_dino = build_predictor(dataclasses.replace(TINY_MODEL, comparator="anychange", **LOOSE))
     assert isinstance(any_dino, MaskChangePredictor) and any_dino.backbone is None
-    any_dino.with_comparator(MaskComparator("anychange", anychange=AnyChangeOptions(features="dinov2"))).predict(
+    any_dino.with_comparator(AnyChange(anychange=AnyChangeOptions(features="dinov2"))).predict(
         *tiles(n=1))
     assert any_dino._parts["backbone"] is not None
 
@@ -163,7 +165,7 @@ def test_original_sam__proposals_and_anychange_features_from_a_sam_directory(tmp
                                emb.levels[0])
     logits, iou = head.prompter(emb, 0)(torch.tensor([[0.5, 0.5], [0.2, 0.7]]))
     assert logits.shape[:2] == (2, 3) and iou.shape == (2, 3)
-    out = pred.with_comparator(MaskComparator("anychange", amg=AMG)).predict(*tiles(n=1))
+    out = pred.with_comparator(AnyChange(amg=AMG)).predict(*tiles(n=1))
     assert out.prob.shape == (1, 48, 48) and out.class_t1 is None
     with pytest.raises(CheckpointError, match="facebook/sam-vit-huge"):
         load_sam_pretrained(tmp_path / "nothing")

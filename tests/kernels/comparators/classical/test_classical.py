@@ -9,17 +9,12 @@ import pytest
 
 from s2c_batch.kernels.comparators.classical.common import Standardization
 from s2c_batch.kernels.comparators.classical.cva import CVA, cva_probability
-from s2c_batch.kernels.comparators.classical.fitting import (
-    FitRound,
-    FitSettings,
-    RoundRunner,
-    comparator_from_json,
-    fit_comparator,
-)
+from s2c_batch.kernels.comparators.classical.fitting import FitRound, FitSettings, RoundRunner
 from s2c_batch.kernels.comparators.classical.irmad import IRMAD, fit_irmad
 from s2c_batch.kernels.comparators.classical.pca_kmeans import PCAKMeans, two_means
 from s2c_batch.kernels.comparators.classical.statistics import gather_sample, lattice_step, sample_part
 from s2c_batch.kernels.comparators.options import FitOptions, IRMADOptions, PCAKMeansOptions
+from s2c_batch.kernels.comparators.registry import comparator_from_json, fit_comparator
 from s2c_batch.kernels.errors import FitError
 from s2c_batch.kernels.raster.tiling import Window
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s2c_batch.kernels.comparators.classical.fitting import comparator_from_json
 from s2c_batch.kernels.comparators.learned.dcva import (
     DCVA,
     channel_sums,
@@ -17,6 +16,7 @@ from s2c_batch.kernels.comparators.learned.dcva import (
     tap_differences,
     token_validity,
 )
+from s2c_batch.kernels.comparators.registry import comparator_from_json
 from s2c_batch.kernels.predictors.build import build_predictor
 from s2c_batch.kernels.predictors.tile import ChangePredictor
 

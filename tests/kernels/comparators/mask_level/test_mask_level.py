@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from s2c_batch.kernels.comparators.mask_level.anychange import anychange
+from s2c_batch.kernels.comparators.mask_level.anychange import AnyChange, anychange
 from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
-from s2c_batch.kernels.comparators.mask_level.dynamicearth import imc, mci
+from s2c_batch.kernels.comparators.mask_level.dynamicearth import DynamicEarth, imc, mci
 from s2c_batch.kernels.comparators.mask_level.evidence import OWNER_WEIGHT, TileEvidence, owner_weight
-from s2c_batch.kernels.comparators.mask_level.inst_ceg import inst_ceg, overlap_gate
+from s2c_batch.kernels.comparators.mask_level.inst_ceg import InstCEG, inst_ceg, overlap_gate
 from s2c_batch.kernels.comparators.mask_level.latent_match import (
     angle_cosine,
     change_confidence,
     confidence_probability,
 )
 from s2c_batch.kernels.comparators.mask_level.masks import MaskSet, box_nms, mask_iou, mask_means, owned
-from s2c_batch.kernels.comparators.mask_level.ucd_scm import ucd_scm
+from s2c_batch.kernels.comparators.mask_level.ucd_scm import UCDSCM, ucd_scm
 from s2c_batch.kernels.comparators.options import DynamicEarthOptions
 
 import comparator_oracles as oracles
@@ -271,14 +271,17 @@ def test_owned__decides_masks_on_tile_borders_by_their_centroid() -> None:
 def test_mask_comparator__dispatches_and_resolves_release_defaults() -> None:
     m1, m2, f1, f2, _ = scene()
     ev = evidence(m1, m2, f1, f2)
-    assert MaskComparator("dynamicearth").dynamicearth.angle == 135.0
-    mci_spec = MaskComparator("dynamicearth", dynamicearth=DynamicEarthOptions(mode="mci"))
+    assert DynamicEarth().dynamicearth.angle == 135.0
+    mci_spec = DynamicEarth(dynamicearth=DynamicEarthOptions(mode="mci"))
     assert mci_spec.dynamicearth.angle == 145.0 and mci_spec.generator().stability_score_offset == 0.9
-    assert MaskComparator("anychange").generator().stability_score_offset == 1.0
+    assert AnyChange().generator().stability_score_offset == 1.0
     assert mci_spec.uses_proposals(True) and not mci_spec.uses_instances(True)
-    assert MaskComparator("anychange").uses_instances(True) and MaskComparator("anychange").uses_proposals(False)
-    a = MaskComparator("inst_ceg").decide(ev)
+    assert AnyChange().uses_instances(True) and AnyChange().uses_proposals(False)
+    a = InstCEG().decide(ev)
     b = inst_ceg(ev, gate=0.01)
     assert torch.equal(a.prob, b.prob)
-    assert MaskComparator("inst_ceg").to_json() == {"comparator": "inst_ceg", "inst_ceg": {"gate": 0.01}}
-    assert dataclasses.asdict(MaskComparator("anychange"))["anychange"]["theta"] == 155.0
+    assert InstCEG().to_json() == {"comparator": "inst_ceg", "inst_ceg": {"gate": 0.01}}
+    assert dataclasses.asdict(AnyChange())["anychange"]["theta"] == 155.0
+    assert mci_spec.to_json()["comparator"] == "dynamicearth" and set(mci_spec.to_json()) == {
+        "comparator", "amg", "dynamicearth"}
+    assert isinstance(UCDSCM(), MaskComparator) and UCDSCM().uses_levels and UCDSCM().uses_proposals(True)

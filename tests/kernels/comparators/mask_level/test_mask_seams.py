@@ -17,6 +17,7 @@ from scipy import ndimage
 from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
 from s2c_batch.kernels.comparators.mask_level.evidence import TileEvidence
 from s2c_batch.kernels.comparators.mask_level.masks import MaskSet
+from s2c_batch.kernels.comparators.registry import create_mask_comparator
 from s2c_batch.kernels.prediction import Prediction
 from s2c_batch.kernels.raster.blend import accumulate_tiles, combine_partials
 from s2c_batch.kernels.raster.tiling import TilePlan, Window, axis_cores, tile_core
@@ -86,7 +87,7 @@ def pair() -> tuple[np.ndarray, np.ndarray]:
 def test_blended_products__equal_the_whole_scene_decision_with_owner_priority(
         name: str, pair: tuple[np.ndarray, np.ndarray]) -> None:
     t1, t2 = pair
-    spec = MaskComparator(name)  # type: ignore[arg-type]
+    spec = create_mask_comparator(name)
     want, _ = decide(spec, t1 / np.float32(255), t2 / np.float32(255), np.ones((N, N), bool))
     assert 0 < (want > 0.5).mean() < 0.2  # the scene holds changes and non-changes
     plan = TilePlan(N, N, TILE, OVERLAP, N)

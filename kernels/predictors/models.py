@@ -1,8 +1,8 @@
-"""Builders: every model the ``model`` config section names, from local checkpoints or seeded random weights.
+"""The models of a config: every model the ``model`` section names, from local checkpoints or seeded random weights.
 
-As segment-anything's ``build_sam.py``, the builders hold the sizes and the checkpoint
-loading, apart from the models. The predictors (:mod:`s2c_batch.kernels.predictors`)
-call them once per worker; the training and feature code of the pipeline call
+As segment-anything's ``build_sam.py``, these builders stand apart from the models
+(:mod:`s2c_batch.kernels.models`), which know nothing of the config. The predictors call
+them once per worker; the training and feature code of the pipeline call
 :func:`load_backbone` too. Under :func:`seeded` with :data:`RANDOM_INIT_SEED` every
 randomly initialised model (``random_init``) has the same weights on every worker.
 A checkpoint error names the config key that gave the file (:func:`for_key`).
@@ -27,6 +27,7 @@ from s2c_batch.kernels.models.identifier import (
     build_sam3_random,
     hashed_token_ids,
     load_sam3_pretrained,
+    load_vocabulary,
     tokenize_prompts,
 )
 from s2c_batch.kernels.models.proposals.sam import SamProposals, load_sam_pretrained
@@ -137,6 +138,21 @@ def build_identifier(cfg: ModelConfig, vocab: Vocabulary) -> SegEarthOV3:
         prob_thd=cfg.prob_thd,
         decoder_batch=cfg.decoder_batch,
     )
+
+
+def configured_identifier(cfg: ModelConfig) -> tuple[SegEarthOV3 | None, Vocabulary | None]:
+    """The identifier ``cfg`` names with its vocabulary (``model.targets`` applied), or ``(None, None)``.
+
+    Raises:
+        CheckpointError: as :func:`build_identifier`.
+        ConfigError: an unknown vocabulary or target class, or as :func:`build_identifier`.
+    """
+    if cfg.identifier != "segearth_ov3":
+        return None, None
+    vocab = load_vocabulary(cfg.vocab)
+    if cfg.targets:
+        vocab = vocab.with_targets(cfg.targets)
+    return build_identifier(cfg, vocab), vocab
 
 
 def build_proposals(cfg: ModelConfig, identifier: SegEarthOV3 | None) -> Proposer:
