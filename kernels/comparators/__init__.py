@@ -1,7 +1,7 @@
 """Change comparators, one subpackage per family, and the registry of their names.
 
 - :mod:`.registry`: every ``model.comparator`` with its family, support, needs, fit and
-  builders; the only place that compares comparator names.
+  builders (the entry type in :mod:`.spec`); the only place that compares comparator names.
 - :mod:`.classical`: CVA, PCA-KMeans, IR-MAD, fitted from scene statistics (numpy only).
 - :mod:`.learned`: the tile comparators on the DINOv2 taps (CACH's rule, DCVA).
 - :mod:`.mask_level`: the paper's systems that decide on object masks.
