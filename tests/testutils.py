@@ -1,7 +1,7 @@
 """Shared fakes for the tests: tiny georeferenced GeoTIFF pairs, the numpy oracle, real Dask processes.
 
 rasterio is imported by the helpers that read or write rasters, not here: the GPU image
-that runs ``tests/kernels/test_device.py`` (``bench/device.sh``) has no rasterio.
+that runs ``tests/kernels/predictors/test_device.py`` (``bench/device.sh``) has no rasterio.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from s2c_batch.kernels.comparators.cva import cva_probability
+from s2c_batch.kernels.comparators.classical.cva import cva_probability
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.raster.encode import encode_products
 
@@ -130,7 +130,7 @@ def write_sam3_dir(path: Path, *, dtype: str = "bfloat16", image_size: int = 84)
     import torch
     from transformers import CLIPTokenizer
 
-    from s2c_batch.kernels.identifier import build_sam3_random
+    from s2c_batch.kernels.models.identifier import build_sam3_random
 
     model = build_sam3_random("tiny", image_size=image_size).to(getattr(torch, dtype))
     model.save_pretrained(str(path))

@@ -24,7 +24,8 @@ from typing import Any
 
 from rasterio.crs import CRS
 
-from s2c_batch.kernels.model_config import CLASSICAL, ComparatorName
+from s2c_batch.kernels.comparators.registry import ComparatorName, Family, comparator_spec, is_comparator
+from s2c_batch.kernels.comparators.registry import comparator_names as registered_names
 from s2c_batch.pipeline.cluster.connect import connect, torch_threads_per_worker
 from s2c_batch.pipeline.config import Config, check_checkpoints
 from s2c_batch.pipeline.errors import ConfigError, InputError
@@ -53,7 +54,7 @@ def parse_comparators(text: str) -> tuple[ComparatorName, ...]:
     """
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     valid = comparator_names()
-    unknown = [n for n in names if n not in valid]
+    unknown = [n for n in names if not is_comparator(n)]
     if unknown or not names:
         raise ConfigError(
             f"--comparators {text!r}: unknown comparator(s) {unknown}; valid ones are {list(valid)}"
@@ -64,7 +65,7 @@ def parse_comparators(text: str) -> tuple[ComparatorName, ...]:
 
 def comparator_names() -> tuple[str, ...]:
     """Every value ``model.comparator`` takes."""
-    return typing.get_args(ComparatorName)
+    return registered_names()
 
 
 def config_for(cfg: Config, comparator: ComparatorName) -> Config:
@@ -74,8 +75,9 @@ def config_for(cfg: Config, comparator: ComparatorName) -> Config:
     (``cach``, ``dcva``, the mask-level ones) take the images as their backbone expects.
     ``ucd_scm`` always thresholds by Otsu over the scene (its method).
     """
-    standardize = cfg.model.standardize if comparator in CLASSICAL else "none"
-    threshold = "otsu" if comparator == "ucd_scm" else cfg.model.threshold
+    spec = comparator_spec(comparator)
+    standardize = cfg.model.standardize if spec.family is Family.CLASSICAL else "none"
+    threshold = "otsu" if spec.needs.otsu else cfg.model.threshold
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, comparator=comparator,
                                                               standardize=standardize, threshold=threshold))
 

@@ -40,7 +40,7 @@ def class_names(cfg: Config) -> tuple[str, ...] | None:
     """The vocabulary's class names when the run writes class maps, else ``None``."""
     if cfg.model.identifier == "none":
         return None
-    from s2c_batch.kernels.predictor import load_vocabulary
+    from s2c_batch.kernels.models.identifier.vocab import load_vocabulary
 
     return load_vocabulary(cfg.model.vocab).class_names
 

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable
-from typing import Any
 
 import dask
 from dask.delayed import Delayed
 
 from s2c_batch.kernels.comparators.base import FittedComparator
+from s2c_batch.kernels.comparators.registry import RunComparator
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.inputs.scene import ScenePair
@@ -55,7 +55,7 @@ def build_graph(
     skip: Iterable[tuple[int, int]] = (),
     gpu: bool = False,
     token: str = "run",
-    comparator: Any = None,
+    comparator: RunComparator | None = None,
 ) -> list[Delayed]:
     """The write task of every block not in ``skip`` (already written), row-major.
 

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from s2c_batch.kernels.comparators.base import FittedComparator
-from s2c_batch.kernels.comparators.cva import CVA
+from s2c_batch.kernels.comparators.registry import Fit, RunComparator, create_comparator
 from s2c_batch.pipeline.cluster.connect import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.cluster.report import check_report_path, performance_report_to
 from s2c_batch.pipeline.cluster.signals import sigterm_as_interrupt
 from s2c_batch.pipeline.cluster.supervise import cancel_quietly, collect_blocks, reporting_lost_cluster
 from s2c_batch.pipeline.cluster.watchdog import Watchdog
-from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
+from s2c_batch.pipeline.config import Config, check_checkpoints, comparator_options
 from s2c_batch.pipeline.errors import InputError, S2CError
 from s2c_batch.pipeline.inputs.identity import describe_input
 from s2c_batch.pipeline.inputs.scene import open_pair
@@ -214,7 +214,7 @@ def _load_model(ctx: RunContext, client: Any) -> None:
         client.register_plugin(PredictorPlugin(ctx.cfg.model, torch_threads=threads), name=plugin_name(ctx.cfg.model))
 
 
-def _fitted_comparator(ctx: RunContext, client: Any, *, resuming: bool) -> FittedComparator | None:
+def _fitted_comparator(ctx: RunContext, client: Any, *, resuming: bool) -> RunComparator | None:
     """The comparator the blocks use: fitted to the scene, or the one a resumed run fitted.
 
     ``None`` for CACH; the fixed CVA when nothing is fitted; a mask-level comparator
@@ -222,19 +222,15 @@ def _fitted_comparator(ctx: RunContext, client: Any, *, resuming: bool) -> Fitte
     block is written.
     """
     cfg, pair, plan = ctx.cfg, ctx.pair, ctx.plan
-    if cfg.model.comparator == "cach":
-        return None
-    if cfg.model.mask_level:
-        return mask_comparator(cfg)  # type: ignore[return-value]  # options, not a fit
     if not cfg.model.fitted:
-        return CVA()
+        return create_comparator(cfg.model.comparator, comparator_options(cfg))
     previous = load_fit(ctx.out, ctx.fingerprint) if resuming else None
     if previous is not None:
         log.info("reusing the fitted %s parameters of %s", cfg.model.comparator,
                  ctx.out.href(f"{STATE_DIR}/{FIT_FILE}"))
         return previous
     token = uuid.uuid4().hex[:8]
-    if cfg.model.comparator == "dcva":
+    if cfg.model.spec.fit is Fit.TILES:
         fitted = fit_dcva_on_cluster(client, pair, plan, cfg, token=token, gpu=has_gpu_workers(client))
     else:
         fitted = fit_on_cluster(client, pair, plan, cfg, token=token)
@@ -242,7 +238,7 @@ def _fitted_comparator(ctx: RunContext, client: Any, *, resuming: bool) -> Fitte
     return fitted
 
 
-def create_products_store(ctx: RunContext, fitted: FittedComparator | None = None) -> None:
+def create_products_store(ctx: RunContext, fitted: RunComparator | None = None) -> None:
     """Create the run's empty, georeferenced Zarr store with provenance attributes."""
     cfg, pair = ctx.cfg, ctx.pair
     attrs = {
@@ -261,7 +257,7 @@ def create_products_store(ctx: RunContext, fitted: FittedComparator | None = Non
 
 
 def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
-             fitted: FittedComparator | None = None) -> RunResult:
+             fitted: RunComparator | None = None) -> RunResult:
     """The block tasks (all but ``reuse``), then Otsu's mask pass, the COGs and the derived products."""
     cfg, pair, plan, runlog, store_path = ctx.cfg, ctx.pair, ctx.plan, ctx.runlog, ctx.store
     token = uuid.uuid4().hex[:8]
@@ -269,7 +265,7 @@ def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
     try:
         with runlog.stage("blocks"):
             if untiled(cfg):
-                assert fitted is not None  # every classical comparator has one
+                assert isinstance(fitted, FittedComparator)  # every classical comparator has one
                 tasks = build_untiled_graph(pair, plan, cfg, store_path, fitted, skip=reuse, token=token)
             else:
                 tasks = build_graph(pair, plan, cfg, store_path, skip=reuse, gpu=has_gpu_workers(client),
@@ -345,7 +341,7 @@ def _otsu_masks(ctx: RunContext, client: Any, reports: list[BlockReport], reuse:
             f"t1 {pair.t1.path!r} and t2 {pair.t2.path!r} have no pixel that is valid in both; "
             "Otsu's threshold needs valid pixels (check input.nodata and --bbox)"
         )
-    chosen = choose_threshold(hist, ignore_zero=cfg.model.comparator == "ucd_scm")
+    chosen = choose_threshold(hist, ignore_zero=cfg.model.spec.needs.otsu)
     ctx.runlog.update(threshold=chosen.to_json())
     store.update_attrs(store_path, {"threshold": chosen.to_json()})
     masks = submit_masks(client, build_mask_graph(plan, store_path, chosen.level, target_classes(cfg),

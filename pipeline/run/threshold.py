@@ -150,7 +150,7 @@ def target_classes(cfg: Config) -> tuple[int, ...]:
     """
     if cfg.model.identifier == "none" or cfg.model.mask_level:
         return ()
-    from s2c_batch.kernels.predictor import load_vocabulary
+    from s2c_batch.kernels.models.identifier.vocab import load_vocabulary
 
     vocab = load_vocabulary(cfg.model.vocab)
     if cfg.model.targets:
