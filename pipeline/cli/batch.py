@@ -8,11 +8,14 @@ from pathlib import Path
 
 import click
 
+from s2c_batch.pipeline.cli.options import cluster_option, scheduler_address
+
 
 @click.command(short_help="Run the scene pairs of a RUNS.yaml on one cluster.")
 @click.argument("runs_file", metavar="RUNS.yaml", type=click.Path(dir_okay=False))
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler (tcp://host:8786); default: one LocalCluster for the whole batch.")
+@cluster_option
 @click.option("--summary", default=None, type=click.Path(dir_okay=False), metavar="FILE.json",
               help="Where to write the summary JSON  [default: RUNS.summary.json beside RUNS.yaml].")
 @click.option("--max-concurrent", default=2, show_default=True, type=click.IntRange(min=1), metavar="N",
@@ -21,7 +24,7 @@ import click
               help="Save Dask's performance report of the whole batch.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="One line per run on stderr.")
-def batch(runs_file: str, scheduler: str | None, summary: str | None, max_concurrent: int,
+def batch(runs_file: str, scheduler: str | None, cluster: str | None, summary: str | None, max_concurrent: int,
           report: str | None, progress: bool) -> None:
     """Run every pair in RUNS.yaml; skip complete runs, resume partial ones.
 
@@ -34,8 +37,9 @@ def batch(runs_file: str, scheduler: str | None, summary: str | None, max_concur
 
     runs = load_runs_file(runs_file)
     target = Path(summary) if summary else runs.path.with_name(f"{runs.path.stem}.summary.json")
-    result = run_batch(runs, scheduler=scheduler, max_concurrent=max_concurrent, report=report,
-                       summary=target, progress=progress)
+    with scheduler_address(scheduler, cluster) as address:
+        result = run_batch(runs, scheduler=address, max_concurrent=max_concurrent, report=report,
+                           summary=target, progress=progress)
     click.echo(json.dumps(result.to_dict(), indent=2))
     if result.exit_code:
         failed = ", ".join(r.name for r in result.runs if r.status not in ("complete", "skipped"))
