@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from slurmcluster import SlurmLocal, SlurmUnavailable, start_slurm
 
 from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.cluster.engines import jobqueue_cluster_kwargs, make_jobqueue_cluster, start_engine
 from s2c_batch.pipeline.cluster.profile import load_profile, profile_from_dict
 from s2c_batch.pipeline.errors import ConfigError
 
+from slurmcluster import SlurmLocal, SlurmUnavailable, start_slurm
 from testutils import SMALL, assert_equals_oracle, cva_oracle, make_pair, read_band, run_small
 
 REPO = Path(__file__).resolve().parents[3]
