@@ -32,6 +32,7 @@ kept and ``--resume`` continues.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import statistics
 import sys
@@ -149,11 +150,16 @@ class Watchdog:
         }
         for key, worker in set(self._since) - assigned:  # finished (or failed, or moved)
             started = self._since.pop((key, worker))
-            self._durations.setdefault(task_kind(key), []).append(now - started)
+            # kept sorted, so the median's sort is linear however many tasks have finished
+            bisect.insort(self._durations.setdefault(task_kind(key), []), now - started)
         for task in assigned:
             self._since.setdefault(task, now)
+        deadlines: dict[str, float] = {}  # once per kind and check, not once per task in flight
         for (key, worker), started in sorted(self._since.items(), key=lambda item: item[1]):
-            deadline = self.deadline(task_kind(key))
+            kind = task_kind(key)
+            if kind not in deadlines:
+                deadlines[kind] = self.deadline(kind)
+            deadline = deadlines[kind]
             if now - started > deadline:
                 culprit, seconds = self._culprit(worker, key, now - started)
                 self._stalled(culprit, worker, seconds, deadline)
