@@ -27,7 +27,8 @@ from typing import Any
 
 from distributed import get_task_stream
 
-from s2c_batch.pipeline.batch.estimate import Costs, Estimate, Workload, estimate
+from s2c_batch.pipeline.batch.estimate import Costs, Estimate, Workload, block_work, estimate
+from s2c_batch.pipeline.batch.runs_file import RunsFile
 from s2c_batch.pipeline.cluster.connect import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import ConfigError
@@ -165,3 +166,48 @@ def plan_estimate(pair: ScenePair, cfg: Config, calibration: Calibration, worker
     return {"calibration": calibration.to_dict(),
             "workload": {"blocks": work.blocks, "pairs": work.pairs, "megapixels": round(work.megapixels, 3)},
             "estimate": est.to_dict()}
+
+
+def plan_night(runs: RunsFile, *, scheduler: str | None = None, workers: int | None = None,
+               max_concurrent: int = 2, blocks: int = 4) -> dict[str, Any]:
+    """Estimate a night's runs file: one calibration per distinct config, every run's plan, the night's total.
+
+    The runs share one cluster, so their block work adds up over the workers. The fixed
+    costs are paid once per distinct config (the cluster's start, each model's load). With
+    ``max_concurrent`` >= 2 a run's COGs and derived products overlap the next run's blocks,
+    so only the last run's tail adds to the night; with 1, every tail does.
+
+    Args:
+        runs: the parsed RUNS.yaml.
+        scheduler: the cluster to calibrate on; ``None`` = a LocalCluster here.
+        workers: workers to estimate for; ``None`` = the calibration cluster's.
+        max_concurrent: runs in flight at once (``batch --max-concurrent``).
+        blocks: blocks each calibration runs.
+    """
+    calibrations: dict[str, tuple[str, Calibration]] = {}
+    rows = []
+    for spec in runs.runs:
+        pair = open_pair(spec.t1, spec.t2, spec.cfg.input, bbox=spec.bbox, storage=spec.cfg.storage)
+        key = spec.cfg.hash()
+        if key not in calibrations:
+            calibrations[key] = (spec.name, calibrate(spec.t1, spec.t2, spec.cfg, scheduler=scheduler,
+                                                      blocks=blocks, bbox=spec.bbox))
+        rows.append((spec, workload(pair, spec.cfg), calibrations[key][1]))
+    n = workers or next(iter(calibrations.values()))[1].costs.workers
+    per_run = [(spec, work, estimate(cal.costs, work, n, with_fixed=False)) for spec, work, cal in rows]
+    fixed = sum(cal.costs.fixed_s for _, cal in calibrations.values())
+    lanes_s = sum(block_work(cal.costs, work) / (n * max(1, cal.costs.threads)) for _, work, cal in rows)
+    gpu_s = sum(work.pairs * cal.costs.s_per_pair / n for _, work, cal in rows if cal.costs.gpu)
+    tails = [est.tail_s for _, _, est in per_run]
+    tail = (tails[-1] if tails else 0.0) if max_concurrent > 1 else sum(tails)
+    night = Estimate(workers=n, wall_s=fixed + max(lanes_s, gpu_s) + tail, fixed_s=fixed,
+                     blocks_s=max(lanes_s, gpu_s), tail_s=tail,
+                     work_s=sum(block_work(cal.costs, work) for _, work, cal in rows))
+    return {
+        "runs_file": str(runs.path),
+        "calibrations": {name: {"config_hash": key, **cal.to_dict()} for key, (name, cal) in calibrations.items()},
+        "runs": [{"name": spec.name, "blocks": work.blocks, "pairs": work.pairs,
+                  "megapixels": round(work.megapixels, 3), "blocks_s": round(est.blocks_s, 1),
+                  "tail_s": round(est.tail_s, 1)} for spec, work, est in per_run],
+        "night": night.to_dict(),
+    }

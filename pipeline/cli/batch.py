@@ -24,8 +24,12 @@ from s2c_batch.pipeline.cli.options import cluster_option, scheduler_address
               help="Save Dask's performance report of the whole batch.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="One line per run on stderr.")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Run nothing: calibrate each config on a few blocks and estimate the night (JSON).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --plan: workers (GPUs) to estimate for  [default: the calibration cluster's].")
 def batch(runs_file: str, scheduler: str | None, cluster: str | None, summary: str | None, max_concurrent: int,
-          report: str | None, progress: bool) -> None:
+          report: str | None, progress: bool, plan_only: bool, workers: int | None) -> None:
     """Run every pair in RUNS.yaml; skip complete runs, resume partial ones.
 
     Prints the summary JSON and writes it to --summary. Exit code: 0 every run
@@ -36,6 +40,15 @@ def batch(runs_file: str, scheduler: str | None, cluster: str | None, summary: s
     from s2c_batch.pipeline.batch.runs_file import load_runs_file
 
     runs = load_runs_file(runs_file)
+    if plan_only:
+        from s2c_batch.pipeline.batch.calibrate import plan_night
+
+        with scheduler_address(scheduler, cluster) as address:
+            click.echo(json.dumps(plan_night(runs, scheduler=address, workers=workers,
+                                             max_concurrent=max_concurrent), indent=2))
+        return
+    if workers is not None:
+        raise click.UsageError("--workers goes with --plan (a running batch uses the cluster it is given)")
     target = Path(summary) if summary else runs.path.with_name(f"{runs.path.stem}.summary.json")
     with scheduler_address(scheduler, cluster) as address:
         result = run_batch(runs, scheduler=address, max_concurrent=max_concurrent, report=report,

@@ -94,3 +94,30 @@ def test_calibrate__estimate_within_25_percent_of_a_run_with_4x_the_work(tmp_pat
     estimated = planned["estimate"]["wall_s"]
     report = {"measured_s": wall, "measured_stages": result.timings_s, **planned}
     assert abs(estimated - wall) <= 0.25 * wall, json.dumps(report, indent=1)
+
+
+@pytest.mark.cluster
+def test_batch_plan__one_calibration_per_config_and_the_night_for_n_workers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`batch --plan`: nothing is written to the runs' outs; two runs of one config share a calibration."""
+    import yaml
+
+    for name, size in (("a", 512), ("b", 1024)):
+        (tmp_path / name).mkdir()
+        make_pair(tmp_path / name, size, size, seed=len(name))
+    doc = {"defaults": {"config": "cva", "set": ["tiling.block_size=256", "tiling.chunk_size=256",
+                                               "tiling.tile_size=128", "tiling.overlap=32"]},
+           "runs": [{"name": n, "t1": f"{n}/t1.tif", "t2": f"{n}/t2.tif", "out": f"out/{n}"} for n in ("a", "b")]}
+    runs = tmp_path / "RUNS.yaml"
+    runs.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SystemExit) as done:
+        main(["batch", str(runs), "--plan", "--workers", "3"])
+    out, err = capsys.readouterr()
+    assert done.value.code == 0, err
+    night = json.loads(out)
+    assert list(night["calibrations"]) == ["a"] and [r["name"] for r in night["runs"]] == ["a", "b"]
+    assert [r["blocks"] for r in night["runs"]] == [4, 16]
+    est = night["night"]
+    assert est["workers"] == 3 and est["wall_s"] >= est["fixed_s"] > 0
+    assert est["worker_hours"] == pytest.approx(3 * est["wall_s"] / 3600, abs=1e-3)
+    assert not (tmp_path / "out").exists()
