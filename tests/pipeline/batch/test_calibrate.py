@@ -18,8 +18,8 @@ from s2c_batch.pipeline.run.runner import run_change_detection
 
 from testutils import make_pair
 
-#: The tiny model with blocks of two tile strides, so that a 2 x 2-block corner has exactly a
-#: quarter of the tile pairs of a scene twice as wide: the scene is 4x the calibration's work.
+#: The tiny model (no identifier) with blocks of two tile strides, so that a corner of 1 x 2 blocks
+#: has exactly a quarter of the blocks and tile pairs of a scene of 2 x 4: 4x the calibration's work.
 TINY_384 = ["tiling.tile_size=256", "tiling.overlap=64", "tiling.block_size=384", "tiling.chunk_size=384",
             "model.identifier=none"]
 
@@ -75,17 +75,18 @@ def test_plan_cli__workers_without_calibrate_is_a_usage_error(tmp_path: Path,
 
 @pytest.mark.cluster
 def test_calibrate__estimate_within_25_percent_of_a_run_with_4x_the_work(tmp_path: Path) -> None:
-    """The calibration runs a quarter of the scene's tile pairs; the estimate must hold for the whole scene.
+    """The calibration runs a quarter of the scene's blocks and tile pairs; the estimate must hold for the scene.
 
     Both are measured in this one test, back to back on fresh LocalClusters of the same size,
     so the machine's load is the same for both.
     """
-    t1, t2 = make_pair(tmp_path, 1536, 1536, seed=9)
+    t1, t2 = make_pair(tmp_path, 768, 1536, seed=9)
     cfg = load_config("tiny", TINY_384)
     pair = open_pair(t1, t2, cfg.input)
-    measured = calibrate(Source.parse(t1), Source.parse(t2), cfg, blocks=4)
+    measured = calibrate(Source.parse(t1), Source.parse(t2), cfg, blocks=2)
     planned = plan_estimate(pair, cfg, measured, None)
-    assert measured.sample["pairs"] * 4 == planned["workload"]["pairs"] == 64
+    assert measured.sample["pairs"] * 4 == planned["workload"]["pairs"] == 32
+    assert measured.sample["blocks"] * 4 == planned["workload"]["blocks"] == 8
     assert measured.costs.s_per_pair > 0 and measured.costs.s_per_block > 0
 
     t0 = time.perf_counter()

@@ -93,16 +93,24 @@ def _run(scene: tuple[Path, Path], out: Path, address: str, *extra: str) -> dict
     return {name: read_band(out / f"{name}.tif") for name in ("change_prob", "change_mask")}
 
 
-@pytest.mark.cluster
-def test_oom__a_batch_too_large_is_retried_smaller_and_the_worker_keeps_the_size(
-        oom_cluster: tuple[RealCluster, Path, tuple[Path, Path]], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def clean_batch2(oom_cluster: tuple[RealCluster, Path, tuple[Path, Path]],
+                 tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
+    """The scene's products predicted two pairs at a time, without any out-of-memory error."""
     cluster, hook, scene = oom_cluster
     _set_hook(hook, 99, 0)
-    expected = _run(scene, tmp_path / "batch2", cluster.address, "model.batch_size=2")
-    _set_hook(hook, 2, 0)  # a GPU that holds two pairs at a time
+    return _run(scene, tmp_path_factory.mktemp("clean") / "out", cluster.address, "model.batch_size=2")
+
+
+@pytest.mark.cluster
+def test_oom__a_batch_too_large_is_retried_smaller_and_the_worker_keeps_the_size(
+        oom_cluster: tuple[RealCluster, Path, tuple[Path, Path]], clean_batch2: dict[str, np.ndarray],
+        tmp_path: Path) -> None:
+    cluster, hook, scene = oom_cluster
+    _set_hook(hook, 2, 0)  # a GPU that holds two pairs at a time; the config asks for four
     got = _run(scene, tmp_path / "oom", cluster.address)
-    for name in expected:
-        assert np.array_equal(got[name], expected[name]), name
+    for name in clean_batch2:
+        assert np.array_equal(got[name], clean_batch2[name]), name
     from distributed import Client
 
     from s2c_batch.pipeline.cluster.device_memory import batch_limits
@@ -114,18 +122,17 @@ def test_oom__a_batch_too_large_is_retried_smaller_and_the_worker_keeps_the_size
 
 @pytest.mark.cluster
 def test_oom__a_worker_out_of_memory_at_one_pair_is_restarted_and_the_block_runs_again(
-        oom_cluster: tuple[RealCluster, Path, tuple[Path, Path]], tmp_path: Path) -> None:
+        oom_cluster: tuple[RealCluster, Path, tuple[Path, Path]], clean_batch2: dict[str, np.ndarray],
+        tmp_path: Path) -> None:
     cluster, hook, scene = oom_cluster
     from distributed import Client
 
-    _set_hook(hook, 99, 0)
-    expected = _run(scene, tmp_path / "clean", cluster.address, "model.batch_size=3")
     with Client(cluster.address) as client:
         (pid_before,) = client.run(os.getpid).values()
-    _set_hook(hook, 99, 2)  # batch 3, then 1: every size fails; the worker must go
-    got = _run(scene, tmp_path / "restarted", cluster.address, "model.batch_size=3")
-    for name in expected:
-        assert np.array_equal(got[name], expected[name]), name
+    _set_hook(hook, 99, 2)  # batch 2, then 1: every size fails; the worker must go
+    got = _run(scene, tmp_path / "restarted", cluster.address, "model.batch_size=2")
+    for name in clean_batch2:
+        assert np.array_equal(got[name], clean_batch2[name]), name
     with Client(cluster.address) as client:
         client.wait_for_workers(1, timeout=60)
         (pid_after,) = client.run(os.getpid).values()
