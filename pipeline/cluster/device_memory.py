@@ -91,18 +91,17 @@ def smaller_batches_on_oom(run: Callable[[int], T], batch_size: int, *, key: str
         except Exception as exc:
             if not is_device_oom(exc):
                 raise
-            del exc  # the traceback holds the failed batch's tensors
-            release_device_memory()
-            if size <= 1:
-                action = restart_this_worker("device out of memory at a batch of one tile pair")
-                raise DeviceMemoryExhausted(
-                    f"{what}: out of device memory even one tile pair at a time; {action}, and the block runs "
-                    "again (lower model.batch_size, or give the worker a GPU of its own)"
-                ) from None
-            size = max(1, size // 2)
-            _limits[key] = size
-            log.warning("%s: out of device memory; predicting again with batch %d (this worker keeps it)",
-                        what, size)
+        # Out of the handler: the traceback, and the failed batch's tensors its frames held, are gone.
+        release_device_memory()
+        if size <= 1:
+            action = restart_this_worker("device out of memory at a batch of one tile pair")
+            raise DeviceMemoryExhausted(
+                f"{what}: out of device memory even one tile pair at a time; {action}, and the block runs "
+                "again (lower model.batch_size, or give the worker a GPU of its own)"
+            )
+        size = max(1, size // 2)
+        _limits[key] = size
+        log.warning("%s: out of device memory; predicting again with batch %d (this worker keeps it)", what, size)
 
 
 def restart_this_worker(reason: str) -> str:

@@ -249,7 +249,7 @@ def predict_tiles(job: TileJob, pixels: BlockPixels | None) -> dict[tuple[int, i
     if pixels is None:  # a thin last block that owns no tile
         pixels = BlockPixels(np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8),
                              np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8), np.zeros((0, 0), bool))
-    block_pixels = pixels
+    block_pixels = pixels  # not None here; the lambda below needs a name that stays so
     partial = smaller_batches_on_oom(  # a CUDA OOM: the block again with half the batch (cluster/device_memory.py)
         lambda batch: accumulate_tiles(
             block_pixels.t1, block_pixels.t2, block_pixels.valid, block=job.block, shape=job.pair.grid.shape,
