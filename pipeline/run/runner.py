@@ -26,7 +26,7 @@ from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
 from s2c_batch.pipeline.errors import InputError, S2CError
 from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
-from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
+from s2c_batch.pipeline.products.extras import PendingExtras, class_names, start_extras, write_extras
 from s2c_batch.pipeline.run import lock, object_out, outdir, output, recovery, store
 from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.run.cog import write_cogs
@@ -265,7 +265,7 @@ def create_products_store(
     if fitted is not None and cfg.model.fitted:
         attrs["fit"] = fitted.to_json()
     store.create_store(store_path, pair.grid, products, shard=cfg.tiling.block_size,
-                       chunk=cfg.tiling.chunk_size, attrs=attrs)
+                       chunk=cfg.tiling.chunk_size, attrs=attrs, class_names=class_names(cfg))
 
 
 def _compute(

@@ -1,9 +1,16 @@
 """The ``change.zarr`` product: a georeferenced Zarr v3 group written block by block.
 
 :func:`create_store` writes the metadata, the ``x``/``y`` coordinates and a CF
-``spatial_ref`` grid mapping through xarray (``to_zarr(compute=False)``), so
-``xarray.open_zarr(path, decode_coords="all")`` plus rioxarray gives the input's
-CRS and transform. Each product array has one shard per output block (chunks of
+``spatial_ref`` grid mapping through xarray (``to_zarr(compute=False)``). Each
+product carries the CF attributes xarray and rioxarray decode without options
+(:func:`cf_attributes`): ``spatial_ref`` is a coordinate (``coordinates``) and the
+grid mapping (``grid_mapping``), 255 is ``_FillValue``, ``change_prob`` decodes to
+the probability (``scale_factor``), the masks and class maps name their values
+(``flag_values``/``flag_meanings``). The stored bytes are the uint8 encodings of
+DESIGN.md; only the metadata says how to read them. The pipeline itself reads
+the raw bytes (:func:`read_window`, :func:`open_products`).
+
+Each product array has one shard per output block (chunks of
 ``tiling.chunk_size`` inside), so :func:`write_block` replaces whole shards and
 is idempotent: a retried or resumed block rewrites the same bytes, and two
 blocks never touch the same shard. A written block always leaves one shard file
@@ -48,6 +55,43 @@ PRODUCT_DESCRIPTIONS: dict[str, str] = {
     "class_t2": "class of t2 (index in the vocabulary); 255 = nodata",
 }
 
+#: ``change_prob`` stores round(254 p): decoding multiplies by this.
+PROB_SCALE = 1 / 254
+
+#: Meanings of the values of ``change_mask`` (its ``flag_meanings``).
+MASK_MEANINGS = ("unchanged", "changed")
+
+
+def cf_attributes(name: str, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The CF attributes of the product ``name`` that make xarray mask, scale and name its values.
+
+    ``_FillValue`` is the nodata of every product (xarray masks it: a decoded product is
+    float with NaN where nodata). ``change_prob`` gets ``scale_factor`` = 1/254 (decoded:
+    the probability in [0, 1]) with its ``valid_range`` in stored units; ``change_mask``
+    and the class maps get ``flag_values`` and ``flag_meanings`` (a class map's are the
+    vocabulary's class names, blanks written as ``_``, as CF's blank-separated list asks).
+
+    Args:
+        name: ``change_prob``, ``change_mask``, ``class_t1`` or ``class_t2``.
+        class_names: the vocabulary's class names (class maps only).
+
+    Returns:
+        The attributes, JSON-serialisable.
+
+    Example:
+        >>> cf_attributes("class_t1", ["background", "sports field"])
+        {'_FillValue': 255, 'flag_values': [0, 1], 'flag_meanings': 'background sports_field'}
+    """
+    attrs: dict[str, Any] = {"_FillValue": NODATA}
+    if name == "change_prob":
+        attrs.update(scale_factor=PROB_SCALE, valid_range=[0, 254], units="1")
+    elif name == "change_mask":
+        attrs.update(flag_values=[0, 1], flag_meanings=" ".join(MASK_MEANINGS))
+    elif name in ("class_t1", "class_t2") and class_names is not None:
+        attrs.update(flag_values=list(range(len(class_names))),
+                     flag_meanings=" ".join("_".join(n.split()) for n in class_names))
+    return attrs
+
 
 def pixel_centres(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates of pixel centres ``(y [H], x [W])`` of a north-up grid."""
@@ -71,8 +115,9 @@ def create_store(
     chunk: int,
     attrs: Mapping[str, Any],
     product_attrs: Mapping[str, Mapping[str, Any]] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> None:
-    """Create the Zarr v3 group with empty (all-nodata) product arrays.
+    """Create the Zarr v3 group with empty (all-nodata) product arrays and their CF attributes.
 
     Args:
         path: the store folder (must not exist).
@@ -81,7 +126,8 @@ def create_store(
         shard: shard side = output block side.
         chunk: chunk side inside a shard (divides ``shard``).
         attrs: group attributes (provenance).
-        product_attrs: extra attributes per product (e.g. class names).
+        product_attrs: extra attributes per product.
+        class_names: the vocabulary's class names, the flag meanings of the class maps.
 
     Raises:
         OutputError: the folder cannot be written.
@@ -92,7 +138,10 @@ def create_store(
     for name in products:
         arr = da.full(shape, NODATA, dtype=np.uint8, chunks=(shard, shard))
         extra = dict((product_attrs or {}).get(name, {}))
-        data_vars[name] = (("y", "x"), arr, {"long_name": PRODUCT_DESCRIPTIONS.get(name, name), **extra})
+        # The data stay uint8 in xarray's eyes: only encodings would be applied on writing, and
+        # the CF attributes are plain attributes here, written as they are for readers to decode.
+        cf = {**cf_attributes(name, class_names), "coordinates": "spatial_ref"}
+        data_vars[name] = (("y", "x"), arr, {"long_name": PRODUCT_DESCRIPTIONS.get(name, name), **cf, **extra})
     ds = xr.Dataset(data_vars, coords={"y": y, "x": x})
     ds = ds.rio.write_crs(grid.crs_wkt).rio.write_transform(grid.affine)
     ds.attrs.update(attrs)
@@ -232,7 +281,7 @@ def _shard_shape(grid: Grid, shard: int, chunk: int) -> tuple[int, int]:
 
 
 def read_window(path: StorePath, name: str, window: Window) -> np.ndarray:
-    """Read a window of one product array: uint8 ``[h, w]``."""
+    """Read a window of one product array: uint8 ``[h, w]`` (the stored bytes, 255 = nodata)."""
     group = zarr.open_group(_zarr_store(path), mode="r")
     rows, cols = window.slices()
     return np.asarray(_array(group, name, path)[rows, cols])
@@ -249,9 +298,14 @@ def _array(group: zarr.Group, name: str, path: StorePath) -> zarr.Array:
 
 
 def open_products(path: StorePath) -> xr.Dataset:
-    """Open the store lazily with its georeferencing decoded."""
+    """Open the store lazily as the pipeline reads it: georeferencing decoded, pixels as stored.
+
+    The products stay uint8 with 255 = nodata (``mask_and_scale=False``); a user's plain
+    ``xarray.open_zarr`` masks and scales them instead (:func:`cf_attributes`).
+    """
     store = _zarr_store(path)
-    return xr.open_zarr(Path(store) if isinstance(store, str) else store, decode_coords="all", consolidated=False)
+    return xr.open_zarr(Path(store) if isinstance(store, str) else store, decode_coords="all", consolidated=False,
+                        mask_and_scale=False)
 
 
 def _strerror(exc: BaseException) -> str:
