@@ -5,7 +5,8 @@ plan -> prepare and lock ``--out`` -> fit the comparator to the scene (classical
 comparators; ``.s2c/fit.json``) -> create the Zarr store -> one Dask task per block
 on a cluster whose workers hold the model (tiled) or the fitted comparator
 (untiled) -> with ``model.threshold: otsu``, the scene's threshold and the mask pass
--> COGs from the store -> verify -> ``run.json`` says ``complete``.
+-> COGs from the store -> verify -> the store's metadata consolidated -> ``run.json``
+says ``complete``.
 """
 
 from __future__ import annotations
@@ -206,6 +207,8 @@ def _run_locked(
                     result = _compute(client, pair, plan, cfg, out_dir, store_path, products, reuse,
                                       ledger, runlog, progress, timings, fitted)
             verify_products(out_dir, pair, plan, ledger, result.products)
+            # Last: consolidated metadata marks a store whose every block is written and verified.
+            store.consolidate(store_path)
         except BaseException as exc:
             if isinstance(exc, InputError):
                 recovery.start_fresh(out_dir)  # unusable input: leave no product behind

@@ -7,8 +7,12 @@ product carries the CF attributes xarray and rioxarray decode without options
 grid mapping (``grid_mapping``), 255 is ``_FillValue``, ``change_prob`` decodes to
 the probability (``scale_factor``), the masks and class maps name their values
 (``flag_values``/``flag_meanings``). The stored bytes are the uint8 encodings of
-DESIGN.md; only the metadata says how to read them. The pipeline itself reads
-the raw bytes (:func:`read_window`, :func:`open_products`).
+DESIGN.md; only the metadata says how to read them. Once a run is complete,
+:func:`consolidate` gathers every array's metadata into the group's ``zarr.json``,
+so a reader opens the store with one metadata read; a resumed run removes it
+first (:func:`unconsolidate`), so a store that is being written never claims to
+be complete. The pipeline itself reads the raw bytes (:func:`read_window`,
+:func:`open_products`) and never trusts consolidated metadata.
 
 Each product array has one shard per output block (chunks of
 ``tiling.chunk_size`` inside), so :func:`write_block` replaces whole shards and
@@ -26,9 +30,10 @@ a location pickles without secrets, so it can be a task argument.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
@@ -60,6 +65,9 @@ PROB_SCALE = 1 / 254
 
 #: Meanings of the values of ``change_mask`` (its ``flag_meanings``).
 MASK_MEANINGS = ("unchanged", "changed")
+
+#: What zarr-python warns when it writes consolidated metadata in a Zarr v3 store.
+_CONSOLIDATED_WARNING = "Consolidated metadata is currently not part in the Zarr format 3 specification"
 
 
 def cf_attributes(name: str, class_names: Sequence[str] | None = None) -> dict[str, Any]:
@@ -174,7 +182,7 @@ def write_block(path: StorePath, window: Window, arrays: Mapping[str, np.ndarray
     """
     rows, cols = window.slices()
     try:
-        group = zarr.open_group(_zarr_store(path), mode="r+")
+        group = _open_group(path, "r+")
         for name, arr in arrays.items():
             # An all-nodata shard is written too: on resume, a missing shard means a lost block.
             _array(group, name, path).with_config({"write_empty_chunks": True})[rows, cols] = arr
@@ -194,10 +202,59 @@ def update_attrs(path: StorePath, attrs: Mapping[str, Any]) -> None:
         OutputError: the store cannot be written.
     """
     try:
-        zarr.open_group(_zarr_store(path), mode="r+").attrs.update(dict(attrs))
+        _open_group(path, "r+").attrs.update(dict(attrs))
     except _write_errors() as exc:
         _raise_if_remote(path, "zarr.json", exc)
         raise OutputError(f"cannot update the attributes of {_name(path)!r} ({_strerror(exc)})") from exc
+
+
+def consolidate(path: StorePath) -> None:
+    """Write every array's metadata into the group's ``zarr.json`` (the run is complete).
+
+    A reader (``xarray.open_zarr``, ``zarr.open_group``) then opens the store with one
+    metadata read, and xarray no longer warns that it falls back to reading each array's.
+    The result depends only on the store's metadata, so a resumed run writes the same bytes.
+
+    Raises:
+        OutputError: the store cannot be written.
+    """
+    try:
+        with warnings.catch_warnings():
+            # zarr-python 3 keeps consolidated metadata in zarr.json ("consolidated_metadata"), as
+            # xarray reads it; that the v3 specification has no such field yet is no news to us.
+            warnings.filterwarnings("ignore", message=_CONSOLIDATED_WARNING, category=UserWarning)
+            zarr.consolidate_metadata(_zarr_store(path))
+    except _write_errors() as exc:
+        _raise_if_remote(path, "the consolidated metadata (zarr.json)", exc)
+        raise OutputError(f"cannot consolidate the metadata of {_name(path)!r} ({_strerror(exc)}); "
+                          "free space or fix the output folder, then run again with --resume") from exc
+
+
+def is_consolidated(path: StorePath) -> bool:
+    """Whether the store's ``zarr.json`` holds consolidated metadata (a complete run's store)."""
+    group = zarr.open_group(_zarr_store(path), mode="r")
+    return group.metadata.consolidated_metadata is not None
+
+
+def unconsolidate(path: StorePath) -> None:
+    """Remove the consolidated metadata of a store that is about to be written again (``--resume``).
+
+    Otherwise a reader would take a store whose blocks are being rewritten for a complete
+    one; :func:`consolidate` writes it again once the resumed run is complete. A store
+    without consolidated metadata is left untouched.
+
+    Raises:
+        OutputError: the store cannot be written.
+    """
+    try:
+        if not is_consolidated(path):
+            return
+        # Opened without its consolidated metadata, the group writes zarr.json back without it.
+        _open_group(path, "r+").update_attributes({})
+    except _write_errors() as exc:
+        _raise_if_remote(path, "zarr.json", exc)
+        raise OutputError(f"cannot remove the consolidated metadata of {_name(path)!r} ({_strerror(exc)}); "
+                          "free space or fix the output folder, then run again with --resume") from exc
 
 
 def store_problem(path: StorePath, grid: Grid, products: Sequence[str], *, shard: int,
@@ -208,7 +265,7 @@ def store_problem(path: StorePath, grid: Grid, products: Sequence[str], *, shard
     of the grid's shape with the run's shards, and decode to the grid's CRS and transform.
     """
     try:
-        group = zarr.open_group(_zarr_store(path), mode="r")
+        group = _open_group(path, "r")
         if group.attrs.get("fingerprint") != fingerprint:
             return f"its fingerprint {group.attrs.get('fingerprint')!r} is not this run's"
         for name in products:
@@ -239,7 +296,7 @@ def block_problem(path: StorePath, window: Window, products: Sequence[str]) -> s
     """
     rows, cols = window.slices()
     try:
-        group = zarr.open_group(_zarr_store(path), mode="r")
+        group = _open_group(path, "r")
     except Exception as exc:
         return f"the store cannot be opened ({exc})"
     for name in products:
@@ -264,7 +321,7 @@ def remove_blocks(path: StorePath, windows: Sequence[Window], products: Sequence
     """
     if not windows or not products:
         return
-    group = zarr.open_group(_zarr_store(path), mode="r")
+    group = _open_group(path, "r")
     for name in products:
         arr = _array(group, name, path)
         assert arr.shards is not None
@@ -282,9 +339,18 @@ def _shard_shape(grid: Grid, shard: int, chunk: int) -> tuple[int, int]:
 
 def read_window(path: StorePath, name: str, window: Window) -> np.ndarray:
     """Read a window of one product array: uint8 ``[h, w]`` (the stored bytes, 255 = nodata)."""
-    group = zarr.open_group(_zarr_store(path), mode="r")
+    group = _open_group(path, "r")
     rows, cols = window.slices()
     return np.asarray(_array(group, name, path)[rows, cols])
+
+
+def _open_group(path: StorePath, mode: Literal["r", "r+"]) -> zarr.Group:
+    """The store's group as the pipeline reads and writes it: from each array's own metadata.
+
+    Consolidated metadata is written last and is a copy (:func:`consolidate`); a write
+    through a group opened without it leaves a ``zarr.json`` without it.
+    """
+    return zarr.open_group(_zarr_store(path), mode=mode, use_consolidated=False)
 
 
 def _array(group: zarr.Group, name: str, path: StorePath) -> zarr.Array:
@@ -301,7 +367,8 @@ def open_products(path: StorePath) -> xr.Dataset:
     """Open the store lazily as the pipeline reads it: georeferencing decoded, pixels as stored.
 
     The products stay uint8 with 255 = nodata (``mask_and_scale=False``); a user's plain
-    ``xarray.open_zarr`` masks and scales them instead (:func:`cf_attributes`).
+    ``xarray.open_zarr`` masks and scales them instead (:func:`cf_attributes`). Each
+    array's own metadata is read, whether or not the store is consolidated.
     """
     store = _zarr_store(path)
     return xr.open_zarr(Path(store) if isinstance(store, str) else store, decode_coords="all", consolidated=False,

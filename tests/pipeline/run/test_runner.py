@@ -225,7 +225,7 @@ def test_run__cach_tiny_config_writes_every_product(tmp_path: Path, dask_cluster
     # A plain open decodes the class maps to the vocabulary's names (CF flag_values / flag_meanings).
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        plain = xr.open_zarr(out / "change.zarr", consolidated=False)
+        plain = xr.open_zarr(out / "change.zarr")
         for name in ("class_t1", "class_t2"):
             attrs, decoded = plain[name].attrs, plain[name].values
             assert attrs["flag_meanings"] == "background bareland water building"
