@@ -218,12 +218,14 @@ def consolidate(path: StorePath) -> None:
     Raises:
         OutputError: the store cannot be written.
     """
+    # zarr-python 3 keeps consolidated metadata in zarr.json ("consolidated_metadata"), where
+    # xarray reads it; that the v3 specification has no such field yet is no news to a run's log.
+    # The filter (that message of zarr's only) stays in the process: ``warnings.catch_warnings``
+    # around the write is not thread-safe, and ``batch`` consolidates runs from concurrent threads.
+    # Set at each call, it is back after a ``catch_warnings`` block that began before it ended.
+    warnings.filterwarnings("ignore", message=_CONSOLIDATED_WARNING, category=UserWarning, module=r"zarr\.")
     try:
-        with warnings.catch_warnings():
-            # zarr-python 3 keeps consolidated metadata in zarr.json ("consolidated_metadata"), as
-            # xarray reads it; that the v3 specification has no such field yet is no news to us.
-            warnings.filterwarnings("ignore", message=_CONSOLIDATED_WARNING, category=UserWarning)
-            zarr.consolidate_metadata(_zarr_store(path))
+        zarr.consolidate_metadata(_zarr_store(path))
     except _write_errors() as exc:
         _raise_if_remote(path, "the consolidated metadata (zarr.json)", exc)
         raise OutputError(f"cannot consolidate the metadata of {_name(path)!r} ({_strerror(exc)}); "
