@@ -26,10 +26,10 @@ import numpy as np
 import rasterio
 from affine import Affine
 
+from s2c_batch.pipeline.cluster.connect import connect
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.inputs.vrt import stack_bands
 from s2c_batch.pipeline.learn.score import score_rasters
-from s2c_batch.pipeline.run.cluster import connect
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ChenHongruixuan_ChangeDetectionRepository" / "Dataset"

@@ -58,7 +58,7 @@ for phase in "$@"; do
       done
       python3 -m pip install -q --no-deps --no-build-isolation --upgrade --target "$SITE" . || exit 1
       nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/gpu.txt" ;;
-    tests)    timeout 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/kernels/test_device.py ;;
+    tests)    timeout 120 python3 -m pytest -q -m gpu -p no:cacheprovider tests/kernels/predictors/test_device.py ;;
     model)    timeout 200 python3 bench/model.py --config full --batch-sizes 4,8 ;;
     model16)  timeout 150 python3 bench/model.py --config full --batch-sizes 8 --set model.comparator_precision=bf16 ;;
     masks)    timeout 300 python3 bench/model.py --config full --mask-comparators --batch-sizes 4 --repeats 2 \

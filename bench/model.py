@@ -1,6 +1,6 @@
 """Model-alone benchmark: ms per tile pair at several batch sizes, split by part, and peak GPU memory.
 
-Times :class:`~s2c_batch.kernels.predictor.ChangePredictor` on random tiles already
+Times :class:`~s2c_batch.kernels.predictors.tile.ChangePredictor` on random tiles already
 in host memory (the ``predict`` call includes the host-to-device copy and the copy
 back), then each part on the device, each in its own precision: DINOv2 taps, CACH,
 SAM 3 vision pass, SAM 3's geometry CLS token (once per image), and SAM 3 text +
@@ -9,7 +9,7 @@ decoder + fusion (text features cached, as in production) with the official
 with the geometry token over ``predict`` without it (``ms_per_pair_text_only``).
 
 With ``--mask-comparators`` it times instead the paper's mask-level comparators
-(``kernels/mask_predictor.py``) against the parts they share with Seg2Change, called in turn
+(``kernels/predictors/masks.py``) against the parts they share with Seg2Change, called in turn
 with each: the identifier (SAM 3 vision pass, prompts, fusion) where the comparator runs it,
 and DINOv2's taps where it reads DINOv2 features, on both dates of the pairs.
 ``extra_ms_per_pair`` is a comparator's ``predict`` minus those: its proposals (SAM 3's
@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from s2c_batch.kernels.predictor import ChangePredictor
+from s2c_batch.kernels.predictors.tile import ChangePredictor
 from s2c_batch.pipeline.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -194,9 +194,10 @@ def bench_mask_comparators(full: Any, *, tile: int, batch_size: int, repeats: in
     import copy
     import dataclasses
 
-    from s2c_batch.kernels.comparators.mask_level import MaskComparator
-    from s2c_batch.kernels.mask_predictor import MaskChangePredictor
-    from s2c_batch.kernels.predictor import backbone_input
+    from s2c_batch.kernels.comparators.options import ComparatorOptions
+    from s2c_batch.kernels.comparators.registry import create_mask_comparator
+    from s2c_batch.kernels.predictors.masks import MaskChangePredictor
+    from s2c_batch.kernels.predictors.preprocess import backbone_input
 
     cfg = full.model
     rng = np.random.default_rng(0)
@@ -229,15 +230,17 @@ def bench_mask_comparators(full: Any, *, tile: int, batch_size: int, repeats: in
 
     rows = []
     for name, comparator, identifier, mode in MASK_CASES:
-        spec = MaskComparator(comparator, amg=full.amg, anychange=full.anychange, inst_ceg=full.inst_ceg,
-                              dynamicearth=dataclasses.replace(full.dynamicearth, mode=mode), ucd_scm=full.ucd_scm)
+        spec = create_mask_comparator(comparator, ComparatorOptions(
+            amg=full.amg, anychange=full.anychange, inst_ceg=full.inst_ceg,
+            dynamicearth=dataclasses.replace(full.dynamicearth, mode=mode), ucd_scm=full.ucd_scm))
         pred: Any = base.with_comparator(spec)
         if not identifier:
             pred = copy.copy(pred)
             pred.identifier = None
-        uses = {"identifier": identifier, "dinov2": pred.spec().features == "dinov2"}
+        uses = {"identifier": identifier, "dinov2": pred.mask_comparator().features == "dinov2"}
         t_shared, t_total = _time_alternating([shared(**uses), partial(pred.predict, a, b)], device, repeats)
-        evidence, _ = pred._evidence(pred.spec(), torch.from_numpy(a).to(device), torch.from_numpy(b).to(device),
+        evidence, _ = pred._evidence(pred.mask_comparator(), torch.from_numpy(a).to(device),
+                                     torch.from_numpy(b).to(device),
                                      torch.ones((batch_size, tile, tile), dtype=torch.bool, device=device))
         masks = [len(s) for ev in evidence for pair in (ev.instances, ev.proposals) if pair for s in pair]
         row = {"comparator": name, "batch_size": batch_size, "shared": [k for k, v in uses.items() if v],

@@ -72,7 +72,7 @@ def _model_block(x: np.ndarray, y: np.ndarray, *, tile: int, overlap: int) -> np
     """The tiny model over one chunk (with its halo): tiles every ``tile - overlap``, averaged."""
     import torch
 
-    from s2c_batch.kernels.predictor import build_predictor
+    from s2c_batch.kernels.predictors.build import build_predictor
     from s2c_batch.pipeline.config import load_config
 
     pred = _MODEL_CACHE.get("tiny")

@@ -70,13 +70,13 @@ def run_scene(scene: Any, size: int, cfg: Any, workdir: Path, n_workers: int) ->
     """Run the pipeline on a fresh LocalCluster sized as ``s2c-batch run`` sizes its own.
 
     One worker process per GPU resource (two threads) or CPU workers whose torch
-    threads share the cores, exactly as :func:`~s2c_batch.pipeline.run.cluster.connect`
+    threads share the cores, exactly as :func:`~s2c_batch.pipeline.cluster.connect.connect`
     starts them; ``n_workers`` on one GPU means workers sharing it.
     """
     from dataclasses import replace
 
+    from s2c_batch.pipeline.cluster.connect import connect, has_gpu_workers, torch_threads_per_worker
     from s2c_batch.pipeline.inputs.scene import open_pair
-    from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
     from s2c_batch.pipeline.run.plan import make_plan
     from s2c_batch.pipeline.run.runner import run_change_detection
 

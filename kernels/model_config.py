@@ -17,6 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from s2c_batch.kernels.comparators.registry import (
+    ComparatorName,
+    ComparatorSpec,
+    Family,
+    comparator_names,
+    comparator_spec,
+)
 from s2c_batch.kernels.errors import CheckpointError, ConfigError
 
 #: What each checkpoint key must point at, for error messages.
@@ -32,26 +39,6 @@ CHECKPOINT_HINTS: dict[str, str] = {
 
 #: Checkpoint keys that name a directory (the others name a file).
 DIRECTORY_CHECKPOINTS = ("sam3_checkpoint", "sam_checkpoint")
-
-#: Why a mask-level comparator needs a checkpoint, for error messages.
-CHECKPOINT_USES: dict[tuple[str, str], str] = {
-    ("anychange", "sam3_checkpoint"): "AnyChange without identifier proposes masks with SAM 3's tracker head",
-    ("ucd_scm", "sam3_checkpoint"): "UCD-SCM proposes masks with SAM 3's tracker head",
-    ("dynamicearth", "backbone_checkpoint"): "DynamicEarth matches masks on DINOv2 features",
-}
-
-#: The values of ``model.comparator``.
-ComparatorName = Literal["cach", "cva", "pca_kmeans", "irmad", "dcva", "anychange", "inst_ceg", "dynamicearth",
-                         "ucd_scm"]
-
-#: Comparators fitted from scene statistics, run on whole blocks without a torch model.
-CLASSICAL = ("cva", "pca_kmeans", "irmad")
-
-#: The paper's mask-level comparison systems (kernels/comparators/mask_level.py).
-MASK_LEVEL = ("anychange", "inst_ceg", "dynamicearth", "ucd_scm")
-
-#: Mask-level comparators that need the identifier (its instances or class scores).
-NEEDS_IDENTIFIER = ("inst_ceg", "dynamicearth", "ucd_scm")
 
 #: Parts of the model that ``model.compile`` can name.
 COMPILE_PARTS = ("backbone", "vision", "detector")
@@ -157,19 +144,21 @@ class ModelConfig:
                 f"model.threshold must be within [0, 1] or 'otsu', got {self.threshold!r}; "
                 "set e.g. --set model.threshold=0.5"
             )
-        if self.standardize == "scene" and self.comparator not in CLASSICAL:
+        spec = self.spec
+        if self.standardize == "scene" and spec.family is not Family.CLASSICAL:
             raise ConfigError(
-                f"model.standardize=scene applies to the classical comparators {list(CLASSICAL)}; "
+                f"model.standardize=scene applies to the classical comparators "
+                f"{list(comparator_names(Family.CLASSICAL))}; "
                 f"{self.comparator} takes the images as its backbone expects: set model.standardize=none"
             )
-        if self.comparator in NEEDS_IDENTIFIER and self.identifier == "none":
+        if spec.needs.identifier and self.identifier == "none":
             raise ConfigError(
                 f"model.comparator={self.comparator} needs the identifier (its instances or class scores of the "
                 "target classes), but model.identifier is 'none'; set --set model.identifier=segearth_ov3"
             )
-        if self.comparator == "ucd_scm" and self.threshold != "otsu":
+        if spec.needs.otsu and self.threshold != "otsu":
             raise ConfigError(
-                f"model.comparator=ucd_scm thresholds its distance with one Otsu over the whole scene, but "
+                f"model.comparator={self.comparator} thresholds its distance with one Otsu over the whole scene, but "
                 f"model.threshold is {self.threshold!r}; set --set model.threshold=otsu"
             )
         if self.batch_size < 1:
@@ -205,18 +194,19 @@ class ModelConfig:
             raise ConfigError("model.vocab must name a vocabulary, e.g. whu_levir")
 
     @property
+    def spec(self) -> ComparatorSpec:
+        """The comparator's entry in the registry (:mod:`s2c_batch.kernels.comparators.registry`)."""
+        return comparator_spec(self.comparator)
+
+    @property
     def uses_torch(self) -> bool:
         """Whether a torch model runs: everything but a classical comparator without identifier."""
-        return not (self.comparator in CLASSICAL and self.identifier == "none")
+        return self.spec.uses_torch(self.identifier != "none")
 
     @property
     def fitted(self) -> bool:
         """Whether the comparator is fitted to each scene (every classical one but the oracle CVA, and dcva)."""
-        if self.comparator == "dcva":
-            return True
-        if self.comparator == "cva":
-            return self.standardize == "scene" or self.threshold == "otsu"
-        return self.comparator in CLASSICAL
+        return self.spec.fitted(standardize=self.standardize == "scene", otsu=self.otsu)
 
     @property
     def otsu(self) -> bool:
@@ -235,8 +225,8 @@ class ModelConfig:
 
     @property
     def mask_level(self) -> bool:
-        """Whether the comparator is one of the paper's mask-level systems (:data:`MASK_LEVEL`)."""
-        return self.comparator in MASK_LEVEL
+        """Whether the comparator is one of the paper's mask-level systems."""
+        return self.spec.family is Family.MASK_LEVEL
 
     def required_checkpoints(self) -> tuple[str, ...]:
         """The checkpoint keys this configuration loads (e.g. ``backbone_checkpoint``).
@@ -244,17 +234,8 @@ class ModelConfig:
         Options of other sections may add some (``anychange.features: dinov2`` DINOv2's):
         :func:`s2c_batch.pipeline.config.required_checkpoints` has them all.
         """
-        keys: list[str] = []
-        if self.comparator in ("dcva", "dynamicearth"):
-            keys.append("backbone_checkpoint")
-        if self.comparator == "cach":
-            keys += ["backbone_checkpoint", "cach_checkpoint"]
-        proposals_on_sam3 = self.comparator in ("anychange", "ucd_scm") and self.sam_checkpoint is None
-        if self.identifier == "segearth_ov3" or proposals_on_sam3:
-            keys.append("sam3_checkpoint")
-        if self.mask_level and self.sam_checkpoint is not None:
-            keys.append("sam_checkpoint")
-        return tuple(keys)
+        return self.spec.checkpoints(identifier=self.identifier == "segearth_ov3",
+                                     sam_checkpoint=self.sam_checkpoint is not None)
 
     def check_checkpoints(self, keys: Sequence[str] | None = None) -> None:
         """Fail early when a checkpoint this configuration needs is not there.
@@ -271,7 +252,7 @@ class ModelConfig:
         for key in self.required_checkpoints() if keys is None else keys:
             path = getattr(self, key)
             hint = CHECKPOINT_HINTS[key]
-            use = CHECKPOINT_USES.get((self.comparator, key))
+            use = self.spec.checkpoint_use(key)
             why = f" ({use})" if use else ""
             if path is None:
                 if self.random_init:

@@ -1,7 +1,7 @@
 """What a tile predictor returns, and the interface the pipeline calls.
 
-Every predictor (the Seg2Change :class:`~s2c_batch.kernels.predictor.ChangePredictor`
-and the pointwise :class:`~s2c_batch.kernels.comparators.cva.CVAPredictor`) takes batches of
+Every predictor (the Seg2Change :class:`~s2c_batch.kernels.predictors.tile.ChangePredictor`
+and the pointwise :class:`~s2c_batch.kernels.predictors.host.CVAPredictor`) takes batches of
 co-registered tile pairs scaled to [0, 1] and returns a :class:`Prediction`.
 """
 

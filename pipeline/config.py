@@ -29,6 +29,7 @@ import yaml
 from s2c_batch.kernels.comparators.options import (
     AMGOptions,
     AnyChangeOptions,
+    ComparatorOptions,
     DCVAOptions,
     DynamicEarthOptions,
     FitOptions,
@@ -42,7 +43,7 @@ from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.resources import packaged_configs_dir
 
 if TYPE_CHECKING:  # torch: imported by the runs that use it (untiled runs import none)
-    from s2c_batch.kernels.comparators.mask_level import MaskComparator
+    from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
 
 
 @dataclass(frozen=True)
@@ -158,12 +159,12 @@ class ClusterConfig:
         memory_limit: per-worker memory limit passed to Dask (e.g. ``"8GiB"``).
         retries: reruns of a block task that failed with an unexpected error; a
             damaged input or a full disk fails at once, and Dask itself moves the
-            tasks of a lost worker (:mod:`~s2c_batch.pipeline.run.supervise`); also
+            tasks of a lost worker (:mod:`~s2c_batch.pipeline.cluster.supervise`); also
             the stalls a block may have before the run fails.
         stall_min_s: the least deadline of a block task, in seconds.
         stall_factor: a block task is stalled once it has run this many times the
             median of the finished tasks of its kind (and at least ``stall_min_s``);
-            its worker is restarted (:mod:`~s2c_batch.pipeline.run.watchdog`).
+            its worker is restarted (:mod:`~s2c_batch.pipeline.cluster.watchdog`).
     """
 
     n_workers: int | None = None
@@ -325,20 +326,31 @@ _SECTION_TYPES: dict[str, type] = {
 def required_checkpoints(cfg: Config) -> tuple[str, ...]:
     """The ``model.*_checkpoint`` keys a run of ``cfg`` loads, options of every section included.
 
-    ``ModelConfig.required_checkpoints`` plus DINOv2's with ``anychange.features: dinov2``.
+    ``ModelConfig.required_checkpoints`` plus DINOv2's when an option asks for it
+    (``anychange.features: dinov2``; the comparator registry says which).
     """
     keys = list(cfg.model.required_checkpoints())
-    if cfg.model.comparator == "anychange" and cfg.anychange.features == "dinov2":
+    if cfg.model.spec.uses_dinov2(comparator_options(cfg)):
         keys.append("backbone_checkpoint")
     return tuple(dict.fromkeys(keys))
 
 
-def mask_comparator(cfg: Config) -> MaskComparator:
-    """The run's mask-level comparator (``model.comparator`` in ``MASK_LEVEL``) with its sections' options."""
-    from s2c_batch.kernels.comparators.mask_level import MaskComparator
+def comparator_options(cfg: Config) -> ComparatorOptions:
+    """The comparator sections of ``cfg`` as one value (what the comparator registry's builders take)."""
+    return ComparatorOptions(fit=cfg.fit, pca_kmeans=cfg.pca_kmeans, irmad=cfg.irmad, dcva=cfg.dcva, amg=cfg.amg,
+                             anychange=cfg.anychange, inst_ceg=cfg.inst_ceg, dynamicearth=cfg.dynamicearth,
+                             ucd_scm=cfg.ucd_scm)
 
-    return MaskComparator(name=cfg.model.comparator, amg=cfg.amg, anychange=cfg.anychange,  # type: ignore[arg-type]
-                          inst_ceg=cfg.inst_ceg, dynamicearth=cfg.dynamicearth, ucd_scm=cfg.ucd_scm)
+
+def mask_comparator(cfg: Config) -> MaskComparator:
+    """The run's mask-level comparator (a mask-level ``model.comparator``) with its sections' options.
+
+    Raises:
+        ConfigError: ``model.comparator`` is no mask-level comparator.
+    """
+    from s2c_batch.kernels.comparators.registry import create_mask_comparator
+
+    return create_mask_comparator(cfg.model.comparator, comparator_options(cfg))
 
 
 def check_checkpoints(cfg: Config) -> None:

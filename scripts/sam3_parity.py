@@ -16,11 +16,11 @@ Identifier, on every t1 and t2 tile:
   prompt ``backbone.forward_text`` and ``forward_grounding`` with the dummy geometric
   prompt, as ``set_text_prompt`` does, under bf16 autocast (the authors'
   ``seg_model_sam3.py``). Each prompt's outputs are fused by
-  :func:`~s2c_batch.kernels.identifier.fusion.prompt_scores` (the SegEarth-OV3 formula,
+  :func:`~s2c_batch.kernels.models.identifier.fusion.prompt_scores` (the SegEarth-OV3 formula,
   checked line by line against the authors' code), then max over synonyms, argmax and
   ``prob_thd``, so the comparison isolates SAM 3 itself: weights, prompt, preprocessing,
   precision.
-- ours: :class:`~s2c_batch.kernels.predictor.ChangePredictor` built from the default
+- ours: :class:`~s2c_batch.kernels.predictors.tile.ChangePredictor` built from the default
   config's model section (``transformers.Sam3Model``, fp32 weights, bf16 autocast), with
   the official 33-token prompt and, for contrast, ``transformers``' text-only prompt.
 
@@ -59,7 +59,7 @@ def _official_scores(model: Any, processor: Any, image: Any, prompts: tuple[str,
     Returns:
         float32 ``[P, H, W]``.
     """
-    from s2c_batch.kernels.identifier import prompt_scores
+    from s2c_batch.kernels.models.identifier import prompt_scores
 
     width, height = image.size
     out = []
@@ -79,7 +79,7 @@ def _official_scores(model: Any, processor: Any, image: Any, prompts: tuple[str,
 
 
 def _labels(scores: torch.Tensor, prompt_class: tuple[int, ...], k: int, prob_thd: float) -> torch.Tensor:
-    from s2c_batch.kernels.identifier import class_scores, label_map
+    from s2c_batch.kernels.models.identifier import class_scores, label_map
 
     classes = class_scores(scores[None], prompt_class, k)
     return label_map(classes, prob_thd=prob_thd)[0]
@@ -114,7 +114,7 @@ def comparator_flips(cfg: Any, pairs: list[tuple[Path, Path]]) -> dict[str, Any]
     """Share of pixels whose change decision differs between fp32 (the authors') and bf16 autocast."""
     from PIL import Image
 
-    from s2c_batch.kernels.predictor import ChangePredictor
+    from s2c_batch.kernels.predictors.tile import ChangePredictor
 
     model = dataclasses.replace(cfg, identifier="none")
     fp32 = ChangePredictor.from_config(dataclasses.replace(model, comparator_precision="fp32"))
@@ -147,7 +147,8 @@ def main() -> None:
     from sam3.model.sam3_image_processor import Sam3Processor
     from sam3.model_builder import build_sam3_image_model
 
-    from s2c_batch.kernels.predictor import ChangePredictor, load_vocabulary
+    from s2c_batch.kernels.models.identifier.vocab import load_vocabulary
+    from s2c_batch.kernels.predictors.tile import ChangePredictor
     from s2c_batch.pipeline.config import load_config
 
     cfg = load_config("default", [f"model.sam3_checkpoint={args.sam3}", f"model.vocab={args.vocab}",

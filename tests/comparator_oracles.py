@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import chi2
 
-from s2c_batch.kernels.comparators.pca_kmeans import two_means
+from s2c_batch.kernels.comparators.classical.pca_kmeans import two_means
 from s2c_batch.kernels.raster.encode import encode_products
 
 

@@ -276,10 +276,10 @@ def assert_same_as_local(remote: Any, local: Path, tmp_path: Path) -> None:
     import numpy as np
     import rasterio
 
-    from s2c_batch.pipeline.run.location import LocalLocation
+    from s2c_batch.pipeline.output.folder import FolderLocation
 
     keys = remote.list("change.zarr")
-    assert keys and keys == LocalLocation(local).list("change.zarr")
+    assert keys and keys == FolderLocation(local).list("change.zarr")
     for key in keys:
         assert remote.read(key) == (local / key).read_bytes(), key
     for name in ("change_prob.tif", "change_mask.tif"):
@@ -323,13 +323,13 @@ def race_for_the_lock(location: Any) -> tuple[dict[str, object], Any]:
     import threading
 
     from s2c_batch.pipeline.errors import OutputLockedError
-    from s2c_batch.pipeline.run import lock, object_out
+    from s2c_batch.pipeline.output import lock
 
     prepared, tried = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
     outcomes: list[object] = [None, None]
 
     def contend(i: int) -> None:
-        object_out.prepare(location, resume=False, overwrite=False)
+        location.prepare(resume=False, overwrite=False)
         prepared.wait()
         try:
             with lock.locked(location):

@@ -76,7 +76,7 @@ def test_transformers_gets_hugging_faces_kernels_from_the_repository_root() -> N
 def test_sam3_builds_from_the_repository_root() -> None:
     """The failure users met: building SAM 3 imports transformers' hub kernels, which imports `kernels`."""
     out = _python_in_repo("""
-        from s2c_batch.kernels.identifier import build_sam3_random
+        from s2c_batch.kernels.models.identifier import build_sam3_random
         model = build_sam3_random("tiny", image_size=84)
         print(type(model).__name__)
     """)

@@ -1,7 +1,7 @@
 """Shared fakes for the tests: tiny georeferenced GeoTIFF pairs, the numpy oracle, real Dask processes.
 
 rasterio is imported by the helpers that read or write rasters, not here: the GPU image
-that runs ``tests/kernels/test_device.py`` (``bench/device.sh``) has no rasterio.
+that runs ``tests/kernels/predictors/test_device.py`` (``bench/device.sh``) has no rasterio.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from s2c_batch.kernels.comparators.cva import cva_probability
+from s2c_batch.kernels.comparators.classical.cva import cva_probability
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.raster.encode import encode_products
 
@@ -130,7 +130,7 @@ def write_sam3_dir(path: Path, *, dtype: str = "bfloat16", image_size: int = 84)
     import torch
     from transformers import CLIPTokenizer
 
-    from s2c_batch.kernels.identifier import build_sam3_random
+    from s2c_batch.kernels.models.identifier import build_sam3_random
 
     model = build_sam3_random("tiny", image_size=image_size).to(getattr(torch, dtype))
     model.save_pretrained(str(path))
@@ -221,11 +221,13 @@ class RealCluster:
 
     @classmethod
     def start(cls, log_dir: Path, n_workers: int = 2, *, prefix: str = "test-worker",
-              nanny: bool = False, worker_env: Mapping[str, str] | None = None) -> RealCluster:
+              nanny: bool = False, worker_env: Mapping[str, str] | None = None,
+              preload: Path | None = None) -> RealCluster:
         """Start a scheduler on a free port of 127.0.0.1 and ``n_workers`` workers; wait for them.
 
         ``worker_env``: the workers' whole environment (a machine that shares nothing with
-        this one); ``None`` = this process's.
+        this one); ``None`` = this process's. ``preload``: a Python file every worker runs
+        at start (``dask worker --preload``), e.g. a test-only hook such as ``stallhook.py``.
         """
         port = free_port()
         sched = subprocess.Popen(
@@ -242,7 +244,7 @@ class RealCluster:
                         break
                 time.sleep(0.2)
             for i in range(n_workers):
-                cluster.start_worker(f"{prefix}-{i}", nanny=nanny, env=worker_env)
+                cluster.start_worker(f"{prefix}-{i}", nanny=nanny, env=worker_env, preload=preload)
             cluster.wait_for_workers(n_workers)
         except BaseException:
             cluster.stop()
@@ -266,18 +268,19 @@ class RealCluster:
                 proc.kill()
                 proc.wait()
 
-    def start_worker(self, name: str, *, nanny: bool = False,
-                     env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str, *, nanny: bool = False, env: Mapping[str, str] | None = None,
+                     preload: Path | None = None) -> subprocess.Popen[bytes]:
         """Start one more single-threaded worker process.
 
         Without a nanny (the default) its pid is the worker's; with one, the nanny's,
-        and the worker can be restarted (``Client.restart_workers``).
+        and the worker can be restarted (``Client.restart_workers``; a restarted worker
+        runs ``preload`` again).
         """
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nthreads", "1",
              "--nworkers", "1", "--nanny" if nanny else "--no-nanny", "--name", name, "--host", "127.0.0.1",
-             "--no-dashboard", "--memory-limit", "4GiB"],
+             "--no-dashboard", "--memory-limit", "4GiB", *(["--preload", str(preload)] if preload else [])],
             stdout=log, stderr=subprocess.STDOUT, env=None if env is None else dict(env),
         )
         self.workers.append(proc)

@@ -2,7 +2,8 @@
 
 Fitted comparators: ``fit``, ``pca_kmeans``, ``irmad``, ``dcva``. Mask-level comparators
 (the paper's OVCD systems): ``amg`` (class-agnostic proposals), ``anychange``,
-``inst_ceg``, ``dynamicearth``, ``ucd_scm``.
+``inst_ceg``, ``dynamicearth``, ``ucd_scm``. :class:`ComparatorOptions` holds them all, as
+the comparator registry's builders take them.
 
 Kept in ``kernels`` beside :class:`~s2c_batch.kernels.model_config.ModelConfig`
 because the fit and the comparators take them; the YAML loading and the
@@ -11,7 +12,7 @@ unknown-key checks live in :mod:`s2c_batch.pipeline.config`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from s2c_batch.kernels.errors import ConfigError
@@ -253,3 +254,30 @@ class UCDSCMOptions:
             raise ConfigError(f"ucd_scm.min_mask_area must be >= 0, got {self.min_mask_area!r}")
         if self.channels < 1:
             raise ConfigError(f"ucd_scm.channels must be >= 1, got {self.channels!r}")
+
+
+@dataclass(frozen=True)
+class ComparatorOptions:
+    """Every comparator section of a config, as one value (what the registry's builders take).
+
+    Attributes:
+        fit: ``fit`` section.
+        pca_kmeans: ``pca_kmeans`` section.
+        irmad: ``irmad`` section.
+        dcva: ``dcva`` section.
+        amg: ``amg`` section.
+        anychange: ``anychange`` section.
+        inst_ceg: ``inst_ceg`` section.
+        dynamicearth: ``dynamicearth`` section.
+        ucd_scm: ``ucd_scm`` section.
+    """
+
+    fit: FitOptions = field(default_factory=FitOptions)
+    pca_kmeans: PCAKMeansOptions = field(default_factory=PCAKMeansOptions)
+    irmad: IRMADOptions = field(default_factory=IRMADOptions)
+    dcva: DCVAOptions = field(default_factory=DCVAOptions)
+    amg: AMGOptions = field(default_factory=AMGOptions)
+    anychange: AnyChangeOptions = field(default_factory=AnyChangeOptions)
+    inst_ceg: InstCEGOptions = field(default_factory=InstCEGOptions)
+    dynamicearth: DynamicEarthOptions = field(default_factory=DynamicEarthOptions)
+    ucd_scm: UCDSCMOptions = field(default_factory=UCDSCMOptions)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from s2c_batch.kernels.comparators.cach.head import CACHOutputs
+from s2c_batch.kernels.models.cach.head import CACHOutputs
 
 #: Label value excluded from the cross-entropy.
 IGNORE_INDEX: int = 255

@@ -20,22 +20,25 @@ import time
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rasterio.crs import CRS
 
-from s2c_batch.kernels.model_config import CLASSICAL, ComparatorName
+from s2c_batch.kernels.comparators.registry import ComparatorName, Family, comparator_spec, is_comparator
+from s2c_batch.kernels.comparators.registry import comparator_names as registered_names
+from s2c_batch.pipeline.cluster.connect import connect, torch_threads_per_worker
 from s2c_batch.pipeline.config import Config, check_checkpoints
-from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
-from s2c_batch.pipeline.inputs.remote import is_remote
+from s2c_batch.pipeline.errors import ConfigError, InputError
 from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.inputs.source import Source
 from s2c_batch.pipeline.learn.score import TruthValues, score_rasters
+from s2c_batch.pipeline.output.layout import STORE
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.location import Location
+from s2c_batch.pipeline.output.runlog import read_record
 from s2c_batch.pipeline.products.area import change_statistics
-from s2c_batch.pipeline.run import object_out, output
-from s2c_batch.pipeline.run.cluster import connect, torch_threads_per_worker
-from s2c_batch.pipeline.run.location import ObjectLocation
-from s2c_batch.pipeline.run.runner import run_change_detection
+from s2c_batch.pipeline.run.context import RunOptions
+from s2c_batch.pipeline.run.runner import run_pair
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ def parse_comparators(text: str) -> tuple[ComparatorName, ...]:
     """
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     valid = comparator_names()
-    unknown = [n for n in names if n not in valid]
+    unknown = [n for n in names if not is_comparator(n)]
     if unknown or not names:
         raise ConfigError(
             f"--comparators {text!r}: unknown comparator(s) {unknown}; valid ones are {list(valid)}"
@@ -62,7 +65,7 @@ def parse_comparators(text: str) -> tuple[ComparatorName, ...]:
 
 def comparator_names() -> tuple[str, ...]:
     """Every value ``model.comparator`` takes."""
-    return typing.get_args(ComparatorName)
+    return registered_names()
 
 
 def config_for(cfg: Config, comparator: ComparatorName) -> Config:
@@ -72,8 +75,9 @@ def config_for(cfg: Config, comparator: ComparatorName) -> Config:
     (``cach``, ``dcva``, the mask-level ones) take the images as their backbone expects.
     ``ucd_scm`` always thresholds by Otsu over the scene (its method).
     """
-    standardize = cfg.model.standardize if comparator in CLASSICAL else "none"
-    threshold = "otsu" if comparator == "ucd_scm" else cfg.model.threshold
+    spec = comparator_spec(comparator)
+    standardize = cfg.model.standardize if spec.family is Family.CLASSICAL else "none"
+    threshold = "otsu" if spec.needs.otsu else cfg.model.threshold
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, comparator=comparator,
                                                               standardize=standardize, threshold=threshold))
 
@@ -117,19 +121,15 @@ class Comparison:
 
 
 def run_comparison(
-    t1: str | os.PathLike[str],
-    t2: str | os.PathLike[str],
-    out: str | os.PathLike[str],
+    t1: str | os.PathLike[str] | Source,
+    t2: str | os.PathLike[str] | Source,
+    out: str | os.PathLike[str] | Location,
     cfg: Config,
     comparators: Sequence[ComparatorName],
     *,
-    truth: str | os.PathLike[str] | None = None,
+    truth: str | os.PathLike[str] | Source | None = None,
     truth_values: TruthValues = "auto",
-    scheduler: str | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    bbox: tuple[float, float, float, float] | None = None,
-    progress: bool = True,
+    options: RunOptions | None = None,
 ) -> Comparison:
     """Run each comparator on the pair, score it, write ``compare.json``.
 
@@ -141,11 +141,9 @@ def run_comparison(
         comparators: names, in the order of the table.
         truth: change truth on t1's grid (0/1, 0/255 or OSCD's 1/2).
         truth_values: the truth's encoding, or ``auto``.
-        scheduler: a running Dask scheduler; ``None`` = one LocalCluster for all.
-        resume: finish previous runs of the comparators in ``out``.
-        overwrite: replace them.
-        bbox: AOI in t1's CRS.
-        progress: progress on stderr.
+        options: as for every run (``None``: the defaults): ``scheduler`` (``None`` = one LocalCluster for all),
+            ``resume`` or ``overwrite`` the comparators' previous runs in ``out``, ``bbox``
+            (in t1's CRS), ``progress`` on stderr.
 
     Returns:
         The rows, also written to ``out/compare.json``.
@@ -156,39 +154,36 @@ def run_comparison(
             ``out`` that cannot be written (a missing bucket, an unreachable endpoint)
             is an OutputError before any run.
     """
+    options = options or RunOptions()
     configs = {name: config_for(cfg, name) for name in comparators}
     for run_cfg in configs.values():  # a missing checkpoint stops the comparison before any run
         check_checkpoints(run_cfg)
-    if truth is not None and not is_remote(truth) and not Path(truth).is_file():
+    scenes = Source.parse(t1), Source.parse(t2)
+    truth = None if truth is None else Source.parse(truth)
+    if truth is not None and not truth.remote and not truth.path.is_file():
         raise InputError(f"--truth {str(truth)!r} does not exist; give the change truth raster on t1's grid")
-    out_dir = output.open_out(out, cfg.storage)
-    if isinstance(out_dir, ObjectLocation):
-        object_out.check_writable(out_dir)
-    else:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create --out {str(out_dir)!r} ({exc.strerror or exc})") from exc
-    with connect(scheduler, cfg.cluster) as client:
+    out_dir = open_location(out, cfg.storage)
+    out_dir.ensure()
+    with connect(options.scheduler, cfg.cluster) as client:
         address = str(client.scheduler_info()["address"])
-        threads = torch_threads_per_worker(client) if scheduler is None else None
+        threads = torch_threads_per_worker(client) if options.scheduler is None else None
+        run_options = dataclasses.replace(options, scheduler=address, torch_threads=threads)
         result = Comparison(str(t1), str(t2), str(truth) if truth else None, address)
         for name, run_cfg in configs.items():
-            if progress:
+            if options.progress:
                 print(f"s2c-batch compare: {name}", file=sys.stderr)
             t0 = time.perf_counter()
-            run_out = output.child(out_dir, name)
-            run = run_change_detection(t1, t2, output.name(run_out), run_cfg, scheduler=address, resume=resume,
-                                       overwrite=overwrite, bbox=bbox, progress=progress, torch_threads=threads)
+            run_out = out_dir.child(name)
+            run = run_pair(*scenes, run_out, run_cfg, run_options)
             seconds = time.perf_counter() - t0
-            record = output.read_record(run_out) or {}
-            stats = change_statistics(client, output.store_of(run_out), _grid_of(record),
+            record = read_record(run_out) or {}
+            stats = change_statistics(client, run_out.child(STORE), _grid_of(record),
                                       block=run_cfg.tiling.block_size, retries=run_cfg.cluster.retries)
             row = ComparatorRow(comparator=name, out=str(run.out), seconds=round(seconds, 3),
                                 changed_pixels=stats.changed_pixels, valid_pixels=stats.valid_pixels,
                                 threshold=record.get("threshold"))
             if truth is not None:
-                mask = run.products.get("change_mask.tif") or output.name(output.child(run_out, "change_mask.tif"))
+                mask = run.products.get("change_mask.tif") or str(run_out.href("change_mask.tif"))
                 m = score_rasters(mask, truth, truth_values=truth_values, storage=run_cfg.storage).metrics
                 row.f1, row.iou, row.kappa = _num(m.f1), _num(m.iou), _num(m.kappa)
                 row.precision, row.recall, row.oa = _num(m.precision), _num(m.recall), _num(m.oa)
@@ -207,8 +202,8 @@ def _grid_of(record: Mapping[str, Any]) -> Grid:
     return Grid(CRS.from_user_input(g["crs"]).to_wkt(), tuple(g["transform"])[:6], g["height"], g["width"])
 
 
-def _write(out_dir: output.Out, result: Comparison) -> None:
-    output.write(out_dir, COMPARE_JSON, json.dumps(result.to_dict(), indent=2).encode())
+def _write(out_dir: Location, result: Comparison) -> None:
+    out_dir.save(COMPARE_JSON, json.dumps(result.to_dict(), indent=2).encode())
 
 
 def format_comparison(result: Comparison) -> str:

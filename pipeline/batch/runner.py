@@ -8,7 +8,7 @@ so the blocks of the next run are queued on the scheduler while the previous one
 writes its COGs and derived products: the workers (GPUs) never wait between runs.
 
 Each run decides for itself from its ``out/run.json`` (see :func:`decide`); ``out`` is a
-folder or an ``s3://`` or ``gs://`` prefix (:mod:`~s2c_batch.pipeline.run.output`), decided alike:
+folder or an ``s3://`` or ``gs://`` prefix (:class:`~s2c_batch.pipeline.output.location.Location`), decided alike:
 
 - no ``run.json``: a fresh run;
 - same fingerprint (inputs, config, checkpoints, version), ``complete`` and every
@@ -46,16 +46,19 @@ from typing import Any, Literal
 
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.batch.runs_file import RunsFile, RunSpec
-from s2c_batch.pipeline.errors import OutputError, OutputExistsError, S2CError
+from s2c_batch.pipeline.cluster.connect import connect, torch_threads_per_worker
+from s2c_batch.pipeline.cluster.report import check_report_path, performance_report_to
+from s2c_batch.pipeline.cluster.signals import sigterm_as_interrupt
+from s2c_batch.pipeline.errors import ConfigError, OutputError, OutputExistsError, S2CError
 from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
+from s2c_batch.pipeline.output.layout import STORE
+from s2c_batch.pipeline.output.lock import has_run
+from s2c_batch.pipeline.output.runlog import read_record
 from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
-from s2c_batch.pipeline.run import object_out, outdir, output
-from s2c_batch.pipeline.run.cluster import connect, torch_threads_per_worker
-from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.run.context import RunOptions
+from s2c_batch.pipeline.run.fingerprint import checkpoint_paths, fingerprint, hash_path
 from s2c_batch.pipeline.run.recovery import previous_fingerprint
-from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
-from s2c_batch.pipeline.run.runlog import checkpoint_paths, fingerprint, hash_path
-from s2c_batch.pipeline.run.signals import sigterm_as_interrupt
+from s2c_batch.pipeline.run.runner import run_pair
 
 log = logging.getLogger(__name__)
 
@@ -157,18 +160,18 @@ def decide(spec: RunSpec, hasher: Callable[[str], str] = hash_path) -> tuple[Mod
     pair = open_pair(spec.t1, spec.t2, spec.cfg.input, bbox=spec.bbox, storage=spec.cfg.storage)
     previous = previous_fingerprint(spec.out)  # run.json's, else the store's
     if previous is None:
-        return ("overwrite" if spec.overwrite and output.has_run(spec.out) else "fresh"), pair
+        return ("overwrite" if spec.overwrite and has_run(spec.out) else "fresh"), pair
     checkpoints = {k: hasher(p) for k, p in checkpoint_paths(spec.cfg).items()}
     if previous == fingerprint(pair, spec.cfg, checkpoints):
-        record = output.read_record(spec.out) or {}
+        record = read_record(spec.out) or {}
         products = record.get("products") or {}
-        complete = record.get("status") == "complete" and outdir.STORE in products and \
-            all(output.exists(spec.out, name) for name in products)
+        complete = record.get("status") == "complete" and STORE in products and \
+            all(spec.out.exists(name) for name in products)
         return ("skip" if complete else "resume"), pair
     if spec.overwrite:
         return "overwrite", pair
     raise OutputExistsError(
-        f"run {spec.name!r}: out {output.name(spec.out)!r} holds a run made from other inputs, config, "
+        f"run {spec.name!r}: out {spec.out.url!r} holds a run made from other inputs, config, "
         "checkpoints or version; set 'overwrite: true' on this run in the runs file to replace it, "
         "or give it another out"
     )
@@ -202,13 +205,11 @@ def run_batch(
             (exit 4; before the cluster starts).
     """
     if max_concurrent < 1:
-        from s2c_batch.pipeline.errors import ConfigError
-
         raise ConfigError(f"--max-concurrent must be >= 1, got {max_concurrent!r}")
     check_report_path(report)
     check_object_outs(runs)
     started, t0 = datetime.now(UTC), time.perf_counter()
-    outcomes = [RunOutcome(s.name, str(s.t1), str(s.t2), output.name(s.out)) for s in runs.runs]
+    outcomes = [RunOutcome(s.name, str(s.t1), str(s.t2), s.out.url) for s in runs.runs]
     interrupted = False
     with connect(scheduler, runs.defaults.cluster) as client:
         address = str(client.scheduler_info()["address"])
@@ -238,11 +239,10 @@ def check_object_outs(runs: RunsFile) -> None:
             unreachable; the message names the run, the URL and the fix (exit 4).
     """
     for spec in runs.runs:
-        if isinstance(spec.out, ObjectLocation):
-            try:
-                object_out.check_writable(spec.out)
-            except OutputError as exc:
-                raise OutputError(f"run {spec.name!r}: {exc}") from exc
+        try:
+            spec.out.probe()  # a folder is checked when its run starts
+        except OutputError as exc:
+            raise OutputError(f"run {spec.name!r}: {exc}") from exc
 
 
 def _run_all(runs: RunsFile, outcomes: list[RunOutcome], client: Any, address: str,
@@ -294,8 +294,6 @@ def _run_all(runs: RunsFile, outcomes: list[RunOutcome], client: Any, address: s
 
 def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
              hasher: Callable[[str], str], progress: bool, torch_threads: int | None) -> None:
-    from s2c_batch.pipeline.run.runner import run_change_detection
-
     t0 = time.perf_counter()
     outcome.started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     try:
@@ -305,14 +303,14 @@ def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
             print(f"s2c-batch: {spec.name}: {mode}", file=sys.stderr)
         if mode == "skip":
             outcome.status = "skipped"
-            outcome.products = dict((output.read_record(spec.out) or {}).get("products") or {})
+            outcome.products = dict((read_record(spec.out) or {}).get("products") or {})
         else:
-            result = run_change_detection(spec.t1, spec.t2, output.name(spec.out), spec.cfg, scheduler=address,
-                                          resume=mode == "resume", overwrite=mode == "overwrite",
-                                          bbox=spec.bbox, progress=False, torch_threads=torch_threads)
+            options = RunOptions(scheduler=address, resume=mode == "resume", overwrite=mode == "overwrite",
+                                 bbox=spec.bbox, progress=False, torch_threads=torch_threads)
+            result = run_pair(spec.t1, spec.t2, spec.out, spec.cfg, options)
             outcome.status = "complete"
             outcome.products = dict(result.products)
-        outcome.stats = change_statistics(client, output.store_of(spec.out), pair.grid,
+        outcome.stats = change_statistics(client, spec.out.child(STORE), pair.grid,
                                           block=spec.cfg.tiling.block_size, retries=spec.cfg.cluster.retries)
     except KeyboardInterrupt:
         outcome.status, outcome.exit_code = "interrupted", EXIT_INTERRUPTED

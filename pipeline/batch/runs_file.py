@@ -44,9 +44,9 @@ import yaml
 
 from s2c_batch.pipeline.config import Config, load_config, parse_override
 from s2c_batch.pipeline.errors import ConfigError, OutputError
-from s2c_batch.pipeline.inputs.remote import is_remote
-from s2c_batch.pipeline.run.location import ObjectLocation, is_url
-from s2c_batch.pipeline.run.output import Out, open_out
+from s2c_batch.pipeline.inputs.source import Source
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.location import Location
 
 RUN_KEYS = ("name", "t1", "t2", "out", "config", "set", "bbox", "overwrite")
 DEFAULT_KEYS = ("config", "set", "out")
@@ -70,9 +70,9 @@ class RunSpec:
     """
 
     name: str
-    t1: Path | str
-    t2: Path | str
-    out: Out
+    t1: Source
+    t2: Source
+    out: Location
     cfg: Config
     config: str
     overrides: tuple[str, ...] = ()
@@ -169,7 +169,7 @@ def _run(base: Path, out_base: Path | str, i: int, entry: Any, default_config: A
     if cfg is None or target is None:
         return None
     try:  # the URL's scheme and bucket; its storage section as the runner resolves it
-        out = open_out(target, cfg.storage)
+        out = open_location(target, cfg.storage)
     except (OutputError, ConfigError) as exc:
         problems.append(f"{where}: {exc}")
         return None
@@ -178,9 +178,10 @@ def _run(base: Path, out_base: Path | str, i: int, entry: Any, default_config: A
                    overwrite=overwrite)
 
 
-def _scene(base: Path, text: str) -> Path | str:
+def _scene(base: Path, text: str) -> Source:
     """A scene: a URL or ``/vsi...`` path as written, else a path relative to RUNS.yaml's folder."""
-    return text.strip() if is_remote(text.strip()) else _path(base, text)
+    source = Source.parse(text.strip())
+    return source if source.remote else Source.parse(_path(base, text))
 
 
 def _out_base(base: Path, value: Any, problems: list[str]) -> Path | str:
@@ -190,7 +191,7 @@ def _out_base(base: Path, value: Any, problems: list[str]) -> Path | str:
     if not isinstance(value, str) or not value.strip():
         problems.append(f"defaults.out must be a folder or an s3:// or gs://bucket/prefix, got {value!r}")
         return base
-    return value.strip().rstrip("/") if is_url(value.strip()) else _path(base, value)
+    return value.strip().rstrip("/") if Source.parse(value.strip()).is_url else _path(base, value)
 
 
 def _out_target(out_base: Path | str, text: str, where: str, problems: list[str]) -> Path | str | None:
@@ -200,7 +201,7 @@ def _out_target(out_base: Path | str, text: str, where: str, problems: list[str]
     that climbs above the base (``..``) is a problem (``None``).
     """
     text = text.strip()
-    if is_url(text):  # an output URL of any scheme: open_out accepts or refuses it
+    if Source.parse(text).is_url:  # an output URL of any scheme: open_location accepts or refuses it
         return text.rstrip("/")
     path = Path(os.path.expanduser(text))
     if path.is_absolute():
@@ -294,4 +295,4 @@ def _check_unique(runs: Sequence[RunSpec], problems: list[str]) -> None:
 
 def _out_key(run: RunSpec) -> str:
     """What two runs must not share: the prefix's URL, or the resolved folder."""
-    return run.out.url if isinstance(run.out, ObjectLocation) else str(run.out.resolve())
+    return run.out.resolve().url

@@ -1,4 +1,5 @@
-"""Input scenes: open and validate a pair, read windows, stack bands, acquisition times, remote inputs.
+"""Input scenes: one parsed Source per name; open and validate a pair, read windows, stack bands, remote inputs.
 
-May import ``pipeline.config``, ``pipeline.errors`` and ``kernels``; nothing else of the pipeline.
+May import ``pipeline.storage``, ``pipeline.config``, ``pipeline.errors`` and ``kernels``;
+nothing else of the pipeline.
 """

@@ -18,12 +18,11 @@ import os
 import urllib.error
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
 
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import InputError
-from s2c_batch.pipeline.inputs.remote import as_url, is_remote, redact
-from s2c_batch.pipeline.inputs.stores import gcs_store
+from s2c_batch.pipeline.inputs.source import Source, redact
+from s2c_batch.pipeline.storage.gcs import gcs_store
 
 log = logging.getLogger(__name__)
 
@@ -31,26 +30,26 @@ log = logging.getLogger(__name__)
 HEAD_TIMEOUT_S = 30.0
 
 
-def describe_input(path: str | os.PathLike[str], storage: StorageConfig | None = None) -> dict[str, Any]:
+def describe_input(path: str | os.PathLike[str] | Source, storage: StorageConfig | None = None) -> dict[str, Any]:
     """What identifies an input: ``path``, ``size`` and ``mtime`` (local) or ``etag``/``last_modified`` (remote).
 
     Raises:
         InputError: a remote object cannot be described (gone, no access, server down).
     """
-    if not is_remote(path):
-        st = os.stat(path)
-        return {"path": str(path), "size": st.st_size, "mtime": int(st.st_mtime)}
-    url = as_url(path)
-    scheme = urlsplit(url).scheme.lower()
+    source = Source.parse(path)
+    if not source.remote:
+        st = os.stat(source.text)
+        return {"path": source.text, "size": st.st_size, "mtime": int(st.st_mtime)}
+    url, scheme = source.url, source.url_scheme
     if scheme == "s3":
-        return {"path": redact(path), **_s3_head(url, storage or StorageConfig())}
+        return {"path": source.redacted, **_s3_head(url, storage or StorageConfig())}
     if scheme == "gs":
-        return {"path": redact(path), **_gs_head(url, storage or StorageConfig())}
+        return {"path": source.redacted, **_gs_head(url, storage or StorageConfig())}
     if scheme in ("http", "https"):
-        return {"path": redact(path), **_http_head(url)}
+        return {"path": source.redacted, **_http_head(url)}
     log.warning("%s is identified by its URL only: a run resumed after the object was replaced "
-                "would not notice", redact(path))
-    return {"path": redact(path)}
+                "would not notice", source.redacted)
+    return {"path": source.redacted}
 
 
 def _s3_head(url: str, storage: StorageConfig) -> dict[str, Any]:

@@ -34,9 +34,10 @@ from rasterio.vrt import WarpedVRT
 
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.inputs.damage import read_failure
-from s2c_batch.pipeline.inputs.remote import gdal_path, is_remote, raster_env
+from s2c_batch.pipeline.inputs.remote import raster_env
 from s2c_batch.pipeline.inputs.remote_errors import remote_failure
 from s2c_batch.pipeline.inputs.scene import SceneSource
+from s2c_batch.pipeline.inputs.source import Source
 
 _local = threading.local()
 
@@ -71,7 +72,7 @@ def read_window(source: SceneSource, window: Window) -> tuple[np.ndarray, np.nda
         in their raw dtype so a block holds 1 byte per uint8 sample, not 4.
     """
     _configure_gdal()
-    with raster_env(source.path, source.storage):
+    with raster_env(source.raster, source.storage):
         return _read_window(source, window)
 
 
@@ -122,12 +123,12 @@ def _read_raw(source: SceneSource, part: Window) -> tuple[np.ndarray, np.ndarray
 
 def _diagnose(source: SceneSource, part: Window, exc: RasterioError) -> BaseException:
     """An input error when the failed window's damage reproduces or a remote file is unreachable, else ``exc``."""
-    if is_remote(source.path):
+    if source.raster.remote:
         known = remote_failure("scene", source.path, exc)
         if known is not None:
             return known
     try:
-        with rasterio.open(gdal_path(source.path)) as src:
+        with rasterio.open(source.raster.gdal_path) as src:
             if source.warp is None:
                 return read_failure(source.path, src, source.bands, part, exc)
             with _new_warped(src, source) as vrt:
@@ -162,7 +163,7 @@ def _lazy_array(path: str) -> xr.DataArray:
     handles = _cache()
     da = handles.get(path)
     if da is None:
-        da = rioxarray.open_rasterio(gdal_path(path), lock=False, cache=False)
+        da = rioxarray.open_rasterio(Source(path).gdal_path, lock=False, cache=False)
         handles[path] = da
     return da  # type: ignore[return-value]
 
@@ -172,7 +173,7 @@ def _warped(source: SceneSource) -> WarpedVRT:
     key = (source.path, source.warp)
     vrt = handles.get(key)
     if vrt is None:
-        vrt = handles[key] = _new_warped(rasterio.open(gdal_path(source.path)), source)
+        vrt = handles[key] = _new_warped(rasterio.open(source.raster.gdal_path), source)
     return vrt
 
 

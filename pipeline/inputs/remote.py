@@ -1,10 +1,8 @@
-"""Scenes on object storage or behind HTTP: URLs, GDAL paths and GDAL options.
+"""Scenes on object storage or behind HTTP: the ``storage`` section as GDAL options, and the opener.
 
-An input is a local path, an ``s3://``, ``gs://`` or ``http(s)://`` URL, or a GDAL
-``/vsi...`` path. GDAL reads the URLs through its virtual file systems:
-``s3://b/k`` is ``/vsis3/b/k``, ``gs://b/k`` is ``/vsigs/b/k``, ``https://h/k`` is
-``/vsicurl/https://h/k`` (rasterio translates ``s3://`` only for reading and only
-with boto3, so the translation is made here, once, for every opener).
+An input is a :class:`~s2c_batch.pipeline.inputs.source.Source`: a local path, an
+``s3://``, ``gs://`` or ``http(s)://`` URL, or a GDAL ``/vsi...`` path, which GDAL reads
+through its virtual file systems (:attr:`~s2c_batch.pipeline.inputs.source.Source.gdal_path`).
 
 How GDAL reaches the storage comes from the ``storage`` config section
 (:class:`~s2c_batch.pipeline.config.StorageConfig`), resolved on the client
@@ -26,84 +24,20 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import PurePosixPath
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import rasterio
 from rasterio.io import DatasetReader
 
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import ConfigError
-
-#: URL schemes read through GDAL's virtual file systems, and the prefix of each.
-VSI_PREFIXES = {"s3": "/vsis3/", "gs": "/vsigs/", "http": "/vsicurl/", "https": "/vsicurl/"}
+from s2c_batch.pipeline.inputs.source import Source
 
 #: The environment variable that points boto3, the AWS CLI and s2c-batch at an S3-compatible endpoint.
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
 
 #: The environment variable that points Google's storage clients (and s2c-batch's ``gs://``) at an emulator.
 GS_ENDPOINT_VARIABLE = "STORAGE_EMULATOR_HOST"
-
-
-def is_remote(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a URL or a GDAL ``/vsi...`` path rather than a local file.
-
-    Example:
-        >>> is_remote("s3://bucket/t1.tif"), is_remote("/vsicurl/https://h/t1.tif"), is_remote("t1.tif")
-        (True, True, False)
-    """
-    text = str(path)
-    return text.startswith("/vsi") or urlsplit(text).scheme.lower() in VSI_PREFIXES
-
-
-def gdal_path(path: str | os.PathLike[str]) -> str:
-    """The name GDAL opens for an input: URLs become ``/vsi...`` paths, the rest is unchanged.
-
-    Example:
-        >>> gdal_path("s3://bucket/dir/t1.tif"), gdal_path("https://h:8080/t1.tif")
-        ('/vsis3/bucket/dir/t1.tif', '/vsicurl/https://h:8080/t1.tif')
-    """
-    text = str(path)
-    scheme = urlsplit(text).scheme.lower()
-    if scheme in ("s3", "gs"):
-        return VSI_PREFIXES[scheme] + text.split("://", 1)[1]
-    if scheme in ("http", "https"):
-        return VSI_PREFIXES[scheme] + text
-    return text
-
-
-def as_url(path: str | os.PathLike[str]) -> str:
-    """The URL of a remote input (``/vsis3/b/k`` -> ``s3://b/k``); other paths unchanged."""
-    text = str(path)
-    for scheme in ("s3", "gs"):
-        if text.startswith(VSI_PREFIXES[scheme]):
-            return f"{scheme}://{text.removeprefix(VSI_PREFIXES[scheme])}"
-    if text.startswith("/vsicurl/"):
-        return text.removeprefix("/vsicurl/")
-    return text
-
-
-def redact(path: str | os.PathLike[str]) -> str:
-    """An input's name fit for ``run.json``, logs and the STAC item: no user, password or query.
-
-    A query may hold a signature (a presigned URL) and a user part a password.
-
-    Example:
-        >>> redact("https://me:pw@h/t1.tif?X-Amz-Signature=abc")
-        'https://h/t1.tif'
-    """
-    text = str(path)
-    url = as_url(text)
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in VSI_PREFIXES:
-        return text
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def input_name(path: str | os.PathLike[str]) -> str:
-    """The file name of an input, local or remote (``s3://b/dir/t1.tif`` -> ``t1.tif``)."""
-    return PurePosixPath(urlsplit(redact(path)).path).name if is_remote(path) else os.path.basename(path)
 
 
 def resolve_storage(storage: StorageConfig, environ: Mapping[str, str] | None = None) -> StorageConfig:
@@ -140,7 +74,7 @@ def resolve_storage(storage: StorageConfig, environ: Mapping[str, str] | None = 
     return storage
 
 
-def gdal_options(path: str | os.PathLike[str], storage: StorageConfig | None) -> dict[str, str]:
+def gdal_options(path: str | os.PathLike[str] | Source, storage: StorageConfig | None) -> dict[str, str]:
     """GDAL configuration options for reading ``path`` with ``storage`` (no secret among them).
 
     Remote inputs get the cloud defaults: no directory listing on open
@@ -155,6 +89,7 @@ def gdal_options(path: str | os.PathLike[str], storage: StorageConfig | None) ->
         >>> opts["AWS_S3_ENDPOINT"], opts["AWS_HTTPS"], opts["AWS_VIRTUAL_HOSTING"]
         ('127.0.0.1:9000', 'NO', 'FALSE')
     """
+    source = Source.parse(path)
     storage = storage or StorageConfig()
     opts: dict[str, str] = {}
     if storage.endpoint:
@@ -171,11 +106,11 @@ def gdal_options(path: str | os.PathLike[str], storage: StorageConfig | None) ->
     if storage.anonymous:
         opts["AWS_NO_SIGN_REQUEST"] = "YES"
         opts["GS_NO_SIGN_REQUEST"] = "YES"
-    if is_remote(path):
+    if source.remote:
         opts["GDAL_DISABLE_READDIR_ON_OPEN"] = "EMPTY_DIR"
         opts["GDAL_HTTP_MAX_RETRY"] = str(storage.max_retry)
         opts["GDAL_HTTP_RETRY_DELAY"] = repr(storage.retry_delay)
-        url = urlsplit(as_url(path))
+        url = urlsplit(source.url)
         suffix = PurePosixPath(url.path).suffix
         if url.scheme.lower() in ("http", "https") and suffix:
             opts["CPL_VSIL_CURL_ALLOWED_EXTENSIONS"] = suffix
@@ -186,7 +121,7 @@ def gdal_options(path: str | os.PathLike[str], storage: StorageConfig | None) ->
 
 
 @contextlib.contextmanager
-def raster_env(path: str | os.PathLike[str], storage: StorageConfig | None) -> Iterator[None]:
+def raster_env(path: str | os.PathLike[str] | Source, storage: StorageConfig | None) -> Iterator[None]:
     """GDAL's options for ``path`` while the block runs; nothing for a local file without ``storage``.
 
     Enter it where the pixels are read (inside the task on the worker): GDAL reads
@@ -201,12 +136,13 @@ def raster_env(path: str | os.PathLike[str], storage: StorageConfig | None) -> I
 
 
 @contextlib.contextmanager
-def open_raster(path: str | os.PathLike[str], storage: StorageConfig | None = None) -> Iterator[DatasetReader]:
+def open_raster(path: str | os.PathLike[str] | Source, storage: StorageConfig | None = None) -> Iterator[DatasetReader]:
     """Open an input raster (local, URL or ``/vsi...``) with its GDAL options held while open.
 
     The one opener of the commands that read scenes (``run``, ``plan``, ``batch``,
     ``compare``, ``score``, ``stack``). Errors are rasterio's; map them with
-    :func:`~s2c_batch.pipeline.inputs.remote_errors.input_error`.
+    :func:`~s2c_batch.pipeline.inputs.remote_errors.remote_input_error`.
     """
-    with raster_env(path, storage), rasterio.open(gdal_path(path)) as src:
+    source = Source.parse(path)
+    with raster_env(source, storage), rasterio.open(source.gdal_path) as src:
         yield src

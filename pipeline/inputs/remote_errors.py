@@ -15,7 +15,7 @@ import os
 
 from s2c_batch.pipeline.errors import InputError
 from s2c_batch.pipeline.inputs.damage import gdal_messages
-from s2c_batch.pipeline.inputs.remote import as_url, redact
+from s2c_batch.pipeline.inputs.source import as_url, redact
 
 #: (case, GDAL error type names, lower-case message fragments, the fix). First match wins.
 _CASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (

@@ -33,9 +33,10 @@ from rasterio.warp import transform_bounds
 from s2c_batch.pipeline.config import InputConfig, StorageConfig
 from s2c_batch.pipeline.errors import ConfigError, InputError, SceneMismatchError
 from s2c_batch.pipeline.inputs.damage import gdal_messages
-from s2c_batch.pipeline.inputs.remote import gdal_path, is_remote, open_raster, raster_env, resolve_storage
+from s2c_batch.pipeline.inputs.remote import open_raster, raster_env, resolve_storage
 from s2c_batch.pipeline.inputs.remote_errors import remote_failure, remote_input_error
-from s2c_batch.pipeline.inputs.stac_item import is_stac_item, resolve_item
+from s2c_batch.pipeline.inputs.source import Source
+from s2c_batch.pipeline.inputs.stac_item import resolve_item
 
 #: dtypes a scene may have; others (complex, int8, ...) are refused.
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
@@ -114,6 +115,11 @@ class SceneSource:
     dtype: str = "uint8"
     storage: StorageConfig | None = None
 
+    @property
+    def raster(self) -> Source:
+        """The raster read, as a :class:`~s2c_batch.pipeline.inputs.source.Source`."""
+        return Source(self.path)
+
 
 @dataclass(frozen=True)
 class ScenePair:
@@ -135,7 +141,7 @@ class _Meta:
     nodata: float | None
 
 
-def inspect_scene(path: str | os.PathLike[str], label: str, storage: StorageConfig | None = None) -> _Meta:
+def inspect_scene(path: str | os.PathLike[str] | Source, label: str, storage: StorageConfig | None = None) -> _Meta:
     """Open a raster lazily with rioxarray and return its metadata.
 
     Args:
@@ -148,20 +154,21 @@ def inspect_scene(path: str | os.PathLike[str], label: str, storage: StorageConf
             message names ``label`` (t1/t2) and the file, for a URL also the likely
             fix (missing object or bucket, rejected credentials, unreachable server).
     """
-    remote = is_remote(path)
-    p = Path(path) if not remote else str(path)
+    source = Source.parse(path)
+    remote = source.remote
+    p = source.path if not remote else source.text
     if isinstance(p, Path) and not p.exists():
         raise InputError(f"{label} scene {str(p)!r} does not exist; check the path")
     if isinstance(p, Path) and p.is_dir():
         raise InputError(f"{label} scene {str(p)!r} is a directory, not a raster file")
     try:
-        with raster_env(path, storage):
+        with raster_env(source, storage):
             da = rioxarray.open_rasterio(
-                gdal_path(p), chunks={"band": -1, "y": "auto", "x": "auto"}, lock=False, cache=False
+                Source.parse(p).gdal_path, chunks={"band": -1, "y": "auto", "x": "auto"}, lock=False, cache=False
             )
     except Exception as exc:  # rasterio raises several types for unreadable files
         if remote:
-            raise remote_input_error(f"{label} scene", path, exc) from exc
+            raise remote_input_error(f"{label} scene", source.text, exc) from exc
         raise InputError(
             f"{label} scene {str(p)!r} cannot be opened as a raster ({exc}); "
             "give a GeoTIFF or another GDAL-readable file"
@@ -193,29 +200,29 @@ def inspect_scene(path: str | os.PathLike[str], label: str, storage: StorageConf
             f"{label} scene {str(p)!r} has dtype {meta.dtype!r}, which is not supported; "
             f"supported dtypes are {list(SUPPORTED_DTYPES)}"
         )
-    _probe_pixels(path, label, meta, storage)
+    _probe_pixels(source, label, meta, storage)
     return meta
 
 
-def _probe_pixels(path: str | os.PathLike[str], label: str, meta: _Meta, storage: StorageConfig | None) -> None:
+def _probe_pixels(source: Source, label: str, meta: _Meta, storage: StorageConfig | None) -> None:
     """Read the first and last pixel of every band: truncated files fail here."""
     try:
-        with open_raster(path, storage) as src:
+        with open_raster(source, storage) as src:
             for r, c in ((0, 0), (meta.height - 1, meta.width - 1)):
                 src.read(window=rasterio.windows.Window(c, r, 1, 1))
     except Exception as exc:
-        known = remote_failure(f"{label} scene", path, exc) if is_remote(path) else None
+        known = remote_failure(f"{label} scene", source.text, exc) if source.remote else None
         if known is not None:
             raise known from exc
         raise InputError(
-            f"{label} scene {str(path)!r} is corrupt or truncated: reading its pixels failed "
+            f"{label} scene {source.text!r} is corrupt or truncated: reading its pixels failed "
             f"({'; '.join(gdal_messages(exc)) or exc})"
         ) from exc
 
 
 def open_pair(
-    t1: str | os.PathLike[str],
-    t2: str | os.PathLike[str],
+    t1: str | os.PathLike[str] | Source,
+    t2: str | os.PathLike[str] | Source,
     cfg: InputConfig,
     *,
     bbox: tuple[float, float, float, float] | None = None,
@@ -225,7 +232,8 @@ def open_pair(
 
     Args:
         t1: the earlier scene (a path, a URL or a GDAL ``/vsi...`` path, or a STAC Item
-            ``.json`` whose asset ``cfg.asset`` is read); its grid is the output grid.
+            ``.json`` whose asset ``cfg.asset`` is read; a string is parsed into a
+            :class:`~s2c_batch.pipeline.inputs.source.Source` here); its grid is the output grid.
         t2: the later scene.
         cfg: the ``input`` config section.
         bbox: optional AOI ``(minx, miny, maxx, maxy)`` in t1's CRS.
@@ -242,14 +250,15 @@ def open_pair(
         ConfigError: a float raster without ``input.scale``, or a ``storage``
             section that does not resolve.
     """
+    t1, t2 = Source.parse(t1), Source.parse(t2)
     storage = storage or StorageConfig()
-    if is_remote(t1) or is_remote(t2):
+    if t1.remote or t2.remote:
         storage = resolve_storage(storage)
     t1, t2 = (resolve_item(t, label, asset=cfg.asset, bands=tuple(cfg.bands), storage=storage)
-              if is_stac_item(t) else t for t, label in ((t1, "t1"), (t2, "t2")))
-    if is_remote(t1) or is_remote(t2):  # a local STAC Item may list remote assets
+              if t.is_stac_item else t for t, label in ((t1, "t1"), (t2, "t2")))
+    if t1.remote or t2.remote:  # a local STAC Item may list remote assets
         storage = resolve_storage(storage)
-    elif any(str(t).lower().endswith(".vrt") for t in (t1, t2)):
+    elif any(t.text.lower().endswith(".vrt") for t in (t1, t2)):
         with contextlib.suppress(ConfigError):  # a VRT may name URLs; one of local files needs no endpoint
             storage = resolve_storage(storage)
     m1, m2 = inspect_scene(t1, "t1", storage), inspect_scene(t2, "t2", storage)
@@ -289,12 +298,12 @@ def open_pair(
 
     scale = _scale_for(cfg, m1.dtype, t1)
     s1 = SceneSource(
-        path=_source_path(t1), bands=tuple(cfg.bands),
+        path=t1.absolute, bands=tuple(cfg.bands),
         nodata=cfg.nodata if cfg.nodata is not None else m1.nodata,
         scale=scale, offset=(0, 0), height=m1.height, width=m1.width, dtype=m1.dtype, storage=storage,
     )
     s2 = SceneSource(
-        path=_source_path(t2), bands=tuple(cfg.bands),
+        path=t2.absolute, bands=tuple(cfg.bands),
         nodata=cfg.nodata if cfg.nodata is not None else m2.nodata,
         scale=scale, offset=(0, 0),
         height=m1.height if warp else m2.height, width=m1.width if warp else m2.width,
@@ -306,12 +315,7 @@ def open_pair(
     return ScenePair(t1=s1, t2=s2, grid=grid)
 
 
-def _source_path(path: str | os.PathLike[str]) -> str:
-    """A local path made absolute (workers may run elsewhere); a URL as given."""
-    return str(path) if is_remote(path) else str(Path(path).resolve())
-
-
-def _scale_for(cfg: InputConfig, dtype: str, path: str | os.PathLike[str]) -> float:
+def _scale_for(cfg: InputConfig, dtype: str, path: Source) -> float:
     if cfg.scale is not None:
         return float(cfg.scale)
     if np.issubdtype(np.dtype(dtype), np.integer):

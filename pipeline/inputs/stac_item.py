@@ -15,30 +15,28 @@ import os
 import posixpath
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import InputError
-from s2c_batch.pipeline.inputs.remote import as_url, is_remote, redact
+from s2c_batch.pipeline.inputs.source import Source
 
 #: Seconds a download of an item may take.
 FETCH_TIMEOUT_S = 30.0
 
 
-def is_stac_item(path: str | os.PathLike[str]) -> bool:
+def is_stac_item(path: str | os.PathLike[str] | Source) -> bool:
     """Whether an input names a STAC Item (its path, without a query, ends in ``.json``)."""
-    text = urlsplit(as_url(str(path))).path if is_remote(path) else str(path)
-    return text.lower().endswith(".json")
+    return Source.parse(path).is_stac_item
 
 
-def resolve_item(path: str | os.PathLike[str], label: str, *, asset: str | None, bands: tuple[int, ...],
-                 storage: StorageConfig | None) -> str:
+def resolve_item(item: Source, label: str, *, asset: str | None, bands: tuple[int, ...],
+                 storage: StorageConfig | None) -> Source:
     """The raster a STAC Item input stands for: its chosen asset's absolute URL or path.
 
     Args:
-        path: the item (a local JSON file or a URL).
+        item: the item (a local JSON file or a URL).
         label: ``t1`` or ``t2``, for messages.
         asset: the asset key to read (``input.asset``), or ``None`` for the first fitting one.
         bands: the 1-based bands the run reads (``input.bands``).
@@ -48,32 +46,32 @@ def resolve_item(path: str | os.PathLike[str], label: str, *, asset: str | None,
         InputError: the item cannot be read or is no STAC Item, the asset named is absent,
             or no asset fits; the message lists the item's assets.
     """
-    item = _load(path, label, storage)
-    assets = item.get("assets")
-    if item.get("type") != "Feature" or not isinstance(assets, dict) or not assets:
-        raise InputError(f"{label} {redact(path)!r} is not a STAC Item with assets (its \"type\" must be "
+    path = item.redacted
+    doc = _load(item, label, storage)
+    assets = doc.get("assets")
+    if doc.get("type") != "Feature" or not isinstance(assets, dict) or not assets:
+        raise InputError(f"{label} {path!r} is not a STAC Item with assets (its \"type\" must be "
                          "\"Feature\" and it must hold \"assets\"); give an Item, or the raster itself")
     listing = ", ".join(f"{k} ({v.get('type', 'no type')})" for k, v in assets.items() if isinstance(v, dict))
     if asset is not None:
         if asset not in assets:
-            raise InputError(f"{label} STAC Item {redact(path)!r} has no asset {asset!r}; its assets are "
+            raise InputError(f"{label} STAC Item {path!r} has no asset {asset!r}; its assets are "
                              f"{listing}; set input.asset to one of them")
         chosen = assets[asset]
     else:
         fitting = [a for a in assets.values() if isinstance(a, dict) and _is_geotiff(a) and _has_bands(a, bands)]
         if not fitting:
-            raise InputError(f"{label} STAC Item {redact(path)!r} has no GeoTIFF/COG asset with bands "
+            raise InputError(f"{label} STAC Item {path!r} has no GeoTIFF/COG asset with bands "
                              f"{list(bands)}; its assets are {listing}; set input.asset to the one to read")
         chosen = fitting[0]
     href = chosen.get("href")
     if not isinstance(href, str) or not href:
-        raise InputError(f"{label} STAC Item {redact(path)!r}: the asset chosen has no href")
-    return _absolute(href, path)
+        raise InputError(f"{label} STAC Item {path!r}: the asset chosen has no href")
+    return _absolute(Source(href), item)
 
 
-def _load(path: str | os.PathLike[str], label: str, storage: StorageConfig | None) -> dict[str, Any]:
-    url = as_url(str(path))
-    scheme = urlsplit(url).scheme.lower() if is_remote(path) else ""
+def _load(item: Source, label: str, storage: StorageConfig | None) -> dict[str, Any]:
+    path, url, scheme = item.redacted, item.url, item.url_scheme
     try:
         if scheme in ("http", "https"):
             with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response:  # noqa: S310 - the user's URL
@@ -81,19 +79,19 @@ def _load(path: str | os.PathLike[str], label: str, storage: StorageConfig | Non
         elif scheme == "s3":
             text = _s3_text(url, storage or StorageConfig())
         elif scheme:
-            raise InputError(f"{label} STAC Item {redact(path)!r}: items are read from local files, http(s):// "
+            raise InputError(f"{label} STAC Item {path!r}: items are read from local files, http(s):// "
                              "or s3:// URLs; copy it to one of those")
         else:
-            text = Path(path).read_text()
-        item = json.loads(text)
+            text = item.path.read_text()
+        doc = json.loads(text)
     except InputError:
         raise
     except (OSError, urllib.error.URLError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{label} STAC Item {redact(path)!r} cannot be read as JSON ({exc}); check the "
+        raise InputError(f"{label} STAC Item {path!r} cannot be read as JSON ({exc}); check the "
                          "path or URL") from exc
-    if not isinstance(item, dict):
-        raise InputError(f"{label} STAC Item {redact(path)!r} is not a JSON object")
-    return item
+    if not isinstance(doc, dict):
+        raise InputError(f"{label} STAC Item {path!r} is not a JSON object")
+    return doc
 
 
 def _s3_text(url: str, storage: StorageConfig) -> str:
@@ -123,14 +121,14 @@ def _has_bands(asset: dict[str, Any], bands: tuple[int, ...]) -> bool:
     return not isinstance(listed, list) or len(listed) >= max(bands)
 
 
-def _absolute(href: str, item: str | os.PathLike[str]) -> str:
+def _absolute(href: Source, item: Source) -> Source:
     """``href`` as an absolute URL or path, relative ones taken from the item's location."""
-    if is_remote(href) or os.path.isabs(href):
+    if href.remote or os.path.isabs(href.text):
         return href
-    if is_remote(item):
-        url = as_url(str(item))
-        if urlsplit(url).scheme.lower() in ("http", "https"):
-            return urljoin(url, href)
+    if item.remote:
+        url = item.url
+        if item.url_scheme in ("http", "https"):
+            return Source(urljoin(url, href.text))
         folder, _, _ = url.partition("://")[2].rpartition("/")  # s3://bucket/dir/item.json -> bucket/dir
-        return f"{url.partition('://')[0]}://{posixpath.normpath(f'{folder}/{href}')}"
-    return str((Path(item).resolve().parent / href).resolve())
+        return Source(f"{url.partition('://')[0]}://{posixpath.normpath(f'{folder}/{href.text}')}")
+    return Source(str((item.path.resolve().parent / href.text).resolve()))

@@ -19,8 +19,9 @@ import rasterio
 
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import InputError, OutputError
-from s2c_batch.pipeline.inputs.remote import gdal_path, is_remote, open_raster, resolve_storage
+from s2c_batch.pipeline.inputs.remote import open_raster, resolve_storage
 from s2c_batch.pipeline.inputs.remote_errors import remote_input_error
+from s2c_batch.pipeline.inputs.source import Source
 
 _GDAL_TYPES = {
     "uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
@@ -28,7 +29,7 @@ _GDAL_TYPES = {
 }
 
 
-def stack_bands(files: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
+def stack_bands(files: Sequence[str | os.PathLike[str] | Source], out: str | os.PathLike[str],
                 storage: StorageConfig | None = None) -> Path:
     """Write a VRT whose band i is band 1 of ``files[i]``.
 
@@ -47,31 +48,32 @@ def stack_bands(files: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     """
     if not files:
         raise InputError("stack needs at least one band file")
+    sources = [Source.parse(f) for f in files]
     metas = []
-    if any(is_remote(f) for f in files):
+    if any(f.remote for f in sources):
         storage = resolve_storage(storage or StorageConfig())
-    for f in files:
-        if not is_remote(f) and not Path(f).is_file():
+    for f in sources:
+        if not f.remote and not f.path.is_file():
             raise InputError(f"band file {str(f)!r} does not exist; check the path")
         try:
             with open_raster(f, storage) as src:
                 metas.append((src.crs, src.transform, src.height, src.width, src.dtypes[0], src.nodata,
                               src.block_shapes[0]))
         except rasterio.errors.RasterioIOError as exc:
-            if is_remote(f):
-                raise remote_input_error("band file", f, exc) from exc
+            if f.remote:
+                raise remote_input_error("band file", f.text, exc) from exc
             raise InputError(f"band file {str(f)!r} cannot be opened as a raster ({exc})") from exc
     crs, transform, h, w, dtype, _, _ = metas[0]
-    for f, (c2, t2, h2, w2, d2, _, _) in zip(files[1:], metas[1:], strict=True):
+    for f, (c2, t2, h2, w2, d2, _, _) in zip(sources[1:], metas[1:], strict=True):
         if (c2, h2, w2, d2) != (crs, h, w, dtype) or not t2.almost_equals(transform):
             raise InputError(
-                f"band file {str(f)!r} is not on the grid of {str(files[0])!r} "
+                f"band file {str(f)!r} is not on the grid of {str(sources[0])!r} "
                 f"({c2}, {(h2, w2)}, {d2} vs {crs}, {(h, w)}, {dtype}); stack bands of one resolution "
                 "or resample them first (gdalwarp -tr)"
             )
     gt = transform.to_gdal()
     bands = []
-    for i, (f, meta) in enumerate(zip(files, metas, strict=True), start=1):
+    for i, (f, meta) in enumerate(zip(sources, metas, strict=True), start=1):
         nodata = meta[5]
         by, bx = meta[6]
         nd = f"    <NoDataValue>{nodata!r}</NoDataValue>\n" if nodata is not None else ""
@@ -103,6 +105,6 @@ def stack_bands(files: Sequence[str | os.PathLike[str]], out: str | os.PathLike[
     return path
 
 
-def _source_name(path: str | os.PathLike[str]) -> str:
+def _source_name(source: Source) -> str:
     """How the VRT names a band file: a URL by its GDAL ``/vsi...`` path, a local file by its absolute path."""
-    return gdal_path(path) if is_remote(path) else str(Path(path).resolve())
+    return source.gdal_path if source.remote else str(source.path.resolve())

@@ -251,7 +251,7 @@ def evaluate_dataset(
             "label2/ (class ids per pixel, same names as A/) or drop --class"
         )
     if predictor is None:
-        from s2c_batch.kernels.predictor import build_predictor
+        from s2c_batch.kernels.predictors.build import build_predictor
 
         predictor = build_predictor(model)
     binary, semantic = evaluate_pairs(

@@ -1,6 +1,6 @@
 """Backbone features for training: the frozen DINOv2 taps of dataset images, optionally cached on disk.
 
-Images are prepared exactly as :class:`~s2c_batch.kernels.predictor.ChangePredictor`
+Images are prepared exactly as :class:`~s2c_batch.kernels.predictors.tile.ChangePredictor`
 prepares tiles at inference (scaled to [0, 1], resized to
 ``model.backbone_input_size`` bilinearly with antialiasing, normalised per
 ``model.normalize``), so a head trained here sees at inference what it saw in
@@ -23,18 +23,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from s2c_batch.kernels.backbone import DinoV2Taps
 from s2c_batch.kernels.model_config import ModelConfig
-from s2c_batch.kernels.predictor import (
-    RANDOM_INIT_SEED,
-    backbone_input,
-    imagenet_stats,
-    load_backbone,
-    seeded,
-)
+from s2c_batch.kernels.models.backbone import DinoV2Taps
+from s2c_batch.kernels.predictors.models import RANDOM_INIT_SEED, load_backbone, seeded
+from s2c_batch.kernels.predictors.preprocess import backbone_input, imagenet_stats
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import CheckpointError, OutputError
-from s2c_batch.pipeline.run.runlog import hash_path
+from s2c_batch.pipeline.run.fingerprint import hash_path
 
 #: The label value excluded from the loss and the metrics.
 IGNORE = 255

@@ -40,6 +40,7 @@ import numpy as np
 from s2c_batch.kernels.learn.metrics import BinaryMetrics, binary_metrics
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import InputError
+from s2c_batch.pipeline.inputs.source import Source
 
 if TYPE_CHECKING:
     from rasterio.io import DatasetReader
@@ -87,11 +88,9 @@ class ScoreResult:
                 **self.metrics.to_dict(), "ignored": self.ignored}
 
 
-def _as_given(path: str | os.PathLike[str]) -> Path | str:
+def _as_given(source: Source) -> Path | str:
     """A local path as a ``Path``, a URL as written."""
-    from s2c_batch.pipeline.inputs.remote import is_remote
-
-    return str(path) if is_remote(path) else Path(path)
+    return source.text if source.remote else source.path
 
 
 def _windows(height: int, width: int, block: tuple[int, int], target: int) -> Iterator[tuple[int, int, int, int]]:
@@ -108,17 +107,17 @@ def _windows(height: int, width: int, block: tuple[int, int], target: int) -> It
 
 
 @contextlib.contextmanager
-def _open(path: str, role: str, storage: StorageConfig | None) -> Iterator[DatasetReader]:
+def _open(source: Source, role: str, storage: StorageConfig | None) -> Iterator[DatasetReader]:
     """Open a local file or a URL (the ``storage`` section says how) for the whole ``with`` block."""
     from rasterio.errors import RasterioIOError
 
-    from s2c_batch.pipeline.inputs.remote import is_remote, open_raster, resolve_storage
+    from s2c_batch.pipeline.inputs.remote import open_raster, resolve_storage
     from s2c_batch.pipeline.inputs.remote_errors import remote_input_error
 
-    remote = is_remote(path)
-    if not remote and not Path(path).exists():
+    path, remote = source.text, source.remote
+    if not remote and not source.path.exists():
         raise InputError(f"{role} file {path!r} does not exist; check the path")
-    cm = open_raster(path, resolve_storage(storage or StorageConfig()) if remote else storage)
+    cm = open_raster(source, resolve_storage(storage or StorageConfig()) if remote else storage)
     try:
         src = cm.__enter__()
     except RasterioIOError as exc:
@@ -164,8 +163,8 @@ def _resolve(present: set[int], truth_values: str, path: str) -> str:
 
 
 def score_rasters(
-    pred: str | os.PathLike[str],
-    truth: str | os.PathLike[str],
+    pred: str | os.PathLike[str] | Source,
+    truth: str | os.PathLike[str] | Source,
     *,
     truth_values: TruthValues = "auto",
     window_pixels: int = WINDOW_PIXELS,
@@ -187,9 +186,10 @@ def score_rasters(
         InputError: a file is missing or unreadable, the shapes differ, or a
             raster holds values its convention does not define (exit code 3).
     """
-    pred_path, truth_path = str(pred), str(truth)
+    pred_src, truth_src = Source.parse(pred), Source.parse(truth)
+    pred_path, truth_path = pred_src.text, truth_src.text
     hist = np.zeros((256, 3), np.int64)  # truth value x prediction code (0, 1, ignored)
-    with _open(pred_path, "PRED", storage) as dp, _open(truth_path, "TRUTH", storage) as dt:
+    with _open(pred_src, "PRED", storage) as dp, _open(truth_src, "TRUTH", storage) as dt:
         if dp.shape != dt.shape:
             raise InputError(
                 f"PRED file {str(pred_path)!r} has shape {dp.shape[0]}x{dp.shape[1]} (rows x cols) but TRUTH file "
@@ -228,7 +228,7 @@ def score_rasters(
         if cls is not None:
             cm[cls] += hist[value, :2]
     ignored = int(hist.sum() - cm.sum())
-    return ScoreResult(_as_given(pred), _as_given(truth), convention, binary_metrics(cm), ignored)
+    return ScoreResult(_as_given(pred_src), _as_given(truth_src), convention, binary_metrics(cm), ignored)
 
 
 def format_table(result: ScoreResult) -> str:

@@ -45,11 +45,13 @@ from typing import Any
 
 import torch
 
-from s2c_batch.kernels.backbone import DinoV2Taps
-from s2c_batch.kernels.comparators.cach import CACH, build_cach
 from s2c_batch.kernels.learn.losses import cach_loss
 from s2c_batch.kernels.model_config import ModelConfig
-from s2c_batch.kernels.predictor import ChangePredictor, resolve_device
+from s2c_batch.kernels.models.backbone import DinoV2Taps
+from s2c_batch.kernels.models.cach import CACH, build_cach
+from s2c_batch.kernels.predictors.device import resolve_device
+from s2c_batch.kernels.predictors.parts import PredictorParts, PredictorSettings
+from s2c_batch.kernels.predictors.tile import ChangePredictor
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import ConfigError, OutputError, OutputExistsError
 from s2c_batch.pipeline.learn.dataset import PairFiles, open_dataset, read_image, read_label
@@ -175,9 +177,9 @@ class _Features:
 
 def _validate(backbone: DinoV2Taps, head: CACH, model: ModelConfig, pairs: Sequence[PairFiles],
               device: torch.device) -> dict[str, Any]:
-    predictor = ChangePredictor(device=device, comparator="cach", backbone=backbone,
-                                cach=copy.deepcopy(head), normalize=model.normalize, precision="fp32",
-                                batch_size=model.batch_size)
+    predictor = ChangePredictor(PredictorParts(backbone=backbone, cach=copy.deepcopy(head)),
+                                PredictorSettings(normalize=model.normalize, precision="fp32",
+                                                  batch_size=model.batch_size), device=device)
     acc, _ = evaluate_pairs(predictor, pairs, threshold=model.numeric_threshold("s2c-batch train"),
                             batch_size=model.batch_size)
     return {k: v for k, v in acc.metrics().to_dict().items() if k in ("f1", "iou", "kappa", "precision", "recall")}

@@ -1,5 +1,5 @@
 """Products derived from a finished run: STAC Item, quicklook, change polygons, changed area.
 
-May import ``pipeline.inputs``, ``pipeline.run`` (the store) and the shared modules;
-never ``learn``, ``batch``, ``synth`` or ``cli``.
+May import ``pipeline.output`` (the location, the store), ``pipeline.inputs`` and the
+shared modules; never ``run``, ``cluster``, ``learn``, ``batch``, ``synth`` or ``cli``.
 """

@@ -14,7 +14,6 @@ and returns the changed area in km2.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -23,8 +22,8 @@ from pyproj import CRS as ProjCRS
 from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.inputs.scene import Grid
-from s2c_batch.pipeline.run import store
-from s2c_batch.pipeline.run.location import ObjectLocation
+from s2c_batch.pipeline.output import store
+from s2c_batch.pipeline.output.locate import as_location
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ def change_statistics(client: Any, store_path: store.StorePath, grid: Grid, *, b
     """
     windows = [Window(r, c, min(block, grid.height - r), min(block, grid.width - c))
                for r in range(0, grid.height, block) for c in range(0, grid.width, block)]
-    path = store_path if isinstance(store_path, ObjectLocation) else str(Path(store_path))
+    path = as_location(store_path)
     futures = [client.submit(count_block, path, w, pure=False, retries=retries) for w in windows]
     changed_rows = np.zeros(grid.height, np.int64)
     valid = 0

@@ -22,28 +22,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from s2c_batch.pipeline.config import Config
-from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import ScenePair
-from s2c_batch.pipeline.products.polygons import POLYGONS_FILE, polygon_frame, save_polygons, submit_vectorise
+from s2c_batch.pipeline.output.layout import POLYGONS_FILE, QUICKLOOK_FILE, STAC_FILE, STORE
+from s2c_batch.pipeline.output.locate import as_location
+from s2c_batch.pipeline.output.location import Location
+from s2c_batch.pipeline.output.store import StorePath
+from s2c_batch.pipeline.products.polygons import polygon_frame, save_polygons, submit_vectorise
 from s2c_batch.pipeline.products.preview import PreviewPiece, assemble, panel_shape
-from s2c_batch.pipeline.products.quicklook import QUICKLOOK_FILE, write_quicklook
-from s2c_batch.pipeline.products.stac import STAC_FILE, write_stac_item
-from s2c_batch.pipeline.run import outdir, output
-from s2c_batch.pipeline.run.location import OutputLocation
-from s2c_batch.pipeline.run.staging import as_location, href, staged
-from s2c_batch.pipeline.run.store import StorePath
+from s2c_batch.pipeline.products.quicklook import write_quicklook
+from s2c_batch.pipeline.products.stac import write_stac_item
 
 log = logging.getLogger(__name__)
 
-#: Every file this step may write.
-DERIVED_FILES = (POLYGONS_FILE, QUICKLOOK_FILE, STAC_FILE)
 
 
 def class_names(cfg: Config) -> tuple[str, ...] | None:
     """The vocabulary's class names when the run writes class maps, else ``None``."""
     if cfg.model.identifier == "none":
         return None
-    from s2c_batch.kernels.predictor import load_vocabulary
+    from s2c_batch.kernels.models.identifier.vocab import load_vocabulary
 
     return load_vocabulary(cfg.model.vocab).class_names
 
@@ -85,14 +82,14 @@ def start_extras(client: Any, store_path: StorePath, pair: ScenePair, cfg: Confi
     return pending
 
 
-def write_extras(client: Any, out_dir: output.Out, pair: ScenePair, cfg: Config, run: dict[str, Any],
+def write_extras(client: Any, out_dir: Location, pair: ScenePair, cfg: Config, run: dict[str, Any],
                  products: dict[str, str], pending: PendingExtras | None = None,
                  previews: Sequence[PreviewPiece] = ()) -> dict[str, str]:
     """Write the derived products; returns product name -> path (or URL) of what was written.
 
     On object storage each file is built on local scratch disk and uploaded
-    (:mod:`~s2c_batch.pipeline.run.staging`), and the quicklook reads the COGs'
-    overviews from there by range requests.
+    (:meth:`~s2c_batch.pipeline.output.location.Location.staged`), and the quicklook
+    reads the COGs' overviews from there by range requests.
 
     Args:
         client: the run's ``distributed.Client`` (polygon tasks run on it).
@@ -111,13 +108,13 @@ def write_extras(client: Any, out_dir: output.Out, pair: ScenePair, cfg: Config,
     _remove_disabled(out, cfg)
     prov = provenance(pair, run)
     if cfg.output.polygons:
-        frame = polygon_frame(client, output.child(out_dir, outdir.STORE), pair.grid, block=cfg.tiling.block_size,
+        frame = polygon_frame(client, out.child(STORE), pair.grid, block=cfg.tiling.block_size,
                               class_names=names, retries=cfg.cluster.retries,
                               futures=pending.polygons if pending else None)
-        with staged(out, POLYGONS_FILE, what="change polygons") as tmp:
+        with out.staged(POLYGONS_FILE, what="change polygons") as tmp:
             save_polygons(frame, tmp, prov)
-        log.info("%d change polygons -> %s", len(frame), href(out, POLYGONS_FILE))
-        written[POLYGONS_FILE] = str(href(out, POLYGONS_FILE))
+        log.info("%d change polygons -> %s", len(frame), out.href(POLYGONS_FILE))
+        written[POLYGONS_FILE] = str(out.href(POLYGONS_FILE))
     if cfg.output.quicklook:
         titles = _titles(pair)
         where = write_quicklook(out, pair, block=cfg.tiling.block_size, class_names=names, titles=titles,
@@ -136,11 +133,11 @@ def provenance(pair: ScenePair, run: dict[str, Any]) -> dict[str, Any]:
         "config_hash": run.get("config_hash"),
         "fingerprint": run.get("fingerprint"),
         "checkpoints": dict(run.get("checkpoints") or {}),
-        "inputs": [input_name(pair.t1.path), input_name(pair.t2.path)],
+        "inputs": [pair.t1.raster.name, pair.t2.raster.name],
     }
 
 
-def _remove_disabled(out: OutputLocation, cfg: Config) -> None:
+def _remove_disabled(out: Location, cfg: Config) -> None:
     switches = {POLYGONS_FILE: cfg.output.polygons, QUICKLOOK_FILE: cfg.output.quicklook,
                 STAC_FILE: cfg.output.stac}
     for name, enabled in switches.items():
@@ -154,5 +151,5 @@ def _titles(pair: ScenePair) -> Sequence[str]:
     labels = []
     for label, source in (("t1", pair.t1), ("t2", pair.t2)):
         when = acquisition_datetime(source.path, source.storage)
-        labels.append(f"{label} {when:%Y-%m-%d}" if when else f"{label} {input_name(source.path)}")
+        labels.append(f"{label} {when:%Y-%m-%d}" if when else f"{label} {source.raster.name}")
     return (*labels, "change")

@@ -56,13 +56,13 @@ from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.output import store
+from s2c_batch.pipeline.output.locate import as_location
+from s2c_batch.pipeline.output.store import StorePath
 from s2c_batch.pipeline.products.area import is_geographic, planar_pixel_area_m2
-from s2c_batch.pipeline.run import store
-from s2c_batch.pipeline.run.store import StorePath
 
 log = logging.getLogger(__name__)
 
-POLYGONS_FILE = "changes.parquet"
 
 #: Parquet file-metadata key holding the run's provenance (JSON).
 PROVENANCE_KEY = "s2c:provenance"
@@ -224,7 +224,7 @@ def submit_vectorise(
     with_classes = class_names is not None
     k = len(class_names) if class_names is not None else 0
     after = after or {}
-    target = store.task_arg(store_path)
+    target = as_location(store_path)
     futures = []
     for bi, r in enumerate(range(0, grid.height, block)):
         for bj, c in enumerate(range(0, grid.width, block)):

@@ -36,12 +36,10 @@ from s2c_batch.kernels.raster.quicklook import (
 )
 from s2c_batch.pipeline.inputs.remote import open_raster
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair, SceneSource
+from s2c_batch.pipeline.output.layout import QUICKLOOK_FILE, STORE
+from s2c_batch.pipeline.output.locate import as_location
+from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.products.preview import PANEL_SIDE, Panel
-from s2c_batch.pipeline.run.location import ObjectLocation, OutputLocation
-from s2c_batch.pipeline.run.outdir import STORE
-from s2c_batch.pipeline.run.staging import as_location, href, staged
-
-QUICKLOOK_FILE = "quicklook.png"
 
 _HEADER = 16
 
@@ -117,7 +115,7 @@ def _sampled_by_strips(src: Any, bands: Sequence[int], win: rasterio.windows.Win
     return out
 
 
-def read_product_preview(out: OutputLocation, name: str, grid: Grid, step: int,
+def read_product_preview(out: Location, name: str, grid: Grid, step: int,
                          out_shape: tuple[int, int], *, block: int) -> np.ndarray:
     """A decimated product: from its COG's overviews, else strided from the Zarr store.
 
@@ -135,8 +133,7 @@ def read_product_preview(out: OutputLocation, name: str, grid: Grid, step: int,
     """
     key = f"{name}.tif"
     if out.exists(key):
-        storage = out.storage if isinstance(out, ObjectLocation) else None
-        with open_raster(str(href(out, key)), storage) as src:
+        with open_raster(str(out.href(key)), out.storage) as src:
             return src.read(1, out_shape=out_shape, resampling=Resampling.nearest)
     arr = zarr.open_array(out.zarr_store(f"{STORE}/{name}"), mode="r")
     band = max(step, block - block % step)
@@ -145,7 +142,7 @@ def read_product_preview(out: OutputLocation, name: str, grid: Grid, step: int,
 
 
 def write_quicklook(
-    out_dir: str | os.PathLike[str] | OutputLocation,
+    out_dir: str | os.PathLike[str] | Location,
     pair: ScenePair,
     *,
     block: int,
@@ -199,9 +196,9 @@ def write_quicklook(
     info = PngInfo()
     for key, value in (provenance or {}).items():
         info.add_text(f"s2c:{key}", value if isinstance(value, str) else json.dumps(value, sort_keys=True))
-    with staged(out, QUICKLOOK_FILE, what="quicklook") as tmp:
+    with out.staged(QUICKLOOK_FILE, what="quicklook") as tmp:
         image.save(tmp, format="PNG", optimize=True, pnginfo=info)
-    return href(out, QUICKLOOK_FILE)
+    return out.href(QUICKLOOK_FILE)
 
 
 def _legend(class_names: Sequence[str] | None,

@@ -40,14 +40,12 @@ from pystac.extensions.projection import ProjectionExtension
 from rasterio.warp import transform_geom
 
 from s2c_batch.pipeline.inputs.acquisition import acquisition_datetime, to_rfc3339
-from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
+from s2c_batch.pipeline.output.layout import STAC_FILE
+from s2c_batch.pipeline.output.locate import as_location
+from s2c_batch.pipeline.output.location import Location
+from s2c_batch.pipeline.output.store import PRODUCT_DESCRIPTIONS
 from s2c_batch.pipeline.products.stac_schema import validate_item
-from s2c_batch.pipeline.run.location import LocalLocation, ObjectLocation, OutputLocation
-from s2c_batch.pipeline.run.staging import as_location, href, staged
-from s2c_batch.pipeline.run.store import PRODUCT_DESCRIPTIONS
-
-STAC_FILE = "stac-item.json"
 
 #: Points per footprint edge before reprojection to WGS84.
 _DENSIFY = 16
@@ -92,7 +90,7 @@ def native_bbox(grid: Grid) -> list[float]:
 
 
 def build_item(
-    out_dir: str | os.PathLike[str] | OutputLocation,
+    out_dir: str | os.PathLike[str] | Location,
     pair: ScenePair,
     run: Mapping[str, Any],
     products: Mapping[str, str],
@@ -128,7 +126,7 @@ def build_item(
         "s2c:config_hash": run.get("config_hash"),
         "s2c:fingerprint": run.get("fingerprint"),
         "s2c:checkpoints": dict(run.get("checkpoints") or {}),
-        "s2c:inputs": [input_name(pair.t1.path), input_name(pair.t2.path)],
+        "s2c:inputs": [pair.t1.raster.name, pair.t2.raster.name],
         "s2c:comparator": model.get("comparator"),
         "s2c:identifier": model.get("identifier"),
         "s2c:threshold": run.get("threshold", model.get("threshold")),
@@ -162,16 +160,13 @@ def build_item(
     return item
 
 
-def item_id(out: OutputLocation) -> str:
+def item_id(out: Location) -> str:
     """A run's item id: its folder's name, or the last part of its object-store prefix (else the bucket)."""
-    if isinstance(out, ObjectLocation):
-        return out.prefix.rsplit("/", 1)[-1] or out.bucket
-    assert isinstance(out, LocalLocation)
-    return out.root.resolve().name
+    return out.name
 
 
 def write_stac_item(
-    out_dir: str | os.PathLike[str] | OutputLocation,
+    out_dir: str | os.PathLike[str] | Location,
     pair: ScenePair,
     run: Mapping[str, Any],
     products: Mapping[str, str],
@@ -190,6 +185,6 @@ def write_stac_item(
     out = as_location(out_dir)
     item = build_item(out, pair, run, products)
     validate_item(item)
-    with staged(out, STAC_FILE, what="STAC item") as tmp:
+    with out.staged(STAC_FILE, what="STAC item") as tmp:
         tmp.write_text(json.dumps(item.to_dict(include_self_link=False), indent=2))
-    return href(out, STAC_FILE)
+    return out.href(STAC_FILE)

@@ -1,5 +1,6 @@
-"""The path of one ``s2c-batch run``: plan, cluster, Dask graph, worker tasks, Zarr store, COGs, run.json.
+"""The stages of one ``s2c-batch run``: plan, fingerprint, fit, Dask graph, worker tasks, Otsu, COGs, resume.
 
-May import ``pipeline.inputs``, ``pipeline.products`` and the shared modules;
-never ``learn``, ``batch``, ``synth`` or ``cli``.
+May import ``pipeline.output``, ``pipeline.cluster``, ``pipeline.products``,
+``pipeline.inputs``, ``pipeline.storage`` and the shared modules; never ``learn``,
+``batch``, ``synth`` or ``cli``.
 """

@@ -7,20 +7,16 @@ window by window into a temporary tiled GeoTIFF, copied to a temporary COG
 renamed to its final name with ``os.replace``. A crash leaves no file under the
 final name; temporary files are removed on any error.
 
-For an ``--out`` on object storage the destination is an
-:class:`~s2c_batch.pipeline.run.location.ObjectLocation` naming the COG's key: the
-temporaries live on the machine's local scratch disk (Dask's ``temporary-directory``,
-else the system's), and the checked COG is uploaded (multipart above
-:data:`~s2c_batch.pipeline.run.location.PART_SIZE`), so the object appears only when
-its upload completes.
+For an ``--out`` on object storage the temporaries live on the machine's local scratch
+disk (Dask's ``temporary-directory``, else the system's), and the checked COG is
+uploaded (:meth:`~s2c_batch.pipeline.output.location.Location.place`; multipart or
+resumable above 8 MiB), so the object appears only when its upload completes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,13 +29,11 @@ from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputError, portable_errors
-from s2c_batch.pipeline.inputs.remote import input_name
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
-from s2c_batch.pipeline.run import store
-from s2c_batch.pipeline.run.location import ObjectLocation
-from s2c_batch.pipeline.run.output import child
-from s2c_batch.pipeline.run.runlog import package_version
-from s2c_batch.pipeline.run.staging import scratch_dir, upload
+from s2c_batch.pipeline.output import store
+from s2c_batch.pipeline.output.locate import as_location
+from s2c_batch.pipeline.output.location import Location
+from s2c_batch.pipeline.run.fingerprint import package_version
 
 #: GDAL block cache (MB) while building a COG: fixed, so memory does not grow with the scene.
 GDAL_CACHE_MB = 256
@@ -56,7 +50,7 @@ TEMP_COMPRESSION = {"compress": "zstd", "zstd_level": 1}
 def write_cog(
     store_path: store.StorePath,
     name: str,
-    out_path: str | os.PathLike[str] | ObjectLocation,
+    out: str | os.PathLike[str] | Location,
     grid: Grid,
     *,
     window: int,
@@ -68,9 +62,9 @@ def write_cog(
     """Write product ``name`` of the store as a COG with overviews.
 
     Args:
-        store_path: the ``change.zarr`` folder.
-        name: product array name.
-        out_path: final COG path, or the object-store location of the COG's key.
+        store_path: the ``change.zarr`` store.
+        name: product array name; the COG is ``out/<name>.tif``.
+        out: the run's output location (or folder).
         grid: the output grid (CRS, transform, shape).
         window: rows/cols copied per step (the block size: bounded memory).
         compress: COG compression.
@@ -81,56 +75,50 @@ def write_cog(
     Returns:
         The final path, or the URL of the uploaded object.
     """
-    remote = out_path if isinstance(out_path, ObjectLocation) else None
-    scratch = Path(tempfile.mkdtemp(prefix="s2c-cog-", dir=scratch_dir())) if remote else None
-    out = scratch / f"{name}.tif" if scratch else Path(out_path)  # type: ignore[arg-type]
-    tmp_tiff = out.with_name(f".{out.stem}.tiled.tmp.tif")
-    tmp_cog = out.with_name(f".{out.stem}.cog.tmp.tif")
-    profile = {
-        "driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1,
-        "dtype": "uint8", "crs": grid.crs, "transform": grid.affine, "nodata": NODATA,
-        "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER", **TEMP_COMPRESSION,
-    }
-    try:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(tmp_tiff, "w", **profile) as dst:
-            for r in range(0, grid.height, window):
-                for c in range(0, grid.width, window):
-                    win = Window(r, c, min(window, grid.height - r), min(window, grid.width - c))
-                    arr = store.read_window(store_path, name, win)
-                    dst.write(arr, 1, window=rasterio.windows.Window(c, r, win.width, win.height))
-            if tags:
-                dst.update_tags(**tags)
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-            # Tiles (and overview tiles) are compressed on all cores: 2x faster on 2 cores.
-            level = {"level": compress_level or 1} if compress in ("deflate", "zstd") else {}
-            rasterio.shutil.copy(
-                tmp_tiff, tmp_cog, driver="COG", compress=compress.upper(), blocksize=512, **level,
-                overview_resampling=overview_resampling, overviews="AUTO", BIGTIFF="IF_SAFER",
-                NUM_THREADS="ALL_CPUS",
-            )
-        _check_cog(tmp_cog, grid)
-        if remote:
-            upload(*remote.split(), tmp_cog)  # the error names --out and the COG's key
-        else:
-            os.replace(tmp_cog, out)
-    except (rasterio.errors.RasterioError, CPLE_BaseError, OSError) as exc:
-        if isinstance(exc, OutputError):
-            raise
-        where = remote.url if remote else str(out)
-        raise OutputError(
-            f"writing COG {where!r} failed ({_reason(exc, out.parent)}); free space or fix the "
-            "output folder, then run again with --resume"
-        ) from exc
-    finally:
-        for tmp in (tmp_tiff, tmp_cog):
-            tmp.unlink(missing_ok=True)
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return remote.url if remote else out
+    location, key = as_location(out), f"{name}.tif"
+    with location.workdir(key, prefix="s2c-cog-") as folder:  # beside the COG, or on local scratch disk
+        local = folder / key
+        tmp_tiff = local.with_name(f".{local.stem}.tiled.tmp.tif")
+        tmp_cog = local.with_name(f".{local.stem}.cog.tmp.tif")
+        profile = {
+            "driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1,
+            "dtype": "uint8", "crs": grid.crs, "transform": grid.affine, "nodata": NODATA,
+            "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER", **TEMP_COMPRESSION,
+        }
+        try:
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(tmp_tiff, "w", **profile) as dst:
+                for r in range(0, grid.height, window):
+                    for c in range(0, grid.width, window):
+                        win = Window(r, c, min(window, grid.height - r), min(window, grid.width - c))
+                        arr = store.read_window(store_path, name, win)
+                        dst.write(arr, 1, window=rasterio.windows.Window(c, r, win.width, win.height))
+                if tags:
+                    dst.update_tags(**tags)
+            with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+                # Tiles (and overview tiles) are compressed on all cores: 2x faster on 2 cores.
+                level = {"level": compress_level or 1} if compress in ("deflate", "zstd") else {}
+                rasterio.shutil.copy(
+                    tmp_tiff, tmp_cog, driver="COG", compress=compress.upper(), blocksize=512, **level,
+                    overview_resampling=overview_resampling, overviews="AUTO", BIGTIFF="IF_SAFER",
+                    NUM_THREADS="ALL_CPUS",
+                )
+            _check_cog(tmp_cog, grid)
+            location.place(key, tmp_cog)  # a rename, or an upload whose error names --out and the COG's key
+        except (rasterio.errors.RasterioError, CPLE_BaseError, OSError) as exc:
+            if isinstance(exc, OutputError):
+                raise
+            raise OutputError(
+                f"writing COG {str(location.href(key))!r} failed ({_reason(exc, folder)}); free space or fix the "
+                "output folder, then run again with --resume"
+            ) from exc
+        finally:
+            for tmp in (tmp_tiff, tmp_cog):
+                tmp.unlink(missing_ok=True)
+    return location.href(key)
 
 
 def write_cogs(
-    client: Any, store_path: store.StorePath, out: Path | ObjectLocation, pair: ScenePair, cfg: Config,
+    client: Any, store_path: store.StorePath, out: Location, pair: ScenePair, cfg: Config,
     products: Sequence[str], run: Mapping[str, Any],
 ) -> dict[str, str]:
     """Write every product's COG, one task each, tagged with the run's provenance.
@@ -151,14 +139,14 @@ def write_cogs(
         "S2C_BATCH_VERSION": package_version(),
         "S2C_CONFIG_HASH": cfg.hash(),
         "S2C_FINGERPRINT": str(run.get("fingerprint")),
-        "S2C_INPUTS": f"{input_name(pair.t1.path)},{input_name(pair.t2.path)}",
+        "S2C_INPUTS": f"{pair.t1.raster.name},{pair.t2.raster.name}",
         "S2C_CHECKPOINTS": json.dumps(run.get("checkpoints", {}), sort_keys=True),
         "S2C_COMPARATOR": cfg.model.comparator,
         "S2C_THRESHOLD": json.dumps(run.get("threshold"), sort_keys=True),
     }
     futures = {
         name: client.submit(
-            write_cog, store_path, name, child(out, f"{name}.tif"), pair.grid,
+            write_cog, store_path, name, out, pair.grid,
             window=cfg.tiling.block_size, compress=cfg.output.compress, compress_level=cfg.output.compress_level,
             overview_resampling=cfg.output.overview_resampling, tags=tags,
             pure=False, retries=cfg.cluster.retries,

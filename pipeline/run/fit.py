@@ -2,7 +2,7 @@
 
 Between the plan and the blocks, for the comparators that need it (``pca_kmeans``,
 ``irmad``, and ``cva`` with ``model.standardize: scene`` or ``model.threshold: otsu``):
-each round of :func:`s2c_batch.kernels.comparators.fitting.fit_comparator` becomes one
+each round of :func:`s2c_batch.kernels.comparators.registry.fit_comparator` becomes one
 Dask task per output block (:func:`fit_block`, which reads the block in strips of whole
 statistics cells), and the client adds up their small results. The fitted parameters
 are written to ``.s2c/fit.json`` before any block, so ``--resume`` predicts the
@@ -23,7 +23,8 @@ import dask
 import numpy as np
 
 from s2c_batch.kernels.comparators.base import FittedComparator
-from s2c_batch.kernels.comparators.fitting import FitRound, FitSettings, comparator_from_json, fit_comparator
+from s2c_batch.kernels.comparators.classical.fitting import FitRound, FitSettings
+from s2c_batch.kernels.comparators.registry import RunComparator, comparator_from_json, fit_comparator
 from s2c_batch.kernels.errors import FitError
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.prediction import to_unit
@@ -32,13 +33,14 @@ from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import InputError, portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
-from s2c_batch.pipeline.run import output
-from s2c_batch.pipeline.run.outdir import FIT_FILE, STATE_DIR
+from s2c_batch.pipeline.output.layout import FIT_FILE, STATE_DIR
+from s2c_batch.pipeline.output.location import Location
+from s2c_batch.pipeline.run.worker import worker_predictor
 
 log = logging.getLogger(__name__)
 
 def fit_settings(pair: ScenePair, cfg: Config) -> FitSettings:
-    """What :func:`~s2c_batch.kernels.comparators.fitting.fit_comparator` needs besides the pixels."""
+    """What :func:`~s2c_batch.kernels.comparators.registry.fit_comparator` needs besides the pixels."""
     return FitSettings(
         comparator=cfg.model.comparator,
         bands=len(pair.t1.bands),
@@ -172,8 +174,7 @@ def dcva_fit_tile(model: ModelConfig, pair: ScenePair, window: Window, layers: t
     """
     import torch
 
-    from s2c_batch.kernels.comparators.dcva import channel_sums, token_validity
-    from s2c_batch.pipeline.run.worker import worker_predictor
+    from s2c_batch.kernels.comparators.learned.dcva import channel_sums, token_validity
 
     predictor: Any = worker_predictor(model)
     t1, t2, valid = read_unit(pair, window)
@@ -194,7 +195,7 @@ def fit_dcva_on_cluster(client: Any, pair: ScenePair, plan: TilePlan, cfg: Confi
     Raises:
         InputError: the fit tiles hold no valid pixel.
     """
-    from s2c_batch.kernels.comparators.dcva import select_channels
+    from s2c_batch.kernels.comparators.learned.dcva import select_channels
 
     tiles = fit_tiles(plan, cfg.dcva.fit_tiles)
     layers = tuple(cfg.dcva.layers)
@@ -223,17 +224,17 @@ def fit_dcva_on_cluster(client: Any, pair: ScenePair, plan: TilePlan, cfg: Confi
     return dataclasses.replace(selection, reference=reference if reference > 0 else 1.0)
 
 
-def save_fit(out_dir: output.Out, fitted: FittedComparator, fingerprint: str) -> None:
+def save_fit(out_dir: Location, fitted: RunComparator, fingerprint: str) -> None:
     """Write ``.s2c/fit.json`` (atomically; one PUT on object storage) with the run's fingerprint.
 
     Raises:
         OutputError: it cannot be written (names the file or URL and the fix).
     """
     doc = {"fingerprint": fingerprint, "parameters": fitted.to_json()}
-    output.write(out_dir, f"{STATE_DIR}/{FIT_FILE}", json.dumps(doc, indent=1).encode())
+    out_dir.save(f"{STATE_DIR}/{FIT_FILE}", json.dumps(doc, indent=1).encode())
 
 
-def load_fit(out_dir: output.Out, fingerprint: str) -> FittedComparator | None:
+def load_fit(out_dir: Location, fingerprint: str) -> RunComparator | None:
     """The parameters a previous attempt of this run fitted, or ``None``.
 
     ``None`` when there is no file, it is unreadable (a torn write), or it belongs to
@@ -241,7 +242,7 @@ def load_fit(out_dir: output.Out, fingerprint: str) -> FittedComparator | None:
     pixels give the same parameters).
     """
     try:
-        doc = json.loads(output.location(out_dir).read(f"{STATE_DIR}/{FIT_FILE}") or b"null")
+        doc = json.loads(out_dir.read(f"{STATE_DIR}/{FIT_FILE}") or b"null")
         if doc.get("fingerprint") != fingerprint:
             return None
         return comparator_from_json(doc["parameters"])

@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable
-from typing import Any
 
 import dask
 from dask.delayed import Delayed
 
 from s2c_batch.kernels.comparators.base import FittedComparator
+from s2c_batch.kernels.comparators.registry import RunComparator
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.output.store import StorePath
 from s2c_batch.pipeline.products.preview import panel_shape, sampled_from_files
-from s2c_batch.pipeline.run.store import StorePath
 from s2c_batch.pipeline.run.untiled import UntiledJob, compare_block
 from s2c_batch.pipeline.run.worker import TileJob, WriteJob, predict_tiles, read_block, write_block
 
@@ -55,7 +55,7 @@ def build_graph(
     skip: Iterable[tuple[int, int]] = (),
     gpu: bool = False,
     token: str = "run",
-    comparator: Any = None,
+    comparator: RunComparator | None = None,
 ) -> list[Delayed]:
     """The write task of every block not in ``skip`` (already written), row-major.
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from s2c_batch.kernels.raster.tiling import TilePlan
-from s2c_batch.pipeline.config import Config
+from s2c_batch.pipeline.config import Config, comparator_options
 from s2c_batch.pipeline.inputs.scene import ScenePair
 
 
@@ -32,11 +32,7 @@ def untiled(cfg: Config) -> bool:
 
 def halo(cfg: Config) -> int:
     """Pixels the untiled path reads around each block (the comparator's neighbourhood)."""
-    if cfg.model.comparator == "pca_kmeans":
-        from s2c_batch.kernels.comparators.pca_kmeans import offsets
-
-        return max(offsets(cfg.pca_kmeans.block))
-    return 0
+    return cfg.model.spec.halo(comparator_options(cfg))
 
 
 def products_for(cfg: Config) -> tuple[str, ...]:

@@ -12,11 +12,11 @@ the disk alone (:func:`prepare_resume`):
   a run of another fingerprint is refused when it left products, else replaced
   (:func:`resumes`: a run that failed on a damaged input left none);
 - the store is reused only when it opens with this run's fingerprint, products,
-  shards and grid (:func:`~s2c_batch.pipeline.run.store.store_problem`); otherwise
+  shards and grid (:func:`~s2c_batch.pipeline.output.store.store_problem`); otherwise
   it is removed, created afresh, and no block is reused;
 - a block is reused only when the ledger records it and the shard of every product
   its task writes decodes (with Otsu, all but ``change_mask``, which a later pass
-  writes; :func:`~s2c_batch.pipeline.run.store.block_problem`); the ledger is
+  writes; :func:`~s2c_batch.pipeline.output.store.block_problem`); the ledger is
   rewritten with exactly those blocks, and the others are computed again from no
   shard (zarr reads a shard before writing it: a torn one would fail the write);
 - a kept store loses its consolidated metadata (that of a run that had completed)
@@ -24,17 +24,15 @@ the disk alone (:func:`prepare_resume`):
 - COGs and derived products are always written again from the store, and the
   temporary files of an interrupted write are removed (:func:`remove_temporaries`).
 
-``out`` may be an :class:`~s2c_batch.pipeline.run.location.ObjectLocation` (an
-``s3://`` or ``gs://`` prefix): the same decisions, made from its objects (the ledger of one object
-per block, :mod:`~s2c_batch.pipeline.run.object_out`); an upload leaves no temporary.
+The decisions are the same for a folder and an ``s3://`` or ``gs://`` prefix, made from
+its files or objects through :class:`~s2c_batch.pipeline.output.location.Location`
+(the ledger of one object per block on object storage; an upload leaves no temporary).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import zarr
 
@@ -42,10 +40,10 @@ from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputExistsError
 from s2c_batch.pipeline.inputs.scene import Grid
-from s2c_batch.pipeline.products.extras import DERIVED_FILES
-from s2c_batch.pipeline.run import object_out, outdir, store
-from s2c_batch.pipeline.run.location import ObjectLocation
-from s2c_batch.pipeline.run.output import Out, delete, exists, holds_products, ledger_of, name, read_record, store_of
+from s2c_batch.pipeline.output import lock, store
+from s2c_batch.pipeline.output.layout import DERIVED_FILES, PRODUCT_FILES, STORE
+from s2c_batch.pipeline.output.location import Location
+from s2c_batch.pipeline.output.runlog import read_record
 from s2c_batch.pipeline.run.plan import products_for
 
 log = logging.getLogger(__name__)
@@ -68,21 +66,19 @@ class Resumption:
     store_problem: str | None = None
 
 
-def previous_fingerprint(out: Out) -> str | None:
+def previous_fingerprint(out: Location) -> str | None:
     """Fingerprint of the run held in ``out``: ``run.json``'s, else the store's attributes."""
     record = read_record(out)
     if record is not None and record.get("fingerprint"):
         return str(record["fingerprint"])
     try:
-        target = store_of(out)
-        opened = target.zarr_store("") if isinstance(target, ObjectLocation) else str(target)
-        value = zarr.open_group(opened, mode="r").attrs.get("fingerprint")
+        value = zarr.open_group(out.zarr_store(STORE), mode="r").attrs.get("fingerprint")
     except Exception:  # no store, or one that does not open: nothing to resume from
         return None
     return str(value) if value else None
 
 
-def resumes(out: Out, fingerprint: str) -> bool:
+def resumes(out: Location, fingerprint: str) -> bool:
     """Whether ``--resume`` continues the run held in ``out`` (``False``: nothing to continue).
 
     Raises:
@@ -92,17 +88,17 @@ def resumes(out: Out, fingerprint: str) -> bool:
     if previous is None:
         return False
     if previous != fingerprint:
-        if holds_products(out):
+        if lock.holds_products(out):
             raise OutputExistsError(
-                f"--out {name(out)!r} holds a run with another fingerprint (inputs, config, "
+                f"--out {out.url!r} holds a run with another fingerprint (inputs, config, "
                 "checkpoints or version changed); pass --overwrite to replace it"
             )
-        log.info("resume: %s holds no product of the other run; starting afresh", out)
+        log.info("resume: %s holds no product of the other run; starting afresh", out.href())
         return False
     return True
 
 
-def prepare_resume(out: Out, cfg: Config, *, fingerprint: str, grid: Grid, plan: TilePlan) -> Resumption:
+def prepare_resume(out: Location, cfg: Config, *, fingerprint: str, grid: Grid, plan: TilePlan) -> Resumption:
     """Verify what the previous run left, remove what cannot be trusted, and say what is kept.
 
     Args:
@@ -118,12 +114,11 @@ def prepare_resume(out: Out, cfg: Config, *, fingerprint: str, grid: Grid, plan:
     Raises:
         OutputError: the ledger cannot be rewritten.
     """
-    ledger, store_path = ledger_of(out), store_of(out)
-    if not isinstance(out, ObjectLocation):
-        remove_temporaries(out)
-    for product in (*outdir.PRODUCT_FILES, *DERIVED_FILES):
-        delete(out, product)
-    store_there = exists(out, outdir.STORE)
+    ledger, store_path = out.ledger(), out.child(STORE)
+    out.remove_temporaries()
+    for product in (*PRODUCT_FILES, *DERIVED_FILES):
+        out.delete(product)
+    store_there = out.exists(STORE)
     products = products_for(cfg)
     # What a block task writes: with Otsu, change_mask comes later, from a pass over every block.
     written = tuple(p for p in products if not (cfg.model.otsu and p == "change_mask"))
@@ -132,11 +127,8 @@ def prepare_resume(out: Out, cfg: Config, *, fingerprint: str, grid: Grid, plan:
                                   fingerprint=fingerprint) if store_there else "absent"
     if problem is not None:
         if problem != "absent":
-            log.warning("resume: %s is not reused and is created again: %s", store_path, problem)
-        if isinstance(out, ObjectLocation):
-            out.delete_prefix(outdir.STORE)
-        else:
-            shutil.rmtree(out / outdir.STORE, ignore_errors=True)
+            log.warning("resume: %s is not reused and is created again: %s", store_path.href(), problem)
+        out.delete_prefix(STORE)
         ledger.rewrite(set())
         return Resumption(store_kept=False, store_problem=None if problem == "absent" else problem)
     store.unconsolidate(store_path)  # written again, so no longer complete until this run is
@@ -162,15 +154,12 @@ def prepare_resume(out: Out, cfg: Config, *, fingerprint: str, grid: Grid, plan:
     return Resumption(store_kept=True, reuse=frozenset(reuse), dropped=dropped)
 
 
-def start_fresh(out: Out) -> Resumption:
+def start_fresh(out: Location) -> Resumption:
     """Remove everything a previous run wrote here (a run that is not resumed)."""
-    if isinstance(out, ObjectLocation):
-        object_out.clear_products(out)
-    else:
-        outdir.clear_products(out)
-        remove_temporaries(out)
+    out.clear_products()
+    out.remove_temporaries()
     for derived in DERIVED_FILES:
-        delete(out, derived)
+        out.delete(derived)
     return Resumption(store_kept=False)
 
 
@@ -178,16 +167,3 @@ def plan_blocks(plan: TilePlan) -> set[tuple[int, int]]:
     """Every block index of the plan."""
     nbi, nbj = plan.block_grid
     return {(i, j) for i in range(nbi) for j in range(nbj)}
-
-
-def remove_temporaries(out: Path) -> None:
-    """Remove what an interrupted write left under temporary names (only s2c-batch's own)."""
-    patterns = [f".{Path(n).stem}.*.tmp.tif" for n in outdir.PRODUCT_FILES]  # COG temporaries
-    patterns += [f".{n}.*tmp" for n in (*DERIVED_FILES, outdir.RUN_JSON)]  # atomic writes
-    for pattern in patterns:
-        for path in out.glob(pattern):
-            path.unlink(missing_ok=True)
-    store_path = out / outdir.STORE
-    if store_path.is_dir():
-        for path in store_path.rglob("*.partial"):  # zarr's atomic shard writes
-            path.unlink(missing_ok=True)

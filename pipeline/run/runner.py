@@ -6,11 +6,13 @@ comparators; ``.s2c/fit.json``) -> create the Zarr store -> one Dask task per bl
 on a cluster whose workers hold the model (tiled) or the fitted comparator
 (untiled) -> with ``model.threshold: otsu``, the scene's threshold and the mask pass
 -> COGs from the store -> verify -> the store's metadata consolidated -> ``run.json``
-says ``complete``.
+says ``complete``. Each stage is timed into ``run.json``'s ``timings_s``
+(:meth:`~s2c_batch.pipeline.output.runlog.RunLog.stage`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -21,32 +23,31 @@ from pathlib import Path
 from typing import Any
 
 from s2c_batch.kernels.comparators.base import FittedComparator
-from s2c_batch.kernels.comparators.cva import CVA
-from s2c_batch.kernels.raster.tiling import TilePlan
-from s2c_batch.pipeline.config import Config, check_checkpoints, mask_comparator
+from s2c_batch.kernels.comparators.registry import Fit, RunComparator, create_comparator
+from s2c_batch.pipeline.cluster.connect import connect, has_gpu_workers, torch_threads_per_worker
+from s2c_batch.pipeline.cluster.report import check_report_path, performance_report_to
+from s2c_batch.pipeline.cluster.signals import sigterm_as_interrupt
+from s2c_batch.pipeline.cluster.supervise import cancel_quietly, collect_blocks, reporting_lost_cluster
+from s2c_batch.pipeline.cluster.watchdog import Watchdog
+from s2c_batch.pipeline.config import Config, check_checkpoints, comparator_options
 from s2c_batch.pipeline.errors import InputError, S2CError
-from s2c_batch.pipeline.inputs.remote import input_name
-from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
+from s2c_batch.pipeline.inputs.identity import describe_input
+from s2c_batch.pipeline.inputs.scene import open_pair
+from s2c_batch.pipeline.inputs.source import Source
+from s2c_batch.pipeline.output import store
+from s2c_batch.pipeline.output.layout import FIT_FILE, STATE_DIR
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.location import Location
+from s2c_batch.pipeline.output.runlog import RunLog, Timings
+from s2c_batch.pipeline.output.verify import verify_products
 from s2c_batch.pipeline.products.extras import PendingExtras, class_names, start_extras, write_extras
-from s2c_batch.pipeline.run import lock, object_out, outdir, output, recovery, store
-from s2c_batch.pipeline.run.cluster import connect, has_gpu_workers, torch_threads_per_worker
+from s2c_batch.pipeline.run import recovery
 from s2c_batch.pipeline.run.cog import write_cogs
+from s2c_batch.pipeline.run.context import RunContext, RunOptions
+from s2c_batch.pipeline.run.fingerprint import checkpoint_paths, fingerprint, hash_path, package_version
 from s2c_batch.pipeline.run.fit import fit_dcva_on_cluster, fit_on_cluster, load_fit, save_fit
 from s2c_batch.pipeline.run.graph import build_graph, build_untiled_graph, write_order
-from s2c_batch.pipeline.run.location import ObjectLocation, open_location
-from s2c_batch.pipeline.run.output import verify_products
-from s2c_batch.pipeline.run.plan import make_plan, products_for, untiled
-from s2c_batch.pipeline.run.report import check_report_path, performance_report_to
-from s2c_batch.pipeline.run.runlog import (
-    RunLog,
-    checkpoint_paths,
-    describe_input,
-    fingerprint,
-    hash_path,
-    package_version,
-)
-from s2c_batch.pipeline.run.signals import sigterm_as_interrupt
-from s2c_batch.pipeline.run.supervise import cancel_quietly, collect_blocks, reporting_lost_cluster
+from s2c_batch.pipeline.run.plan import make_plan, untiled
 from s2c_batch.pipeline.run.threshold import (
     build_mask_graph,
     choose_threshold,
@@ -54,7 +55,6 @@ from s2c_batch.pipeline.run.threshold import (
     submit_masks,
     target_classes,
 )
-from s2c_batch.pipeline.run.watchdog import Watchdog
 from s2c_batch.pipeline.run.worker import BlockReport, PredictorPlugin, plugin_name
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,9 @@ class RunResult:
 
 
 def run_change_detection(
-    t1: str | os.PathLike[str],
-    t2: str | os.PathLike[str],
-    out: str | os.PathLike[str],
+    t1: str | os.PathLike[str] | Source,
+    t2: str | os.PathLike[str] | Source,
+    out: str | os.PathLike[str] | Location,
     cfg: Config,
     *,
     scheduler: str | None = None,
@@ -91,7 +91,7 @@ def run_change_detection(
     Args:
         t1: earlier scene (its grid is the output grid).
         t2: later scene.
-        out: output folder.
+        out: output folder, or ``s3://`` or ``gs://bucket/prefix``.
         cfg: resolved config.
         scheduler: address of a running Dask scheduler; ``None`` = a LocalCluster.
         resume: finish a previous run with the same fingerprint, reusing its blocks.
@@ -111,85 +111,68 @@ def run_change_detection(
         OutputError: output exists, is locked or unwritable, or the report's folder
             is missing (exit 4).
     """
-    timings: dict[str, float] = {}
-    t_start = time.perf_counter()
-    check_report_path(report)
-    location = open_location(out, cfg.storage)
-    if isinstance(location, ObjectLocation):  # before any work: a missing bucket, refused credentials, a lock
-        object_out.prepare(location, resume=resume, overwrite=overwrite)
-    pair = open_pair(t1, t2, cfg.input, bbox=bbox, storage=cfg.storage)
-    check_checkpoints(cfg)
-    checkpoints = {k: hash_path(p) for k, p in checkpoint_paths(cfg).items()}
-    plan = make_plan(pair, cfg)
-    timings["open"] = time.perf_counter() - t_start
-
-    if isinstance(location, ObjectLocation):
-        with lock.locked(location):
-            return _run_locked(pair, plan, cfg, location, checkpoints, scheduler=scheduler,
-                               resume=resume, bbox=bbox, progress=progress, timings=timings,
-                               t_start=t_start, report=report, torch_threads=torch_threads)
-    out_dir = Path(out).resolve()
-    created = not out_dir.exists()
-    outdir.prepare(out_dir, resume=resume, overwrite=overwrite)
-    try:
-        with outdir.locked(out_dir):
-            return _run_locked(pair, plan, cfg, out_dir, checkpoints, scheduler=scheduler,
-                               resume=resume, bbox=bbox, progress=progress, timings=timings,
-                               t_start=t_start, report=report, torch_threads=torch_threads)
-    finally:
-        if created and not outdir.has_run(out_dir):
-            outdir.remove_empty(out_dir)
+    options = RunOptions(scheduler=scheduler, resume=resume, overwrite=overwrite, bbox=bbox, progress=progress,
+                         report=report, torch_threads=torch_threads)
+    return run_pair(Source.parse(t1), Source.parse(t2), out, cfg, options)
 
 
-def _run_locked(
-    pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: output.Out, checkpoints: dict[str, str], *,
-    scheduler: str | None, resume: bool, bbox: tuple[float, float, float, float] | None,
-    progress: bool, timings: dict[str, float], t_start: float,
-    report: str | os.PathLike[str] | None = None, torch_threads: int | None = None,
-) -> RunResult:
-    fp = fingerprint(pair, cfg, checkpoints)
-    run_json, ledger, store_path = output.child(out_dir, outdir.RUN_JSON), output.ledger_of(out_dir), \
-        output.child(out_dir, outdir.STORE)
-    resuming = resume and recovery.resumes(out_dir, fp)
-    t0 = time.perf_counter()
-    with connect(scheduler, cfg.cluster, numpy_only=not cfg.model.uses_torch) as client:
-        timings["cluster_start"] = time.perf_counter() - t0
-        if progress:
+def run_pair(t1: Source, t2: Source, out: str | os.PathLike[str] | Location, cfg: Config,
+             options: RunOptions) -> RunResult:
+    """:func:`run_change_detection` with its options as one value (``batch`` and ``compare`` call this).
+
+    Raises:
+        As :func:`run_change_detection`.
+    """
+    timings = Timings()
+    with timings.stage("open"):
+        check_report_path(options.report)
+        location = open_location(out, cfg.storage)
+        # Before any work: a missing bucket, refused credentials, a lock (on object storage).
+        location.precheck(resume=options.resume, overwrite=options.overwrite)
+        pair = open_pair(t1, t2, cfg.input, bbox=options.bbox, storage=cfg.storage)
+        check_checkpoints(cfg)
+        checkpoints = {k: hash_path(p) for k, p in checkpoint_paths(cfg).items()}
+        plan = make_plan(pair, cfg)
+    location = location.resolve()
+    with location.claim(resume=options.resume, overwrite=options.overwrite):
+        ctx = RunContext(pair, plan, cfg, location, options, checkpoints,
+                         fingerprint(pair, cfg, checkpoints), RunLog(location, timings=timings))
+        return _run_claimed(ctx)
+
+
+def _run_claimed(ctx: RunContext) -> RunResult:
+    """Every stage after the output is held: cluster, model, fit, store, blocks, products, verification."""
+    cfg, options, runlog, plan, pair = ctx.cfg, ctx.options, ctx.runlog, ctx.plan, ctx.pair
+    resuming = options.resume and recovery.resumes(ctx.out, ctx.fingerprint)
+    with contextlib.ExitStack() as stack:
+        with runlog.stage("cluster_start"):
+            client = stack.enter_context(connect(options.scheduler, cfg.cluster, numpy_only=not cfg.model.uses_torch))
+        if options.progress:
             print(f"s2c-batch: dashboard {client.dashboard_link}", file=sys.stderr)
         # Load the model on every worker before writing anything: a bad checkpoint
         # fails here and leaves the output as it was.
-        t0 = time.perf_counter()
-        threads = torch_threads
-        if threads is None and scheduler is None:
-            threads = torch_threads_per_worker(client)
-        if cfg.model.uses_torch:  # untiled comparators need no model on the workers
-            client.register_plugin(PredictorPlugin(cfg.model, torch_threads=threads),
-                                   name=plugin_name(cfg.model))
-        timings["model_load"] = time.perf_counter() - t0
+        with runlog.stage("model_load"):
+            _load_model(ctx, client)
 
-        products = products_for(cfg)
         # Resume from what is on disk: verified blocks are kept, the rest is computed again.
-        kept = (recovery.prepare_resume(out_dir, cfg, fingerprint=fp, grid=pair.grid, plan=plan) if resuming
-                else recovery.start_fresh(out_dir))
+        kept = (recovery.prepare_resume(ctx.out, cfg, fingerprint=ctx.fingerprint, grid=pair.grid, plan=plan)
+                if resuming else recovery.start_fresh(ctx.out))
         reuse = set(kept.reuse)
-        t0 = time.perf_counter()
-        with reporting_lost_cluster(client, kept=lambda: len(ledger.done()), total=plan.n_blocks):
-            fitted = _fitted_comparator(client, pair, plan, cfg, out_dir, fp, resuming=resuming)
-        timings["fit"] = time.perf_counter() - t0
-        runlog = RunLog(run_json)
+        with runlog.stage("fit"), _reporting_lost_cluster(ctx, client):
+            fitted = _fitted_comparator(ctx, client, resuming=resuming)
         runlog.update(
             status="running",
             started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             version=package_version(),
-            fingerprint=fp,
-            inputs={"t1": describe_input(pair.t1.path, pair.t1.storage),
-                    "t2": describe_input(pair.t2.path, pair.t2.storage)},
+            fingerprint=ctx.fingerprint,
+            inputs={"t1": describe_input(pair.t1.raster, pair.t1.storage),
+                    "t2": describe_input(pair.t2.raster, pair.t2.storage)},
             grid={"crs": pair.grid.crs.to_string(), "transform": list(pair.grid.transform),
                   "height": pair.grid.height, "width": pair.grid.width},
-            bbox=list(bbox) if bbox else None,
+            bbox=list(options.bbox) if options.bbox else None,
             config=cfg.to_dict(),
             config_hash=cfg.hash(),
-            checkpoints=checkpoints,
+            checkpoints=ctx.checkpoints,
             path="untiled" if untiled(cfg) else "tiled",
             fit=fitted.to_json() if fitted is not None and cfg.model.fitted else None,
             threshold=cfg.model.threshold,
@@ -198,116 +181,105 @@ def _run_locked(
             products={},
         )
         try:
-            with reporting_lost_cluster(client, kept=lambda: len(ledger.done()), total=plan.n_blocks):
+            with _reporting_lost_cluster(ctx, client):
                 if not kept.store_kept:
-                    t0 = time.perf_counter()
-                    create_products_store(store_path, pair, cfg, products, fp, checkpoints, fitted)
-                    timings["create_store"] = time.perf_counter() - t0
-                with sigterm_as_interrupt(), performance_report_to(report):
-                    result = _compute(client, pair, plan, cfg, out_dir, store_path, products, reuse,
-                                      ledger, runlog, progress, timings, fitted)
-            verify_products(out_dir, pair, plan, ledger, result.products)
+                    with runlog.stage("create_store"):
+                        create_products_store(ctx, fitted)
+                with sigterm_as_interrupt(), performance_report_to(options.report):
+                    result = _compute(ctx, client, reuse, fitted)
+            verify_products(ctx.out, pair, plan, ctx.ledger, result.products)
             # Last: consolidated metadata marks a store whose every block is written and verified.
-            store.consolidate(store_path)
+            store.consolidate(ctx.store)
         except BaseException as exc:
             if isinstance(exc, InputError):
-                recovery.start_fresh(out_dir)  # unusable input: leave no product behind
+                recovery.start_fresh(ctx.out)  # unusable input: leave no product behind
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-            runlog.update_quietly(status="failed", error=reason, timings_s=_rounded(timings))
+            runlog.update_quietly(status="failed", error=reason, timings_s=runlog.timings.rounded())
             raise
-    timings["total"] = time.perf_counter() - t_start
+    runlog.timings.total()
     runlog.update(status="complete", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  timings_s=_rounded(timings), products=result.products)
-    result.timings_s = _rounded(timings)
+                  timings_s=runlog.timings.rounded(), products=result.products)
+    result.timings_s = runlog.timings.rounded()
     return result
 
 
-def _fitted_comparator(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: output.Out,
-                       fp: str, *,
-                       resuming: bool) -> FittedComparator | None:
+def _reporting_lost_cluster(ctx: RunContext, client: Any) -> contextlib.AbstractContextManager[None]:
+    """A lost scheduler inside the block as one error naming the blocks kept (:func:`reporting_lost_cluster`)."""
+    return reporting_lost_cluster(client, kept=lambda: len(ctx.ledger.done()), total=ctx.plan.n_blocks)
+
+
+def _load_model(ctx: RunContext, client: Any) -> None:
+    """Register the predictor plugin: every worker loads the model (untiled comparators need none)."""
+    threads = ctx.options.torch_threads
+    if threads is None and ctx.options.scheduler is None:
+        threads = torch_threads_per_worker(client)
+    if ctx.cfg.model.uses_torch:
+        client.register_plugin(PredictorPlugin(ctx.cfg.model, torch_threads=threads), name=plugin_name(ctx.cfg.model))
+
+
+def _fitted_comparator(ctx: RunContext, client: Any, *, resuming: bool) -> RunComparator | None:
     """The comparator the blocks use: fitted to the scene, or the one a resumed run fitted.
 
     ``None`` for CACH; the fixed CVA when nothing is fitted; a mask-level comparator
     with its options (nothing fitted). A fit is saved to ``.s2c/fit.json`` before any
     block is written.
     """
-    if cfg.model.comparator == "cach":
-        return None
-    if cfg.model.mask_level:
-        return mask_comparator(cfg)  # type: ignore[return-value]  # options, not a fit
+    cfg, pair, plan = ctx.cfg, ctx.pair, ctx.plan
     if not cfg.model.fitted:
-        return CVA()
-    previous = load_fit(out_dir, fp) if resuming else None
+        return create_comparator(cfg.model.comparator, comparator_options(cfg))
+    previous = load_fit(ctx.out, ctx.fingerprint) if resuming else None
     if previous is not None:
         log.info("reusing the fitted %s parameters of %s", cfg.model.comparator,
-                 output.name(output.child(out_dir, f"{outdir.STATE_DIR}/{outdir.FIT_FILE}")))
+                 ctx.out.href(f"{STATE_DIR}/{FIT_FILE}"))
         return previous
     token = uuid.uuid4().hex[:8]
-    if cfg.model.comparator == "dcva":
+    if cfg.model.spec.fit is Fit.TILES:
         fitted = fit_dcva_on_cluster(client, pair, plan, cfg, token=token, gpu=has_gpu_workers(client))
     else:
         fitted = fit_on_cluster(client, pair, plan, cfg, token=token)
-    save_fit(out_dir, fitted, fp)
+    save_fit(ctx.out, fitted, ctx.fingerprint)
     return fitted
 
 
-def create_products_store(
-    store_path: store.StorePath, pair: ScenePair, cfg: Config, products: tuple[str, ...], fp: str,
-    checkpoints: dict[str, str], fitted: FittedComparator | None = None,
-) -> None:
-    """Create the empty, georeferenced Zarr store with provenance attributes."""
+def create_products_store(ctx: RunContext, fitted: RunComparator | None = None) -> None:
+    """Create the run's empty, georeferenced Zarr store with provenance attributes."""
+    cfg, pair = ctx.cfg, ctx.pair
     attrs = {
         "s2c_batch_version": package_version(),
-        "fingerprint": fp,
+        "fingerprint": ctx.fingerprint,
         "config_hash": cfg.hash(),
-        "checkpoints": checkpoints,
-        "inputs": [input_name(pair.t1.path), input_name(pair.t2.path)],
+        "checkpoints": ctx.checkpoints,
+        "inputs": [pair.t1.raster.name, pair.t2.raster.name],
         "comparator": cfg.model.comparator,
         "threshold": cfg.model.threshold,
     }
     if fitted is not None and cfg.model.fitted:
         attrs["fit"] = fitted.to_json()
-    store.create_store(store_path, pair.grid, products, shard=cfg.tiling.block_size,
+    store.create_store(ctx.store, pair.grid, ctx.products, shard=cfg.tiling.block_size,
                        chunk=cfg.tiling.chunk_size, attrs=attrs, class_names=class_names(cfg))
 
 
-def _compute(
-    client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, out_dir: output.Out,
-    store_path: store.StorePath, products: tuple[str, ...], reuse: set[tuple[int, int]],
-    ledger: output.Ledger,
-    runlog: RunLog, progress: bool, timings: dict[str, float], fitted: FittedComparator | None = None,
-) -> RunResult:
-    t0 = time.perf_counter()
+def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
+             fitted: RunComparator | None = None) -> RunResult:
+    """The block tasks (all but ``reuse``), then Otsu's mask pass, the COGs and the derived products."""
+    cfg, pair, plan, runlog, store_path = ctx.cfg, ctx.pair, ctx.plan, ctx.runlog, ctx.store
     token = uuid.uuid4().hex[:8]
-    if untiled(cfg):
-        assert fitted is not None  # every classical comparator has one
-        tasks = build_untiled_graph(pair, plan, cfg, store.task_arg(store_path), fitted, skip=reuse, token=token)
-    else:
-        tasks = build_graph(pair, plan, cfg, store.task_arg(store_path), skip=reuse, gpu=has_gpu_workers(client),
-                            token=token, comparator=fitted)
-    futures = client.compute(tasks, optimize_graph=False)  # retried by collect_blocks, not by Dask
-    # A written block's polygons need no finished product: they are traced while later
-    # blocks are still being predicted (with Otsu, once the mask pass has written them).
-    pending = PendingExtras() if cfg.model.otsu else start_extras(
-        client, store_path, pair, cfg, after=dict(zip(write_order(plan, reuse), futures, strict=True)))
+    pending = PendingExtras()
     try:
-        bar = _progress_bar(len(futures), progress)
-
-        def record(report: BlockReport) -> None:
-            ledger.add(report.index)
-            bar.update(1)
-
-        try:
-            watchdog = Watchdog(client, token, factor=cfg.cluster.stall_factor, min_s=cfg.cluster.stall_min_s,
-                                retries=cfg.cluster.retries, on_change=lambda stalls: runlog.update(stalls=stalls))
-            reports = collect_blocks(client, futures, retries=cfg.cluster.retries, on_done=record,
-                                     watchdog=watchdog)
-        except BaseException:
-            cancel_quietly(client, futures)
-            raise
-        finally:
-            bar.close()
-        timings["blocks"] = time.perf_counter() - t0
+        with runlog.stage("blocks"):
+            if untiled(cfg):
+                assert isinstance(fitted, FittedComparator)  # every classical comparator has one
+                tasks = build_untiled_graph(pair, plan, cfg, store_path, fitted, skip=reuse, token=token)
+            else:
+                tasks = build_graph(pair, plan, cfg, store_path, skip=reuse, gpu=has_gpu_workers(client),
+                                    token=token, comparator=fitted)
+            futures = client.compute(tasks, optimize_graph=False)  # retried by collect_blocks, not by Dask
+            # A written block's polygons need no finished product: they are traced while later
+            # blocks are still being predicted (with Otsu, once the mask pass has written them).
+            if not cfg.model.otsu:
+                pending = start_extras(client, store_path, pair, cfg,
+                                       after=dict(zip(write_order(plan, reuse), futures, strict=True)))
+            reports = _collect(ctx, client, futures, token)
         runlog.update(blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": len(reports),
                               "valid_pixels_computed": sum(r.valid_pixels for r in reports)})
         if not reuse and not any(r.valid_pixels for r in reports):
@@ -317,46 +289,65 @@ def _compute(
                 "and that the scenes cover the same ground"
             )
         if cfg.model.otsu:
-            t0 = time.perf_counter()
-            pending = _otsu_masks(client, pair, plan, cfg, store_path, reports, reuse, runlog, token)
-            timings["threshold"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+            with runlog.stage("threshold"):
+                pending = _otsu_masks(ctx, client, reports, reuse, token)
         written = {}
-        if cfg.output.cog:
-            written = write_cogs(client, store_path, out_dir, pair, cfg, products, runlog.data)
-        timings["cogs"] = time.perf_counter() - t0
-        written["change.zarr"] = output.name(store_path)
-        t0 = time.perf_counter()
-        previews = [r.preview for r in reports if r.preview is not None]
-        written.update(write_extras(client, out_dir, pair, cfg, runlog.data, dict(written), pending, previews))
-        timings["extras"] = time.perf_counter() - t0
+        with runlog.stage("cogs"):
+            if cfg.output.cog:
+                written = write_cogs(client, store_path, ctx.out, pair, cfg, ctx.products, runlog.data)
+        written["change.zarr"] = str(store_path.href())
+        with runlog.stage("extras"):
+            previews = [r.preview for r in reports if r.preview is not None]
+            written.update(write_extras(client, ctx.out, pair, cfg, runlog.data, dict(written), pending, previews))
     except BaseException:
         if client.status == "running":  # a lost scheduler cannot be asked to cancel
             pending.cancel(client)
         raise
-    return RunResult(out=output.where(out_dir), status="complete", blocks=plan.n_blocks, blocks_reused=len(reuse),
+    return RunResult(out=ctx.out.href(), status="complete", blocks=plan.n_blocks, blocks_reused=len(reuse),
                      products=written)
 
 
-def _otsu_masks(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, store_path: store.StorePath,
-                reports: list[BlockReport], reuse: set[tuple[int, int]], runlog: RunLog,
+def _collect(ctx: RunContext, client: Any, futures: list[Any], token: str) -> list[BlockReport]:
+    """Wait for the block tasks under the watchdog, recording each block in the ledger as it is written."""
+    cfg, runlog = ctx.cfg, ctx.runlog
+    bar = _progress_bar(len(futures), ctx.options.progress)
+
+    def record(report: BlockReport) -> None:
+        ctx.ledger.add(report.index)
+        bar.update(1)
+
+    try:
+        watchdog = Watchdog(client, token, factor=cfg.cluster.stall_factor, min_s=cfg.cluster.stall_min_s,
+                            retries=cfg.cluster.retries, on_change=lambda stalls: runlog.update(stalls=stalls))
+        reports: list[BlockReport] = collect_blocks(client, futures, retries=cfg.cluster.retries, on_done=record,
+                                                    watchdog=watchdog)
+    except BaseException:
+        cancel_quietly(client, futures)
+        raise
+    finally:
+        bar.close()
+    return reports
+
+
+def _otsu_masks(ctx: RunContext, client: Any, reports: list[BlockReport], reuse: set[tuple[int, int]],
                 token: str) -> PendingExtras:
     """Choose the scene's Otsu threshold, write every block's mask, start the derived products.
 
     Returns:
         The derived-product tasks, started behind the mask tasks.
     """
-    hist = scene_histogram(client, store.task_arg(store_path), plan, [r.histogram for r in reports if r.histogram],
+    cfg, pair, plan, store_path = ctx.cfg, ctx.pair, ctx.plan, ctx.store
+    hist = scene_histogram(client, store_path, plan, [r.histogram for r in reports if r.histogram],
                            reuse, token=token, retries=cfg.cluster.retries)
     if not hist.sum():
         raise InputError(
             f"t1 {pair.t1.path!r} and t2 {pair.t2.path!r} have no pixel that is valid in both; "
             "Otsu's threshold needs valid pixels (check input.nodata and --bbox)"
         )
-    chosen = choose_threshold(hist, ignore_zero=cfg.model.comparator == "ucd_scm")
-    runlog.update(threshold=chosen.to_json())
+    chosen = choose_threshold(hist, ignore_zero=cfg.model.spec.needs.otsu)
+    ctx.runlog.update(threshold=chosen.to_json())
     store.update_attrs(store_path, {"threshold": chosen.to_json()})
-    masks = submit_masks(client, build_mask_graph(plan, store.task_arg(store_path), chosen.level, target_classes(cfg),
+    masks = submit_masks(client, build_mask_graph(plan, store_path, chosen.level, target_classes(cfg),
                                                   with_classes=cfg.model.identifier != "none", token=token),
                          cfg.cluster.retries)
     pending = start_extras(client, store_path, pair, cfg, after=masks)
@@ -375,8 +366,4 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     return tqdm(total=total, desc="blocks", unit="block", disable=not enabled, file=sys.stderr)
 
 
-def _rounded(t: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 4) for k, v in t.items()}
-
-
-__all__ = ["RunResult", "S2CError", "run_change_detection"]
+__all__ = ["RunOptions", "RunResult", "S2CError", "run_change_detection", "run_pair"]

@@ -25,7 +25,7 @@ from s2c_batch.kernels.raster.encode import NODATA, target_change
 from s2c_batch.kernels.raster.otsu import LEVELS, level_histogram, otsu_level
 from s2c_batch.kernels.raster.tiling import TilePlan, Window
 from s2c_batch.pipeline.config import Config
-from s2c_batch.pipeline.run import store
+from s2c_batch.pipeline.output import store
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def target_classes(cfg: Config) -> tuple[int, ...]:
     """
     if cfg.model.identifier == "none" or cfg.model.mask_level:
         return ()
-    from s2c_batch.kernels.predictor import load_vocabulary
+    from s2c_batch.kernels.models.identifier.vocab import load_vocabulary
 
     vocab = load_vocabulary(cfg.model.vocab)
     if cfg.model.targets:

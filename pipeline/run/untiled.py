@@ -24,10 +24,9 @@ from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.errors import portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.output import store
 from s2c_batch.pipeline.products.preview import PreviewSampler
-from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.run.fit import strips, to_unit_pair
-from s2c_batch.pipeline.run.testhooks import stall_if_asked
 from s2c_batch.pipeline.run.worker import BlockReport
 
 
@@ -66,7 +65,6 @@ def compare_block(job: UntiledJob) -> BlockReport:
         ``job.preview``, the quicklook's pixels in the block.
     """
     t0 = time.perf_counter()
-    stall_if_asked(job.index)  # test-only, inert unless S2C_TEST_STALL is set
     radius = job.comparator.support.radius
     core = job.core
     prob = np.empty((core.height, core.width), np.float32)

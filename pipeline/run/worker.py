@@ -20,19 +20,19 @@ from typing import Any
 import numpy as np
 from distributed import WorkerPlugin, get_worker
 
+from s2c_batch.kernels.comparators.registry import RunComparator
 from s2c_batch.kernels.model_config import ModelConfig
 from s2c_batch.kernels.prediction import TilePredictor
 from s2c_batch.kernels.raster.blend import Partial, accumulate_tiles, combine_partials, split_partial
 from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.raster.otsu import level_histogram
 from s2c_batch.kernels.raster.tiling import Block, Window
+from s2c_batch.pipeline.cluster.allocator import reuse_freed_memory
 from s2c_batch.pipeline.errors import portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
+from s2c_batch.pipeline.output import store
 from s2c_batch.pipeline.products.preview import PreviewPiece
-from s2c_batch.pipeline.run import store
-from s2c_batch.pipeline.run.allocator import reuse_freed_memory
-from s2c_batch.pipeline.run.testhooks import stall_if_asked
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,13 @@ def make_predictor(cfg: ModelConfig, device: str | None = None) -> TilePredictor
     """Build the tile predictor for a model config (once per worker).
 
     The ``cva`` comparator without identifier needs no torch and is built here;
-    everything else comes from :func:`s2c_batch.kernels.predictor.build_predictor`.
+    everything else comes from :func:`s2c_batch.kernels.predictors.build.build_predictor`.
     """
     if not cfg.uses_torch:
-        from s2c_batch.kernels.comparators.cva import CVAPredictor
+        from s2c_batch.kernels.predictors.host import CVAPredictor
 
         return CVAPredictor()
-    from s2c_batch.kernels.predictor import build_predictor
+    from s2c_batch.kernels.predictors.build import build_predictor
 
     if device is not None and cfg.device == "auto":
         from dataclasses import replace
@@ -144,9 +144,9 @@ class TileJob:
         overlap: tile overlap.
         model: the model config (the predictor itself lives in the worker).
         destinations: core of every block its tiles reach, by block index.
-        comparator: the fitted comparator the predictor uses on these tiles (a
-            classical comparator beside an identifier, or DCVA's fitted selection);
-            ``None`` for CACH.
+        comparator: the run's comparator the predictor uses on these tiles (a fitted
+            classical comparator beside an identifier, DCVA's fitted selection, or a
+            mask-level method with its options); ``None`` for CACH.
     """
 
     pair: ScenePair
@@ -154,7 +154,7 @@ class TileJob:
     overlap: int
     model: ModelConfig
     destinations: dict[tuple[int, int], Window]
-    comparator: Any = None
+    comparator: RunComparator | None = None
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ def read_block(pair: ScenePair, block: Block) -> BlockPixels | None:
     return BlockPixels(t1, t2, v1 & v2)
 
 
-def with_comparator(predictor: TilePredictor, comparator: Any) -> TilePredictor:
+def with_comparator(predictor: TilePredictor, comparator: RunComparator) -> TilePredictor:
     """The predictor using a run's fitted comparator (its optional ``with_comparator`` member).
 
     Raises:
@@ -264,7 +264,6 @@ def write_block(job: WriteJob, *pieces: Partial) -> BlockReport:
     after a lost worker, resume) writes the same bytes.
     """
     t0 = time.perf_counter()
-    stall_if_asked(job.index)  # test-only, inert unless S2C_TEST_STALL is set
     pred = combine_partials(pieces, job.core)
     targets = worker_predictor(job.model).target_classes if job.with_classes else ()
     arrays = encode_products(

@@ -27,7 +27,7 @@ def test_packaged_configs_dir__the_checkout_first() -> None:
 
 _PROBE = """
 import s2c_batch.kernels, s2c_batch.pipeline.config as c
-from s2c_batch.kernels.predictor import load_vocabulary
+from s2c_batch.kernels.models.identifier.vocab import load_vocabulary
 print(list(s2c_batch.kernels.__path__)[0])  # a namespace package: no __file__
 print(c.configs_dir())
 print(c.load_config("default").model.vocab, load_vocabulary("whu_levir").class_names[-1],

@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from s2c_batch.kernels.comparators.cach import CACHOutputs
 from s2c_batch.kernels.learn.losses import (
     LossWeights,
     cach_loss,
     change_cross_entropy,
     unchanged_similarity,
 )
+from s2c_batch.kernels.models.cach import CACHOutputs
 
 
 def _logits(*pairs: tuple[float, float]) -> torch.Tensor:

@@ -6,8 +6,9 @@ import threading
 
 import numpy as np
 
-from s2c_batch.kernels.comparators.cva import CVAPredictor, cva_probability
+from s2c_batch.kernels.comparators.classical.cva import cva_probability
 from s2c_batch.kernels.prediction import Prediction
+from s2c_batch.kernels.predictors.host import CVAPredictor
 from s2c_batch.kernels.raster.blend import accumulate_tiles, combine_partials, split_partial
 from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.raster.tiling import TilePlan

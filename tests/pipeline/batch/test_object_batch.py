@@ -23,8 +23,11 @@ from s2c_batch.pipeline.batch.runs_file import load_runs_file
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import ConfigError
-from s2c_batch.pipeline.run import lock, object_out, output
-from s2c_batch.pipeline.run.location import ObjectLocation, open_location
+from s2c_batch.pipeline.output import lock
+from s2c_batch.pipeline.output.folder import FolderLocation
+from s2c_batch.pipeline.output.ledger import ObjectLedger
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.objects import ObjectLocation
 
 from objectstore import S3Server, assert_same_as_local
 from testutils import RealCluster, make_pair, write_tif
@@ -111,7 +114,7 @@ def test_batch__two_runs_to_s3_equal_the_local_batch_and_rerun_skips_and_resumes
     # tile1 died mid-run: run.json "running", one block's record and a COG lost.
     broken = records[1]
     broken.write("run.json", json.dumps({**json.loads(before[1] or b""), "status": "running"}).encode())
-    broken.delete(object_out.ObjectLedger.key((0, 0)))
+    broken.delete(ObjectLedger.key((0, 0)))
     broken.delete("change_mask.tif")
     code, resumed, _ = _batch(s3_runs, "--scheduler", s3_workers.address)
     assert code == 0 and [r["mode"] for r in resumed["runs"]] == ["resume", "resume"]
@@ -147,7 +150,7 @@ def test_load_runs_file__s3_outs_join_as_keys_and_bad_ones_are_listed(aws_env: S
     runs = load_runs_file(tmp_path / "RUNS.yaml").runs
     assert [r.name for r in runs] == ["31UFS", "31UGS", "folder", "p"]
     assert [(r.out.bucket, r.out.prefix) if isinstance(r.out, ObjectLocation) else r.out for r in runs] == [
-        ("bucket", "night/31UFS"), ("bucket", "night/31UGS"), Path("/abs/folder"), ("other", "p")]
+        ("bucket", "night/31UFS"), ("bucket", "night/31UGS"), FolderLocation(Path("/abs/folder")), ("other", "p")]
     assert isinstance(runs[0].out, ObjectLocation) and runs[0].out.storage.endpoint == aws_env.endpoint
     doc["runs"] = [{"t1": "a.tif", "t2": "b.tif", "out": "../up"},
                    {"t1": "a.tif", "t2": "b.tif", "out": "https://h/p"},
@@ -220,7 +223,7 @@ def test_readme__runs_yaml_on_a_bucket_is_a_valid_runs_file(tmp_path: Path,
     (tmp_path / "RUNS.yaml").write_text(example)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     runs = load_runs_file(tmp_path / "RUNS.yaml").runs
-    assert [(r.t1, output.name(r.out)) for r in runs] == [
+    assert [(str(r.t1), r.out.url) for r in runs] == [
         ("s3://scenes/2024/31UFS.tif", "s3://products/nightly/2025-06-01/31UFS"),
         ("https://stac.example.org/items/31UGS-2024.json", "s3://products/nightly/2025-06-01/31UGS")]
     assert [r.name for r in runs] == ["31UFS", "31UGS"]

@@ -17,6 +17,8 @@ from PIL import Image
 from s2c_batch.pipeline.batch.runs_file import load_runs_file
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.errors import ConfigError
+from s2c_batch.pipeline.inputs.source import Source
+from s2c_batch.pipeline.output.folder import FolderLocation
 from s2c_batch.pipeline.products.stac_schema import validate_item
 
 from testutils import assert_same_products, make_pair, read_band
@@ -203,7 +205,8 @@ def test_load_runs_file__relative_paths_and_mapping_overrides(tmp_path: Path) ->
                      "bbox": "1,2,3,4"}]}
     (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
     spec = load_runs_file(tmp_path / "RUNS.yaml").runs[0]
-    assert spec.t1 == tmp_path / "s" / "a.tif" and spec.t2 == Path("/abs/b.tif") and spec.out == tmp_path / "o"
+    assert spec.t1 == Source.parse(tmp_path / "s" / "a.tif") and spec.t2 == Source("/abs/b.tif")
+    assert spec.out == FolderLocation(tmp_path / "o")
     assert spec.cfg.tiling.block_size == 1024 and spec.cfg.model.threshold == 0.25
     assert spec.bbox == (1.0, 2.0, 3.0, 4.0)
 

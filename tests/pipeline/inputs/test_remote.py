@@ -6,15 +6,8 @@ import pytest
 
 from s2c_batch.pipeline.config import StorageConfig, load_config
 from s2c_batch.pipeline.errors import ConfigError
-from s2c_batch.pipeline.inputs.remote import (
-    as_url,
-    gdal_options,
-    gdal_path,
-    input_name,
-    is_remote,
-    redact,
-    resolve_storage,
-)
+from s2c_batch.pipeline.inputs.remote import gdal_options, resolve_storage
+from s2c_batch.pipeline.inputs.source import as_url, gdal_path, input_name, is_remote, redact
 
 
 @pytest.mark.parametrize(("path", "vsi"), [

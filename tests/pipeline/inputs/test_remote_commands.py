@@ -32,8 +32,8 @@ def test_load_runs_file__urls_are_kept_as_written(tmp_path: Path) -> None:
                     {"t1": "/vsis3/scenes/b.tif", "t2": "local/b.tif", "out": "p"}]}
     (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
     first, second = load_runs_file(tmp_path / "RUNS.yaml").runs
-    assert (first.t1, first.t2) == ("s3://scenes/2024/a.tif", "https://h/2025/a.tif")
-    assert (second.t1, second.t2) == ("/vsis3/scenes/b.tif", tmp_path / "local" / "b.tif")
+    assert (str(first.t1), str(first.t2)) == ("s3://scenes/2024/a.tif", "https://h/2025/a.tif")
+    assert (str(second.t1), str(second.t2)) == ("/vsis3/scenes/b.tif", str(tmp_path / "local" / "b.tif"))
 
 
 def test_stack_bands__s3_band_files_make_a_vrt_that_reads_like_the_local_one(

@@ -186,7 +186,7 @@ def test_eval_cli__missing_checkpoint_exit_2(tmp_path: Path, capsys: pytest.Capt
 
 @pytest.mark.parametrize("name", sorted(EVAL_PRESETS))
 def test_eval_preset__names_are_classes_of_its_vocabulary(name: str) -> None:
-    from s2c_batch.kernels.predictor import load_vocabulary
+    from s2c_batch.kernels.models.identifier.vocab import load_vocabulary
 
     preset = eval_preset(name)
     vocab = load_vocabulary(preset.vocab)
@@ -201,7 +201,7 @@ def test_eval_preset__the_authors_class_ids() -> None:
     """dataset/ovcd.py's SECOND_CLASS_MAPPING / SCSCD_CLASS_MAPPING with test_cach_ovcd.py's target
     indices into the prompt lists (SECOND: Grass [2, 7], Ground [1], Tree [5], Water [6], Building [8],
     Playground [3]; SC-SCD: [0] ... [6])."""
-    from s2c_batch.kernels.predictor import load_vocabulary
+    from s2c_batch.kernels.models.identifier.vocab import load_vocabulary
 
     def indices(name: str) -> dict[int, list[int]]:
         preset, vocab = eval_preset(name), load_vocabulary(eval_preset(name).vocab)

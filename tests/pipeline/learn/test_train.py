@@ -11,10 +11,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from s2c_batch.kernels.backbone import build_dinov2_tiny
 from s2c_batch.kernels.checkpoints import read_state_dict
-from s2c_batch.kernels.comparators.cach import build_cach
 from s2c_batch.kernels.model_config import ModelConfig
+from s2c_batch.kernels.models.backbone import build_dinov2_tiny
+from s2c_batch.kernels.models.cach import build_cach
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import CheckpointError, ConfigError, InputError, OutputExistsError
@@ -121,7 +121,7 @@ def test_train_change_head__feature_cache_gives_the_same_head(small: Path, tmp_p
 
 
 def test_train_change_head__output_loads_in_the_predictor(small: Path, tmp_path: Path) -> None:
-    from s2c_batch.kernels.predictor import ChangePredictor
+    from s2c_batch.kernels.predictors.tile import ChangePredictor
 
     res = train_change_head([small], tmp_path / "h.safetensors", MODEL, TrainOptions(epochs=1, batch_size=2),
                             progress=False)
@@ -189,7 +189,7 @@ def test_compact_dtypes__fits_the_budget() -> None:
 
 def test_train_change_head__train_backbone_writes_a_matching_pair(small: Path, tmp_path: Path) -> None:
     """The demo-only deviation: backbone trained too, written in the original layout beside the head."""
-    from s2c_batch.kernels.predictor import ChangePredictor
+    from s2c_batch.kernels.predictors.tile import ChangePredictor
 
     opts = TrainOptions(epochs=2, batch_size=2, train_backbone=True)
     res = train_change_head([small], tmp_path / "h.safetensors", MODEL, opts, val=[small],

@@ -14,9 +14,9 @@ from scipy import ndimage
 
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.output import store
 from s2c_batch.pipeline.products.area import row_areas_m2
 from s2c_batch.pipeline.products.polygons import write_polygons
-from s2c_batch.pipeline.run import store
 
 from testutils import CRS, TRANSFORM
 

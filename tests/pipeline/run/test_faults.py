@@ -21,7 +21,9 @@ import pytest
 
 from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.errors import OutputError
-from s2c_batch.pipeline.run import outdir, runner, store
+from s2c_batch.pipeline.output import layout, store
+from s2c_batch.pipeline.output.ledger import BlockLedger
+from s2c_batch.pipeline.run import runner
 
 from testutils import SMALL, RealCluster, assert_same_products, fill_disk, make_pair, run_small, write_damaged_copy
 
@@ -61,7 +63,7 @@ def test_run__damaged_tile_is_exit_3_naming_file_band_pixels_and_not_retried(
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "failed" and run["error"] == "InputError: " + lines[0].removeprefix("Error: ")
     # No product is left (a block task still running may leave shards, never a store's metadata).
-    assert not (out / outdir.STORE / "zarr.json").exists() and not (out / "change_prob.tif").exists()
+    assert not (out / layout.STORE / "zarr.json").exists() and not (out / "change_prob.tif").exists()
 
 
 @pytest.mark.cluster
@@ -82,7 +84,7 @@ def test_run__lost_scheduler_is_one_line_exit_1_and_resume_completes(tmp_path: P
     finally:
         doomed.stop()
     assert proc.returncode == 1, err
-    kept = len(outdir.BlockLedger(out).done())
+    kept = len(BlockLedger(out).done())
     assert 3 <= kept < 36, "the scheduler was not killed mid-run"
     assert err.strip().splitlines() == [
         f"Error: lost the Dask scheduler at {doomed.address}: {kept} of 36 blocks are written and kept; once a "

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from s2c_batch.pipeline.config import load_config
-from s2c_batch.pipeline.run import outdir
+from s2c_batch.pipeline.output import layout
+from s2c_batch.pipeline.output.ledger import BlockLedger
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from testutils import assert_same_products, make_pair
@@ -36,14 +37,14 @@ def _cli(t1: Path, t2: Path, out: Path, scheduler: str) -> subprocess.Popen[byte
 
 def _state(out: Path) -> str:
     """What the killed run left, in the words of the recovery cases."""
-    run = json.loads((out / outdir.RUN_JSON).read_text()) if (out / outdir.RUN_JSON).exists() else None
+    run = json.loads((out / layout.RUN_JSON).read_text()) if (out / layout.RUN_JSON).exists() else None
     if run is None:
         return "no run.json"
     if run["status"] == "complete":
         return "complete"
-    if not (out / outdir.STORE).exists():
+    if not (out / layout.STORE).exists():
         return "run.json, no store"
-    blocks = len(outdir.BlockLedger(out).done())
+    blocks = len(BlockLedger(out).done())
     if blocks == 0:
         return "store, no block"
     if blocks < 144:

@@ -11,7 +11,7 @@ import pytest
 import rasterio
 import zarr
 
-from s2c_batch.kernels.comparators.mask_level import MaskComparator
+from s2c_batch.kernels.comparators.mask_level.base import MaskComparator
 from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.config import load_config, mask_comparator, required_checkpoints
 from s2c_batch.pipeline.run.threshold import choose_threshold, target_classes

@@ -7,7 +7,7 @@
   moto's do not);
 - no secret of the client or the workers reaches the scheduler's tasks, the logs,
   ``run.json`` or the objects under the prefix;
-- two runs both past :func:`~s2c_batch.pipeline.run.object_out.prepare` race for the
+- two runs both past :meth:`~s2c_batch.pipeline.output.objects.ObjectLocation.prepare` race for the
   lock: the conditional create (``If-None-Match: *``) lets exactly one through.
 
 A block's write task is held (``S2C_TEST_STALL``, released by a file) so that the test
@@ -35,12 +35,14 @@ from distributed import Client
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from s2c_batch.pipeline.config import StorageConfig, load_config
-from s2c_batch.pipeline.run import lock, object_out
-from s2c_batch.pipeline.run.location import ObjectLocation, open_location
+from s2c_batch.pipeline.output import lock
+from s2c_batch.pipeline.output.ledger import ObjectLedger
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.objects import ObjectLocation
 from s2c_batch.pipeline.run.runner import run_change_detection
-from s2c_batch.pipeline.run.testhooks import RELEASE_SUFFIX, STALL_ENV
 
 from objectstore import S3Server, assert_same_as_local, race_for_the_lock, upload, weed_ports, weed_server
+from stallhook import RELEASE_SUFFIX, STALL_ENV, STALL_HOOK
 from testutils import RealCluster, clean_env, make_pair
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the scheduler cannot import test modules
@@ -108,7 +110,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, weed_out: Weed, hook: Path
     env = clean_env(logs, AWS_ACCESS_KEY_ID=weed_out.keys["access_key"],
                     AWS_SECRET_ACCESS_KEY=weed_out.keys["secret_key"], AWS_EC2_METADATA_DISABLED="true",
                     **{STALL_ENV: str(hook)})
-    cluster = RealCluster.start(logs, 2, prefix="faults-worker", worker_env=env)
+    cluster = RealCluster.start(logs, 2, prefix="faults-worker", worker_env=env, preload=STALL_HOOK)
     yield cluster
     cluster.stop()
 
@@ -166,7 +168,7 @@ def test_run__endpoint_lost_mid_run_is_exit_4_then_resume_completes(
     url = f"s3://{_bucket(server)}/runs/r1"
     remote = open_location(url, cfg.storage)
     assert isinstance(remote, ObjectLocation)
-    ledger = object_out.ObjectLedger(remote)
+    ledger = ObjectLedger(remote)
     _hold(hook, HELD)
     stderr = tmp_path / "stderr"
     with open(stderr, "wb") as err:
@@ -194,7 +196,7 @@ def test_run__endpoint_lost_mid_run_is_exit_4_then_resume_completes(
         "then run again with --resume"], text
     # And a warning that run.json could not record the failure (the lock's removal fails silently).
     assert [line for line in text.splitlines() if line.startswith("WARNING")] == [
-        f"WARNING s2c_batch.pipeline.run.runlog: run.json keeps its previous record: --out '{url}': writing "
+        f"WARNING s2c_batch.pipeline.output.runlog: run.json keeps its previous record: --out '{url}': writing "
         f"'{url}/run.json' failed; the endpoint {server.endpoint} cannot be reached: check storage.endpoint "
         "/ AWS_ENDPOINT_URL and the network"], text
     assert took < 20, f"the client took {took:.1f} s to give up on a lost endpoint"

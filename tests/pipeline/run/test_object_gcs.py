@@ -28,8 +28,10 @@ from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.config import StorageConfig, load_config
 from s2c_batch.pipeline.errors import OutputError, OutputLockedError
-from s2c_batch.pipeline.run import lock, object_out, store
-from s2c_batch.pipeline.run.location import ObjectLocation, open_location
+from s2c_batch.pipeline.output import lock, store
+from s2c_batch.pipeline.output.ledger import ObjectLedger
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.objects import ObjectLocation
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from objectstore import GCSServer, assert_same_as_local, closed_port, gcs_upload, race_for_the_lock
@@ -111,7 +113,7 @@ def test_gs_locked__second_run_refused_and_lock_released(location: ObjectLocatio
             pass
         assert json.loads(location.read(lock.LOCK) or b"") == holder  # the refused create left it whole
     assert location.read(lock.LOCK) is None
-    ledger = object_out.ObjectLedger(location)
+    ledger = ObjectLedger(location)
     ledger.add((0, 1))
     ledger.add((2, 0))
     ledger.rewrite({(2, 0), (3, 3)})
@@ -144,7 +146,7 @@ def test_gs_check_writable__missing_bucket_and_unreachable_endpoint(gcs_env: GCS
     assert isinstance(loc, ObjectLocation)
     with pytest.raises(OutputError, match=r"gs://no-such-bucket-s2c/p.*bucket 'no-such-bucket-s2c' does not "
                                           r"exist: create it") as info:
-        object_out.check_writable(loc)
+        loc.probe()
     assert info.value.exit_code == 4
     endpoint = f"http://127.0.0.1:{closed_port()}"
     loc = open_location("gs://bkt/p", StorageConfig(gs_endpoint=endpoint, allow_http=True, max_retry=0,
@@ -152,7 +154,7 @@ def test_gs_check_writable__missing_bucket_and_unreachable_endpoint(gcs_env: GCS
     assert isinstance(loc, ObjectLocation)
     with pytest.raises(OutputError, match=rf"gs://bkt/p.*{endpoint} cannot be reached: check storage.gs_endpoint"
                                           " / STORAGE_EMULATOR_HOST"):
-        object_out.check_writable(loc)
+        loc.probe()
 
 
 class _RefusingTokenServer(http.server.BaseHTTPRequestHandler):
@@ -192,7 +194,7 @@ def test_gs_check_writable__refused_service_account_is_exit_4_naming_google_cred
         assert isinstance(loc, ObjectLocation)
         with pytest.raises(OutputError, match=rf"{loc.url}/.s2c/.write-test.*credentials were refused: check "
                                               "GOOGLE_APPLICATION_CREDENTIALS") as info:
-            object_out.check_writable(loc)
+            loc.probe()
         assert info.value.exit_code == 4
     finally:
         tokens.shutdown()
@@ -201,7 +203,7 @@ def test_gs_check_writable__refused_service_account_is_exit_4_naming_google_cred
 def test_gs_storage_fix__refused_credentials_names_google_credentials() -> None:
     """gcsfs's 403 (its ``OSError("Forbidden: ...")``): the fix names Google's credentials, not AWS's."""
     loc = ObjectLocation("bkt", "p", STORAGE, "gs")
-    fix = object_out.storage_fix(loc, OSError("Forbidden: https://storage.googleapis.com/upload/...\nno access"))
+    fix = loc.storage_fix(OSError("Forbidden: https://storage.googleapis.com/upload/...\nno access"))
     assert "GOOGLE_APPLICATION_CREDENTIALS" in fix and "AWS" not in fix
 
 
@@ -234,7 +236,7 @@ def test_run__to_gs_equals_the_local_run_and_resumes(
     record["status"] = "running"
     remote.write("run.json", json.dumps(record).encode())
     remote.delete("change_mask.tif")
-    remote.delete(object_out.ObjectLedger.key((1, 2)))
+    remote.delete(ObjectLedger.key((1, 2)))
     resumed = run_change_detection(*scenes, url, cfg, progress=False, resume=True)
     assert resumed.blocks_reused == 5
     assert_same_as_local(remote, local, tmp_path)

@@ -21,8 +21,10 @@ import pytest
 
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
-from s2c_batch.pipeline.run import lock, object_out, store
-from s2c_batch.pipeline.run.location import ObjectLocation, open_location
+from s2c_batch.pipeline.output import lock, store
+from s2c_batch.pipeline.output.ledger import ObjectLedger
+from s2c_batch.pipeline.output.locate import open_location
+from s2c_batch.pipeline.output.objects import ObjectLocation
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from objectstore import S3Server, assert_same_as_local, upload
@@ -62,7 +64,7 @@ def test_run__to_s3_equals_the_local_run(aws_env: S3Server, scenes: tuple[Path, 
     assert record["status"] == "complete"
     assert aws_env.secret_key not in (remote.read("run.json") or b"").decode()
     assert remote.read(lock.LOCK) is None  # released
-    assert object_out.ObjectLedger(remote).done() == {(r, c) for r in range(2) for c in range(3)}
+    assert ObjectLedger(remote).done() == {(r, c) for r in range(2) for c in range(3)}
 
     with pytest.raises(OutputExistsError, match=rf"{url}.*--resume.*--overwrite"):
         run_change_detection(*scenes, url, cfg, progress=False)
@@ -73,7 +75,7 @@ def test_run__to_s3_equals_the_local_run(aws_env: S3Server, scenes: tuple[Path, 
     record["status"] = "running"
     remote.write("run.json", json.dumps(record).encode())
     remote.delete("change_mask.tif")
-    remote.delete(object_out.ObjectLedger.key((1, 2)))
+    remote.delete(ObjectLedger.key((1, 2)))
     remote.delete("change.zarr/change_prob/c/0/0")  # recorded, but its shard is gone
     resumed = run_change_detection(*scenes, url, cfg, progress=False, resume=True)
     assert resumed.blocks_reused == 4

@@ -22,9 +22,11 @@ import pytest
 
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputExistsError
-from s2c_batch.pipeline.run import outdir, runner
+from s2c_batch.pipeline.output import layout
+from s2c_batch.pipeline.output.ledger import BlockLedger
+from s2c_batch.pipeline.output.store import is_consolidated
+from s2c_batch.pipeline.run import runner
 from s2c_batch.pipeline.run.runner import run_change_detection
-from s2c_batch.pipeline.run.store import is_consolidated
 
 from testutils import SMALL, assert_same_products, run_small
 
@@ -49,10 +51,10 @@ def _then_stop(fn: Callable[..., Any], before_stop: Callable[[], None] = lambda:
 
 
 def _stop_after_blocks(n: int) -> Callable[..., None]:
-    add = outdir.BlockLedger.add
+    add = BlockLedger.add
     calls = []
 
-    def record(self: outdir.BlockLedger, index: tuple[int, int]) -> None:
+    def record(self: BlockLedger, index: tuple[int, int]) -> None:
         if len(calls) == n:
             raise Stop("stopped by the test")
         calls.append(index)
@@ -77,7 +79,7 @@ STOPS: dict[str, tuple[Callable[[pytest.MonkeyPatch, Path], None], int]] = {
     "run_json_no_store": (lambda mp, out: mp.setattr(runner, "create_products_store", _raise), 0),
     "store_no_block": (lambda mp, out: mp.setattr(runner, "create_products_store",
                                                   _then_stop(runner.create_products_store)), 0),
-    "some_blocks": (lambda mp, out: mp.setattr(outdir.BlockLedger, "add", _stop_after_blocks(3)), 3),
+    "some_blocks": (lambda mp, out: mp.setattr(BlockLedger, "add", _stop_after_blocks(3)), 3),
     "blocks_no_cogs": (lambda mp, out: mp.setattr(runner, "write_cogs", _raise), BLOCKS),
     "cogs_partial": (lambda mp, out: mp.setattr(runner, "write_cogs",
                                                 _then_stop(runner.write_cogs, _leave_partial_cogs(out))), BLOCKS),
@@ -97,22 +99,22 @@ def test_run__resume_after_a_stop_at_each_stage_equals_a_clean_run(
         stop(mp, out)
         with pytest.raises(Stop, match="stopped by the test"):
             run_small(scene, out, dask_cluster.address)
-    record = outdir.RUN_JSON
+    record = layout.RUN_JSON
     if stage == "before_run_json":
         assert not (out / record).exists()
     else:
         run = json.loads((out / record).read_text())
         assert run["status"] == "failed" and run["error"] == "Stop: stopped by the test"
-    assert (out / outdir.STORE).exists() == (stage not in ("before_run_json", "run_json_no_store"))
-    if (out / outdir.STORE).exists():  # a stopped run's store is not consolidated as if complete
-        assert not is_consolidated(out / outdir.STORE)
-    assert len(outdir.BlockLedger(out).done()) == kept
+    assert (out / layout.STORE).exists() == (stage not in ("before_run_json", "run_json_no_store"))
+    if (out / layout.STORE).exists():  # a stopped run's store is not consolidated as if complete
+        assert not is_consolidated(out / layout.STORE)
+    assert len(BlockLedger(out).done()) == kept
 
     res = run_small(scene, out, dask_cluster.address, resume=True)
     assert res.status == "complete" and res.blocks_reused == kept
-    assert is_consolidated(out / outdir.STORE)
+    assert is_consolidated(out / layout.STORE)
     assert_same_products(out, clean)  # zarr.json with its consolidated metadata included
-    assert outdir.BlockLedger(out).done() == {(i, j) for i in range(3) for j in range(3)}
+    assert BlockLedger(out).done() == {(i, j) for i in range(3) for j in range(3)}
     assert not list(out.glob(".*tmp*")), "temporaries of the stopped run are left"
 
 
@@ -123,7 +125,7 @@ def test_run__resume_recomputes_blocks_whose_shards_are_missing_or_torn(
 ) -> None:
     out = tmp_path / "out"
     shutil.copytree(clean, out)
-    store = out / outdir.STORE
+    store = out / layout.STORE
     (store / "change_prob" / "c" / "0" / "1").unlink()  # recorded, then lost in a crash
     torn = store / "change_mask" / "c" / "1" / "1"
     torn.write_bytes(torn.read_bytes()[:-100])
@@ -139,12 +141,12 @@ def test_run__resume_recomputes_blocks_whose_shards_are_missing_or_torn(
     write_cogs = runner.write_cogs
 
     def note_then_write(*args: Any, **kwargs: Any) -> Any:
-        seen.append(is_consolidated(out / outdir.STORE))
+        seen.append(is_consolidated(out / layout.STORE))
         return write_cogs(*args, **kwargs)
 
     monkeypatch.setattr(runner, "write_cogs", note_then_write)
     res = run_small(scene, out, dask_cluster.address, resume=True)
-    assert seen == [False] and is_consolidated(out / outdir.STORE)
+    assert seen == [False] and is_consolidated(out / layout.STORE)
     assert res.blocks_reused == BLOCKS - 3
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "complete" and run["blocks"]["computed"] == 3
@@ -194,7 +196,7 @@ def test_run__sigkill_once_the_store_exists_then_resume_equals_a_clean_run(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 60
-    while not (out / outdir.STORE / "zarr.json").exists() and time.time() < deadline:
+    while not (out / layout.STORE / "zarr.json").exists() and time.time() < deadline:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=30) == -signal.SIGKILL
@@ -206,7 +208,7 @@ def test_run__sigkill_once_the_store_exists_then_resume_equals_a_clean_run(
 
 def test_block_ledger__torn_and_malformed_lines_are_not_blocks(tmp_path: Path) -> None:
     (tmp_path / ".s2c").mkdir()
-    ledger = outdir.BlockLedger(tmp_path)
+    ledger = BlockLedger(tmp_path)
     ledger.path.write_text("0 0\n1 2\nx y\n3\n12 3")  # the process died while appending "12 34\n"
     assert ledger.done() == {(0, 0), (1, 2)}
     ledger.rewrite({(0, 0)})

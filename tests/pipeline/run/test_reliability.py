@@ -175,7 +175,7 @@ def test_write_block__os_error_is_output_error_naming_the_store(tmp_path: Path) 
 
     from s2c_batch.kernels.raster.tiling import Window
     from s2c_batch.pipeline.inputs.scene import Grid
-    from s2c_batch.pipeline.run import store
+    from s2c_batch.pipeline.output import store
 
     path = tmp_path / "change.zarr"
     grid = Grid(CRS.from_epsg(32631).to_wkt(), (0.5, 0, 500000, 0, -0.5, 5000000), 64, 64)

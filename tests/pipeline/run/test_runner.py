@@ -23,8 +23,8 @@ from s2c_batch.pipeline.cli import cli
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputExistsError
 from s2c_batch.pipeline.inputs.scene import open_pair
+from s2c_batch.pipeline.output import store
 from s2c_batch.pipeline.products.polygons import write_polygons
-from s2c_batch.pipeline.run import store
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from testutils import CRS, TRANSFORM, assert_equals_oracle, cva_oracle, make_pair, read_band

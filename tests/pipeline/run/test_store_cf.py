@@ -30,7 +30,7 @@ from zarr.storage import LocalStore, ObjectStore
 
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.inputs.scene import Grid
-from s2c_batch.pipeline.run import outdir, store
+from s2c_batch.pipeline.output import layout, store
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from objectstore import S3Server
@@ -123,7 +123,7 @@ def _assert_decoded_like_the_cogs(ds: xr.Dataset, out: Path) -> None:
 
 @pytest.mark.cluster
 def test_open_zarr__plain_open_of_a_run_decodes_crs_nodata_and_probabilities(clean: Path) -> None:
-    path = clean / outdir.STORE
+    path = clean / layout.STORE
     counting = CountingStore(path)
     with _warnings_as_errors():
         ds = xr.open_zarr(counting)
@@ -156,7 +156,7 @@ def test_open_zarr__store_on_s3_opens_as_the_folder(
     assert _metadata_reads(counting.keys) == ["zarr.json"], counting.keys
     _assert_decoded_like_the_cogs(ds, clean)  # the same pixels as the run to a folder
     with _warnings_as_errors():
-        local = xr.open_zarr(clean / outdir.STORE)
+        local = xr.open_zarr(clean / layout.STORE)
     for name in PRODUCTS:
         assert ds[name].attrs == local[name].attrs
         np.testing.assert_array_equal(ds[name].values, local[name].values)
@@ -165,8 +165,8 @@ def test_open_zarr__store_on_s3_opens_as_the_folder(
 @pytest.mark.cluster
 def test_open_zarr__without_consolidated_metadata_warns_and_reads_every_array(clean: Path, tmp_path: Path) -> None:
     """What the consolidated metadata saves: the store as it is while a run writes it."""
-    path = tmp_path / outdir.STORE
-    shutil.copytree(clean / outdir.STORE, path)
+    path = tmp_path / layout.STORE
+    shutil.copytree(clean / layout.STORE, path)
     store.unconsolidate(path)
     assert not store.is_consolidated(path)
     counting = CountingStore(path)
@@ -216,7 +216,7 @@ def test_gdal__the_bundled_version_reads_the_cogs_not_the_store(clean: Path) -> 
     in 3.13): the README sends GIS users to the COGs. A rasterio bundling GDAL 3.13 or later takes
     the other branch, which checks that it reads the store; then update the README's "Products"."""
     version = tuple(int(v) for v in rasterio.__gdal_version__.split(".")[:2])
-    name = f'ZARR:"{clean / outdir.STORE}":/change_prob'
+    name = f'ZARR:"{clean / layout.STORE}":/change_prob'
     if version < (3, 13):
         with pytest.raises(rasterio.errors.RasterioIOError, match="Unsupported codec: sharding_indexed"):
             rasterio.open(name)

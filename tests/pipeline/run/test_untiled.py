@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from s2c_batch.pipeline.cluster.connect import connect
 from s2c_batch.pipeline.config import ClusterConfig
-from s2c_batch.pipeline.run.cluster import connect
 
 from testutils import make_pair
 

@@ -6,7 +6,7 @@ Zstd encodes; the worker's main thread in distributed's GC callback). This test
 repeats that setting: a LocalCluster like the benchmark's (two worker processes
 under nannies, one task thread each, distributed's GC diagnostics on, as in every
 worker), the allocator settings of model workers
-(:func:`~s2c_batch.pipeline.run.allocator.reuse_freed_memory`), 2048-pixel blocks
+(:func:`~s2c_batch.pipeline.cluster.allocator.reuse_freed_memory`), 2048-pixel blocks
 of two products in 512-pixel Zstd chunks, and cyclic garbage made in every task
 with low GC thresholds, so full collections run often while zarr's threads encode.
 Every write arms ``faulthandler.dump_traceback_later``: a write that stalls
@@ -42,9 +42,9 @@ from rasterio.crs import CRS
 from zarr.core.sync import _get_loop as zarr_loop
 
 from s2c_batch.kernels.raster.tiling import Window
+from s2c_batch.pipeline.cluster.allocator import reuse_freed_memory
 from s2c_batch.pipeline.inputs.scene import Grid
-from s2c_batch.pipeline.run import store
-from s2c_batch.pipeline.run.allocator import reuse_freed_memory
+from s2c_batch.pipeline.output import store
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import test modules
 
