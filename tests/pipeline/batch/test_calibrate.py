@@ -74,6 +74,28 @@ def test_plan_cli__workers_without_calibrate_is_a_usage_error(tmp_path: Path,
 
 
 @pytest.mark.cluster
+def test_plan_cli__calibrate_on_a_scheduler_prints_the_estimate_for_n_workers(
+        tmp_path: Path, dask_cluster, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    """`plan --calibrate --workers 8 --scheduler`: the plan, the sample's costs, and the night for 8 workers."""
+    t1, t2 = make_pair(tmp_path, 512, 512, seed=6)
+    with pytest.raises(SystemExit) as done:
+        main(["plan", str(t1), str(t2), "--config", "cva", "--set", "tiling.block_size=256",
+              "--set", "tiling.chunk_size=256", "--set", "tiling.tile_size=128", "--set", "tiling.overlap=32",
+              "--calibrate", "--calibrate-blocks", "1", "--workers", "8",
+              "--scheduler", dask_cluster.address])
+    out, err = capsys.readouterr()
+    assert done.value.code == 0, err
+    summary = json.loads(out)
+    assert summary["calibration"]["sample"]["blocks"] == 1 and summary["workload"]["blocks"] == 4
+    assert summary["calibration"]["costs"]["workers"] == 2 and summary["calibration"]["costs"]["s_per_mpx"] > 0
+    est = summary["estimate"]
+    assert est["workers"] == 8 and est["blocks_s"] > 0
+    assert est["wall_s"] == pytest.approx(est["fixed_s"] + est["blocks_s"] + est["tail_s"], abs=0.2)
+    assert est["worker_hours"] == pytest.approx(8 * est["wall_s"] / 3600, abs=1e-3)
+    assert not list(tmp_path.rglob("run.json")), "the calibration wrote beside the scenes"
+
+
+@pytest.mark.cluster
 def test_calibrate__estimate_within_25_percent_of_a_run_with_4x_the_work(tmp_path: Path) -> None:
     """The calibration runs a quarter of the scene's blocks and tile pairs; the estimate must hold for the scene.
 
