@@ -13,7 +13,8 @@ COGs and derived products are off: this is about the blocks.
 
 For each worker count (``--workers 1,2,4,8,16,24``) it runs a part of the province (whole
 block rows, through ``--bbox``) sized to take about ``--seconds`` of sleep per worker, and
-the whole province at the largest count. It reports per run: throughput (blocks/s of the
+the whole province at the largest count (or, with ``--last-blocks N``, whole block rows
+holding about N blocks of it). It reports per run: throughput (blocks/s of the
 blocks stage), parallel efficiency against one worker (``efficiency``) and against sleep
 alone (``sleep_bound``: the fraction of the time the workers slept), CPU seconds per block
 of the scheduler process, of this client process and of the workers, and this client's
@@ -23,6 +24,7 @@ Usage::
 
     python bench/province.py                                   # ~20 min on 2 cores
     python bench/province.py --workers 1,4,16 --blocks 2000 --seconds 20   # a quick look
+    python bench/province.py --workers 24 --last-blocks 2000   # 24 workers on a fifth of the province
 
 The last line printed is one JSON object: ``runs`` (one row per worker count), the machine's
 load average before and after, and the settings.
@@ -225,6 +227,8 @@ def main() -> None:
     parser.add_argument("--ms-per-pair", type=float, default=155.0, help="the GPU's time per 512 px tile pair")
     parser.add_argument("--seconds", type=float, default=45.0,
                         help="sleep per worker of each part run; the largest count runs the whole province")
+    parser.add_argument("--last-blocks", type=int, default=0,
+                        help="blocks the largest count runs (whole rows; default 0: the whole province)")
     parser.add_argument("--keep", action="store_true", help="keep the store and logs")
     args = parser.parse_args()
 
@@ -252,8 +256,10 @@ def main() -> None:
                           "pairs_per_block": round(pairs_per_block, 2),
                           "sleep_per_block_s": round(sleep_per_block, 3)}), file=sys.stderr)
         for w in counts:
-            rows = per_side if w == counts[-1] else min(per_side, max(1, math.ceil(
-                w * args.seconds / sleep_per_block / per_side)))
+            if w == counts[-1]:
+                rows = min(per_side, math.ceil(args.last_blocks / per_side)) if args.last_blocks else per_side
+            else:
+                rows = min(per_side, max(1, math.ceil(w * args.seconds / sleep_per_block / per_side)))
             cluster = Cluster(w, args.ms_per_pair, workdir)
             try:
                 row = run_part(t1, t2, side, rows, cfg, cluster, workdir / f"out-{w}", sleep_per_block, w)
