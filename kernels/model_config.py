@@ -59,7 +59,9 @@ class ModelConfig:
             (``p > threshold``): at 0.5 this is the authors' argmax over the two
             change logits, where a tie is no change. Or ``otsu``: Otsu's threshold on
             the scene's histogram of ``change_prob`` (a pixel is changed from the
-            level Otsu chooses up).
+            level Otsu chooses up). ``None`` (the default): the comparator's own
+            decision, Otsu for a comparator whose method is Otsu's (``ucd_scm``), else
+            0.5; it is resolved when the config is made, so the attribute is never ``None``.
         standardize: ``scene`` standardises each date's bands by that date's
             whole-scene mean and standard deviation before a classical comparator
             (``cva``, ``pca_kmeans``, ``irmad``); ``none`` leaves them as read.
@@ -113,7 +115,7 @@ class ModelConfig:
 
     comparator: ComparatorName = "cach"
     identifier: Literal["segearth_ov3", "none"] = "segearth_ov3"
-    threshold: float | Literal["otsu"] = 0.5
+    threshold: float | Literal["otsu"] | None = None
     standardize: Literal["none", "scene"] = "none"
     device: str = "auto"
     batch_size: int = 8
@@ -139,12 +141,16 @@ class ModelConfig:
     random_init: bool = False
 
     def __post_init__(self) -> None:
-        if self.threshold != "otsu" and not 0.0 <= self.threshold <= 1.0:
+        spec = self.spec
+        threshold = self.threshold
+        if threshold is None:  # the comparator's own decision
+            threshold = "otsu" if spec.needs.otsu else 0.5
+            object.__setattr__(self, "threshold", threshold)
+        if threshold != "otsu" and not 0.0 <= threshold <= 1.0:
             raise ConfigError(
                 f"model.threshold must be within [0, 1] or 'otsu', got {self.threshold!r}; "
                 "set e.g. --set model.threshold=0.5"
             )
-        spec = self.spec
         if self.standardize == "scene" and spec.family is not Family.CLASSICAL:
             raise ConfigError(
                 f"model.standardize=scene applies to the classical comparators "
@@ -159,7 +165,7 @@ class ModelConfig:
         if spec.needs.otsu and self.threshold != "otsu":
             raise ConfigError(
                 f"model.comparator={self.comparator} thresholds its distance with one Otsu over the whole scene, but "
-                f"model.threshold is {self.threshold!r}; set --set model.threshold=otsu"
+                f"model.threshold is {self.threshold!r}; set --set model.threshold=otsu, or leave it unset (null)"
             )
         if self.batch_size < 1:
             raise ConfigError(f"model.batch_size must be >= 1, got {self.batch_size!r}")
@@ -219,7 +225,7 @@ class ModelConfig:
         Raises:
             ConfigError: ``model.threshold`` is ``otsu``; ``what`` names the use.
         """
-        if self.threshold == "otsu":
+        if self.threshold == "otsu" or self.threshold is None:
             raise ConfigError(f"{what} needs a numeric model.threshold, not 'otsu'; set e.g. --set model.threshold=0.5")
         return self.threshold
 
