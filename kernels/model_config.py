@@ -12,10 +12,10 @@ preprocessing). Checkpoints are local paths; nothing is downloaded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from s2c_batch.kernels.comparators.registry import (
     ComparatorName,
@@ -274,3 +274,51 @@ class ModelConfig:
                     f"model.{key} = {path!r} does not exist or is not a {'directory' if want_dir else 'file'}; "
                     f"it must name {hint}"
                 )
+
+
+def comparator_settings(comparator: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``model`` settings of one of several comparators run side by side (``compare``, ``eval --comparators``).
+
+    ``settings`` (as read, before validation) with ``comparator`` set, and the settings
+    that apply to some comparators only kept where they apply: ``standardize`` to the
+    classical comparators (the others take the images as their backbone expects), a
+    numeric ``threshold`` to those that take one (a method whose threshold is Otsu's,
+    ``ucd_scm``, gets ``otsu``).
+
+    Args:
+        comparator: a ``model.comparator`` name.
+        settings: the ``model`` section's keys and values.
+
+    Raises:
+        ConfigError: an unknown comparator.
+
+    Example:
+        >>> comparator_settings("cach", {"standardize": "scene", "threshold": 0.4})
+        {'standardize': 'none', 'threshold': 0.4, 'comparator': 'cach'}
+    """
+    spec = comparator_spec(comparator)
+    out = {**settings, "comparator": comparator}
+    if spec.family is not Family.CLASSICAL:
+        out["standardize"] = "none"
+    if spec.needs.otsu:
+        out["threshold"] = "otsu"
+    return out
+
+
+def check_side_by_side(settings: Mapping[str, Any], comparators: Sequence[str]) -> None:
+    """Check that a setting meant for some comparators applies to one of those run side by side.
+
+    Args:
+        settings: the ``model`` section's keys and values (as read).
+        comparators: the comparators run with them.
+
+    Raises:
+        ConfigError: ``standardize: scene`` with no classical comparator among them.
+    """
+    classical = comparator_names(Family.CLASSICAL)
+    if settings.get("standardize") == "scene" and not any(comparator_spec(n).family is Family.CLASSICAL
+                                                          for n in comparators):
+        raise ConfigError(
+            f"model.standardize=scene applies to the classical comparators {list(classical)}, and none of "
+            f"{list(comparators)} is one: add one of them or drop --set model.standardize=scene"
+        )

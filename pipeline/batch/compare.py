@@ -24,8 +24,9 @@ from typing import Any
 
 from rasterio.crs import CRS
 
-from s2c_batch.kernels.comparators.registry import ComparatorName, Family, comparator_spec, is_comparator
+from s2c_batch.kernels.comparators.registry import ComparatorName, is_comparator
 from s2c_batch.kernels.comparators.registry import comparator_names as registered_names
+from s2c_batch.kernels.model_config import ModelConfig, comparator_settings
 from s2c_batch.pipeline.cluster.connect import connect, torch_threads_per_worker
 from s2c_batch.pipeline.config import Config, check_checkpoints
 from s2c_batch.pipeline.errors import ConfigError, InputError
@@ -73,13 +74,17 @@ def config_for(cfg: Config, comparator: ComparatorName) -> Config:
 
     ``model.standardize`` applies to the classical comparators only; the tile models
     (``cach``, ``dcva``, the mask-level ones) take the images as their backbone expects.
-    ``ucd_scm`` always thresholds by Otsu over the scene (its method).
+    ``ucd_scm`` always thresholds by Otsu over the scene (its method). The command
+    line reads its configs with :func:`~s2c_batch.pipeline.config.load_comparator_configs`,
+    which applies the same rule before validating.
     """
-    spec = comparator_spec(comparator)
-    standardize = cfg.model.standardize if spec.family is Family.CLASSICAL else "none"
-    threshold = "otsu" if spec.needs.otsu else cfg.model.threshold
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, comparator=comparator,
-                                                              standardize=standardize, threshold=threshold))
+    settings = {f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(cfg.model)}
+    return dataclasses.replace(cfg, model=ModelConfig(**comparator_settings(comparator, settings)))
+
+
+def comparator_configs(cfg: Config, comparators: Sequence[ComparatorName]) -> dict[ComparatorName, Config]:
+    """The run config of each comparator (:func:`config_for`), in order."""
+    return {name: config_for(cfg, name) for name in comparators}
 
 
 @dataclass
@@ -124,8 +129,7 @@ def run_comparison(
     t1: str | os.PathLike[str] | Source,
     t2: str | os.PathLike[str] | Source,
     out: str | os.PathLike[str] | Location,
-    cfg: Config,
-    comparators: Sequence[ComparatorName],
+    configs: Mapping[ComparatorName, Config],
     *,
     truth: str | os.PathLike[str] | Source | None = None,
     truth_values: TruthValues = "auto",
@@ -137,8 +141,10 @@ def run_comparison(
         t1: earlier scene.
         t2: later scene.
         out: folder or ``s3://`` or ``gs://bucket/prefix``; each comparator writes ``out/<comparator>/``.
-        cfg: the config every comparator runs with (its ``model.comparator`` replaced).
-        comparators: names, in the order of the table.
+        configs: each comparator's config, in the order of the table
+            (:func:`~s2c_batch.pipeline.config.load_comparator_configs`, or
+            :func:`comparator_configs` of one config); the first one's ``storage`` and
+            ``cluster`` serve them all.
         truth: change truth on t1's grid (0/1, 0/255 or OSCD's 1/2).
         truth_values: the truth's encoding, or ``auto``.
         options: as for every run (``None``: the defaults): ``scheduler`` (``None`` = one LocalCluster for all),
@@ -155,7 +161,9 @@ def run_comparison(
             is an OutputError before any run.
     """
     options = options or RunOptions()
-    configs = {name: config_for(cfg, name) for name in comparators}
+    if not configs:
+        raise ConfigError("compare needs at least one comparator; give --comparators NAME,...")
+    cfg = next(iter(configs.values()))
     for run_cfg in configs.values():  # a missing checkpoint stops the comparison before any run
         check_checkpoints(run_cfg)
     scenes = Source.parse(t1), Source.parse(t2)
