@@ -91,6 +91,12 @@ def fit_irmad(x: np.ndarray, y: np.ndarray, *, max_iterations: int = 100, tolera
     Returns:
         The fitted transformation.
 
+    The iteration stops early, not converged, when the reweighting collapses: when no more
+    than ``2 C`` pixels keep a no-change weight above 0 (in float64, ``1 - F_chi2`` is 0 for
+    large ``Z``: the dates differ almost everywhere, so no pixel looks unchanged), or the
+    reweighted CCA is singular; the last fit then stands (seen on RGB crops of LEVIR-CD
+    with large changes).
+
     Raises:
         ValueError: too few samples, or a band without variance (the CCA is singular).
     """
@@ -102,15 +108,21 @@ def fit_irmad(x: np.ndarray, y: np.ndarray, *, max_iterations: int = 100, tolera
     w = np.ones(n)
     previous = None
     converged = False
+    fit: tuple[np.ndarray, ...] | None = None
     it = 0
     for it in range(1, max_iterations + 1):  # noqa: B007 (the count is reported)
         try:
-            mx, my, rho, a, b = _cca(x, y, w)
+            current = _cca(x, y, w)
         except (linalg.LinAlgError, ValueError) as exc:
-            raise ValueError(
-                f"the canonical correlation of the two dates is singular ({exc}): a band is constant "
-                "or two bands are identical; choose other input.bands"
-            ) from exc
+            if fit is None:
+                raise ValueError(
+                    f"the canonical correlation of the two dates is singular ({exc}): a band is constant "
+                    "or two bands are identical; choose other input.bands"
+                ) from exc
+            it -= 1  # the reweighted sample is singular: the last fit stands, not converged
+            break
+        fit = current
+        mx, my, rho, a, b = fit
         if previous is not None and np.max(np.abs(rho - previous)) < tolerance:
             converged = True
             break
@@ -119,6 +131,10 @@ def fit_irmad(x: np.ndarray, y: np.ndarray, *, max_iterations: int = 100, tolera
             from scipy.stats import chi2  # here: scipy.stats costs workers half a second to import
 
             w = 1.0 - chi2.cdf(_chi_square(x, y, mx, my, a, b, rho), c)
+            if not (np.isfinite(w).all() and np.count_nonzero(w) > 2 * c):
+                break  # the reweighting collapsed (no pixel looks unchanged any more): this fit stands
+    assert fit is not None  # the first iteration either fits or raises
+    mx, my, rho, a, b = fit
     return IRMADFit(a, b, mx, my, rho, it, converged)
 
 
