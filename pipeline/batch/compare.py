@@ -33,6 +33,7 @@ from s2c_batch.pipeline.errors import ConfigError, InputError
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.inputs.source import Source
 from s2c_batch.pipeline.learn.score import TruthValues, score_rasters
+from s2c_batch.pipeline.learn.table import ComparatorRow, format_rows
 from s2c_batch.pipeline.output.layout import STORE
 from s2c_batch.pipeline.output.locate import open_location
 from s2c_batch.pipeline.output.location import Location
@@ -85,28 +86,6 @@ def config_for(cfg: Config, comparator: ComparatorName) -> Config:
 def comparator_configs(cfg: Config, comparators: Sequence[ComparatorName]) -> dict[ComparatorName, Config]:
     """The run config of each comparator (:func:`config_for`), in order."""
     return {name: config_for(cfg, name) for name in comparators}
-
-
-@dataclass
-class ComparatorRow:
-    """One comparator's outcome (one object of ``compare.json``)."""
-
-    comparator: str
-    out: str
-    seconds: float
-    changed_pixels: int
-    valid_pixels: int
-    threshold: Any
-    f1: float | None = None
-    iou: float | None = None
-    kappa: float | None = None
-    precision: float | None = None
-    recall: float | None = None
-    oa: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -216,23 +195,4 @@ def _write(out_dir: Location, result: Comparison) -> None:
 
 def format_comparison(result: Comparison) -> str:
     """The table printed by ``s2c-batch compare`` (metrics in %, as in the paper)."""
-    scored = result.truth is not None
-    head = ["comparator", "F1^c", "IoU^c", "Kappa", "Prec", "Rec", "OA"] if scored else ["comparator"]
-    head += ["changed px", "threshold", "seconds"]
-    rows = []
-    for r in result.rows:
-        cells = [r.comparator]
-        if scored:
-            cells += [_pct(v) for v in (r.f1, r.iou, r.kappa, r.precision, r.recall, r.oa)]
-        thr = r.threshold.get("value") if isinstance(r.threshold, dict) else r.threshold
-        cells += [str(r.changed_pixels), f"{thr}" + (" (otsu)" if isinstance(r.threshold, dict) else ""),
-                  f"{r.seconds:.1f}"]
-        rows.append(cells)
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join(lines)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
+    return format_rows(result.rows, scored=result.truth is not None)
