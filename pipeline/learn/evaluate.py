@@ -50,6 +50,7 @@ from s2c_batch.kernels.raster.otsu import level_histogram
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
 from s2c_batch.pipeline.learn.dataset import PairFiles, open_dataset, read_class_map
+from s2c_batch.pipeline.learn.paper import format_paper
 from s2c_batch.pipeline.learn.predictions import (
     FitScope,
     PairPrediction,
@@ -60,6 +61,7 @@ from s2c_batch.pipeline.learn.predictions import (
     predict_pairs,
 )
 from s2c_batch.pipeline.learn.presets import eval_preset
+from s2c_batch.pipeline.learn.table import describe_threshold
 from s2c_batch.pipeline.run.threshold import choose_threshold
 
 
@@ -73,8 +75,10 @@ class EvalResult:
         metrics: binary change metrics (F1^c, IoU^c, Kappa, ...) of the summed confusion matrix.
         semantic: per-class metrics and their means, or None.
         class_names: dataset class id -> vocabulary names scored, for ``semantic``.
-        model: what ran (comparator, identifier, targets, threshold).
+        model: what ran (comparator, identifier, targets, threshold; fit, standardize and the
+            dataset's fitted parameters where they apply).
         seconds: wall time.
+        paper: the paper's figures on the dataset (``eval --paper``), or None.
     """
 
     dataset: Path
@@ -84,6 +88,7 @@ class EvalResult:
     class_names: dict[int, tuple[str, ...]] | None = None
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+    paper: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``nan`` -> ``None``)."""
@@ -98,6 +103,8 @@ class EvalResult:
                     for c, m in sem.per_class.items()
                 },
             }
+        if self.paper is not None:
+            out["paper"] = self.paper
         return out
 
 
@@ -394,15 +401,10 @@ def format_eval_table(result: EvalResult) -> str:
             label = f"{cls} {'+'.join((result.class_names or {}).get(cls, ()))}"
             lines.append(f"{label:<22} {cm.f1:>8.4f} {cm.iou:>8.4f} {cm.oa:>8.4f} {cm.kappa:>8.4f}")
         lines.append(f"{'mean':<22} {sem.mf1:>8.4f} {sem.miou:>8.4f} {sem.moa:>8.4f} {sem.mkappa:>8.4f}")
+    if result.paper is not None:
+        mine = result.paper.get("this_config")
+        lines.append(f"this config runs the paper's {mine['method']}" if mine else
+                     "this config runs none of the paper's methods")
+        lines.append(format_paper(result.paper))
     return "\n".join(lines)
 
-
-def describe_threshold(threshold: Any) -> str:
-    """``eval``'s record of a threshold in a few words: ``0.5``, ``otsu 80 (p >= 0.315)``, ``otsu per pair 61-97``."""
-    if not isinstance(threshold, Mapping):
-        return str(threshold)
-    if "levels" in threshold:
-        found = sorted(threshold["levels"].values())
-        span = f"{found[0]}-{found[-1]}" if found and found[0] != found[-1] else f"{found[0]}" if found else "-"
-        return f"otsu per pair {span}"
-    return f"otsu {threshold.get('level')} (p >= {float(threshold.get('value', 0.0)):.3f})"
