@@ -118,9 +118,9 @@ def evaluate_comparators(
 
 def format_eval_comparison(table: EvalTable) -> str:
     """The printed table: the dataset, one row per comparator (in %), and the paper's rows with ``--paper``."""
-    text = [f"dataset: {table.dataset} ({table.pairs} pairs); fitted comparators and Otsu fitted to each "
-            f"{table.fit}",
-            format_rows(table.rows, scored=True, paper=table.paper is not None)]
+    scope = "each pair" if table.fit == "pair" else "the whole dataset"
+    text = [f"dataset: {table.dataset} ({table.pairs} pairs); fitted comparators and Otsu fitted to {scope}",
+            format_rows(table.rows, scored=True, paper=any(r.paper is not None for r in table.rows))]
     if table.paper is not None:
         text.append(format_paper(table.paper))
     return "\n".join(text)

@@ -385,7 +385,7 @@ def format_eval_table(result: EvalResult) -> str:
         f"model:   comparator {model.get('comparator')}, identifier {model.get('identifier')}, "
         f"targets {targets}, threshold {describe_threshold(model.get('threshold'))}"
         + (f", standardize {model['standardize']}" if "standardize" in model else "")
-        + (f", fitted to each {model['fit']}" if "fit" in model else "")
+        + ({"pair": ", fitted to each pair", "dataset": ", fitted to the whole dataset"}.get(model.get("fit", ""), ""))
         + (f", vocab {model['vocab']}" if "vocab" in model else "")
         + (f", preset {model['preset']}" if "preset" in model else ""),
         f"{'metric':<10} {'value':>8}",

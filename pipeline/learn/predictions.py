@@ -34,7 +34,7 @@ import numpy as np
 
 from s2c_batch.kernels.comparators.classical.images import ImageStack, Pixels
 from s2c_batch.kernels.comparators.registry import Fit, RunComparator, create_comparator, fit_comparator
-from s2c_batch.kernels.errors import FitError
+from s2c_batch.kernels.errors import FitError, S2CError
 from s2c_batch.kernels.prediction import TilePredictor
 from s2c_batch.pipeline.config import Config, comparator_options
 from s2c_batch.pipeline.errors import InputError
@@ -129,7 +129,11 @@ def fit_pairs(predictor: TilePredictor, pairs: Sequence[PairFiles], cfg: Config,
         stack = ImageStack(shapes)
         settings = settings_of(cfg, bands=3, scene_shape=stack.scene_shape)
         return fit_comparator(settings, stack.runner(read))
-    except (FitError, ValueError) as exc:
+    except S2CError as exc:
+        if not isinstance(exc, FitError):
+            raise  # a bad file (InputError), a config error: as they are
+        raise InputError(f"{what} cannot be fitted ({cfg.model.comparator}): {exc}") from exc
+    except ValueError as exc:  # the DCVA fit's, or a pair of another size than its first image
         raise InputError(f"{what} cannot be fitted ({cfg.model.comparator}): {exc}") from exc
 
 
