@@ -21,6 +21,7 @@ from s2c_batch.kernels.comparators.registry import (
     ComparatorName,
     ComparatorSpec,
     Family,
+    When,
     comparator_names,
     comparator_spec,
 )
@@ -265,7 +266,7 @@ class ModelConfig:
                     continue
                 raise CheckpointError(
                     f"model.{key} is not set{why}; it must name {hint}. Set it in the config or with "
-                    f"--set model.{key}=PATH (weights are never downloaded)"
+                    f"--set model.{key}=PATH (weights are never downloaded){self._without_identifier(key)}"
                 )
             want_dir = key in DIRECTORY_CHECKPOINTS
             exists = Path(path).is_dir() if want_dir else Path(path).is_file()
@@ -274,6 +275,16 @@ class ModelConfig:
                     f"model.{key} = {path!r} does not exist or is not a {'directory' if want_dir else 'file'}; "
                     f"it must name {hint}"
                 )
+
+    def _without_identifier(self, key: str) -> str:
+        """Advice for a missing SAM 3 that only the identifier needs: the comparator runs without it."""
+        needs = self.spec.needs
+        if key != "sam3_checkpoint" or self.identifier != "segearth_ov3" or needs.identifier:
+            return ""
+        if needs.proposals is not When.NEVER:  # its proposals come from SAM 3 without the identifier too
+            return ""
+        return (f"; or, without the identifier, score {self.comparator}'s change of every class: "
+                f"--set model.identifier=none")
 
 
 def comparator_settings(comparator: str, settings: Mapping[str, Any]) -> dict[str, Any]:

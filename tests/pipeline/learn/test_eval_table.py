@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from s2c_batch.kernels.comparators.registry import is_comparator
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.config import load_comparator_configs, load_config
-from s2c_batch.pipeline.errors import ConfigError
+from s2c_batch.pipeline.errors import CheckpointError, ConfigError
 from s2c_batch.pipeline.learn.evaluate import evaluate_dataset
 from s2c_batch.pipeline.learn.paper import load_paper_table
 from s2c_batch.pipeline.learn.table import ComparatorRow
@@ -163,3 +163,33 @@ def test_paper_table__equals_the_transcription_in_the_shared_notes() -> None:
             assert (method.figures[key]["f1"], method.figures[key]["iou"]) == (f1, iou), (name, key)
         seen += 1
     assert seen == len(table.methods) == 9
+
+
+def test_eval_cli__done_when_command_on_the_default_config(dataset: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 27's command as written: the default config (the paper's setup) has the identifier, whose SAM 3
+    weights are not here; the error names the key and the way to run the classical comparators without it."""
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", str(dataset), "--comparators", ",".join(CLASSICAL), *SETS, "--no-progress"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "model.sam3_checkpoint is not set" in err and "--set model.sam3_checkpoint=PATH" in err
+    assert err.rstrip().endswith("or, without the identifier, score cva's change of every class: "
+                                 "--set model.identifier=none")
+    out = tmp_path / "e.json"
+    res = CliRunner().invoke(cli, ["eval", str(dataset), "--comparators", ",".join(CLASSICAL), *SETS, "--set",
+                                   "model.identifier=none", "--json", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert [r["comparator"] for r in json.loads(out.read_text())["comparators"]] == CLASSICAL
+
+
+@pytest.mark.parametrize(("comparator", "advised"), [("cva", True), ("pca_kmeans", True), ("cach", True),
+                                                     ("inst_ceg", False), ("anychange", False)])
+def test_check_checkpoints__identifier_free_advice_only_where_the_comparator_runs_without_sam3(
+        comparator: str, advised: bool) -> None:
+    """inst_ceg needs the identifier; anychange without it still proposes masks with SAM 3."""
+    cfg = load_config("default", [f"model.comparator={comparator}"])
+    with pytest.raises(CheckpointError, match=r"model\.sam3_checkpoint is not set") as exc:
+        cfg.model.check_checkpoints(["sam3_checkpoint"])
+    assert ("--set model.identifier=none" in str(exc.value)) is advised
+
