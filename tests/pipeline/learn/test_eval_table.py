@@ -193,3 +193,15 @@ def test_check_checkpoints__identifier_free_advice_only_where_the_comparator_run
         cfg.model.check_checkpoints(["sam3_checkpoint"])
     assert ("--set model.identifier=none" in str(exc.value)) is advised
 
+
+def test_paper_table__sc_scd_column_of_the_readme() -> None:
+    """Table 2's SC-SCD mF1^c / mIoU^c, as the authors' README at 86b17974392c gives them."""
+    want = {"UCD-SCM": (12.06, 6.51), "AnyChange": (16.51, 9.32), "AnyChange*": (16.64, 9.48),
+            "Inst-CEG": (6.90, 3.68), "Inst-CEG*": (23.57, 14.35), "DynamicEarth M-C-I": (29.11, 17.97),
+            "DynamicEarth I-M-C": (9.19, 5.16), "DynamicEarth*": (19.87, 11.47), "Seg2Change": (35.68, 23.22)}
+    table = load_paper_table()
+    got = {m.method: (m.figures["sc_scd"]["f1"], m.figures["sc_scd"]["iou"]) for m in table.methods}
+    assert got == want
+    assert {m.figures["sc_scd"]["source"] for m in table.methods} == {"readme-sc-scd"}
+    seg2change = table.match("sc_scd", load_config("default"))
+    assert seg2change is not None and (seg2change.f1, seg2change.iou, seg2change.kappa) == (35.68, 23.22, None)
