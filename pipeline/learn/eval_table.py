@@ -120,7 +120,8 @@ def format_eval_comparison(table: EvalTable) -> str:
     """The printed table: the dataset, one row per comparator (in %), and the paper's rows with ``--paper``."""
     scope = "each pair" if table.fit == "pair" else "the whole dataset"
     text = [f"dataset: {table.dataset} ({table.pairs} pairs); fitted comparators and Otsu fitted to {scope}",
-            format_rows(table.rows, scored=True, paper=any(r.paper is not None for r in table.rows))]
+            format_rows(table.rows, scored=True, paper=any(r.paper is not None for r in table.rows),
+                        paper_semantic=table.paper is not None and table.paper["metrics"] == "semantic")]
     if table.paper is not None:
         text.append(format_paper(table.paper))
     return "\n".join(text)

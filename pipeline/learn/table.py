@@ -53,18 +53,22 @@ class ComparatorRow:
         return out
 
 
-def format_rows(rows: Sequence[ComparatorRow], *, scored: bool, paper: bool = False) -> str:
+def format_rows(rows: Sequence[ComparatorRow], *, scored: bool, paper: bool = False,
+                paper_semantic: bool = False) -> str:
     """The table of ``compare`` and ``eval --comparators`` (metrics in %, as in the paper).
 
     Args:
         rows: one per comparator, in order.
         scored: the rows have metrics (a truth, or a dataset's labels).
         paper: add the paper's figures of each row's method (``-`` where it has none).
+        paper_semantic: those figures are Table 2's means over the classes (mF1^c, mIoU^c), to be
+            read beside our mF1^c and mIoU^c, not our binary F1^c.
     """
     semantic = any(r.semantic is not None for r in rows)
     head = ["comparator", "F1^c", "IoU^c", "Kappa", "Prec", "Rec", "OA"] if scored else ["comparator"]
     head += ["mF1^c", "mIoU^c"] if semantic else []
-    head += ["paper F1^c", "paper IoU^c", "paper Kappa", "paper method"] if paper else []
+    names = ("mF1^c", "mIoU^c") if paper_semantic else ("F1^c", "IoU^c")
+    head += [f"paper {names[0]}", f"paper {names[1]}", "paper Kappa", "paper method"] if paper else []
     head += ["changed px", "threshold", "seconds"]
     lines_of = []
     for r in rows:

@@ -205,3 +205,32 @@ def test_paper_table__sc_scd_column_of_the_readme() -> None:
     assert {m.figures["sc_scd"]["source"] for m in table.methods} == {"readme-sc-scd"}
     seg2change = table.match("sc_scd", load_config("default"))
     assert seg2change is not None and (seg2change.f1, seg2change.iou, seg2change.kappa) == (35.68, 23.22, None)
+
+
+def test_eval_cli__side_by_side_semantic_preset_beside_table_2(tmp_path: Path) -> None:
+    """``--preset second --paper second``: each row's mF1^c / mIoU^c is eval's of that comparator alone, and
+    the paper's figures (Table 2's means over the classes) are headed as means, not as binary F1^c."""
+    rng = np.random.default_rng(3)
+    root = tmp_path / "SECOND"
+    for name in ("00001", "00002"):
+        changed = np.zeros((40, 40), np.uint8)
+        changed[8:28, 5:33] = 1
+        write_png(root / "T1" / f"{name}.png", rng.integers(0, 256, (3, 40, 40), dtype=np.uint8))
+        write_png(root / "T2" / f"{name}.png", rng.integers(0, 256, (3, 40, 40), dtype=np.uint8))
+        write_png(root / "GT_CD" / f"{name}.png", changed * 255)
+        write_png(root / "GT_T1" / f"{name}.png", changed * rng.integers(1, 7, (40, 40), dtype=np.uint8))
+        write_png(root / "GT_T2" / f"{name}.png", changed * rng.integers(1, 7, (40, 40), dtype=np.uint8))
+    out = tmp_path / "s.json"
+    res = CliRunner().invoke(cli, ["eval", str(root), "--config", "tiny", "--comparators", "cach,cva", "--preset",
+                                   "second", "--paper", "second", "--json", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    head = next(ln for ln in res.output.splitlines() if ln.startswith("comparator")).split()
+    assert head[7:11] == ["mF1^c", "mIoU^c", "paper", "mF1^c"] and "F1^c" not in head[9:]
+    rows = {r["comparator"]: r for r in json.loads(out.read_text())["comparators"]}
+    assert rows["cach"]["paper"]["method"] == "Seg2Change"
+    assert (rows["cach"]["paper"]["f1"], rows["cach"]["paper"]["iou"]) == (42.89, 29.08)
+    configs = load_comparator_configs("tiny", [], ["cach", "cva"])
+    for name, row in rows.items():
+        alone = evaluate_dataset(root, configs[name], preset="second").semantic
+        assert alone is not None
+        assert row["semantic"]["mf1"] == round(alone.mf1, 6) and row["semantic"]["miou"] == round(alone.miou, 6)
