@@ -56,10 +56,12 @@ def test_comparator_configs__from_one_config_equal_the_loaded_ones() -> None:
 def test_compare__classical_standardize_without_the_comparator_workaround(
         tmp_path: Path, dask_cluster: RealCluster, capsys: Capsys) -> None:
     """Issue 27: `compare --comparators cva,pca_kmeans,irmad --set model.standardize=scene` on a config whose
-    own comparator is cach needed `--set model.comparator=cva` to get past the config check."""
+    own comparator is cach needed `--set model.comparator=cva` to get past the config check; with Otsu too,
+    the overrides of eval's command."""
     t1, t2 = make_pair(tmp_path, 96, 128, seed=4)
     args = ["compare", str(t1), str(t2), "--out", str(tmp_path / "cmp"), "--comparators", ",".join(CLASSICAL),
-            "--set", "model.standardize=scene", "--set", "model.identifier=none", "--set", "pca_kmeans.n_init=2",
+            "--set", "model.standardize=scene", "--set", "model.threshold=otsu", "--set", "model.identifier=none",
+            "--set", "pca_kmeans.n_init=2",
             "--set", "output.stac=false", "--set", "output.quicklook=false", "--set", "output.polygons=false",
             "--scheduler", dask_cluster.address, "--no-progress"]
     try:
@@ -71,8 +73,10 @@ def test_compare__classical_standardize_without_the_comparator_workaround(
     assert code == 0, out.out + out.err
     doc = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert [r["comparator"] for r in doc["comparators"]] == CLASSICAL
+    assert all(r["threshold"]["method"] == "otsu" for r in doc["comparators"])
     for name in CLASSICAL:
         record = json.loads((tmp_path / "cmp" / name / "run.json").read_text())
         assert record["config"]["model"]["comparator"] == name
         assert record["config"]["model"]["standardize"] == "scene"
+        assert record["config"]["model"]["threshold"] == "otsu"
         assert record["fit"]["standardization"] is not None
