@@ -191,3 +191,29 @@ def test_eval__dcva_fitted_to_the_first_pair_alone_equals_its_own_fit(dataset: P
     np.testing.assert_array_equal(first.prob, each[0].prob)
     result = evaluate_dataset(dataset, cfg, predictor=predictor, fit="dataset")
     assert result.model["fitted"] == fitted.to_json() and result.metrics.n == sum(h * w for h, w in SHAPES.values())
+
+
+@pytest.mark.parametrize(("sets", "threshold", "figures"), [
+    ([], 0.5, (17.62, 9.66, 10.39)),
+    (["model.standardize=scene", "model.threshold=otsu"], "otsu", (23.26, 13.16, 4.72)),
+])
+def test_eval__levir_samples_cva_equals_the_numpy_oracle_and_the_docs(
+        shared_data: Path, sets: list[str], threshold: float | str, figures: tuple[float, float, float]) -> None:
+    """The real LEVIR-CD samples, each pair fitted on its own: the confusion matrix is the whole-image numpy
+    oracle's (images read by PIL, not the pipeline), and F1^c / IoU^c / Kappa are docs/comparators.md's."""
+    from PIL import Image
+
+    root = shared_data / LEVIR_SAMPLES
+    acc = ConfusionAccumulator()
+    for path in sorted((root / "A").iterdir()):
+        a, b = (np.asarray(Image.open(root / d / path.name).convert("RGB"), np.float32).transpose(2, 0, 1)
+                / np.float32(255) for d in ("A", "B"))
+        valid = np.ones(a.shape[1:], bool)
+        prob = oracles.cva(a, b, valid, standardized=True) if sets else \
+            np.minimum(np.float32(1), oracles.magnitude(a, b) / np.float32(np.sqrt(3)))
+        label = (np.asarray(Image.open(root / "label" / path.name).convert("L")) > 0).astype(np.uint8)
+        acc.update(label, oracles.products(prob, valid, threshold)[0]["change_mask"])
+    result = evaluate_dataset(root, load_config("cva", sets))
+    m, want = result.metrics, acc.metrics()
+    assert (m.tp, m.fp, m.fn, m.tn) == (want.tp, want.fp, want.fn, want.tn)
+    assert tuple(round(100 * v, 2) for v in (m.f1, m.iou, m.kappa)) == figures
