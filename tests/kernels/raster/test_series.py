@@ -1,0 +1,115 @@
+"""Series maths: first lasting change, change count, persistence, unknown dates skipped; against an oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from s2c_batch.kernels.raster.series import (
+    MAX_DATES,
+    differs_from_start,
+    first_change_histogram,
+    series_products,
+)
+
+U = 255  # unknown
+
+
+def _one(values: list[int], *, persistence: int, against: str = "first") -> tuple[int, int, int]:
+    """The products of one pixel whose pairs' masks are ``values``."""
+    masks = np.array(values, np.uint8).reshape(-1, 1, 1)
+    p = series_products(masks, persistence=persistence, against=against)  # type: ignore[arg-type]
+    return int(p.first_change[0, 0]), int(p.change_count[0, 0]), int(p.persistent_change[0, 0])
+
+
+def _oracle(values: list[int], persistence: int, against: str) -> tuple[int, int, int]:
+    """The definition, pixel by pixel: a run of 'differs' that starts at a known date t and
+    is followed by ``persistence`` more known dates that still differ is a lasting change at t."""
+    if all(v == U for v in values):
+        return U, U, U
+    if against == "first":
+        differs = list(values)
+    else:
+        parity, differs = 0, []
+        for v in values:
+            parity ^= int(v == 1)
+            differs.append(U if v == U else parity)
+    known = [(j + 1, v) for j, v in enumerate(differs) if v != U]
+    first, before = 0, 0
+    for i, (t, v) in enumerate(known):
+        if v == 1 and before == 0:
+            after = known[i + 1 : i + 1 + persistence]
+            if len(after) == persistence and all(x == 1 for _, x in after):
+                first = t
+                break
+        before = v
+    return first, sum(v == 1 for v in values), int(first > 0)
+
+
+@pytest.mark.parametrize(("values", "persistence", "expected"), [
+    ([0, 1, 1, 1], 2, (2, 3, 1)),         # lasting from date 2, confirmed by dates 3 and 4
+    ([0, 1, 0, 0], 2, (0, 1, 0)),         # flicker: back at date 3
+    ([0, 1, 1, 0], 2, (0, 2, 0)),         # lasted one further date only
+    ([0, 1, 1, 0], 1, (2, 2, 1)),         # ... which persistence 1 accepts
+    ([0, 0, 0, 1], 2, (0, 1, 0)),         # seen on the last date: not (yet) lasting
+    ([1, 0, 1, 1, 1], 2, (3, 4, 1)),      # a flicker, then a lasting change
+    ([0, 1, U, 1, 1], 2, (2, 3, 1)),      # an unknown date is skipped, not a reset
+    ([0, 1, U, U, 0], 2, (0, 1, 0)),      # ... nor a confirmation
+    ([U, U, U], 1, (U, U, U)),            # never known
+    ([0, 1, 0], 0, (2, 1, 1)),            # persistence 0: every change is lasting
+])
+def test_series_products__against_first(values: list[int], persistence: int, expected: tuple[int, int, int]) -> None:
+    assert _one(values, persistence=persistence, against="first") == expected
+
+
+@pytest.mark.parametrize(("values", "persistence", "expected"), [
+    ([0, 1, 0, 0], 2, (2, 1, 1)),         # one change, the pixel stays as it became
+    ([0, 1, 1, 0, 0], 2, (0, 2, 0)),      # a change and its return: flicker, the return is no change
+    ([0, 1, U, U, 0, 0], 2, (2, 1, 1)),   # a cloudy date (both its pairs unknown) is skipped
+    ([1, 1, 0, 1, 0, 0], 2, (4, 3, 1)),   # flicker at 1-2, then a lasting change at 4
+])
+def test_series_products__against_previous(values: list[int], persistence: int,
+                                           expected: tuple[int, int, int]) -> None:
+    assert _one(values, persistence=persistence, against="previous") == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0, 1, U]), min_size=1, max_size=9), st.integers(0, 3),
+       st.sampled_from(["first", "previous"]))
+def test_series_products__equals_the_definition(values: list[int], persistence: int, against: str) -> None:
+    assert _one(values, persistence=persistence, against=against) == _oracle(values, persistence, against)
+
+
+def test_series_products__block_of_pixels_equals_each_pixel() -> None:
+    rng = np.random.default_rng(3)
+    masks = rng.choice(np.array([0, 0, 0, 1, U], np.uint8), size=(6, 9, 11))
+    got = series_products(masks, persistence=2, against="previous")
+    for r in range(9):
+        for c in range(11):
+            want = _oracle(masks[:, r, c].tolist(), 2, "previous")
+            assert (got.first_change[r, c], got.change_count[r, c], got.persistent_change[r, c]) == want
+    assert all(a.dtype == np.uint8 for a in got.as_dict().values())
+
+
+def test_differs_from_start__parity_of_changes_with_unknowns() -> None:
+    m = np.array([0, 1, U, 1, 1, 0], np.uint8).reshape(-1, 1, 1)
+    assert differs_from_start(m, against="previous")[:, 0, 0].tolist() == [0, 1, U, 0, 1, 1]
+    assert differs_from_start(m, against="first")[:, 0, 0].tolist() == [0, 1, U, 1, 1, 0]
+
+
+def test_first_change_histogram__counts_known_pixels_per_date() -> None:
+    first = np.array([[0, 2, 2], [U, 3, 0]], np.uint8)
+    assert first_change_histogram(first, 5).tolist() == [2, 0, 2, 1, 0]
+
+
+def test_series_products__bad_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="persistence must be >= 0"):
+        series_products(np.zeros((2, 1, 1), np.uint8), persistence=-1, against="first")
+    with pytest.raises(ValueError, match=r"uint8 \[P, h, w\]"):
+        series_products(np.zeros((2, 1), np.uint8), persistence=1, against="first")
+    with pytest.raises(ValueError, match=f"at most {MAX_DATES} dates"):
+        series_products(np.zeros((MAX_DATES, 1, 1), np.uint8), persistence=1, against="first")
+    with pytest.raises(ValueError, match="against must be"):
+        series_products(np.zeros((2, 1, 1), np.uint8), persistence=1, against="last")  # type: ignore[arg-type]
