@@ -18,7 +18,14 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+
+from s2c_batch.kernels.raster.regions import group_ids, seam_pairs
+
+#: A block's labels on its four edges: ``(top, bottom, left, right)``, int ``[w]``, ``[w]``, ``[h]``, ``[h]``.
+Edges = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def piece_areas(labels: np.ndarray, n: int, row_areas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,3 +72,42 @@ def clear_labels(mask: np.ndarray, labels: np.ndarray, drop: np.ndarray) -> np.n
     out = mask.copy()
     out[table[labels]] = 0
     return out
+
+
+def block_groups(sizes: Mapping[tuple[int, int], int],
+                 edges: Mapping[tuple[int, int], Edges]) -> tuple[dict[tuple[int, int], int], np.ndarray]:
+    """Glue the labelled pieces of every block into regions across block seams.
+
+    Pieces are numbered block after block in block order (row-major), labels ``1..n`` of a
+    block at its offset; two pieces belong to one region when they share a pixel edge
+    across a seam (4-connectivity, as the labels).
+
+    Args:
+        sizes: block index -> number of labels of that block.
+        edges: block index -> its labels on its four edges.
+
+    Returns:
+        ``(offsets, groups)``: each block's first piece number, and int64 ``[pieces]``
+        the region of each piece, ``0..G-1``.
+
+    Example:
+        >>> e = lambda top, bottom, left, right: tuple(np.array(v) for v in (top, bottom, left, right))
+        >>> offsets, groups = block_groups({(0, 0): 1, (0, 1): 2},
+        ...                                {(0, 0): e([1], [1], [1], [1]), (0, 1): e([1], [2], [1], [2])})
+        >>> offsets, groups.tolist()
+        ({(0, 0): 0, (0, 1): 1}, [0, 0, 1])
+    """
+    offsets: dict[tuple[int, int], int] = {}
+    total = 0
+    for index in sorted(sizes):
+        offsets[index] = total
+        total += sizes[index]
+    links = []
+    for (i, j), (_, bottom, _, right) in sorted(edges.items()):
+        for other, mine, side in (((i, j + 1), right, 2), ((i + 1, j), bottom, 0)):
+            if other not in edges:
+                continue
+            pairs = seam_pairs(mine, edges[other][side])
+            if len(pairs):
+                links.append(np.stack([pairs[:, 0] - 1 + offsets[(i, j)], pairs[:, 1] - 1 + offsets[other]], axis=1))
+    return offsets, group_ids(total, np.concatenate(links) if links else np.zeros((0, 2), np.int64))

@@ -88,6 +88,7 @@ class RunOutcome:
     exit_code: int = 0
     error: str | None = None
     error_type: str | None = None
+    record: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The run's summary entry (plain, JSON-able)."""
@@ -101,6 +102,11 @@ class RunOutcome:
             "changed_pixels": s.changed_pixels if s else None,
             "changed_area_km2": round(s.changed_area_km2, 6) if s else None,
             "area_method": s.area_method if s else None,
+            "unknown_area_km2": round(s.unknown_area_km2, 6) if s else None,
+            # from run.json: the from/to matrix and summary (runs with class maps), the unit's drops
+            "transitions": self.record.get("transitions"),
+            "summary": self.record.get("summary"),
+            "min_area": self.record.get("min_area"),
             "products": sorted(self.products),
             "error": None if self.error is None else {
                 "exit_code": self.exit_code, "type": self.error_type, "message": self.error},
@@ -312,6 +318,7 @@ def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
             outcome.products = dict(result.products)
         outcome.stats = change_statistics(client, spec.out.child(STORE), pair.grid,
                                           block=spec.cfg.tiling.block_size, retries=spec.cfg.cluster.retries)
+        outcome.record = read_record(spec.out) or {}
     except KeyboardInterrupt:
         outcome.status, outcome.exit_code = "interrupted", EXIT_INTERRUPTED
         outcome.error, outcome.error_type = "interrupted; rerun the batch to resume it", "KeyboardInterrupt"
