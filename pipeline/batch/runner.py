@@ -49,20 +49,18 @@ from s2c_batch.pipeline.batch.runs_file import RunsFile, RunSpec
 from s2c_batch.pipeline.cluster.connect import connect, torch_threads_per_worker
 from s2c_batch.pipeline.cluster.report import check_report_path, performance_report_to
 from s2c_batch.pipeline.cluster.signals import sigterm_as_interrupt
-from s2c_batch.pipeline.errors import ConfigError, OutputError, OutputExistsError, S2CError
-from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
+from s2c_batch.pipeline.errors import ConfigError, OutputError, S2CError
+from s2c_batch.pipeline.inputs.scene import ScenePair
 from s2c_batch.pipeline.output.layout import STORE
-from s2c_batch.pipeline.output.lock import has_run
 from s2c_batch.pipeline.output.runlog import read_record
 from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
 from s2c_batch.pipeline.run.context import RunOptions
-from s2c_batch.pipeline.run.fingerprint import checkpoint_paths, fingerprint, hash_path
-from s2c_batch.pipeline.run.recovery import previous_fingerprint
+from s2c_batch.pipeline.run.fingerprint import hash_path
+from s2c_batch.pipeline.run.recovery import Mode, decide_mode
 from s2c_batch.pipeline.run.runner import run_pair
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["fresh", "resume", "overwrite", "skip"]
 Status = Literal["complete", "skipped", "failed", "interrupted", "not_started"]
 
 #: Exit code of a batch in which at least one run failed.
@@ -156,31 +154,16 @@ class BatchSummary:
 
 
 def decide(spec: RunSpec, hasher: Callable[[str], str] = hash_path) -> tuple[Mode, ScenePair]:
-    """Fresh, resume, overwrite or skip, from the run's ``run.json`` and fingerprint.
+    """Fresh, resume, overwrite or skip, from the run's ``run.json`` and fingerprint (:func:`decide_mode`).
 
     Raises:
         InputError: a scene is unusable (exit 3).
         OutputExistsError: ``out`` holds a run with another fingerprint and the
             run does not say ``overwrite: true`` (exit 4).
     """
-    pair = open_pair(spec.t1, spec.t2, spec.cfg.input, bbox=spec.bbox, storage=spec.cfg.storage)
-    previous = previous_fingerprint(spec.out)  # run.json's, else the store's
-    if previous is None:
-        return ("overwrite" if spec.overwrite and has_run(spec.out) else "fresh"), pair
-    checkpoints = {k: hasher(p) for k, p in checkpoint_paths(spec.cfg).items()}
-    if previous == fingerprint(pair, spec.cfg, checkpoints):
-        record = read_record(spec.out) or {}
-        products = record.get("products") or {}
-        complete = record.get("status") == "complete" and STORE in products and \
-            all(spec.out.exists(name) for name in products)
-        return ("skip" if complete else "resume"), pair
-    if spec.overwrite:
-        return "overwrite", pair
-    raise OutputExistsError(
-        f"run {spec.name!r}: out {spec.out.url!r} holds a run made from other inputs, config, "
-        "checkpoints or version; set 'overwrite: true' on this run in the runs file to replace it, "
-        "or give it another out"
-    )
+    return decide_mode(spec.t1, spec.t2, spec.out, spec.cfg, who=f"run {spec.name!r}", bbox=spec.bbox,
+                       overwrite=spec.overwrite, hasher=hasher,
+                       fix="set 'overwrite: true' on this run in the runs file to replace it, or give it another out")
 
 
 def run_batch(
