@@ -379,6 +379,52 @@ def fill_disk(folder: Path) -> Path:
     return ballast
 
 
+def series_oracle(values: list[int], persistence: int, against: str) -> tuple[int, int, int]:
+    """The series products of one pixel whose pairs' masks are ``values`` (255 = unknown), by the definition.
+
+    The pixel differs from its start at each pair's end date (the mask itself against the
+    first date; the parity of the changes so far against the previous one). A run of
+    "differs" that begins at a known date ``t`` and is followed by ``persistence`` more known
+    dates that still differ is a lasting change at ``t``; unknown dates are left out.
+
+    Returns:
+        ``(first_change, change_count, persistent_change)``, 255 each when never known.
+    """
+    if all(v == 255 for v in values):
+        return 255, 255, 255
+    if against == "first":
+        differs = list(values)
+    else:
+        parity, differs = 0, []
+        for v in values:
+            parity ^= int(v == 1)
+            differs.append(255 if v == 255 else parity)
+    known = [(j + 1, v) for j, v in enumerate(differs) if v != 255]
+    first, before = 0, 0
+    for i, (t, v) in enumerate(known):
+        if v == 1 and before == 0:
+            after = known[i + 1 : i + 1 + persistence]
+            if len(after) == persistence and all(x == 1 for _, x in after):
+                first = t
+                break
+        before = v
+    return first, sum(v == 1 for v in values), int(first > 0)
+
+
+def series_products_oracle(masks: np.ndarray, persistence: int, against: str) -> dict[str, np.ndarray]:
+    """:func:`series_oracle` of every pixel of uint8 ``[P, h, w]`` pair masks: the three products, uint8 ``[h, w]``."""
+    out = {k: np.zeros(masks.shape[1:], np.uint8) for k in ("first_change", "change_count", "persistent_change")}
+    columns: dict[bytes, tuple[int, int, int]] = {}
+    for r in range(masks.shape[1]):
+        for c in range(masks.shape[2]):
+            key = masks[:, r, c].tobytes()
+            if key not in columns:
+                columns[key] = series_oracle(masks[:, r, c].tolist(), persistence, against)
+            for name, value in zip(out, columns[key], strict=True):
+                out[name][r, c] = value
+    return out
+
+
 #: A 300 x 260 px scene in blocks of 128: nine blocks, so a run can stop between any two
 #: (the fault and recovery tests; fixtures ``scene`` and ``clean`` in tests/pipeline/run).
 SMALL = ["tiling.tile_size=128", "tiling.overlap=32", "tiling.block_size=128", "tiling.chunk_size=128"]

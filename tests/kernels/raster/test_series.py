@@ -14,6 +14,8 @@ from s2c_batch.kernels.raster.series import (
     series_products,
 )
 
+from testutils import series_oracle
+
 U = 255  # unknown
 
 
@@ -22,30 +24,6 @@ def _one(values: list[int], *, persistence: int, against: str = "first") -> tupl
     masks = np.array(values, np.uint8).reshape(-1, 1, 1)
     p = series_products(masks, persistence=persistence, against=against)  # type: ignore[arg-type]
     return int(p.first_change[0, 0]), int(p.change_count[0, 0]), int(p.persistent_change[0, 0])
-
-
-def _oracle(values: list[int], persistence: int, against: str) -> tuple[int, int, int]:
-    """The definition, pixel by pixel: a run of 'differs' that starts at a known date t and
-    is followed by ``persistence`` more known dates that still differ is a lasting change at t."""
-    if all(v == U for v in values):
-        return U, U, U
-    if against == "first":
-        differs = list(values)
-    else:
-        parity, differs = 0, []
-        for v in values:
-            parity ^= int(v == 1)
-            differs.append(U if v == U else parity)
-    known = [(j + 1, v) for j, v in enumerate(differs) if v != U]
-    first, before = 0, 0
-    for i, (t, v) in enumerate(known):
-        if v == 1 and before == 0:
-            after = known[i + 1 : i + 1 + persistence]
-            if len(after) == persistence and all(x == 1 for _, x in after):
-                first = t
-                break
-        before = v
-    return first, sum(v == 1 for v in values), int(first > 0)
 
 
 @pytest.mark.parametrize(("values", "persistence", "expected"), [
@@ -79,7 +57,7 @@ def test_series_products__against_previous(values: list[int], persistence: int,
 @given(st.lists(st.sampled_from([0, 1, U]), min_size=1, max_size=9), st.integers(0, 3),
        st.sampled_from(["first", "previous"]))
 def test_series_products__equals_the_definition(values: list[int], persistence: int, against: str) -> None:
-    assert _one(values, persistence=persistence, against=against) == _oracle(values, persistence, against)
+    assert _one(values, persistence=persistence, against=against) == series_oracle(values, persistence, against)
 
 
 def test_series_products__block_of_pixels_equals_each_pixel() -> None:
@@ -88,7 +66,7 @@ def test_series_products__block_of_pixels_equals_each_pixel() -> None:
     got = series_products(masks, persistence=2, against="previous")
     for r in range(9):
         for c in range(11):
-            want = _oracle(masks[:, r, c].tolist(), 2, "previous")
+            want = series_oracle(masks[:, r, c].tolist(), 2, "previous")
             assert (got.first_change[r, c], got.change_count[r, c], got.persistent_change[r, c]) == want
     assert all(a.dtype == np.uint8 for a in got.as_dict().values())
 
