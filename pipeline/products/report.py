@@ -31,6 +31,7 @@ from typing import Any
 from rasterio.crs import CRS
 
 from s2c_batch.pipeline.atomic import atomic_path
+from s2c_batch.pipeline.errors import OutputError
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.output.layout import QUICKLOOK_FILE
 from s2c_batch.pipeline.output.location import Location
@@ -51,7 +52,7 @@ th{background:#f3f5f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .complete,.skipped{color:#116329}.failed,.interrupted{color:#b3261e;font-weight:600}.not_started{color:#777}
 .error{color:#b3261e;font-size:.8rem}figure{display:inline-block;margin:0 1rem 1rem 0;vertical-align:top}
 figure img{max-width:100%;border:1px solid #d0d7de}figcaption{font-size:.85rem;color:#333}
-.links a{margin-right:.4rem}svg text{font-size:10px;fill:#1b1f24}
+.links{font-size:.8rem}.links a{margin-right:.4rem;white-space:nowrap}svg text{font-size:10px;fill:#1b1f24}
 """
 
 
@@ -182,8 +183,27 @@ def render_report(title: str, runs: Sequence[ReportRun], *, meta: Sequence[str] 
     return "\n".join(parts)
 
 
+def check_report_file(path: str | os.PathLike[str] | None, *, option: str) -> None:
+    """Fail early when the report could not be written at ``path`` (nothing for ``None``).
+
+    Raises:
+        OutputError: the path is a folder, or its folder does not exist or is not writable (exit 4).
+    """
+    if path is None:
+        return
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise OutputError(f"{option} {str(path)!r} is a folder; give a file name, e.g. night.html")
+    if not folder.is_dir():
+        raise OutputError(f"{option} {str(path)!r}: the folder {str(folder)!r} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"{option} {str(path)!r}: the folder {str(folder)!r} is not writable")
+
+
 def write_report(path: str | os.PathLike[str], title: str, runs: Sequence[ReportRun], *,
-                 meta: Sequence[str] = (), sections: Sequence[tuple[str, str]] = ()) -> Path:
+                 meta: Sequence[str] = (), sections: Sequence[tuple[str, str]] = (),
+                 map_runs: Sequence[ReportRun] | None = None) -> Path:
     """Render the page and write it atomically to a local file.
 
     Raises:
@@ -191,7 +211,7 @@ def write_report(path: str | os.PathLike[str], title: str, runs: Sequence[Report
     """
     target = Path(path)
     with atomic_path(target, what="night report") as tmp:
-        tmp.write_text(render_report(title, runs, meta=meta, sections=sections), encoding="utf-8")
+        tmp.write_text(render_report(title, runs, meta=meta, sections=sections, map_runs=map_runs), encoding="utf-8")
     return target
 
 
@@ -260,26 +280,36 @@ def footprint_map(runs: Sequence[ReportRun]) -> str:
     scale = min((MAP_W - 2 * pad) / w, (MAP_H - 2 * pad) / h)
     left, top = min(xs), max(ys)
 
-    def xy(x: float, y: float) -> str:
-        return f"{pad + (x - left) * k * scale:.1f},{pad + (top - y) * scale:.1f}"
+    def xy(x: float, y: float) -> tuple[float, float]:
+        return pad + (x - left) * k * scale, pad + (top - y) * scale
 
     most = max([sum(r.changed_area_km2 or 0 for r in group) for group in shapes.values()] + [0.0])
     items = []
+    taken: list[tuple[float, float]] = []  # label positions: a label near another moves down a line
     for key, group in shapes.items():
         area = sum(r.changed_area_km2 or 0 for r in group)
         failed = any(r.status in ("failed", "interrupted") for r in group)
         alpha = 0.12 + 0.68 * (area / most if most else 0)
         fill = "#b3261e" if not failed else "#777777"
-        points = " ".join(xy(x, y) for x, y in rings[key])
         names = ", ".join(r.name for r in group)
         label = group[0].name if len(group) == 1 else f"{group[0].name} (+{len(group) - 1})"
-        cx = sum(x for x, _ in rings[key][:-1]) / max(1, len(rings[key]) - 1)
-        cy = sum(y for _, y in rings[key][:-1]) / max(1, len(rings[key]) - 1)
-        tx, ty = xy(cx, cy).split(",")
+        px = [xy(x, y) for x, y in rings[key]]
+        cx, cy = sum(p[0] for p in px[:-1]) / max(1, len(px) - 1), sum(p[1] for p in px[:-1]) / max(1, len(px) - 1)
+        small = max(p[0] for p in px) - min(p[0] for p in px) < 8 or max(p[1] for p in px) - min(p[1] for p in px) < 8
+        shape = (f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5"' if small else
+                 '<polygon points="' + " ".join(f"{x:.1f},{y:.1f}" for x, y in px) + '"')
+        right = cx > MAP_W / 2  # labels stay inside the map
+        tx = min(max(cx + (-8 if right else 8), 4.0), MAP_W - 4.0)
+        ty = min(max(cy + 4, 12.0), MAP_H - 4.0)
+        for _ in range(len(taken) + 1):
+            if not any(abs(tx - x) < 60 and abs(ty - y) < 11 for x, y in taken):
+                break
+            ty = ty + 12 if ty + 12 <= MAP_H - 4 else 12.0
+        taken.append((tx, ty))
         items.append(f'<g><title>{e(names)}: {area:,.6f} km² changed</title>'
-                     f'<polygon points="{points}" fill="{fill}" fill-opacity="{alpha:.2f}" stroke="#1b1f24" '
-                     f'stroke-width="1"/><text x="{tx}" y="{ty}" text-anchor="middle">{e(label)}: '
-                     f"{area:,.4f} km²</text></g>")
+                     f'{shape} fill="{fill}" fill-opacity="{alpha:.2f}" stroke="#1b1f24" stroke-width="1"/>'
+                     f'<text x="{tx:.1f}" y="{ty:.1f}" '
+                     f'text-anchor="{"end" if right else "start"}">{e(label)}: {area:,.4f} km²</text></g>')
     extent = f"lon {min(xs):.4f} to {max(xs):.4f}, lat {min(ys):.4f} to {max(ys):.4f} (WGS84)"
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{MAP_W}" height="{MAP_H}" '
             f'viewBox="0 0 {MAP_W} {MAP_H}" role="img" aria-label="footprints of the runs">'
