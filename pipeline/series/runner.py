@@ -32,166 +32,44 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import html
-import json
 import logging
 import os
 import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from s2c_batch.pipeline.cluster.connect import connect, torch_threads_per_worker
 from s2c_batch.pipeline.cluster.signals import sigterm_as_interrupt
 from s2c_batch.pipeline.config import Config
-from s2c_batch.pipeline.errors import OutputError, OutputExistsError, S2CError, SceneMismatchError
+from s2c_batch.pipeline.errors import OutputExistsError, S2CError, SceneMismatchError
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair
 from s2c_batch.pipeline.inputs.source import Source
 from s2c_batch.pipeline.output import lock
 from s2c_batch.pipeline.output.locate import open_location
 from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.output.runlog import Timings, read_record
-from s2c_batch.pipeline.products.report import ReportRun, html_table, product_href, render_report, report_run
 from s2c_batch.pipeline.run.context import RunOptions
 from s2c_batch.pipeline.run.fingerprint import hash_path, package_version
 from s2c_batch.pipeline.run.recovery import Mode, decide_mode
 from s2c_batch.pipeline.run.runner import run_pair
 from s2c_batch.pipeline.series.collection import COLLECTION_FILE, write_collection
 from s2c_batch.pipeline.series.dates import SeriesDate, SeriesPair, order_dates, plan_pairs
-from s2c_batch.pipeline.series.products import SERIES_PRODUCTS, SERIES_STORE, SeriesStats, write_series_products
+from s2c_batch.pipeline.series.products import SeriesStats, write_series_products
+from s2c_batch.pipeline.series.record import (
+    REPORT_FILE,
+    SERIES_JSON,
+    PairOutcome,
+    SeriesResult,
+    SeriesSpec,
+    save_record,
+)
+from s2c_batch.pipeline.series.report import series_report_parts, write_series_report
 
 log = logging.getLogger(__name__)
-
-#: The series' record and its night's report, under its folder.
-SERIES_JSON = "series.json"
-REPORT_FILE = "report.html"
-
-
-@dataclass(frozen=True)
-class SeriesSpec:
-    """One series to run: its dates, folder and config.
-
-    Attributes:
-        name: its name (the STAC collection's id, the summary's and the report's).
-        dates: the inputs, in any order.
-        out: the series folder or prefix.
-        cfg: the resolved config (its ``series`` section says how to pair the dates).
-        overwrite: replace pairs made from other inputs or config.
-    """
-
-    name: str
-    dates: tuple[Source, ...]
-    out: Location
-    cfg: Config
-    overwrite: bool = False
-
-
-@dataclass
-class PairOutcome:
-    """How one pair of the night went.
-
-    Attributes:
-        pair: the pair.
-        out: its run's location.
-        status: ``complete`` (computed tonight), ``skipped`` (reused), ``failed``,
-            ``interrupted``, ``not_started``.
-        mode: what was decided (``fresh``, ``resume``, ``overwrite``, ``skip``).
-        duration_s: seconds its run took.
-        products: what its run lists.
-        record: its ``run.json``.
-        changed_area_km2: changed area of its mask (from the series pass).
-        unknown_area_km2: nodata area of its mask.
-        exit_code: a failed run's exit code.
-        error: a failed run's message.
-        error_type: its exception's type.
-        exception: the exception itself (not serialised).
-    """
-
-    pair: SeriesPair
-    out: Location
-    status: str = "not_started"
-    mode: Mode | None = None
-    duration_s: float = 0.0
-    products: dict[str, str] = field(default_factory=dict)
-    record: dict[str, Any] = field(default_factory=dict)
-    changed_area_km2: float | None = None
-    unknown_area_km2: float | None = None
-    exit_code: int = 0
-    error: str | None = None
-    error_type: str | None = None
-    exception: BaseException | None = field(default=None, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The pair's entry in ``series.json`` and in a batch summary."""
-        return {
-            "index": self.pair.index, "name": self.pair.name, "t1": self.pair.t1.index, "t2": self.pair.t2.index,
-            "out": self.out.url, "status": self.status, "mode": self.mode, "duration_s": round(self.duration_s, 3),
-            "changed_area_km2": None if self.changed_area_km2 is None else round(self.changed_area_km2, 6),
-            "unknown_area_km2": None if self.unknown_area_km2 is None else round(self.unknown_area_km2, 6),
-            "transitions": self.record.get("transitions"), "summary": self.record.get("summary"),
-            "min_area": self.record.get("min_area"), "products": sorted(self.products),
-            "error": None if self.error is None else {
-                "exit_code": self.exit_code, "type": self.error_type, "message": self.error},
-        }
-
-
-@dataclass
-class SeriesResult:
-    """What a night of a series did.
-
-    Attributes:
-        name: the series' name.
-        out: its folder or prefix.
-        status: ``complete``, ``failed`` or ``interrupted``.
-        dates: its dates, in order.
-        pairs: each pair's outcome, in order.
-        products: the series products written (file name -> path or URL).
-        summary: lasting change per first date, flicker, unknown (:meth:`SeriesStats.summary`).
-        duration_s: seconds the night took.
-        report: where the night's report is, or ``None``.
-        exception: the error that stopped it (``run_series`` raises it again).
-    """
-
-    name: str
-    out: str
-    status: str = "running"
-    dates: tuple[SeriesDate, ...] = ()
-    pairs: list[PairOutcome] = field(default_factory=list)
-    products: dict[str, str] = field(default_factory=dict)
-    summary: dict[str, Any] = field(default_factory=dict)
-    duration_s: float = 0.0
-    report: str | None = None
-    exception: BaseException | None = None
-
-    @property
-    def computed(self) -> list[str]:
-        """The pairs computed tonight (not reused)."""
-        return [p.pair.name for p in self.pairs if p.status == "complete"]
-
-    @property
-    def exit_code(self) -> int:
-        """0 complete; the failed pair's exit code (or 1); 130 interrupted."""
-        if self.status == "complete":
-            return 0
-        if self.status == "interrupted":
-            return 130
-        return int(getattr(self.exception, "exit_code", 1) or 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The series' entry in a batch summary (``series.json`` holds more)."""
-        e = self.exception
-        return {
-            "name": self.name, "out": self.out, "status": self.status, "exit_code": self.exit_code,
-            "duration_s": round(self.duration_s, 3), "dates": [d.to_json() for d in self.dates],
-            "computed": self.computed, "pairs": [p.to_dict() for p in self.pairs], "products": sorted(self.products),
-            "summary": self.summary, "report": self.report,
-            "error": None if e is None else {"exit_code": self.exit_code, "type": type(e).__name__, "message": str(e)},
-        }
-
 
 def run_series(
     dates: Sequence[str | os.PathLike[str] | Source],
@@ -309,7 +187,7 @@ def execute_series(spec: SeriesSpec, client: Any, address: str, *, progress: boo
     """
     t0, timings = time.perf_counter(), Timings()
     cfg, out = spec.cfg, spec.out.resolve()
-    result = SeriesResult(spec.name, out.url)
+    result = SeriesResult(spec.name, out.url, location=out)
     with timings.stage("open"):
         plan = plan or plan_series(spec, hasher)
     dates, pairs, grid = plan.dates, plan.pairs, plan.grid
@@ -323,7 +201,7 @@ def execute_series(spec: SeriesSpec, client: Any, address: str, *, progress: boo
         "config_hash": cfg.hash(),
     }
     with lock.locked(out):
-        _save(out, record, result)
+        save_record(out, record, result)
         try:
             with timings.stage("pairs"):
                 for outcome in result.pairs:  # one after the other: a failed pair stops the night
@@ -356,8 +234,8 @@ def execute_series(spec: SeriesSpec, client: Any, address: str, *, progress: boo
             result.duration_s = time.perf_counter() - t0
             record.update(timings_s=timings.rounded())
             with contextlib.suppress(S2CError, OSError):
-                result.report = _write_report(out, result, night_report)
-            _save(out, record, result, quietly=result.status != "complete")
+                result.report = write_series_report(out, result, night_report)
+            save_record(out, record, result, quietly=result.status != "complete")
     if progress:
         print(f"s2c-batch: series {spec.name}: {result.status}; {len(result.computed)} pair(s) computed "
               f"[{result.duration_s:.1f} s]", file=sys.stderr)
@@ -436,64 +314,5 @@ def _grid_json(grid: Grid) -> dict[str, Any]:
             "width": grid.width}
 
 
-def _save(out: Location, record: dict[str, Any], result: SeriesResult, *, quietly: bool = False) -> None:
-    """Write ``series.json`` whole (a failure is logged rather than raised when ``quietly``)."""
-    e = result.exception
-    record.update(status=result.status, pairs=[p.to_dict() for p in result.pairs], computed=result.computed,
-                  products=result.products, summary=result.summary, report=result.report,
-                  error=None if e is None else f"{type(e).__name__}: {e}")
-    if result.status != "running":
-        record["finished"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    data = json.dumps(record, indent=2, default=str).encode()
-    try:
-        out.save(SERIES_JSON, data, what="series record", sync=True)
-    except OutputError as exc:
-        if not quietly:
-            raise
-        log.warning("series.json keeps its previous record: %s", exc)
-
-
-def _write_report(out: Location, result: SeriesResult, copy_to: str | os.PathLike[str] | None) -> str:
-    """Write the night's report into the series folder (and to ``copy_to``); returns where it is."""
-    here = out.href()
-    page = _report_page(out, result, here if isinstance(here, Path) else Path("."))
-    with out.staged(REPORT_FILE, what="night report") as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    if copy_to is not None:  # links relative to the copy's own folder
-        target = Path(copy_to)
-        target.write_text(_report_page(out, result, target.parent), encoding="utf-8")
-    return str(out.href(REPORT_FILE))
-
-
-def _report_page(out: Location, result: SeriesResult, base: Path) -> str:
-    """The night's report of a series, its links relative to ``base`` (local folders) or URLs."""
-    runs = [report_run(p.pair.name, p.status, p.out, record=p.record, report_dir=base, mode=p.mode,
-                       changed_area_km2=p.changed_area_km2, unknown_area_km2=p.unknown_area_km2, error=p.error,
-                       products=sorted(p.products)) for p in result.pairs]
-    lasting = float(result.summary.get("lasting_change_m2") or 0.0) / 1e6
-    region = [ReportRun(f"{result.name} (lasting change)", result.status, changed_area_km2=lasting,
-                        footprint=next((r.footprint for r in runs if r.footprint), None))]
-    sections = []
-    if result.summary:
-        s = result.summary
-        rows = [[d["label"], d["datetime"] or "", d["pixels"], d["area_m2"]] for d in s["lasting_change_by_first_date"]]
-        sections.append(("Lasting change by the date it first appeared", html_table(
-            ["first date", "acquired", "pixels", "area (m²)"], rows or [["none", "", 0, 0.0]])
-            + html_table(["lasting (m²)", "flicker, never lasting (m²)", "unknown (m²)"],
-                         [[s["lasting_change_m2"], s["transient_change_m2"], s["unknown_m2"]]])))
-    names = [*[f"{p}.tif" for p in SERIES_PRODUCTS], SERIES_STORE, COLLECTION_FILE]
-    links = [(n, product_href(out, n, base)) for n in names if n in result.products]
-    links.append((SERIES_JSON, product_href(out, SERIES_JSON, base)))
-    sections.append(("Series products", "<p>" + " ".join(
-        f'<a href="{html.escape(h, quote=True)}">{html.escape(n)}</a>' for n, h in links) + "</p>"))
-    dates = result.dates
-    meta = [f"{len(dates)} dates from {dates[0].label} to {dates[-1].label}" if dates else "no dates",
-            f"{len(result.computed)} pair(s) computed tonight: {', '.join(result.computed) or 'none'}",
-            f"status {result.status} in {result.duration_s:.1f} s"]
-    if result.exception is not None:
-        meta.append(f"error: {result.exception}")
-    return render_report(f"Series {result.name}: night of {datetime.now(UTC):%Y-%m-%d}", runs, meta=meta,
-                         sections=sections, map_runs=region)
-
-
-__all__ = ["PairOutcome", "SeriesPlan", "SeriesResult", "SeriesSpec", "execute_series", "plan_series", "run_series"]
+__all__ = ["PairOutcome", "SeriesPlan", "SeriesResult", "SeriesSpec", "execute_series", "plan_series", "run_series",
+           "series_report_parts"]
