@@ -174,3 +174,32 @@ def test_series__a_pair_of_another_config_needs_overwrite(synthetic: SyntheticSe
     again = _series([*dates, "--out", str(out), "--set", "model.threshold=0.4", "--persistence", "0"],
                     dask_cluster.address)
     assert again["computed"] == [] and json.loads((out / "series.json").read_text())["persistence"] == 0
+    # a pair that lost a product is resumed as --resume does (its verified blocks kept), the other reused
+    damaged = out / "pairs" / again["pairs"][1]["name"]
+    (damaged / "change_prob.tif").unlink()
+    fixed = _series([*dates, "--out", str(out), "--set", "model.threshold=0.4"], dask_cluster.address)
+    assert [p["mode"] for p in fixed["pairs"]] == ["skip", "resume"] and (damaged / "change_prob.tif").exists()
+    assert json.loads((damaged / "run.json").read_text())["blocks"]["reused"] == 4
+
+
+def test_plan_series__a_date_off_the_first_grid_needs_against_first(synthetic: SyntheticSeries,
+                                                                      tmp_path: Path) -> None:
+    from s2c_batch.pipeline.inputs.source import Source
+    from s2c_batch.pipeline.output.folder import FolderLocation
+    from s2c_batch.pipeline.series.runner import SeriesSpec, plan_series
+
+    with rasterio.open(synthetic.dates[1]) as src:  # date 1 again, one pixel east
+        data, profile, tags = src.read(), src.profile, src.tags()
+    profile["transform"] = profile["transform"] * rasterio.Affine.translation(1, 0)
+    shifted = tmp_path / "shifted.tif"
+    with rasterio.open(shifted, "w", **profile) as dst:
+        dst.write(data)
+        dst.update_tags(**tags)
+    dates = (Source(str(synthetic.dates[0])), Source(str(shifted)), Source(str(synthetic.dates[2])))
+    cfg = load_config("cva", [*BLOCKS, "input.align=reproject"])
+    with pytest.raises(InputError, match=r"date '.*shifted\.tif' is not on the grid of the first date.*against first"):
+        plan_series(SeriesSpec("s", dates, FolderLocation(tmp_path / "s"), cfg))
+    first = load_config("cva", [*BLOCKS, "input.align=reproject", "series.against=first"])
+    plan = plan_series(SeriesSpec("s", dates, FolderLocation(tmp_path / "s"), first))
+    assert plan.modes == ("fresh", "fresh") and plan.grid.transform[2] == 440000.0
+    assert not (tmp_path / "s").exists()
