@@ -116,3 +116,20 @@ def test_load_runs_file__series_entries_are_checked_with_the_runs(tmp_path: Path
     loaded = load_runs_file(path)
     assert loaded.runs == () and loaded.series[0].name == "ok"
     assert [d.text for d in loaded.series[0].dates] == [str(tmp_path / "a.tif"), "s3://bucket/b.tif"]
+
+
+def test_readme__nightly_runs_yaml_with_a_series_loads_as_written(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]]
+    example = next(b for b in blocks if "series:" in b and "dates: scenes/31UFS/*.tif" in b)
+    (tmp_path / "region.yaml").write_text(example)
+    (tmp_path / "scenes" / "31UFS").mkdir(parents=True)
+    for day in ("2025-06-01", "2025-06-06"):
+        (tmp_path / "scenes" / "31UFS" / f"{day}.tif").write_bytes(b"")
+    loaded = load_runs_file(tmp_path / "region.yaml")
+    assert [r.name for r in loaded.runs] == ["31UGS"]
+    (series,) = loaded.series
+    assert series.name == "31UFS" and series.out.url == str(tmp_path / "series" / "31UFS")
+    assert [Path(d.text).name for d in series.dates] == ["2025-06-01.tif", "2025-06-06.tif"]
+    assert (series.cfg.series.against, series.cfg.series.persistence, series.cfg.output.min_area_m2) == (
+        "previous", 2, 50.0)
