@@ -13,6 +13,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.output.locate import open_location
 from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.products.report import (
@@ -36,7 +37,8 @@ def write_series_report(out: Location, result: SeriesResult, copy_to: str | os.P
         tmp.write_text(page, encoding="utf-8")
     if copy_to is not None:  # links relative to the copy's own folder
         target = Path(copy_to)
-        target.write_text(_report_page(out, result, target.parent), encoding="utf-8")
+        with atomic_path(target, what="night report") as tmp:
+            tmp.write_text(_report_page(out, result, target.parent), encoding="utf-8")
     return str(out.href(REPORT_FILE))
 
 

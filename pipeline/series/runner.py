@@ -30,7 +30,6 @@ Layout of the series folder (or prefix)::
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -52,6 +51,7 @@ from s2c_batch.pipeline.output import lock
 from s2c_batch.pipeline.output.locate import open_location
 from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.output.runlog import Timings, read_record
+from s2c_batch.pipeline.products.report import check_report_file
 from s2c_batch.pipeline.run.context import RunOptions
 from s2c_batch.pipeline.run.fingerprint import hash_path, package_version
 from s2c_batch.pipeline.run.recovery import Mode, decide_mode
@@ -102,9 +102,10 @@ def run_series(
         ConfigError: fewer than 2 dates, a date given twice, an unreachable scheduler (exit 2).
         InputError: an unusable date, dates on different grids, times missing on some dates (exit 3).
         OutputError: a pair of other inputs or config without ``overwrite``, a locked or
-            unwritable folder (exit 4). A pair that fails raises its own error after the
-            series' record and report say so.
+            unwritable folder, a ``night_report`` whose folder is missing (exit 4). A pair
+            that fails raises its own error after the series' record and report say so.
     """
+    check_report_file(night_report, option="--night-report")
     location = open_location(out, cfg.storage)
     spec = SeriesSpec(name or location.name, tuple(Source.parse(d) for d in dates), location, cfg, overwrite)
     plan = plan_series(spec)  # bad dates, grids or pairs: refused before a cluster starts or a file is written
@@ -233,8 +234,10 @@ def execute_series(spec: SeriesSpec, client: Any, address: str, *, progress: boo
             timings.total()
             result.duration_s = time.perf_counter() - t0
             record.update(timings_s=timings.rounded())
-            with contextlib.suppress(S2CError, OSError):
+            try:  # the night's report never hides how the night went
                 result.report = write_series_report(out, result, night_report)
+            except Exception as exc:
+                log.warning("series %s: the night's report was not written: %s", spec.name, exc)
             save_record(out, record, result, quietly=result.status != "complete")
     if progress:
         print(f"s2c-batch: series {spec.name}: {result.status}; {len(result.computed)} pair(s) computed "
