@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from s2c_batch.kernels.raster.encode import NODATA
-from s2c_batch.kernels.raster.series import Against, first_change_histogram, series_products
+from s2c_batch.kernels.raster.series import Against, series_products
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.inputs.scene import Grid
@@ -85,9 +85,28 @@ class SeriesBlockReport:
     pair_unknown_area: np.ndarray
 
 
+#: Bytes of pair masks a series block task holds at once: it reads its block in strips of rows
+#: this fits (a series of 254 pairs over a 4096-wide block: strips of 129 rows).
+STACK_BYTES = 128 << 20
+
+
+def strip_rows(n_pairs: int, height: int, width: int, budget: int = STACK_BYTES) -> int:
+    """Rows of a block read at once, so that the stack of ``n_pairs`` masks stays within ``budget`` bytes.
+
+    Example:
+        >>> strip_rows(5, 4096, 4096), strip_rows(254, 4096, 4096)
+        (4096, 129)
+    """
+    return max(1, min(height, budget // max(1, n_pairs * width)))
+
+
 def series_block(pair_stores: Sequence[Location], out_store: Location, index: tuple[int, int], window: Window, *,
                  persistence: int, against: Against, n_dates: int, row_areas: np.ndarray) -> SeriesBlockReport:
     """Read one block of every pair's mask, write the block's series products, count (a task).
+
+    The block is read in strips of rows (:func:`strip_rows`), so the task holds at most
+    :data:`STACK_BYTES` of masks however long the series; the products of the block (three
+    uint8 arrays) are written whole, one shard each.
 
     Args:
         pair_stores: each pair's ``change.zarr``, in date order.
@@ -99,28 +118,44 @@ def series_block(pair_stores: Sequence[Location], out_store: Location, index: tu
         n_dates: dates of the series.
         row_areas: float64 ``[h]`` area in m2 of one pixel of each row of the block.
     """
-    masks = np.stack([store.read_window(s, "change_mask", window) for s in pair_stores])
-    products = series_products(masks, persistence=persistence, against=against)
-    store.write_block(out_store, window, products.as_dict())
-    areas = np.broadcast_to(np.asarray(row_areas, np.float64)[:, None], (window.height, window.width))
-    first = products.first_change
-    known = first != NODATA
-    first_area = np.bincount(first[known].astype(np.int64), weights=areas[known], minlength=n_dates)[:n_dates]
-    transient = known & (first == 0) & (products.change_count > 0)
-    changed, unknown = masks == 1, masks == NODATA
-    return SeriesBlockReport(
-        index=index,
-        first_pixels=first_change_histogram(first, n_dates),
-        first_area=first_area,
-        transient_pixels=int(transient.sum()),
-        transient_area=float(areas[transient].sum()),
-        unknown_pixels=int((~known).sum()),
-        unknown_area=float(areas[~known].sum()),
-        pair_changed=changed.sum(axis=(1, 2)).astype(np.int64),
-        pair_changed_area=(changed * areas).sum(axis=(1, 2)),
-        pair_unknown=unknown.sum(axis=(1, 2)).astype(np.int64),
-        pair_unknown_area=(unknown * areas).sum(axis=(1, 2)),
-    )
+    h, w, n_pairs = window.height, window.width, len(pair_stores)
+    out = {name: np.empty((h, w), np.uint8) for name in SERIES_PRODUCTS}
+    first_pixels, first_area = np.zeros(n_dates, np.int64), np.zeros(n_dates, np.float64)
+    pair_changed, pair_unknown = np.zeros(n_pairs, np.int64), np.zeros(n_pairs, np.int64)
+    pair_changed_area, pair_unknown_area = np.zeros(n_pairs, np.float64), np.zeros(n_pairs, np.float64)
+    transient = [0, 0.0]
+    unknown = [0, 0.0]
+    step = strip_rows(n_pairs, h, w)
+    for r0 in range(0, h, step):
+        rows = slice(r0, min(h, r0 + step))
+        strip = Window(window.row + r0, window.col, rows.stop - r0, w)
+        areas = np.asarray(row_areas, np.float64)[rows]
+        masks = np.stack([store.read_window(s, "change_mask", strip) for s in pair_stores])
+        products = series_products(masks, persistence=persistence, against=against)
+        for name, arr in products.as_dict().items():
+            out[name][rows] = arr
+        first = products.first_change
+        for a in range(0, strip.height, 64):  # pixels of each first_change value per row, 64 rows at a time
+            part = first[a : a + 64].astype(np.int64) + 256 * np.arange(min(64, strip.height - a))[:, None]
+            per_row = np.bincount(part.ravel(), minlength=256 * len(part)).reshape(len(part), 256)[:, :n_dates]
+            first_pixels += per_row.sum(axis=0)
+            first_area += (per_row * areas[a : a + 64, None]).sum(axis=0)
+        known = first != NODATA
+        moved = (known & (first == 0) & (products.change_count > 0)).sum(axis=1)
+        transient = [transient[0] + int(moved.sum()), transient[1] + float(moved @ areas)]
+        never = (~known).sum(axis=1)
+        unknown = [unknown[0] + int(never.sum()), unknown[1] + float(never @ areas)]
+        changed_rows, unknown_rows = (masks == 1).sum(axis=2), (masks == NODATA).sum(axis=2)  # [P, rows]
+        pair_changed += changed_rows.sum(axis=1)
+        pair_unknown += unknown_rows.sum(axis=1)
+        pair_changed_area += changed_rows @ areas
+        pair_unknown_area += unknown_rows @ areas
+    store.write_block(out_store, window, out)
+    return SeriesBlockReport(index=index, first_pixels=first_pixels, first_area=first_area,
+                             transient_pixels=int(transient[0]), transient_area=float(transient[1]),
+                             unknown_pixels=int(unknown[0]), unknown_area=float(unknown[1]),
+                             pair_changed=pair_changed, pair_changed_area=pair_changed_area,
+                             pair_unknown=pair_unknown, pair_unknown_area=pair_unknown_area)
 
 
 @dataclass(frozen=True)
