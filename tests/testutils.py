@@ -379,19 +379,20 @@ def fill_disk(folder: Path) -> Path:
     return ballast
 
 
-def series_oracle(values: list[int], persistence: int, against: str) -> tuple[int, int, int]:
+def series_oracle(values: list[int], persistence: int, against: str) -> tuple[int, int, int, int]:
     """The series products of one pixel whose pairs' masks are ``values`` (255 = unknown), by the definition.
 
     The pixel differs from its start at each pair's end date (the mask itself against the
     first date; the parity of the changes so far against the previous one). A run of
     "differs" that begins at a known date ``t`` and is followed by ``persistence`` more known
-    dates that still differ is a lasting change at ``t``; unknown dates are left out.
+    dates that still differ is a lasting change at ``t``; unknown dates are left out. Without
+    one, a pixel whose last known date still differs is pending (too recent to tell).
 
     Returns:
-        ``(first_change, change_count, persistent_change)``, 255 each when never known.
+        ``(first_change, change_count, persistent_change, pending)``; 255, 255, 255, 0 when never known.
     """
     if all(v == 255 for v in values):
-        return 255, 255, 255
+        return 255, 255, 255, 0
     if against == "first":
         differs = list(values)
     else:
@@ -408,19 +409,22 @@ def series_oracle(values: list[int], persistence: int, against: str) -> tuple[in
                 first = t
                 break
         before = v
-    return first, sum(v == 1 for v in values), int(first > 0)
+    pending = int(first == 0 and known[-1][1] == 1)
+    return first, sum(v == 1 for v in values), int(first > 0), pending
 
 
 def series_products_oracle(masks: np.ndarray, persistence: int, against: str) -> dict[str, np.ndarray]:
-    """:func:`series_oracle` of every pixel of uint8 ``[P, h, w]`` pair masks: the three products, uint8 ``[h, w]``."""
-    out = {k: np.zeros(masks.shape[1:], np.uint8) for k in ("first_change", "change_count", "persistent_change")}
-    columns: dict[bytes, tuple[int, int, int]] = {}
+    """:func:`series_oracle` of every pixel of uint8 ``[P, h, w]`` pair masks: the three products and
+    ``pending`` (0/1), uint8 ``[h, w]``."""
+    names = ("first_change", "change_count", "persistent_change", "pending")
+    out = {k: np.zeros(masks.shape[1:], np.uint8) for k in names}
+    columns: dict[bytes, tuple[int, int, int, int]] = {}
     for r in range(masks.shape[1]):
         for c in range(masks.shape[2]):
             key = masks[:, r, c].tobytes()
             if key not in columns:
                 columns[key] = series_oracle(masks[:, r, c].tolist(), persistence, against)
-            for name, value in zip(out, columns[key], strict=True):
+            for name, value in zip(names, columns[key], strict=True):
                 out[name][r, c] = value
     return out
 

@@ -22,13 +22,18 @@ A **lasting change** is first detected at date ``t`` when the pixel differs from
 at ``t`` (and did not at the known date before), and still differs on each of the next
 ``persistence`` known dates. A change that comes back within them is **flicker**; the next
 change after it is judged afresh. A change seen in the last ``persistence`` known dates
-is not (yet) lasting: it is confirmed by the nights to come.
+is not (yet) lasting: it is *pending*, confirmed or dropped by the nights to come.
 
 Products, uint8 as every product (255 = unknown: no pair of the series knows the pixel):
 
 - ``first_change``: ``t`` (1..N-1), the date index of the first lasting change; 0 = none.
 - ``change_count``: in how many pairs the pixel changed (``change_mask == 1``).
 - ``persistent_change``: 1 where a lasting change was detected, else 0.
+
+Beside them, not a product: ``pending``, where a change is still open at the end of the
+series (no lasting change yet, the pixel still differs from its start, fewer than
+``persistence`` known dates since). A changed pixel that is neither lasting nor pending
+came back: flicker.
 
 Example:
     >>> m = np.array([[[0, 1, 1]], [[1, 1, 0]], [[1, 0, 0]], [[1, 0, 0]]], np.uint8)  # 4 pairs, 1 x 3 px
@@ -61,14 +66,17 @@ class SeriesProducts:
         first_change: date index (1..N-1) of the first lasting change; 0 = none.
         change_count: pairs in which the pixel changed.
         persistent_change: 1 where a lasting change was detected, else 0.
+        pending: bool: a change still open at the last date, too recent to be lasting yet
+            (False where a lasting change was found, and where the pixel is never known).
     """
 
     first_change: np.ndarray
     change_count: np.ndarray
     persistent_change: np.ndarray
+    pending: np.ndarray
 
     def as_dict(self) -> dict[str, np.ndarray]:
-        """Product name -> array, in the order the store holds them."""
+        """Product name -> array, in the order the store holds them (``pending`` is no product)."""
         return {"first_change": self.first_change, "change_count": self.change_count,
                 "persistent_change": self.persistent_change}
 
@@ -113,7 +121,7 @@ def series_products(masks: np.ndarray, *, persistence: int, against: Against) ->
         against: what the pairs compare each date with.
 
     Returns:
-        The three products (see the module's docstring).
+        The three products and ``pending`` (see the module's docstring).
 
     Raises:
         ValueError: ``persistence < 0``, masks that are not uint8 ``[P, h, w]``, or a series
@@ -140,9 +148,10 @@ def series_products(masks: np.ndarray, *, persistence: int, against: Against) ->
     seen = (masks != NODATA).any(axis=0)
     count = (masks == 1).sum(axis=0, dtype=np.int64).astype(np.uint8)
     persistent = (first > 0).astype(np.uint8)
+    pending = start >= 0  # open, never lasting (a lasting change closes it and opens no other)
     for arr in (first, count, persistent):
         arr[~seen] = NODATA
-    return SeriesProducts(first, count, persistent)
+    return SeriesProducts(first, count, persistent, pending)
 
 
 def first_change_histogram(first_change: np.ndarray, n_dates: int) -> np.ndarray:

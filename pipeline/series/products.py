@@ -62,8 +62,10 @@ class SeriesBlockReport:
         index: the block.
         first_pixels: int64 ``[N]`` known pixels per ``first_change`` value (0 = no lasting change).
         first_area: float64 ``[N]`` their area in m2.
-        transient_pixels: pixels that changed in some pair but have no lasting change.
-        transient_area: their area.
+        flicker_pixels: pixels that changed in some pair and came back: no lasting change, none pending.
+        flicker_area: their area.
+        pending_pixels: pixels whose change is still open at the last date, too recent to be lasting yet.
+        pending_area: their area.
         unknown_pixels: pixels no pair knows.
         unknown_area: their area.
         pair_changed: int64 ``[P]`` changed pixels of each pair.
@@ -75,8 +77,10 @@ class SeriesBlockReport:
     index: tuple[int, int]
     first_pixels: np.ndarray
     first_area: np.ndarray
-    transient_pixels: int
-    transient_area: float
+    flicker_pixels: int
+    flicker_area: float
+    pending_pixels: int
+    pending_area: float
     unknown_pixels: int
     unknown_area: float
     pair_changed: np.ndarray
@@ -123,8 +127,7 @@ def series_block(pair_stores: Sequence[Location], out_store: Location, index: tu
     first_pixels, first_area = np.zeros(n_dates, np.int64), np.zeros(n_dates, np.float64)
     pair_changed, pair_unknown = np.zeros(n_pairs, np.int64), np.zeros(n_pairs, np.int64)
     pair_changed_area, pair_unknown_area = np.zeros(n_pairs, np.float64), np.zeros(n_pairs, np.float64)
-    transient = [0, 0.0]
-    unknown = [0, 0.0]
+    flicker, pending, unknown = [0, 0.0], [0, 0.0], [0, 0.0]
     step = strip_rows(n_pairs, h, w)
     for r0 in range(0, h, step):
         rows = slice(r0, min(h, r0 + step))
@@ -141,8 +144,10 @@ def series_block(pair_stores: Sequence[Location], out_store: Location, index: tu
             first_pixels += per_row.sum(axis=0)
             first_area += (per_row * areas[a : a + 64, None]).sum(axis=0)
         known = first != NODATA
-        moved = (known & (first == 0) & (products.change_count > 0)).sum(axis=1)
-        transient = [transient[0] + int(moved.sum()), transient[1] + float(moved @ areas)]
+        open_ = products.pending.sum(axis=1)
+        pending = [pending[0] + int(open_.sum()), pending[1] + float(open_ @ areas)]
+        back = (known & (first == 0) & (products.change_count > 0) & ~products.pending).sum(axis=1)
+        flicker = [flicker[0] + int(back.sum()), flicker[1] + float(back @ areas)]
         never = (~known).sum(axis=1)
         unknown = [unknown[0] + int(never.sum()), unknown[1] + float(never @ areas)]
         changed_rows, unknown_rows = (masks == 1).sum(axis=2), (masks == NODATA).sum(axis=2)  # [P, rows]
@@ -152,7 +157,8 @@ def series_block(pair_stores: Sequence[Location], out_store: Location, index: tu
         pair_unknown_area += unknown_rows @ areas
     store.write_block(out_store, window, out)
     return SeriesBlockReport(index=index, first_pixels=first_pixels, first_area=first_area,
-                             transient_pixels=int(transient[0]), transient_area=float(transient[1]),
+                             flicker_pixels=int(flicker[0]), flicker_area=float(flicker[1]),
+                             pending_pixels=int(pending[0]), pending_area=float(pending[1]),
                              unknown_pixels=int(unknown[0]), unknown_area=float(unknown[1]),
                              pair_changed=pair_changed, pair_changed_area=pair_changed_area,
                              pair_unknown=pair_unknown, pair_unknown_area=pair_unknown_area)
@@ -165,8 +171,10 @@ class SeriesStats:
     Attributes:
         first_pixels: int64 ``[N]`` known pixels per ``first_change`` value.
         first_area: float64 ``[N]``.
-        transient_pixels: changed in some pair, never lasting.
-        transient_area: their area.
+        flicker_pixels: changed in some pair and came back.
+        flicker_area: their area.
+        pending_pixels: a change still open at the last date, not lasting yet.
+        pending_area: their area.
         unknown_pixels: known to no pair.
         unknown_area: their area.
         pair_changed: int64 ``[P]``.
@@ -177,8 +185,10 @@ class SeriesStats:
 
     first_pixels: np.ndarray
     first_area: np.ndarray
-    transient_pixels: int
-    transient_area: float
+    flicker_pixels: int
+    flicker_area: float
+    pending_pixels: int
+    pending_area: float
     unknown_pixels: int
     unknown_area: float
     pair_changed: np.ndarray
@@ -187,7 +197,7 @@ class SeriesStats:
     pair_unknown_area: np.ndarray
 
     def summary(self, dates: Sequence[SeriesDate]) -> dict[str, Any]:
-        """What ``series.json`` and the report say of the series: lasting change per first date, flicker, unknown."""
+        """What ``series.json`` and the report say: lasting change per first date, flicker, pending, unknown."""
         by_date = [
             {"index": d.index, "datetime": d.to_json()["datetime"], "label": d.label,
              "pixels": int(self.first_pixels[d.index]), "area_m2": round(float(self.first_area[d.index]), 4)}
@@ -196,8 +206,10 @@ class SeriesStats:
         return {
             "lasting_change_pixels": int(self.first_pixels[1:].sum()),
             "lasting_change_m2": round(float(self.first_area[1:].sum()), 4),
-            "transient_change_pixels": self.transient_pixels,
-            "transient_change_m2": round(self.transient_area, 4),
+            "flicker_pixels": self.flicker_pixels,
+            "flicker_m2": round(self.flicker_area, 4),
+            "pending_change_pixels": self.pending_pixels,
+            "pending_change_m2": round(self.pending_area, 4),
             "unknown_pixels": self.unknown_pixels,
             "unknown_m2": round(self.unknown_area, 4),
             "lasting_change_by_first_date": by_date,
@@ -212,12 +224,14 @@ def add_reports(reports: Sequence[SeriesBlockReport], grid: Grid) -> SeriesStats
         return sum((getattr(r, name) for r in parts[1:]), start=getattr(parts[0], name))
 
     stats = SeriesStats(*(total(n) for n in (
-        "first_pixels", "first_area", "transient_pixels", "transient_area", "unknown_pixels", "unknown_area",
+        "first_pixels", "first_area", "flicker_pixels", "flicker_area", "pending_pixels", "pending_area",
+        "unknown_pixels", "unknown_area",
         "pair_changed", "pair_changed_area", "pair_unknown", "pair_unknown_area")))
     if is_geographic(grid):
         return stats
     a = planar_pixel_area_m2(grid)
-    return SeriesStats(stats.first_pixels, stats.first_pixels * a, stats.transient_pixels, stats.transient_pixels * a,
+    return SeriesStats(stats.first_pixels, stats.first_pixels * a, stats.flicker_pixels, stats.flicker_pixels * a,
+                       stats.pending_pixels, stats.pending_pixels * a,
                        stats.unknown_pixels, stats.unknown_pixels * a, stats.pair_changed, stats.pair_changed * a,
                        stats.pair_unknown, stats.pair_unknown * a)
 

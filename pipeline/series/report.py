@@ -84,8 +84,9 @@ def series_report_parts(result: SeriesResult, base: Path, *, tonight_only: bool 
         rows = [[d["label"], d["datetime"] or "", d["pixels"], d["area_m2"]] for d in s["lasting_change_by_first_date"]]
         sections.append((f"Series {result.name}: lasting change by the date it first appeared", html_table(
             ["first date", "acquired", "pixels", "area (m²)"], rows or [["none", "", 0, 0.0]])
-            + html_table(["lasting (m²)", "flicker, never lasting (m²)", "unknown (m²)"],
-                         [[s["lasting_change_m2"], s["transient_change_m2"], s["unknown_m2"]]])))
+            + html_table(["lasting (m²)", "flicker: changed and came back (m²)", "too recent to tell yet (m²)",
+                          "unknown (m²)"],
+                         [[s["lasting_change_m2"], s["flicker_m2"], s["pending_change_m2"], s["unknown_m2"]]])))
     if not result.pairs:  # stopped before the night began: nothing of it to link
         return runs, sections, region
     names = [*[f"{p}.tif" for p in SERIES_PRODUCTS], SERIES_STORE, COLLECTION_FILE]

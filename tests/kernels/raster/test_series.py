@@ -19,37 +19,41 @@ from testutils import series_oracle
 U = 255  # unknown
 
 
-def _one(values: list[int], *, persistence: int, against: str = "first") -> tuple[int, int, int]:
-    """The products of one pixel whose pairs' masks are ``values``."""
+def _one(values: list[int], *, persistence: int, against: str = "first") -> tuple[int, int, int, int]:
+    """The products of one pixel whose pairs' masks are ``values``, and whether a change is pending."""
     masks = np.array(values, np.uint8).reshape(-1, 1, 1)
     p = series_products(masks, persistence=persistence, against=against)  # type: ignore[arg-type]
-    return int(p.first_change[0, 0]), int(p.change_count[0, 0]), int(p.persistent_change[0, 0])
+    return (int(p.first_change[0, 0]), int(p.change_count[0, 0]), int(p.persistent_change[0, 0]),
+            int(p.pending[0, 0]))
 
 
 @pytest.mark.parametrize(("values", "persistence", "expected"), [
-    ([0, 1, 1, 1], 2, (2, 3, 1)),         # lasting from date 2, confirmed by dates 3 and 4
-    ([0, 1, 0, 0], 2, (0, 1, 0)),         # flicker: back at date 3
-    ([0, 1, 1, 0], 2, (0, 2, 0)),         # lasted one further date only
-    ([0, 1, 1, 0], 1, (2, 2, 1)),         # ... which persistence 1 accepts
-    ([0, 0, 0, 1], 2, (0, 1, 0)),         # seen on the last date: not (yet) lasting
-    ([1, 0, 1, 1, 1], 2, (3, 4, 1)),      # a flicker, then a lasting change
-    ([0, 1, U, 1, 1], 2, (2, 3, 1)),      # an unknown date is skipped, not a reset
-    ([0, 1, U, U, 0], 2, (0, 1, 0)),      # ... nor a confirmation
-    ([U, U, U], 1, (U, U, U)),            # never known
-    ([0, 1, 0], 0, (2, 1, 1)),            # persistence 0: every change is lasting
+    ([0, 1, 1, 1], 2, (2, 3, 1, 0)),       # lasting from date 2, confirmed by dates 3 and 4
+    ([0, 1, 0, 0], 2, (0, 1, 0, 0)),       # flicker: back at date 3
+    ([0, 1, 1, 0], 2, (0, 2, 0, 0)),       # lasted one further date only
+    ([0, 1, 1, 0], 1, (2, 2, 1, 0)),       # ... which persistence 1 accepts
+    ([0, 0, 0, 1], 2, (0, 1, 0, 1)),      # seen on the last date: not (yet) lasting, pending
+    ([1, 0, 1, 1, 1], 2, (3, 4, 1, 0)),      # a flicker, then a lasting change
+    ([0, 1, U, 1, 1], 2, (2, 3, 1, 0)),      # an unknown date is skipped, not a reset
+    ([0, 1, U, U, 0], 2, (0, 1, 0, 0)),      # ... nor a confirmation
+    ([0, 1, 1, U], 2, (0, 2, 0, 1)),         # still open when the series ends (last date unknown): pending
+    ([U, U, U], 1, (U, U, U, 0)),          # never known
+    ([0, 1, 0], 0, (2, 1, 1, 0)),          # persistence 0: every change is lasting
 ])
-def test_series_products__against_first(values: list[int], persistence: int, expected: tuple[int, int, int]) -> None:
+def test_series_products__against_first(values: list[int], persistence: int,
+                                        expected: tuple[int, int, int, int]) -> None:
     assert _one(values, persistence=persistence, against="first") == expected
 
 
 @pytest.mark.parametrize(("values", "persistence", "expected"), [
-    ([0, 1, 0, 0], 2, (2, 1, 1)),         # one change, the pixel stays as it became
-    ([0, 1, 1, 0, 0], 2, (0, 2, 0)),      # a change and its return: flicker, the return is no change
-    ([0, 1, U, U, 0, 0], 2, (2, 1, 1)),   # a cloudy date (both its pairs unknown) is skipped
-    ([1, 1, 0, 1, 0, 0], 2, (4, 3, 1)),   # flicker at 1-2, then a lasting change at 4
+    ([0, 1, 0, 0], 2, (2, 1, 1, 0)),       # one change, the pixel stays as it became
+    ([0, 1, 1, 0, 0], 2, (0, 2, 0, 0)),      # a change and its return: flicker, the return is no change
+    ([0, 1, U, U, 0, 0], 2, (2, 1, 1, 0)),   # a cloudy date (both its pairs unknown) is skipped
+    ([1, 1, 0, 1, 0, 0], 2, (4, 3, 1, 0)),   # flicker at 1-2, then a lasting change at 4
+    ([0, 1, 1, 0, 1], 2, (0, 3, 0, 1)),      # a flicker, then a change on the last date: pending
 ])
 def test_series_products__against_previous(values: list[int], persistence: int,
-                                           expected: tuple[int, int, int]) -> None:
+                                           expected: tuple[int, int, int, int]) -> None:
     assert _one(values, persistence=persistence, against="previous") == expected
 
 
@@ -67,7 +71,8 @@ def test_series_products__block_of_pixels_equals_each_pixel() -> None:
     for r in range(9):
         for c in range(11):
             want = series_oracle(masks[:, r, c].tolist(), 2, "previous")
-            assert (got.first_change[r, c], got.change_count[r, c], got.persistent_change[r, c]) == want
+            assert (got.first_change[r, c], got.change_count[r, c], got.persistent_change[r, c],
+                    got.pending[r, c]) == want
     assert all(a.dtype == np.uint8 for a in got.as_dict().values())
 
 

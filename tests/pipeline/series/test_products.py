@@ -48,4 +48,6 @@ def test_series_block__strips_give_the_block_and_its_counts(tmp_path: Path, budg
     np.testing.assert_allclose(report.pair_unknown_area, [area[m == 255].sum() for m in masks])
     never = first == 255
     assert report.unknown_pixels == int(never.sum())
-    assert report.transient_pixels == int(((first == 0) & (want.change_count > 0)).sum())
+    assert report.pending_pixels == int(want.pending.sum()) > 0
+    assert report.flicker_pixels == int(((first == 0) & (want.change_count > 0) & ~want.pending).sum()) > 0
+    np.testing.assert_allclose(report.pending_area, area[want.pending].sum())

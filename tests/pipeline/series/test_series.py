@@ -20,7 +20,7 @@ from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputExistsError
 from s2c_batch.pipeline.series.runner import run_series
-from s2c_batch.pipeline.synth.series import SyntheticSeries, write_synthetic_series
+from s2c_batch.pipeline.synth.series import SQUARE, SyntheticSeries, write_synthetic_series
 
 from testutils import read_band, series_products_oracle, write_tif
 
@@ -83,6 +83,11 @@ def test_series__lasting_changes_kept_with_their_dates_flickers_dropped_then_one
     assert _at(count, synthetic, "flicker of two dates") == {2}
     lasting = (first > 0) & (first != 255)
     assert set(np.unique(persistent[lasting])) == {1} and not (persistent[~lasting & (first != 255)] == 1).any()
+    # against what was planted: the two lasting changes five dates can confirm, the two flickers that came
+    # back, and four changes still open on the last dates (pending: neither lasting nor flicker yet)
+    summary, square = night1["summary"], SQUARE * SQUARE
+    assert (summary["lasting_change_pixels"], summary["flicker_pixels"], summary["pending_change_pixels"]) == (
+        2 * square, 2 * square, 4 * square)
     # the lookup table of first_change: in series.json, the COG's tags and the store's attributes
     record = json.loads((out / "series.json").read_text())
     assert record["status"] == "complete" and record["persistence"] == 2 and record["against"] == "previous"
@@ -108,6 +113,11 @@ def test_series__lasting_changes_kept_with_their_dates_flickers_dropped_then_one
     assert _at(got["first_change"], synthetic, "lasting from date 3") == {3}  # confirmed by the new night
     assert _at(got["first_change"], synthetic, "flicker, then lasting") == {3}
     assert _at(got["first_change"], synthetic, "lasting, unobserved on date 2") == {1}
+    # consecutive pairs cannot see a return on a date the pixel was not observed (both pairs around it are
+    # unknown): this flicker reads as lasting; --against first tells it apart (the test below)
+    assert _at(got["first_change"], synthetic, "flicker, unobserved when it returns") == {1}
+    assert (night2["summary"]["lasting_change_pixels"], night2["summary"]["flicker_pixels"],
+            night2["summary"]["pending_change_pixels"]) == (6 * SQUARE * SQUARE, 2 * SQUARE * SQUARE, 0)
 
 
 @pytest.mark.cluster
@@ -128,6 +138,16 @@ def test_series__against_first_skips_unobserved_dates_instead_of_resetting(
     assert (masks[2][synthetic.event_cells("flicker, unobserved when it returns")] == 255).all()
     assert _at(first, synthetic, "lasting from date 2") == {2}
     assert _at(persistent, synthetic, "cloud over unchanged ground") == {0}
+    # one night more: every planted event is what it was planted as, with its exact first date
+    result = _series([*map(str, synthetic.dates), "--out", str(out), "--against", "first"], dask_cluster.address)
+    assert len(result["computed"]) == 1
+    first = _check_products(out, synthetic, 6, "first", 2)["first_change"]
+    for name in sorted({e.name for e in synthetic.events if e.kind != "cloud"}):
+        planted = {e.date for e in synthetic.events if e.name == name and e.kind == "lasting"}
+        assert _at(first, synthetic, name) == (planted or {0}), name
+    square = SQUARE * SQUARE
+    assert (result["summary"]["lasting_change_pixels"], result["summary"]["flicker_pixels"],
+            result["summary"]["pending_change_pixels"]) == (5 * square, 3 * square, 0)
 
 
 def test_series__bad_dates_are_refused_before_anything_is_written(synthetic: SyntheticSeries, tmp_path: Path,
