@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -84,7 +85,10 @@ def test_batch__runs_and_series_in_one_night_with_a_report_that_opens_offline(tm
 
     browser = chromium()
     if browser is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium): the report's rendering is not checked")
+        why = "chromium is not installed (apt-get install -y chromium): the report's rendering is not checked"
+        if os.environ.get("S2C_REQUIRE_CHROMIUM"):
+            pytest.fail(f"{why}; S2C_REQUIRE_CHROMIUM is set (.ci/run), so CI must render it")
+        pytest.skip(why)
     states = image_states(report, browser, tmp_path / "chromium-profile")
     assert len(states) == 6
     assert all(s["complete"] and s["width"] > 0 and s["height"] > 0 for s in states), states
