@@ -38,7 +38,7 @@ from affine import Affine
 
 from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.series import Against
-from s2c_batch.pipeline.errors import ConfigError, OutputError
+from s2c_batch.pipeline.errors import ConfigError, OutputError, OutputExistsError
 
 #: Side of a lattice cell and of the square painted in it, in pixels.
 CELL = 32
@@ -184,6 +184,7 @@ def write_synthetic_series(
     crs: str = "EPSG:32631",
     resolution: float = 0.5,
     origin: tuple[float, float] = (440000.0, 5420000.0),
+    overwrite: bool = False,
 ) -> SyntheticSeries:
     """Write ``date_00.tif`` .. ``date_NN.tif`` and ``series.json`` (what was planted) into ``out_dir``.
 
@@ -197,12 +198,14 @@ def write_synthetic_series(
         crs: the grid's CRS (projected, metres).
         resolution: pixel size.
         origin: top-left corner.
+        overwrite: replace the files of an earlier series in ``out_dir`` instead of refusing.
 
     Returns:
         The written series.
 
     Raises:
         ConfigError: too few dates, or a scene smaller than the layout.
+        OutputExistsError: a date file or ``series.json`` exists and ``overwrite`` is false (exit code 4).
         OutputError: the folder cannot be written.
     """
     import rasterio
@@ -215,6 +218,10 @@ def write_synthetic_series(
     base = np.stack([BACKGROUND + TEXTURE * np.sin(yy / (9 + k) + xx / (13 + k)) for k in range(3)])
     changed, observed = _states(events, size, n_dates)
     out = Path(out_dir)
+    existing = [str(p) for p in (*(out / f"date_{t:02d}.tif" for t in range(n_dates)), out / "series.json")
+                if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{existing[0]!r} already exists; pass --overwrite to replace it or choose another DIR")
     profile = {"driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8", "crs": crs,
                "transform": Affine(resolution, 0.0, origin[0], 0.0, -resolution, origin[1]),
                "nodata": INPUT_NODATA, "tiled": True, "blockxsize": 64, "blockysize": 64}
