@@ -169,6 +169,40 @@ def first_change_histogram(first_change: np.ndarray, n_dates: int) -> np.ndarray
     return np.bincount(values, minlength=n_dates)[:n_dates].astype(np.int64)
 
 
+#: Colours of the series map: no lasting change, unknown, and the ends of the ramp of first dates.
+NO_CHANGE_RGB, UNKNOWN_RGB = (48, 48, 48), (70, 130, 180)
+EARLY_RGB, LATE_RGB = (255, 230, 0), (190, 0, 140)
+
+
+def date_colours(n_dates: int) -> np.ndarray:
+    """uint8 ``[N, 3]``: the colour of each ``first_change`` value 0..N-1 (0 = no lasting change).
+
+    Dates 1..N-1 run from yellow (early) to purple (late).
+
+    Example:
+        >>> date_colours(3).tolist()
+        [[48, 48, 48], [255, 230, 0], [190, 0, 140]]
+    """
+    t = np.linspace(0.0, 1.0, max(1, n_dates - 1))[:, None]
+    ramp = np.rint((1 - t) * np.array(EARLY_RGB) + t * np.array(LATE_RGB)).astype(np.uint8)
+    return np.concatenate([np.array([NO_CHANGE_RGB], np.uint8), ramp[: n_dates - 1]])
+
+
+def first_change_rgb(first_change: np.ndarray, n_dates: int) -> np.ndarray:
+    """The series map: each pixel coloured by the date of its first lasting change.
+
+    Args:
+        first_change: uint8 ``[h, w]`` from :func:`series_products` (255 = unknown).
+        n_dates: dates of the series (``N``).
+
+    Returns:
+        uint8 ``[h, w, 3]``: :func:`date_colours` per value, unknown in steel blue.
+    """
+    palette = np.tile(np.array(UNKNOWN_RGB, np.uint8), (256, 1))
+    palette[:n_dates] = date_colours(n_dates)
+    return palette[first_change]
+
+
 def _check_masks(masks: np.ndarray) -> None:
     if masks.ndim != 3 or masks.dtype != np.uint8:
         raise ValueError(f"masks must be uint8 [P, h, w], got {masks.dtype} {masks.shape}")

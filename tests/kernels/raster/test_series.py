@@ -9,8 +9,12 @@ from hypothesis import strategies as st
 
 from s2c_batch.kernels.raster.series import (
     MAX_DATES,
+    NO_CHANGE_RGB,
+    UNKNOWN_RGB,
+    date_colours,
     differs_from_start,
     first_change_histogram,
+    first_change_rgb,
     series_products,
 )
 
@@ -85,6 +89,17 @@ def test_differs_from_start__parity_of_changes_with_unknowns() -> None:
 def test_first_change_histogram__counts_known_pixels_per_date() -> None:
     first = np.array([[0, 2, 2], [U, 3, 0]], np.uint8)
     assert first_change_histogram(first, 5).tolist() == [2, 0, 2, 1, 0]
+
+
+def test_first_change_rgb__one_colour_per_date_from_early_to_late() -> None:
+    colours = date_colours(6)
+    assert colours.shape == (6, 3) and colours.dtype == np.uint8 and len({tuple(c) for c in colours}) == 6
+    assert tuple(colours[0]) == NO_CHANGE_RGB and colours[1].tolist() == [255, 230, 0]
+    first = np.array([[0, 1, 5], [3, U, 0]], np.uint8)
+    rgb = first_change_rgb(first, 6)
+    assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 2].tolist() == colours[5].tolist() and rgb[1, 0].tolist() == colours[3].tolist()
+    assert tuple(rgb[1, 1]) == UNKNOWN_RGB and tuple(rgb[1, 2]) == NO_CHANGE_RGB
 
 
 def test_series_products__bad_input_is_refused() -> None:

@@ -76,7 +76,9 @@ def test_batch__runs_and_series_in_one_night_with_a_report_that_opens_offline(tm
     assert "<script" not in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page) and "@import" not in page and "url(" not in page
     sources = re.findall(r'<img src="([^"]+)"', page)
-    assert len(sources) == 2 + 4 and all(s.startswith("data:image/png;base64,") for s in sources)
+    # two runs' quicklooks, four pairs' quicklooks, the series' map of first dates
+    assert len(sources) == 2 + 4 + 1 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert page.count('alt="first lasting change by date"') == 1
     for name in ("tile0", "tile1", "place/", "bad"):
         assert f"<td>{name}" in page, name
     assert "not on the same grid" in page and "<svg" in page and "lasting change by the date" in page
@@ -90,7 +92,7 @@ def test_batch__runs_and_series_in_one_night_with_a_report_that_opens_offline(tm
             pytest.fail(f"{why}; S2C_REQUIRE_CHROMIUM is set (.ci/run), so CI must render it")
         pytest.skip(why)
     states = image_states(report, browser, tmp_path / "chromium-profile")
-    assert len(states) == 6
+    assert len(states) == 7
     assert all(s["complete"] and s["width"] > 0 and s["height"] > 0 for s in states), states
     shot = screenshot(report, ARTEFACTS / "night-report.png", browser, tmp_path / "chromium-profile-2")
     with Image.open(shot) as png:

@@ -6,8 +6,11 @@ Every pair's mask is checked against what was planted, every series product agai
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,9 @@ import pystac
 import pytest
 import rasterio
 from click.testing import CliRunner
+from PIL import Image
 
+from s2c_batch.kernels.raster.series import first_change_rgb
 from s2c_batch.pipeline.cli import cli, main
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputExistsError
@@ -102,7 +107,12 @@ def test_series__lasting_changes_kept_with_their_dates_flickers_dropped_then_one
     collection = pystac.Collection.from_file(str(out / "collection.json"))
     assert len([link for link in collection.links if link.rel == "item"]) == 4
     assert {"first_change", "change_count", "persistent_change", "series"} <= set(collection.assets)
-    assert (out / "report.html").exists()
+    # the report's map of first dates: first_change decimated (here 1:1) and coloured one colour per date
+    page = (out / "report.html").read_text(encoding="utf-8")
+    png = re.search(r'<img src="data:image/png;base64,([^"]+)" alt="first lasting change by date" ', page)
+    assert png, "no series map in the report"
+    with Image.open(io.BytesIO(base64.b64decode(png.group(1)))) as img:
+        np.testing.assert_array_equal(np.asarray(img.convert("RGB")), first_change_rgb(first, 5))
 
     stamps = {p: os.stat(p).st_mtime_ns for p in out.glob("pairs/*/run.json")}
     night2 = _series([*map(str, synthetic.dates), "--out", str(out)], dask_cluster.address)
