@@ -39,7 +39,7 @@ from s2c_batch.kernels.comparators.options import (
     UCDSCMOptions,
 )
 from s2c_batch.kernels.errors import ConfigError
-from s2c_batch.kernels.model_config import ModelConfig
+from s2c_batch.kernels.model_config import ModelConfig, check_side_by_side, comparator_settings
 from s2c_batch.kernels.resources import packaged_configs_dir
 
 if TYPE_CHECKING:  # torch: imported by the runs that use it (untiled runs import none)
@@ -434,6 +434,43 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     Raises:
         ConfigError: unreadable file, unknown section or key, wrong type or range.
     """
+    raw, source = _read_config(path, overrides)
+    return config_from_dict(raw, source=source)
+
+
+def load_comparator_configs(path: str | Path | None, overrides: typing.Sequence[str],
+                            comparators: typing.Sequence[str]) -> dict[str, Config]:
+    """One config per comparator run side by side (``compare``, ``eval --comparators``).
+
+    The file and the overrides are read once; each comparator's config is them with
+    ``model.comparator`` set to it and the settings that apply to some comparators only
+    kept where they apply (:func:`~s2c_batch.kernels.model_config.comparator_settings`),
+    and only then validated: ``--set model.standardize=scene`` is checked against the
+    classical comparators it applies to, not against the file's own comparator.
+
+    Args:
+        path: a YAML file or a packaged config name; ``None`` = ``default``.
+        overrides: strings ``SECTION.KEY=VALUE``.
+        comparators: ``model.comparator`` names, in the order of the result.
+
+    Returns:
+        Comparator name -> its frozen, validated config.
+
+    Raises:
+        ConfigError: as :func:`load_config`, for any of the comparators; a setting that
+            applies to none of them.
+    """
+    raw, source = _read_config(path, overrides)
+    model = raw.get("model") or {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"config section 'model' in {source} must be a mapping")
+    check_side_by_side(model, comparators)
+    return {name: config_from_dict({**raw, "model": comparator_settings(name, model)}, source=source)
+            for name in comparators}
+
+
+def _read_config(path: str | Path | None, overrides: typing.Sequence[str]) -> tuple[dict[str, Any], str]:
+    """The sections of a config file with the overrides applied, not yet validated, and the file's name."""
     file = resolve_config_path(str(path) if path is not None else "default")
     try:
         raw = yaml.safe_load(file.read_text()) or {}
@@ -449,7 +486,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         if not isinstance(raw[section], dict):
             raise ConfigError(f"config section {section!r} in {str(file)!r} must be a mapping")
         raw[section][key] = value
-    return config_from_dict(raw, source=str(file))
+    return raw, str(file)
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:

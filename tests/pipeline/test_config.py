@@ -17,6 +17,18 @@ def test_load_config__default_is_the_papers_setup() -> None:
     assert (cfg.tiling.tile_size, cfg.input.bands) == (512, (1, 2, 3))
 
 
+@pytest.mark.parametrize("config", ["default", "tiny", "demo"])
+def test_load_config__ucd_scm_alone_implies_otsu(config: str) -> None:
+    """``ucd_scm`` has no threshold but Otsu's: naming it is enough (issue 27), a number for it is refused."""
+    cfg = load_config(config, ["model.comparator=ucd_scm", "model.identifier=segearth_ov3"])
+    assert cfg.model.threshold == "otsu" and cfg.model.otsu
+    assert cfg.to_dict()["model"]["threshold"] == "otsu"
+    assert load_config(config, ["model.comparator=cach"]).model.threshold == 0.5
+    with pytest.raises(ConfigError, match=r"model\.comparator=ucd_scm thresholds its distance with one Otsu .* "
+                                          r"model\.threshold is 0\.4; set --set model\.threshold=otsu"):
+        load_config(config, ["model.comparator=ucd_scm", "model.identifier=segearth_ov3", "model.threshold=0.4"])
+
+
 def test_load_config__overrides_parse_yaml_values() -> None:
     cfg = load_config("cva", ["tiling.block_size=1024", "input.bands=[3, 2, 1]", "input.scale=null"])
     assert cfg.tiling.block_size == 1024 and cfg.input.bands == (3, 2, 1) and cfg.input.scale is None
