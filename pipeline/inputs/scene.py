@@ -33,6 +33,7 @@ from rasterio.warp import transform_bounds
 from s2c_batch.pipeline.config import InputConfig, StorageConfig
 from s2c_batch.pipeline.errors import ConfigError, InputError, SceneMismatchError
 from s2c_batch.pipeline.inputs.damage import gdal_messages
+from s2c_batch.pipeline.inputs.grid import Grid, WarpSpec
 from s2c_batch.pipeline.inputs.remote import open_raster, raster_env, resolve_storage
 from s2c_batch.pipeline.inputs.remote_errors import remote_failure, remote_input_error
 from s2c_batch.pipeline.inputs.source import Source
@@ -40,49 +41,6 @@ from s2c_batch.pipeline.inputs.stac_item import resolve_item
 
 #: dtypes a scene may have; others (complex, int8, ...) are refused.
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
-
-
-@dataclass(frozen=True)
-class Grid:
-    """The output pixel grid: CRS, affine transform and shape.
-
-    Attributes:
-        crs_wkt: CRS as WKT.
-        transform: the six GDAL-order affine coefficients ``(a, b, c, d, e, f)``.
-        height: rows.
-        width: columns.
-    """
-
-    crs_wkt: str
-    transform: tuple[float, float, float, float, float, float]
-    height: int
-    width: int
-
-    @property
-    def affine(self) -> Affine:
-        """The grid's affine transform."""
-        return Affine(*self.transform)
-
-    @property
-    def crs(self) -> CRS:
-        """The grid's CRS."""
-        return CRS.from_wkt(self.crs_wkt)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """Grid ``(height, width)``."""
-        return (self.height, self.width)
-
-
-@dataclass(frozen=True)
-class WarpSpec:
-    """Warp a source onto a target grid (``input.align: reproject``)."""
-
-    crs_wkt: str
-    transform: tuple[float, float, float, float, float, float]
-    height: int
-    width: int
-    resampling: str
 
 
 @dataclass(frozen=True)
