@@ -47,10 +47,22 @@ class Grid:
 
 @dataclass(frozen=True)
 class WarpSpec:
-    """Warp a source onto a target grid (``input.align: reproject``)."""
+    """Warp a source onto a target grid (``input.align: reproject``, ``input.coregister: global``).
+
+    Attributes:
+        crs_wkt: the target grid's CRS.
+        transform: the target grid's transform; with ``shift_px`` it is t1's grid moved by
+            the shift, so that t2's content lands where t1's is.
+        height: rows of the target grid.
+        width: columns of the target grid.
+        resampling: a ``rasterio.enums.Resampling`` name.
+        shift_px: the co-registration shift ``(dy, dx)`` applied, in output pixels (t2's
+            content lies ``dy`` rows below and ``dx`` columns right of t1's), or ``None``.
+    """
 
     crs_wkt: str
     transform: tuple[float, float, float, float, float, float]
     height: int
     width: int
     resampling: str
+    shift_px: tuple[float, float] | None = None
