@@ -214,3 +214,21 @@ def test_load_runs_file__relative_paths_and_mapping_overrides(tmp_path: Path) ->
 def test_load_runs_file__missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read the runs file .*nope\.yaml"):
         load_runs_file(tmp_path / "nope.yaml")
+
+
+def test_load_runs_file__masks_relative_to_the_file_asset_names_as_written(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "scl.tif").write_bytes(b"")
+    doc = {"defaults": {"config": "cva", "set": {"input.mask_preset": "s2_scl"}},
+           "runs": [{"t1": "a.json", "t2": "b.tif", "out": "o", "mask_t1": "SCL", "mask_t2": "m/scl.tif"},
+                    {"t1": "a.tif", "t2": "b.tif", "out": "p", "mask_t2": "s3://bucket/scl.tif"},
+                    {"t1": "a.tif", "t2": "b.tif", "out": "q", "mask_t1": 3}]}
+    (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=r"runs\[2\] \(q\): mask_t1 must be a mask raster's path or URL"):
+        load_runs_file(tmp_path / "RUNS.yaml")
+    doc["runs"].pop()
+    (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
+    first, second = load_runs_file(tmp_path / "RUNS.yaml").runs
+    assert first.cfg.input.mask_t1 == "SCL" and first.cfg.input.mask_t2 == str(tmp_path / "m" / "scl.tif")
+    assert first.cfg.input.mask_preset == "s2_scl"
+    assert second.cfg.input.mask_t1 is None and second.cfg.input.mask_t2 == "s3://bucket/scl.tif"
