@@ -8,7 +8,9 @@ latitude, so each row's cells get their geodesic area on the CRS's ellipsoid
 
 :func:`change_statistics` counts changed and valid pixels of the ``change_mask``
 array with one Dask task per output block (reading windows of the Zarr store)
-and returns the changed area in km2.
+and returns the changed area in km2 and the observed and unknown area: a pixel is
+*unknown* (``change_mask`` 255) when at least one date did not observe it (nodata,
+a mask band, an external mask, outside a footprint), *observed* otherwise.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class ChangeStats:
         changed_pixels: pixels with ``change_mask == 1``.
         changed_area_km2: ground area of the changed pixels.
         area_method: ``planar`` (projected CRS) or ``geodesic`` (geographic CRS).
+        observed_area_m2: ground area of the pixels both dates observed.
+        unknown_area_m2: ground area of the pixels at least one date did not observe.
     """
 
     pixels: int
@@ -43,10 +47,51 @@ class ChangeStats:
     changed_pixels: int
     changed_area_km2: float
     area_method: Literal["planar", "geodesic"]
+    observed_area_m2: float = 0.0
+    unknown_area_m2: float = 0.0
+
+    @property
+    def unknown_pixels(self) -> int:
+        """Pixels at least one date did not observe (``change_mask`` 255)."""
+        return self.pixels - self.valid_pixels
+
+    @property
+    def observed_pct(self) -> float:
+        """Observed share of the grid's ground area, in percent."""
+        total = self.observed_area_m2 + self.unknown_area_m2
+        return 100.0 * self.observed_area_m2 / total if total else 0.0
+
+    @property
+    def unknown_pct(self) -> float:
+        """Unknown share of the grid's ground area, in percent."""
+        total = self.observed_area_m2 + self.unknown_area_m2
+        return 100.0 * self.unknown_area_m2 / total if total else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-able fields."""
         return asdict(self)
+
+    def coverage(self) -> dict[str, Any]:
+        """What ``run.json`` records under ``coverage`` (areas in m2 and % of the grid's ground area)."""
+        return {
+            "pixels": self.pixels, "observed_pixels": self.valid_pixels, "unknown_pixels": self.unknown_pixels,
+            "observed_area_m2": round(self.observed_area_m2, 3), "unknown_area_m2": round(self.unknown_area_m2, 3),
+            "observed_pct": round(self.observed_pct, 4), "unknown_pct": round(self.unknown_pct, 4),
+            "changed_pixels": self.changed_pixels, "changed_area_km2": round(self.changed_area_km2, 6),
+            "area_method": self.area_method,
+        }
+
+    @classmethod
+    def from_coverage(cls, doc: dict[str, Any]) -> ChangeStats:
+        """The statistics a run recorded in ``run.json`` (:meth:`coverage`).
+
+        Raises:
+            KeyError, TypeError: ``doc`` is not such a record.
+        """
+        return cls(pixels=int(doc["pixels"]), valid_pixels=int(doc["observed_pixels"]),
+                   changed_pixels=int(doc["changed_pixels"]), changed_area_km2=float(doc["changed_area_km2"]),
+                   area_method=doc["area_method"], observed_area_m2=float(doc["observed_area_m2"]),
+                   unknown_area_m2=float(doc["unknown_area_m2"]))
 
 
 def is_geographic(grid: Grid) -> bool:
@@ -123,12 +168,15 @@ def change_statistics(client: Any, store_path: store.StorePath, grid: Grid, *, b
     path = as_location(store_path)
     futures = [client.submit(count_block, path, w, pure=False, retries=retries) for w in windows]
     changed_rows = np.zeros(grid.height, np.int64)
-    valid = 0
+    valid_rows = np.zeros(grid.height, np.int64)
     for row0, changed, ok in client.gather(futures):
         changed_rows[row0 : row0 + len(changed)] += changed
-        valid += int(ok.sum())
-    area = float((changed_rows * row_areas_m2(grid)).sum()) / 1e6
+        valid_rows[row0 : row0 + len(ok)] += ok
+    areas = row_areas_m2(grid)
+    observed = float((valid_rows * areas).sum())
     return ChangeStats(
-        pixels=grid.height * grid.width, valid_pixels=valid, changed_pixels=int(changed_rows.sum()),
-        changed_area_km2=area, area_method="geodesic" if is_geographic(grid) else "planar",
+        pixels=grid.height * grid.width, valid_pixels=int(valid_rows.sum()), changed_pixels=int(changed_rows.sum()),
+        changed_area_km2=float((changed_rows * areas).sum()) / 1e6,
+        area_method="geodesic" if is_geographic(grid) else "planar",
+        observed_area_m2=observed, unknown_area_m2=float(((grid.width - valid_rows) * areas).sum()),
     )

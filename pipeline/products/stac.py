@@ -21,6 +21,11 @@
   ``s2c:comparator``, ``s2c:identifier``, ``s2c:threshold`` (the number, or Otsu's choice
   ``{"method": "otsu", "level", "value", "valid_pixels"}``), ``s2c:fit`` (a fitted
   comparator's parameters, else null).
+- What was seen: ``s2c:observed_area_m2`` and ``s2c:unknown_area_m2`` (m2) and
+  ``s2c:observed_pct`` / ``s2c:unknown_pct`` (% of the grid's ground area): a pixel is
+  unknown when at least one date did not observe it. ``s2c:coregistration``: the shift QA
+  of ``run.json`` (per-block shifts, the median in pixels and metres, its spread, the
+  blocks above ``input.max_shift_px``, the shift applied).
 
 The item is validated offline (:mod:`s2c_batch.pipeline.products.stac_schema`) before it is
 written; an invalid item is an output error, never a silent file.
@@ -132,6 +137,12 @@ def build_item(
         "s2c:threshold": run.get("threshold", model.get("threshold")),
         "s2c:fit": run.get("fit"),
     }
+    coverage = run.get("coverage")
+    if isinstance(coverage, Mapping):  # observed (both dates) and unknown (at least one did not observe)
+        for key in ("observed_area_m2", "unknown_area_m2", "observed_pct", "unknown_pct"):
+            properties[f"s2c:{key}"] = coverage.get(key)
+    if run.get("coregistration") is not None:
+        properties["s2c:coregistration"] = run["coregistration"]
     if both:
         start, end = sorted([t1, t2])  # type: ignore[type-var]
         item = pystac.Item(item_id(out), geometry, bbox, None, properties,

@@ -5,7 +5,8 @@ plan -> prepare and lock ``--out`` -> fit the comparator to the scene (classical
 comparators; ``.s2c/fit.json``) -> create the Zarr store -> one Dask task per block
 on a cluster whose workers hold the model (tiled) or the fitted comparator
 (untiled) -> with ``model.threshold: otsu``, the scene's threshold and the mask pass
--> COGs from the store -> verify -> ``run.json`` says ``complete``. Each stage is timed
+-> COGs from the store -> the observed and unknown area (``coverage``) -> the derived
+products -> verify -> ``run.json`` says ``complete``. Each stage is timed
 into ``run.json``'s ``timings_s`` (:meth:`~s2c_batch.pipeline.output.runlog.RunLog.stage`).
 """
 
@@ -39,6 +40,7 @@ from s2c_batch.pipeline.output.locate import open_location
 from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.output.runlog import RunLog, Timings
 from s2c_batch.pipeline.output.verify import verify_products
+from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
 from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
 from s2c_batch.pipeline.run import recovery
 from s2c_batch.pipeline.run.cog import write_cogs
@@ -293,6 +295,8 @@ def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
             if cfg.output.cog:
                 written = write_cogs(client, store_path, ctx.out, pair, cfg, ctx.products, runlog.data)
         written["change.zarr"] = str(store_path.href())
+        with runlog.stage("coverage"):
+            record_coverage(ctx, client)
         with runlog.stage("extras"):
             previews = [r.preview for r in reports if r.preview is not None]
             written.update(write_extras(client, ctx.out, pair, cfg, runlog.data, dict(written), pending, previews))
@@ -302,6 +306,21 @@ def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
         raise
     return RunResult(out=ctx.out.href(), status="complete", blocks=plan.n_blocks, blocks_reused=len(reuse),
                      products=written)
+
+
+def record_coverage(ctx: RunContext, client: Any) -> ChangeStats:
+    """Count the observed, unknown and changed pixels of the finished store into ``run.json``'s ``coverage``.
+
+    A pixel is unknown (``change_mask`` 255) when one date did not observe it; the STAC
+    item and the batch summary report the same figures.
+    """
+    stats = change_statistics(client, ctx.store, ctx.pair.grid, block=ctx.cfg.tiling.block_size,
+                              retries=ctx.cfg.cluster.retries)
+    ctx.runlog.update(coverage=stats.coverage())
+    if stats.unknown_pixels:
+        log.info("unknown (not observed in both dates): %d pixels, %.0f m2, %.2f%% of the grid",
+                 stats.unknown_pixels, stats.unknown_area_m2, stats.unknown_pct)
+    return stats
 
 
 def _collect(ctx: RunContext, client: Any, futures: list[Any], token: str) -> list[BlockReport]:

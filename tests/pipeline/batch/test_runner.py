@@ -65,6 +65,10 @@ def test_batch__three_runs_complete_then_rerun_skips_them(tmp_path: Path, dask_c
         assert entry["changed_pixels"] == int((mask == 1).sum())
         assert entry["changed_area_km2"] == pytest.approx(entry["changed_pixels"] * 0.25 / 1e6, abs=1e-6)
         assert entry["area_method"] == "planar"
+        assert entry["unknown_pixels"] == int((mask == 255).sum()) > 0  # make_pair's nodata strip and square
+        assert entry["unknown_area_m2"] == pytest.approx(entry["unknown_pixels"] * 0.25)
+        assert entry["observed_area_m2"] == pytest.approx(entry["valid_pixels"] * 0.25)
+        assert entry["observed_pct"] + entry["unknown_pct"] == pytest.approx(100)
         assert {"stac-item.json", "quicklook.png", "changes.parquet"} <= set(entry["products"])
         item = pystac.Item.from_file(str(out / "stac-item.json"))
         validate_item(item)
@@ -79,6 +83,7 @@ def test_batch__three_runs_complete_then_rerun_skips_them(tmp_path: Path, dask_c
     code, again, _ = _batch(runs, "--scheduler", dask_cluster.address)
     assert code == 0 and again["counts"] == {"skipped": 3}
     assert [r["changed_pixels"] for r in again["runs"]] == [r["changed_pixels"] for r in summary["runs"]]
+    assert [r["unknown_area_m2"] for r in again["runs"]] == [r["unknown_area_m2"] for r in summary["runs"]]
     assert stamps == {p: os.stat(p).st_mtime_ns for p in stamps}, "a skipped run was rewritten"
 
 
