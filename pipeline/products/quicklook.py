@@ -24,7 +24,9 @@ from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 from rasterio.enums import Resampling
 
+from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.quicklook import (
+    UNKNOWN_RGB,
     change_overlay,
     class_colours,
     decimation,
@@ -205,7 +207,8 @@ def write_quicklook(
     rgb1, rgb2 = stretch(d1, v1), stretch(d2, v2)
     overlay = change_overlay(rgb2, mask, classes, n_classes=len(class_names or ()))
     body = side_by_side([rgb1, rgb2, overlay])
-    legend = _legend(class_names, classes[mask == 1] if classes is not None else None)
+    legend = _legend(class_names, classes[mask == 1] if classes is not None else None,
+                     unknown=bool((mask == NODATA).any()))
     image = Image.new("RGB", (body.shape[1], body.shape[0] + _HEADER + legend[1]), "white")
     image.paste(Image.fromarray(body), (0, _HEADER))
     draw = ImageDraw.Draw(image)
@@ -222,20 +225,24 @@ def write_quicklook(
     return out.href(QUICKLOOK_FILE)
 
 
-def _legend(class_names: Sequence[str] | None,
-            changed_classes: np.ndarray | None) -> tuple[Callable[[ImageDraw.ImageDraw, int], None], int]:
-    """A drawing function for the legend strip and its height (classes present in the change)."""
-    if class_names is None or changed_classes is None or not changed_classes.size:
+def _legend(class_names: Sequence[str] | None, changed_classes: np.ndarray | None, *,
+            unknown: bool = False) -> tuple[Callable[[ImageDraw.ImageDraw, int], None], int]:
+    """A drawing function for the legend strip and its height (classes present in the change, unknown)."""
+    entries: list[tuple[tuple[int, ...], str]] = []
+    if class_names is not None and changed_classes is not None and changed_classes.size:
+        colours = class_colours(len(class_names))
+        entries += [(tuple(int(v) for v in colours[int(c)]), f"-> {class_names[int(c)]}")
+                    for c in np.unique(changed_classes) if c < len(class_names)]
+    if unknown:
+        entries.append((UNKNOWN_RGB, "unknown (not observed)"))
+    if not entries:
         return (lambda draw, y: None), 0
-    present = [int(c) for c in np.unique(changed_classes) if c < len(class_names)]
-    colours = class_colours(len(class_names))
     row = 14
 
     def draw_legend(draw: ImageDraw.ImageDraw, y: int) -> None:
         x = 2
-        for c in present:
-            draw.rectangle((x, y + 3, x + 9, y + 12), fill=tuple(int(v) for v in colours[c]))
-            label = f"-> {class_names[c]}"
+        for colour, label in entries:
+            draw.rectangle((x, y + 3, x + 9, y + 12), fill=colour)
             draw.text((x + 13, y + 2), label, fill="black")
             x += 13 + 7 * len(label) + 10
 
