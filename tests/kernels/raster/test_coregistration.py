@@ -58,6 +58,16 @@ def test_measure_shift__texture_in_one_direction_is_left_out() -> None:
     assert est.isotropy < MIN_ISOTROPY and est.reason == "texture in one direction only"
 
 
+def test_measure_shift__a_shared_plane_wave_under_independent_noise_is_one_directional() -> None:
+    yy, xx = np.mgrid[0:128, 0:128]
+    wave = np.sin(yy / 7 + xx / 11) * 60 + 120  # what testutils.make_pair draws
+    rng = np.random.default_rng(0)
+    est = measure_shift(wave + rng.normal(0, 6, wave.shape), wave + rng.normal(0, 6, wave.shape),
+                        np.ones(wave.shape, bool))
+    assert est.confidence > 0.5 and est.isotropy < MIN_ISOTROPY, est  # well correlated, yet unusable
+    assert est.reason == "texture in one direction only"
+
+
 def test_measure_shift__masked_pixels_and_small_windows() -> None:
     t1 = _texture(5)
     t2 = ndimage.shift(t1, (1.3, -0.6), order=3, mode="nearest")
