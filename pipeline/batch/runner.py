@@ -56,6 +56,7 @@ from s2c_batch.pipeline.output.lock import has_run
 from s2c_batch.pipeline.output.runlog import read_record
 from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
 from s2c_batch.pipeline.run.context import RunOptions
+from s2c_batch.pipeline.run.coregister import applied, saved_coregistration, shifted_pair
 from s2c_batch.pipeline.run.fingerprint import checkpoint_paths, fingerprint, hash_path
 from s2c_batch.pipeline.run.recovery import previous_fingerprint
 from s2c_batch.pipeline.run.runner import run_pair
@@ -167,7 +168,11 @@ def decide(spec: RunSpec, hasher: Callable[[str], str] = hash_path) -> tuple[Mod
     if previous is None:
         return ("overwrite" if spec.overwrite and has_run(spec.out) else "fresh"), pair
     checkpoints = {k: hasher(p) for k, p in checkpoint_paths(spec.cfg).items()}
-    if previous == fingerprint(pair, spec.cfg, checkpoints):
+    current = fingerprint(pair, spec.cfg, checkpoints)
+    shift = applied(saved_coregistration(spec.out, current))
+    if shift is not None:  # input.coregister: global: the shift applied is part of the fingerprint
+        current = fingerprint(shifted_pair(pair, shift, spec.cfg.input.resampling), spec.cfg, checkpoints)
+    if previous == current:
         record = read_record(spec.out) or {}
         products = record.get("products") or {}
         complete = record.get("status") == "complete" and STORE in products and \

@@ -113,6 +113,28 @@ def planar_pixel_area_m2(grid: Grid) -> float:
     return abs(a * e - b * d) * factor * factor
 
 
+def pixel_size_m(grid: Grid) -> tuple[float, float]:
+    """Ground length in metres of one pixel step down a column and along a row, at the grid's centre.
+
+    Projected CRSs: the transform's column and row vectors in the CRS's linear unit, in
+    metres. Geographic CRSs: geodesic distances on the CRS's ellipsoid from the centre pixel.
+
+    Returns:
+        ``(row_step_m, col_step_m)``.
+    """
+    a, b, c, d, e, f = grid.transform
+    crs = ProjCRS.from_wkt(grid.crs_wkt)
+    if not crs.is_geographic:
+        factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        return float(np.hypot(b, e)) * factor, float(np.hypot(a, d)) * factor
+    geod = crs.get_geod()
+    cx, cy = grid.width / 2, grid.height / 2
+    lon0, lat0 = c + a * cx + b * cy, f + d * cx + e * cy
+    _, _, down = geod.inv(lon0, lat0, lon0 + b, lat0 + e)  # type: ignore[union-attr]
+    _, _, along = geod.inv(lon0, lat0, lon0 + a, lat0 + d)  # type: ignore[union-attr]
+    return float(down), float(along)
+
+
 def row_areas_m2(grid: Grid, rows: np.ndarray | None = None) -> np.ndarray:
     """Ground area in m2 of one pixel of each row.
 

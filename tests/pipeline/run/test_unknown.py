@@ -58,7 +58,9 @@ def test_run__unknown_in_every_product_polygons_and_records(tmp_path: Path, dask
     assert frame["pixels"].sum() == int((bands["change_mask"] == 1).sum())
     assert not (burnt.astype(bool) & ~observed).any()
     # run.json, the STAC item: observed and unknown area (0.5 m pixels: 0.25 m2 each)
-    record = json.loads((out / "run.json").read_text())["coverage"]
+    run = json.loads((out / "run.json").read_text())
+    assert run["inputs"]["mask_t2"]["rule"]["name"] == "nonzero" and "mask_t1" not in run["inputs"]
+    record = run["coverage"]
     n_unknown = int((~observed).sum())
     assert record["unknown_pixels"] == n_unknown and record["observed_pixels"] == int(observed.sum())
     assert record["unknown_area_m2"] == pytest.approx(n_unknown * 0.25)
