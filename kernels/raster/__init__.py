@@ -1,4 +1,4 @@
-"""Raster maths of one block: the tile grid, overlap blending, product encodings, regions, quicklook pixels.
+"""Raster maths of one block: tiles, blending, encodings, regions, quicklook pixels, masks, shifts.
 
-Pure numpy (no torch at import), never ``pipeline``, dask or file I/O.
+Pure numpy, scipy and scikit-image (no torch at import), never ``pipeline``, dask or file I/O.
 """
