@@ -19,6 +19,8 @@ the disk alone (:func:`prepare_resume`):
   writes; :func:`~s2c_batch.pipeline.output.store.block_problem`); the ledger is
   rewritten with exactly those blocks, and the others are computed again from no
   shard (zarr reads a shard before writing it: a torn one would fail the write);
+- a kept store loses its consolidated metadata (that of a run that had completed)
+  until the resumed run is complete;
 - COGs and derived products are always written again from the store, and the
   temporary files of an interrupted write are removed (:func:`remove_temporaries`).
 
@@ -129,6 +131,7 @@ def prepare_resume(out: Location, cfg: Config, *, fingerprint: str, grid: Grid, 
         out.delete_prefix(STORE)
         ledger.rewrite(set())
         return Resumption(store_kept=False, store_problem=None if problem == "absent" else problem)
+    store.unconsolidate(store_path)  # written again, so no longer complete until this run is
     blocks = plan_blocks(plan)
     reuse: set[tuple[int, int]] = set()
     dropped: dict[tuple[int, int], str] = {}

@@ -8,8 +8,9 @@ comparators; ``.s2c/fit.json``) -> create the Zarr store -> one Dask task per bl
 on a cluster whose workers hold the model (tiled) or the fitted comparator
 (untiled) -> with ``model.threshold: otsu``, the scene's threshold and the mask pass
 -> COGs from the store -> the observed and unknown area (``coverage``) -> the derived
-products -> verify -> ``run.json`` says ``complete``. Each stage is timed
-into ``run.json``'s ``timings_s`` (:meth:`~s2c_batch.pipeline.output.runlog.RunLog.stage`).
+products -> verify -> the store's metadata consolidated -> ``run.json`` says
+``complete``. Each stage is timed into ``run.json``'s ``timings_s``
+(:meth:`~s2c_batch.pipeline.output.runlog.RunLog.stage`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.output.runlog import RunLog, Timings
 from s2c_batch.pipeline.output.verify import verify_products
 from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
-from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
+from s2c_batch.pipeline.products.extras import PendingExtras, class_names, start_extras, write_extras
 from s2c_batch.pipeline.run import coregister, recovery
 from s2c_batch.pipeline.run.cog import write_cogs
 from s2c_batch.pipeline.run.context import RunContext, RunOptions
@@ -205,6 +206,8 @@ def _run_claimed(ctx: RunContext) -> RunResult:
                 with sigterm_as_interrupt(), performance_report_to(options.report):
                     result = _compute(ctx, client, reuse, fitted)
             verify_products(ctx.out, pair, plan, ctx.ledger, result.products)
+            # Last: consolidated metadata marks a store whose every block is written and verified.
+            store.consolidate(ctx.store)
         except BaseException as exc:
             if isinstance(exc, InputError):
                 recovery.start_fresh(ctx.out)  # unusable input: leave no product behind
@@ -314,7 +317,7 @@ def create_products_store(ctx: RunContext, fitted: RunComparator | None = None) 
     if fitted is not None and cfg.model.fitted:
         attrs["fit"] = fitted.to_json()
     store.create_store(ctx.store, pair.grid, ctx.products, shard=cfg.tiling.block_size,
-                       chunk=cfg.tiling.chunk_size, attrs=attrs)
+                       chunk=cfg.tiling.chunk_size, attrs=attrs, class_names=class_names(cfg))
 
 
 def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
