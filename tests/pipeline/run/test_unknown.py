@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -10,8 +11,10 @@ import numpy as np
 import pystac
 import pytest
 import rasterio.features
+import xarray as xr
 
 from s2c_batch.pipeline.config import load_config
+from s2c_batch.pipeline.output import store
 from s2c_batch.pipeline.run.runner import run_change_detection
 
 from testutils import TRANSFORM, make_pair, read_band, write_masked_tif, write_tif
@@ -51,6 +54,18 @@ def test_run__unknown_in_every_product_polygons_and_records(tmp_path: Path, dask
     for name, arr in bands.items():
         np.testing.assert_array_equal(arr == 255, ~observed, err_msg=f"{name}: unknown is not 255")
     assert set(np.unique(bands["change_mask"][observed])) <= {0, 1}
+    # the Zarr store as a user opens it (CF): unknown is the fill value, NaN once decoded
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_zarr(out / "change.zarr")
+        raw = xr.open_zarr(out / "change.zarr", mask_and_scale=False)
+    for name, arr in bands.items():
+        decoded = ds[name].values
+        np.testing.assert_array_equal(np.isnan(decoded), ~observed, err_msg=f"{name}: unknown is not NaN")
+        np.testing.assert_array_equal(raw[name].values, arr)
+        assert ds[name].attrs["comment"] == store.UNKNOWN_COMMENT and "255 = unknown" in ds[name].attrs["long_name"]
+    np.testing.assert_allclose(ds["change_prob"].values[observed], bands["change_prob"][observed] / 254, rtol=1e-6)
+    assert set(np.unique(ds["change_mask"].values[observed])) <= {0.0, 1.0}
     # polygons never span unknown pixels: burnt back onto the grid they cover changed pixels only
     frame = gpd.read_parquet(out / "changes.parquet")
     burnt = rasterio.features.rasterize(((g, 1) for g in frame.geometry), out_shape=observed.shape,
