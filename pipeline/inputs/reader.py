@@ -40,6 +40,7 @@ from rasterio.vrt import WarpedVRT
 
 from s2c_batch.kernels.raster.tiling import Window
 from s2c_batch.kernels.raster.validity import observed
+from s2c_batch.pipeline.errors import InputError
 from s2c_batch.pipeline.inputs.damage import read_failure
 from s2c_batch.pipeline.inputs.grid import WarpSpec
 from s2c_batch.pipeline.inputs.masks import MaskSource
@@ -113,13 +114,30 @@ def read_mask(mask: MaskSource, window: Window) -> np.ndarray:
                 vrt = _warped_mask(mask)
                 values, ok = vrt.read(1, window=win), vrt.read(vrt.count, window=win) > 0
     except RasterioError as exc:
-        known = remote_failure(mask.key, mask.path, exc) if mask.raster.remote else None
-        raise (known or exc) from exc
+        raise _diagnose_mask(mask, part, exc) from exc
     ok &= observed(values, mask.rule)
     if mask.nodata is not None:
         ok &= ~np.isnan(values) if np.isnan(mask.nodata) else values != values.dtype.type(mask.nodata)
     out[part.slices((file_win.row, file_win.col))] = ok
     return out
+
+
+def _diagnose_mask(mask: MaskSource, part: Window, exc: RasterioError) -> BaseException:
+    """As :func:`_diagnose` for a scene: an input error naming the mask's key when its damage reproduces."""
+    if mask.raster.remote:
+        known = remote_failure(mask.key, mask.path, exc)
+        if known is not None:
+            return known
+    try:
+        with rasterio.open(mask.raster.gdal_path) as src:
+            if mask.warp is None:
+                found = read_failure(mask.path, src, [1], part, exc)
+            else:
+                with _new_warped_mask(src, mask.warp) as vrt:
+                    found = read_failure(mask.path, vrt, [1], part, exc)
+    except RasterioError:  # the file no longer opens: its own, clear error
+        return exc
+    return InputError(f"{mask.key}: {found}") if isinstance(found, InputError) else found
 
 
 def _read_window(source: SceneSource, window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -232,13 +250,15 @@ def _warped_mask(mask: MaskSource) -> WarpedVRT:
     key = ("mask", mask.path, mask.warp)
     vrt = handles.get(key)
     if vrt is None:
-        warp = mask.warp
-        assert warp is not None
-        vrt = handles[key] = WarpedVRT(
-            rasterio.open(mask.raster.gdal_path), crs=CRS.from_wkt(warp.crs_wkt), transform=Affine(*warp.transform),
-            width=warp.width, height=warp.height, resampling=Resampling.nearest, add_alpha=True,
-        )
+        assert mask.warp is not None
+        vrt = handles[key] = _new_warped_mask(rasterio.open(mask.raster.gdal_path), mask.warp)
     return vrt
+
+
+def _new_warped_mask(src: rasterio.DatasetReader, warp: WarpSpec) -> WarpedVRT:
+    """A mask raster warped (nearest) onto ``warp``'s grid; its last band is the coverage."""
+    return WarpedVRT(src, crs=CRS.from_wkt(warp.crs_wkt), transform=Affine(*warp.transform), width=warp.width,
+                     height=warp.height, resampling=Resampling.nearest, add_alpha=True)
 
 
 def _warped(source: SceneSource) -> WarpedVRT:
