@@ -24,7 +24,7 @@ from shapely.geometry import Polygon
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.run.runner import run_change_detection
 
-from testutils import read_band, write_masked_tif
+from testutils import assert_equals_oracle, cva_oracle, read_band, write_masked_tif
 
 COGEO = "rasterio_rasterio/tests/data/cogeo.tif"
 OSCD = "ChenHongruixuan_ChangeDetectionRepository/Dataset/OSCD"
@@ -43,10 +43,12 @@ def test_run__masked_orthophotos_no_change_in_the_moving_collar(shared_data: Pat
         a, crs, transform = src.read(), src.crs, src.transform
     rng = np.random.default_rng(11)
     b = a.astype(np.float64) * 1.03 + 2  # another day's light
+    roofs = np.zeros(a.shape[1:], bool)
     for _ in range(12):
         h, w = rng.integers(30, 80, 2)
         r, c = rng.integers(150, 800, 2)
         b[:, r : r + h, c : c + w] = rng.integers(0, 60)  # new dark roofs on the snow
+        roofs[r : r + h, c : c + w] = True
     b = np.clip(b, 0, 255).astype(np.uint8)
     f1, f2 = _footprint(a.shape[1:], 4, (0, 0)), _footprint(a.shape[1:], -3, (40, -25))
     a[:, ~f1], b[:, ~f2] = 0, 0  # the black collars
@@ -60,11 +62,18 @@ def test_run__masked_orthophotos_no_change_in_the_moving_collar(shared_data: Pat
     assert not (mask[collar] == 1).any(), "change reported in the collar"
     assert (mask[collar] == 255).all() and (prob[collar] == 255).all(), "the collar is not unknown"
     assert not (mask[~collar] == 255).any()
+    # inside the footprints, the whole-scene CVA of the decoded JPEG pixels, exactly
+    oracle = cva_oracle(t1, t2)
+    for name in ("change_prob", "change_mask"):
+        oracle[name][collar] = 255
+    assert_equals_oracle({"change_prob": prob, "change_mask": mask}, oracle)
     changed_inside = int((mask[~collar] == 1).sum())
-    assert changed_inside > 20000  # the planted roofs are found
+    found = float((mask[roofs & ~collar] == 1).mean())  # CVA finds the roofs that are darker enough
+    assert changed_inside > 0 and not (mask[~roofs & ~collar] == 1).any()  # only roofs changed
     coverage = json.loads((out / "run.json").read_text())["coverage"]
     assert coverage["unknown_pixels"] == int(collar.sum())
     print("orthophoto: collar", int(collar.sum()), "px unknown, 0 changed; changed inside", changed_inside,
+          "roofs found", round(found, 4),
           "; unknown", coverage["unknown_pct"], "%", coverage["unknown_area_m2"], "m2")
 
 
