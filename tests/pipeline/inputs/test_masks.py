@@ -17,6 +17,7 @@ from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import open_pair
 from s2c_batch.pipeline.run.fingerprint import fingerprint
 
+from objectstore import http_server
 from testutils import TRANSFORM, write_masked_tif, write_tif
 
 H, W = 96, 128
@@ -100,6 +101,23 @@ def test_external_mask__nonzero_values_and_its_nodata_are_not_observed(tmp_path:
     # listed values only: 1 = cloud; 255 is still the mask's nodata
     pair = open_pair(t1, t2, load_config("cva", [f"input.mask_t2={mask}", "input.mask_values=[1]"]).input)
     np.testing.assert_array_equal(_read(pair.t2)[1], clouds == 0)
+
+
+def test_external_mask__an_http_url_is_read_like_a_file(tmp_path: Path) -> None:
+    t1 = write_tif(tmp_path / "t1.tif", _scene(1))
+    clouds = np.zeros((H, W), np.uint8)
+    clouds[10:30, 40:90] = 1
+    (tmp_path / "served").mkdir()
+    _mask_file(tmp_path / "served" / "clouds.tif", clouds)
+    with http_server(tmp_path / "served") as base:
+        pair = open_pair(t1, t1, load_config("cva", [f"input.mask_t1={base}/clouds.tif"]).input)
+        assert pair.t1.mask is not None and pair.t1.mask.path == f"{base}/clouds.tif"
+        np.testing.assert_array_equal(_read(pair.t1)[1], clouds == 0)  # window by window, over range requests
+        with pytest.raises(InputError, match=rf"input.mask_t1 '{base}/gone.tif' cannot be read: the object does "
+                                             r"not exist") as err:
+            open_pair(t1, t1, load_config("cva", [f"input.mask_t1={base}/gone.tif"]).input)
+        assert err.value.exit_code == 3
+    reader.close_handles()
 
 
 def test_external_mask__s2_scl_and_landsat_qa_pixel_presets(tmp_path: Path) -> None:
