@@ -16,11 +16,13 @@ pixel (r, c) shows up at t2's (r + dy, c + dx). F1 is scored on the observed pix
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 from scipy import ndimage
 
 from s2c_batch.pipeline.config import load_config
@@ -92,8 +94,10 @@ def _rennes_pair(data: Path, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray, d
                 profile = src.profile
         dates.append(np.stack(bands))
     label = root / "Onera Satellite Change Detection dataset - Train Labels" / "rennes" / "cm" / "rennes-cm.tif"
-    with rasterio.open(label) as src:
-        truth = src.read(1) == 2
+    with warnings.catch_warnings():  # OSCD's labels carry no georeferencing; only pixels are used
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(label) as src:
+            truth = src.read(1) == 2
     return _write(tmp / "t1.tif", dates[0], profile), dates[1], truth, profile
 
 

@@ -11,11 +11,13 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from scipy import ndimage
 from shapely import affinity
@@ -90,8 +92,10 @@ def _rennes(data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:  # t
                 profile = {"crs": src.crs, "transform": src.transform}
         dates.append(np.stack(bands))
     label = root / "Onera Satellite Change Detection dataset - Train Labels" / "rennes" / "cm" / "rennes-cm.tif"
-    with rasterio.open(label) as src:
-        truth = src.read(1) == 2
+    with warnings.catch_warnings():  # OSCD's labels carry no georeferencing; only pixels are used
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(label) as src:
+            truth = src.read(1) == 2
     return dates[0], dates[1], truth, profile
 
 
