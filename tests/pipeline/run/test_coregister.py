@@ -110,6 +110,31 @@ def test_run__coregister_global_corrects_t2_is_fingerprinted_and_resumed(
     assert decide(load_runs_file(tmp_path / "RUNS.yaml").runs[0])[0] == "skip"
 
 
+def test_shifted_pair__inside_a_bbox_is_the_crop_of_the_whole_scene(tmp_path: Path) -> None:
+    """The corrected t2 lies on t1's whole grid moved by the shift, so an AOI reads the scene's crop.
+
+    (A run with ``--bbox`` measures the shift on the AOI's own blocks, so its median may
+    differ from the whole scene's by a few hundredths; at the same shift the pixels agree.)
+    """
+    t1, t2 = _texture_pair(tmp_path, (0.0, 0.0))
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    mask[200:230, 100:140] = 1
+    write_tif(tmp_path / "m.tif", mask[None])
+    cfg = load_config("cva", [f"input.mask_t2={tmp_path / 'm.tif'}"]).input
+    rows, cols = slice(128, 320), slice(64, 256)
+    x0, y0 = 500000.0 + cols.start * 0.5, 5000000.0 - rows.stop * 0.5
+    aoi = open_pair(t1, t2, cfg, bbox=(x0, y0, x0 + 192 * 0.5, y0 + 192 * 0.5))
+    assert aoi.t1.offset == (128, 64) and (aoi.grid.height, aoi.grid.width) == (192, 192)
+    for shift in ((3.0, -2.0), (0.4, 1.7)):
+        reader.close_handles()
+        whole = reader.read_window(shifted_pair(open_pair(t1, t2, cfg), shift, "bilinear").t2,
+                                   reader.Window(0, 0, SIZE, SIZE))
+        got = reader.read_window(shifted_pair(aoi, shift, "bilinear").t2, reader.Window(0, 0, 192, 192))
+        np.testing.assert_array_equal(got[0], whole[0][:, rows, cols])
+        np.testing.assert_array_equal(got[1], whole[1][rows, cols])
+        assert not got[1].all()  # the moved cloud mask reaches into the AOI
+
+
 def test_shifted_pair__t2_and_its_mask_move_together(tmp_path: Path) -> None:
     t1, t2 = _texture_pair(tmp_path, (0.0, 0.0))
     mask = np.zeros((SIZE, SIZE), np.uint8)
