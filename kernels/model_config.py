@@ -12,15 +12,16 @@ preprocessing). Checkpoints are local paths; nothing is downloaded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from s2c_batch.kernels.comparators.registry import (
     ComparatorName,
     ComparatorSpec,
     Family,
+    When,
     comparator_names,
     comparator_spec,
 )
@@ -59,7 +60,9 @@ class ModelConfig:
             (``p > threshold``): at 0.5 this is the authors' argmax over the two
             change logits, where a tie is no change. Or ``otsu``: Otsu's threshold on
             the scene's histogram of ``change_prob`` (a pixel is changed from the
-            level Otsu chooses up).
+            level Otsu chooses up). ``None`` (the default): the comparator's own
+            decision, Otsu for a comparator whose method is Otsu's (``ucd_scm``), else
+            0.5; it is resolved when the config is made, so the attribute is never ``None``.
         standardize: ``scene`` standardises each date's bands by that date's
             whole-scene mean and standard deviation before a classical comparator
             (``cva``, ``pca_kmeans``, ``irmad``); ``none`` leaves them as read.
@@ -113,7 +116,7 @@ class ModelConfig:
 
     comparator: ComparatorName = "cach"
     identifier: Literal["segearth_ov3", "none"] = "segearth_ov3"
-    threshold: float | Literal["otsu"] = 0.5
+    threshold: float | Literal["otsu"] | None = None
     standardize: Literal["none", "scene"] = "none"
     device: str = "auto"
     batch_size: int = 8
@@ -139,12 +142,16 @@ class ModelConfig:
     random_init: bool = False
 
     def __post_init__(self) -> None:
-        if self.threshold != "otsu" and not 0.0 <= self.threshold <= 1.0:
+        spec = self.spec
+        threshold = self.threshold
+        if threshold is None:  # the comparator's own decision
+            threshold = "otsu" if spec.needs.otsu else 0.5
+            object.__setattr__(self, "threshold", threshold)
+        if threshold != "otsu" and not 0.0 <= threshold <= 1.0:
             raise ConfigError(
                 f"model.threshold must be within [0, 1] or 'otsu', got {self.threshold!r}; "
                 "set e.g. --set model.threshold=0.5"
             )
-        spec = self.spec
         if self.standardize == "scene" and spec.family is not Family.CLASSICAL:
             raise ConfigError(
                 f"model.standardize=scene applies to the classical comparators "
@@ -159,7 +166,7 @@ class ModelConfig:
         if spec.needs.otsu and self.threshold != "otsu":
             raise ConfigError(
                 f"model.comparator={self.comparator} thresholds its distance with one Otsu over the whole scene, but "
-                f"model.threshold is {self.threshold!r}; set --set model.threshold=otsu"
+                f"model.threshold is {self.threshold!r}; set --set model.threshold=otsu, or leave it unset (null)"
             )
         if self.batch_size < 1:
             raise ConfigError(f"model.batch_size must be >= 1, got {self.batch_size!r}")
@@ -219,7 +226,7 @@ class ModelConfig:
         Raises:
             ConfigError: ``model.threshold`` is ``otsu``; ``what`` names the use.
         """
-        if self.threshold == "otsu":
+        if self.threshold == "otsu" or self.threshold is None:
             raise ConfigError(f"{what} needs a numeric model.threshold, not 'otsu'; set e.g. --set model.threshold=0.5")
         return self.threshold
 
@@ -259,7 +266,7 @@ class ModelConfig:
                     continue
                 raise CheckpointError(
                     f"model.{key} is not set{why}; it must name {hint}. Set it in the config or with "
-                    f"--set model.{key}=PATH (weights are never downloaded)"
+                    f"--set model.{key}=PATH (weights are never downloaded){self._without_identifier(key)}"
                 )
             want_dir = key in DIRECTORY_CHECKPOINTS
             exists = Path(path).is_dir() if want_dir else Path(path).is_file()
@@ -268,3 +275,61 @@ class ModelConfig:
                     f"model.{key} = {path!r} does not exist or is not a {'directory' if want_dir else 'file'}; "
                     f"it must name {hint}"
                 )
+
+    def _without_identifier(self, key: str) -> str:
+        """Advice for a missing SAM 3 that only the identifier needs: the comparator runs without it."""
+        needs = self.spec.needs
+        if key != "sam3_checkpoint" or self.identifier != "segearth_ov3" or needs.identifier:
+            return ""
+        if needs.proposals is not When.NEVER:  # its proposals come from SAM 3 without the identifier too
+            return ""
+        return (f"; or, without the identifier, score {self.comparator}'s change of every class: "
+                f"--set model.identifier=none")
+
+
+def comparator_settings(comparator: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``model`` settings of one of several comparators run side by side (``compare``, ``eval --comparators``).
+
+    ``settings`` (as read, before validation) with ``comparator`` set, and the settings
+    that apply to some comparators only kept where they apply: ``standardize`` to the
+    classical comparators (the others take the images as their backbone expects), a
+    numeric ``threshold`` to those that take one (a method whose threshold is Otsu's,
+    ``ucd_scm``, gets ``otsu``).
+
+    Args:
+        comparator: a ``model.comparator`` name.
+        settings: the ``model`` section's keys and values.
+
+    Raises:
+        ConfigError: an unknown comparator.
+
+    Example:
+        >>> comparator_settings("cach", {"standardize": "scene", "threshold": 0.4})
+        {'standardize': 'none', 'threshold': 0.4, 'comparator': 'cach'}
+    """
+    spec = comparator_spec(comparator)
+    out = {**settings, "comparator": comparator}
+    if spec.family is not Family.CLASSICAL:
+        out["standardize"] = "none"
+    if spec.needs.otsu:
+        out["threshold"] = "otsu"
+    return out
+
+
+def check_side_by_side(settings: Mapping[str, Any], comparators: Sequence[str]) -> None:
+    """Check that a setting meant for some comparators applies to one of those run side by side.
+
+    Args:
+        settings: the ``model`` section's keys and values (as read).
+        comparators: the comparators run with them.
+
+    Raises:
+        ConfigError: ``standardize: scene`` with no classical comparator among them.
+    """
+    classical = comparator_names(Family.CLASSICAL)
+    if settings.get("standardize") == "scene" and not any(comparator_spec(n).family is Family.CLASSICAL
+                                                          for n in comparators):
+        raise ConfigError(
+            f"model.standardize=scene applies to the classical comparators {list(classical)}, and none of "
+            f"{list(comparators)} is one: add one of them or drop --set model.standardize=scene"
+        )

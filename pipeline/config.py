@@ -1,7 +1,7 @@
 """Run configuration: YAML for people, frozen typed dataclasses for code.
 
 A config file has one mapping per section (``input``, ``tiling``, ``model``,
-``output``, ``cluster``, ``storage``, and the comparators' own ``fit``, ``pca_kmeans``, ``irmad``,
+``output``, ``cluster``, ``storage``, ``series``, and the comparators' own ``fit``, ``pca_kmeans``, ``irmad``,
 ``dcva``, ``amg``, ``anychange``, ``inst_ceg``, ``dynamicearth``, ``ucd_scm``). Missing
 keys take the dataclass defaults; unknown sections or keys, values of the wrong type and
 values out of range raise :class:`ConfigError` naming the key, the valid keys and the fix.
@@ -39,7 +39,7 @@ from s2c_batch.kernels.comparators.options import (
     UCDSCMOptions,
 )
 from s2c_batch.kernels.errors import ConfigError
-from s2c_batch.kernels.model_config import ModelConfig
+from s2c_batch.kernels.model_config import ModelConfig, check_side_by_side, comparator_settings
 from s2c_batch.kernels.resources import packaged_configs_dir
 
 if TYPE_CHECKING:  # torch: imported by the runs that use it (untiled runs import none)
@@ -188,6 +188,9 @@ class OutputConfig:
         stac: write ``stac-item.json`` (a STAC Item of the run).
         quicklook: write ``quicklook.png`` (t1 | t2 | change overlay).
         polygons: write ``changes.parquet`` (GeoParquet change polygons).
+        min_area_m2: the minimum mapping unit: changed regions (4-connected, measured whole
+            across block borders) smaller than this many m2 are dropped from ``change_mask``
+            and the polygons; ``None`` = keep every region.
     """
 
     cog: bool = True
@@ -197,14 +200,42 @@ class OutputConfig:
     stac: bool = True
     quicklook: bool = True
     polygons: bool = True
+    min_area_m2: float | None = None
 
     def __post_init__(self) -> None:
+        if self.min_area_m2 is not None and self.min_area_m2 <= 0:
+            raise ConfigError(
+                f"output.min_area_m2 must be > 0 m2 (or null: keep every changed region), got {self.min_area_m2!r}"
+            )
         limit = {"deflate": 9, "zstd": 22}.get(self.compress)
         if self.compress_level is not None and (limit is None or not 1 <= self.compress_level <= limit):
             raise ConfigError(
                 f"output.compress_level must be within [1, {limit}] for {self.compress}, got {self.compress_level!r}"
                 if limit else f"output.compress_level does not apply to {self.compress}; set it to null"
             )
+
+@dataclass(frozen=True)
+class SeriesConfig:
+    """How ``s2c-batch series`` reads a series of dates (YAML section ``series``).
+
+    Neither key changes the products of a pair, so neither is in a pair's fingerprint:
+    changing them recomputes the series products, never a pair.
+
+    Attributes:
+        persistence: further known dates a change must still differ from the pixel's
+            state before it to be lasting (``persistent_change``, ``first_change``); a change
+            that comes back sooner is flicker. 0 = every change is lasting.
+        against: ``previous``: each date is compared with the date before it (consecutive
+            pairs); ``first``: each date with the first date of the series.
+    """
+
+    persistence: int = 2
+    against: Literal["previous", "first"] = "previous"
+
+    def __post_init__(self) -> None:
+        if self.persistence < 0:
+            raise ConfigError(f"series.persistence must be >= 0 dates, got {self.persistence!r}")
+
 
 @dataclass(frozen=True)
 class ClusterConfig:
@@ -326,6 +357,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    series: SeriesConfig = field(default_factory=SeriesConfig)
     fit: FitOptions = field(default_factory=FitOptions)
     pca_kmeans: PCAKMeansOptions = field(default_factory=PCAKMeansOptions)
     irmad: IRMADOptions = field(default_factory=IRMADOptions)
@@ -345,15 +377,16 @@ class Config:
         return _sha256_json(self.to_dict())
 
     def products_hash(self) -> str:
-        """SHA-256 of the sections that can change a product: all but ``cluster``, ``storage`` and ``input.asset``.
+        """SHA-256 of the sections that can change a product: all but cluster, storage, series, input.asset.
 
         The cluster's size, threads, memory limit and retries change where and how fast
         blocks run, never their pixels, so a run resumed on another cluster keeps its blocks.
         ``storage`` says how the inputs are reached and ``input.asset`` which file of a STAC
         Item is read; which inputs those are is in the fingerprint, as are the masks
         ``input.mask_t1`` / ``input.mask_t2`` name and the shift ``input.coregister`` applies.
+        ``series`` says how a series reads its pairs, never what a pair holds.
         """
-        doc = {k: v for k, v in self.to_dict().items() if k not in ("cluster", "storage")}
+        doc = {k: v for k, v in self.to_dict().items() if k not in ("cluster", "storage", "series")}
         for key in _INPUT_IDENTIFIED_ELSEWHERE:
             doc["input"].pop(key, None)
         return _sha256_json(doc)
@@ -378,6 +411,7 @@ _SECTION_TYPES: dict[str, type] = {
     "output": OutputConfig,
     "cluster": ClusterConfig,
     "storage": StorageConfig,
+    "series": SeriesConfig,
     "fit": FitOptions,
     "pca_kmeans": PCAKMeansOptions,
     "irmad": IRMADOptions,
@@ -467,6 +501,43 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     Raises:
         ConfigError: unreadable file, unknown section or key, wrong type or range.
     """
+    raw, source = _read_config(path, overrides)
+    return config_from_dict(raw, source=source)
+
+
+def load_comparator_configs(path: str | Path | None, overrides: typing.Sequence[str],
+                            comparators: typing.Sequence[str]) -> dict[str, Config]:
+    """One config per comparator run side by side (``compare``, ``eval --comparators``).
+
+    The file and the overrides are read once; each comparator's config is them with
+    ``model.comparator`` set to it and the settings that apply to some comparators only
+    kept where they apply (:func:`~s2c_batch.kernels.model_config.comparator_settings`),
+    and only then validated: ``--set model.standardize=scene`` is checked against the
+    classical comparators it applies to, not against the file's own comparator.
+
+    Args:
+        path: a YAML file or a packaged config name; ``None`` = ``default``.
+        overrides: strings ``SECTION.KEY=VALUE``.
+        comparators: ``model.comparator`` names, in the order of the result.
+
+    Returns:
+        Comparator name -> its frozen, validated config.
+
+    Raises:
+        ConfigError: as :func:`load_config`, for any of the comparators; a setting that
+            applies to none of them.
+    """
+    raw, source = _read_config(path, overrides)
+    model = raw.get("model") or {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"config section 'model' in {source} must be a mapping")
+    check_side_by_side(model, comparators)
+    return {name: config_from_dict({**raw, "model": comparator_settings(name, model)}, source=source)
+            for name in comparators}
+
+
+def _read_config(path: str | Path | None, overrides: typing.Sequence[str]) -> tuple[dict[str, Any], str]:
+    """The sections of a config file with the overrides applied, not yet validated, and the file's name."""
     file = resolve_config_path(str(path) if path is not None else "default")
     try:
         raw = yaml.safe_load(file.read_text()) or {}
@@ -482,7 +553,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         if not isinstance(raw[section], dict):
             raise ConfigError(f"config section {section!r} in {str(file)!r} must be a mapping")
         raw[section][key] = value
-    return config_from_dict(raw, source=str(file))
+    return raw, str(file)
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:

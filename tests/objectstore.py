@@ -245,18 +245,33 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _ForbiddenHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every request 403 Forbidden, as a plain web server that refuses a file."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_error(403, "Forbidden")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.send_error(403, "Forbidden")
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
 class _Server(http.server.ThreadingHTTPServer):
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # GDAL hangs up on the whole-file answers of the no-Range server: expected, not news
 
 
 @contextlib.contextmanager
-def http_server(root: Path, *, ranges: bool = True) -> Iterator[str]:
+def http_server(root: Path, *, ranges: bool = True, forbidden: bool = False) -> Iterator[str]:
     """Serve ``root`` on 127.0.0.1; yields the base URL (``http://127.0.0.1:PORT``).
 
-    ``ranges=False`` serves with ``http.server``'s own handler, which ignores ``Range``.
+    ``ranges=False`` serves with ``http.server``'s own handler, which ignores ``Range``;
+    ``forbidden=True`` answers every request 403.
     """
-    handler = functools.partial(RangeHandler if ranges else _QuietHandler, directory=str(root))
+    handler: Any = (_ForbiddenHandler if forbidden
+                    else functools.partial(RangeHandler if ranges else _QuietHandler, directory=str(root)))
     server = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -24,14 +24,16 @@ from typing import Any
 
 from rasterio.crs import CRS
 
-from s2c_batch.kernels.comparators.registry import ComparatorName, Family, comparator_spec, is_comparator
+from s2c_batch.kernels.comparators.registry import ComparatorName, is_comparator
 from s2c_batch.kernels.comparators.registry import comparator_names as registered_names
+from s2c_batch.kernels.model_config import ModelConfig, comparator_settings
 from s2c_batch.pipeline.cluster.connect import connect, torch_threads_per_worker
 from s2c_batch.pipeline.config import Config, check_checkpoints
 from s2c_batch.pipeline.errors import ConfigError, InputError
 from s2c_batch.pipeline.inputs.scene import Grid
 from s2c_batch.pipeline.inputs.source import Source
 from s2c_batch.pipeline.learn.score import TruthValues, score_rasters
+from s2c_batch.pipeline.learn.table import ComparatorRow, format_rows
 from s2c_batch.pipeline.output.layout import STORE
 from s2c_batch.pipeline.output.locate import open_location
 from s2c_batch.pipeline.output.location import Location
@@ -73,36 +75,17 @@ def config_for(cfg: Config, comparator: ComparatorName) -> Config:
 
     ``model.standardize`` applies to the classical comparators only; the tile models
     (``cach``, ``dcva``, the mask-level ones) take the images as their backbone expects.
-    ``ucd_scm`` always thresholds by Otsu over the scene (its method).
+    ``ucd_scm`` always thresholds by Otsu over the scene (its method). The command
+    line reads its configs with :func:`~s2c_batch.pipeline.config.load_comparator_configs`,
+    which applies the same rule before validating.
     """
-    spec = comparator_spec(comparator)
-    standardize = cfg.model.standardize if spec.family is Family.CLASSICAL else "none"
-    threshold = "otsu" if spec.needs.otsu else cfg.model.threshold
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, comparator=comparator,
-                                                              standardize=standardize, threshold=threshold))
+    settings = {f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(cfg.model)}
+    return dataclasses.replace(cfg, model=ModelConfig(**comparator_settings(comparator, settings)))
 
 
-@dataclass
-class ComparatorRow:
-    """One comparator's outcome (one object of ``compare.json``)."""
-
-    comparator: str
-    out: str
-    seconds: float
-    changed_pixels: int
-    valid_pixels: int
-    threshold: Any
-    unknown_pct: float | None = None
-    f1: float | None = None
-    iou: float | None = None
-    kappa: float | None = None
-    precision: float | None = None
-    recall: float | None = None
-    oa: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return dataclasses.asdict(self)
+def comparator_configs(cfg: Config, comparators: Sequence[ComparatorName]) -> dict[ComparatorName, Config]:
+    """The run config of each comparator (:func:`config_for`), in order."""
+    return {name: config_for(cfg, name) for name in comparators}
 
 
 @dataclass
@@ -125,8 +108,7 @@ def run_comparison(
     t1: str | os.PathLike[str] | Source,
     t2: str | os.PathLike[str] | Source,
     out: str | os.PathLike[str] | Location,
-    cfg: Config,
-    comparators: Sequence[ComparatorName],
+    configs: Mapping[ComparatorName, Config],
     *,
     truth: str | os.PathLike[str] | Source | None = None,
     truth_values: TruthValues = "auto",
@@ -138,8 +120,10 @@ def run_comparison(
         t1: earlier scene.
         t2: later scene.
         out: folder or ``s3://`` or ``gs://bucket/prefix``; each comparator writes ``out/<comparator>/``.
-        cfg: the config every comparator runs with (its ``model.comparator`` replaced).
-        comparators: names, in the order of the table.
+        configs: each comparator's config, in the order of the table
+            (:func:`~s2c_batch.pipeline.config.load_comparator_configs`, or
+            :func:`comparator_configs` of one config); the first one's ``storage`` and
+            ``cluster`` serve them all.
         truth: change truth on t1's grid (0/1, 0/255 or OSCD's 1/2).
         truth_values: the truth's encoding, or ``auto``.
         options: as for every run (``None``: the defaults): ``scheduler`` (``None`` = one LocalCluster for all),
@@ -156,7 +140,9 @@ def run_comparison(
             is an OutputError before any run.
     """
     options = options or RunOptions()
-    configs = {name: config_for(cfg, name) for name in comparators}
+    if not configs:
+        raise ConfigError("compare needs at least one comparator; give --comparators NAME,...")
+    cfg = next(iter(configs.values()))
     for run_cfg in configs.values():  # a missing checkpoint stops the comparison before any run
         check_checkpoints(run_cfg)
     scenes = Source.parse(t1), Source.parse(t2)
@@ -209,23 +195,4 @@ def _write(out_dir: Location, result: Comparison) -> None:
 
 def format_comparison(result: Comparison) -> str:
     """The table printed by ``s2c-batch compare`` (metrics in %, as in the paper)."""
-    scored = result.truth is not None
-    head = ["comparator", "F1^c", "IoU^c", "Kappa", "Prec", "Rec", "OA"] if scored else ["comparator"]
-    head += ["changed px", "threshold", "seconds"]
-    rows = []
-    for r in result.rows:
-        cells = [r.comparator]
-        if scored:
-            cells += [_pct(v) for v in (r.f1, r.iou, r.kappa, r.precision, r.recall, r.oa)]
-        thr = r.threshold.get("value") if isinstance(r.threshold, dict) else r.threshold
-        cells += [str(r.changed_pixels), f"{thr}" + (" (otsu)" if isinstance(r.threshold, dict) else ""),
-                  f"{r.seconds:.1f}"]
-        rows.append(cells)
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join(lines)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
+    return format_rows(result.rows, scored=result.truth is not None)

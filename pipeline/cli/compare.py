@@ -41,12 +41,12 @@ def compare(t1: str, t2: str, out: str, comparators: str, truth: str | None, tru
     Exit codes as for run: 2 config, 3 input, 4 output.
     """
     from s2c_batch.pipeline.batch.compare import format_comparison, parse_comparators, run_comparison
-    from s2c_batch.pipeline.config import load_config
+    from s2c_batch.pipeline.config import load_comparator_configs
     from s2c_batch.pipeline.run.context import RunOptions
 
     names = parse_comparators(comparators)
-    cfg = load_config(config, overrides)
+    configs = load_comparator_configs(config, overrides, names)
     options = RunOptions(scheduler=scheduler, resume=resume, overwrite=overwrite, bbox=bbox, progress=progress)
-    result = run_comparison(t1, t2, out, cfg, names, truth=truth, truth_values=truth_values,  # type: ignore[arg-type]
+    result = run_comparison(t1, t2, out, configs, truth=truth, truth_values=truth_values,  # type: ignore[arg-type]
                             options=options)
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_comparison(result))

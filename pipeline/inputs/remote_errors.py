@@ -5,8 +5,9 @@ GDAL reports a failed open or read of ``/vsis3/``, ``/vsigs/`` or ``/vsicurl/`` 
 (``CPLE_AWSObjectNotFoundError``, ``CPLE_AWSSignatureDoesNotMatchError``, ...) and
 the server's message. :func:`remote_failure` sorts these into the cases a user can act
 on and returns an :class:`~s2c_batch.pipeline.errors.InputError` (exit 3) naming the
-URL and the likely fix; it is a plain, picklable error, so it also reaches the client
-whole from a worker task.
+URL and the likely fix for its scheme (S3's credentials and endpoint, Google's service
+account, or a plain web server's URL and login); it is a plain, picklable error, so it
+also reaches the client whole from a worker task.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 
 from s2c_batch.pipeline.errors import InputError
 from s2c_batch.pipeline.inputs.damage import gdal_messages
-from s2c_batch.pipeline.inputs.source import as_url, redact
+from s2c_batch.pipeline.inputs.source import Source, redact
 
 #: (case, GDAL error type names, lower-case message fragments, the fix). First match wins.
 _CASES: tuple[tuple[str, tuple[str, ...], tuple[str, ...], str], ...] = (
@@ -63,6 +64,25 @@ _GS_FIXES = {
 }
 
 
+#: The cases of ``http(s)://`` inputs (GDAL's /vsicurl/), where they differ from S3's: a plain web
+#: server has no bucket, no AWS credentials and no ``storage.endpoint``. (case, fix) by S3's case.
+_HTTP_CASES = {
+    "the credentials were rejected": (
+        "the web server refused the request",
+        "check that the URL names a public file, or that a signed URL is whole (its query) and has not expired; "
+        "a server that asks for a login takes GDAL_HTTP_USERPWD, GDAL_HTTP_BEARER or GDAL_HTTP_HEADERS from the "
+        "environment of this machine and of every Dask worker (never from the config)"),
+    "no credentials were found": (
+        "the web server asks for a login",
+        "set GDAL_HTTP_USERPWD, GDAL_HTTP_BEARER or GDAL_HTTP_HEADERS in the environment of this machine and of "
+        "every Dask worker, or give a signed URL"),
+    "the object does not exist": ("the object does not exist", "check the URL (its path, upper/lower case)"),
+    "the server cannot be reached": (
+        "the server cannot be reached",
+        "check that the server is up and the URL's host and port, on this machine and on every Dask worker"),
+}
+
+
 def remote_failure(label: str, path: str | os.PathLike[str], exc: BaseException) -> InputError | None:
     """The input error for a failed open or read of a remote ``path``; ``None`` when the cause is unknown.
 
@@ -74,11 +94,14 @@ def remote_failure(label: str, path: str | os.PathLike[str], exc: BaseException)
     messages = gdal_messages(exc)
     names = _type_names(exc)
     text = " ".join(messages + [str(exc)]).lower()
-    gs = as_url(path).lower().startswith("gs://")
+    scheme = Source.parse(path).url_scheme
     for case, types, fragments, fix in _CASES:
         if names & set(types) or any(f in text for f in fragments):
             detail = "; ".join(m.rstrip(".") for m in messages) or str(exc)
-            fix = _GS_FIXES.get(case, fix) if gs else fix
+            if scheme == "gs":
+                fix = _GS_FIXES.get(case, fix)
+            elif scheme in ("http", "https"):
+                case, fix = _HTTP_CASES.get(case, (case, fix))
             return InputError(f"{label} {redact(path)!r} cannot be read: {case} ({detail}). Fix: {fix}")
     return None
 

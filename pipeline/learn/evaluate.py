@@ -1,4 +1,4 @@
-"""``s2c-batch eval``: the paper's metrics of the predictor on a change-detection dataset.
+"""``s2c-batch eval``: the paper's metrics of a comparator on a change-detection dataset.
 
 As the authors' evaluation (``test_cach_ovcd.py``): every pair is fed whole to
 the predictor (resized there to the backbone's input, the logits resized back
@@ -10,6 +10,12 @@ with an identifier, only where t1 or t2 is a target class
 confusion matrix is summed over every pixel of every pair
 (:mod:`s2c_batch.kernels.learn.metrics`) and F1^c, IoU^c, Kappa, precision, recall
 and OA are computed once from it.
+
+Every comparator runs (:mod:`s2c_batch.pipeline.learn.predictions`): those fitted to a
+scene are fitted to each pair (``fit="pair"``, the paper's protocol) or once to the
+dataset (``fit="dataset"``). With ``model.threshold: otsu`` the threshold is Otsu's level
+of the encoded ``change_prob`` (``round(254 p)``, changed from the level up, as ``run``),
+over each pair or over the whole dataset likewise (``ucd_scm``'s leaves level 0 out).
 
 Semantic change (optional). When the dataset has per-date class maps
 (``label1/``, ``label2/``; see :mod:`s2c_batch.pipeline.learn.dataset`) and
@@ -28,9 +34,9 @@ import dataclasses
 import json
 import math
 import os
-import sys
+import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +45,24 @@ import numpy as np
 
 from s2c_batch.kernels.learn.metrics import BinaryMetrics, ConfusionAccumulator, SemanticAccumulator, SemanticMetrics
 from s2c_batch.kernels.prediction import TilePredictor
-from s2c_batch.kernels.raster.encode import encode_products, is_change
+from s2c_batch.kernels.raster.encode import NODATA, encode_products, is_change, target_change
+from s2c_batch.kernels.raster.otsu import level_histogram
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputError
-from s2c_batch.pipeline.learn.dataset import PairFiles, open_dataset, read_class_map, read_pair
+from s2c_batch.pipeline.learn.dataset import PairFiles, open_dataset, read_class_map
+from s2c_batch.pipeline.learn.paper import format_paper
+from s2c_batch.pipeline.learn.predictions import (
+    FitScope,
+    PairPrediction,
+    bind,
+    dataset_comparator,
+    fits_each_pair,
+    predict_fitted_pairs,
+    predict_pairs,
+)
 from s2c_batch.pipeline.learn.presets import eval_preset
+from s2c_batch.pipeline.learn.table import describe_threshold
+from s2c_batch.pipeline.run.threshold import choose_threshold
 
 
 @dataclass(frozen=True)
@@ -56,8 +75,10 @@ class EvalResult:
         metrics: binary change metrics (F1^c, IoU^c, Kappa, ...) of the summed confusion matrix.
         semantic: per-class metrics and their means, or None.
         class_names: dataset class id -> vocabulary names scored, for ``semantic``.
-        model: what ran (comparator, identifier, targets, threshold).
+        model: what ran (comparator, identifier, targets, threshold; fit, standardize and the
+            dataset's fitted parameters where they apply).
         seconds: wall time.
+        paper: the paper's figures on the dataset (``eval --paper``), or None.
     """
 
     dataset: Path
@@ -67,6 +88,7 @@ class EvalResult:
     class_names: dict[int, tuple[str, ...]] | None = None
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+    paper: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``nan`` -> ``None``)."""
@@ -81,6 +103,8 @@ class EvalResult:
                     for c, m in sem.per_class.items()
                 },
             }
+        if self.paper is not None:
+            out["paper"] = self.paper
         return out
 
 
@@ -119,20 +143,50 @@ def _class_lut(classes: Mapping[int, Sequence[str]], vocabulary: Sequence[str]) 
     return lut
 
 
-_Item = tuple[PairFiles, np.ndarray, np.ndarray, np.ndarray]
+class Scores:
+    """The confusion matrices a dataset's pairs add up to: binary, and per semantic class.
+
+    Args:
+        target_classes: the predictor's target classes (the change counts where t1 or t2 is one).
+        class_names: the predictor's vocabulary.
+        semantic_classes: dataset class id -> vocabulary names, or ``None``.
+    """
+
+    def __init__(self, target_classes: Sequence[int], class_names: Sequence[str],
+                 semantic_classes: Mapping[int, Sequence[str]] | None = None) -> None:
+        """Start from empty matrices."""
+        self.targets = tuple(target_classes)
+        self.binary = ConfusionAccumulator()
+        self.semantic = SemanticAccumulator(sorted(semantic_classes)) if semantic_classes else None
+        self.lut = _class_lut(semantic_classes, class_names) if semantic_classes else None
+
+    def add(self, out: PairPrediction, change: np.ndarray, ok: np.ndarray) -> None:
+        """Count one pair.
+
+        Args:
+            out: the pair's prediction and label.
+            change: bool ``[H, W]``, the comparator's change (before the target classes).
+            ok: bool ``[H, W]``, where the prediction is known (elsewhere ignored).
+        """
+        c1, c2 = out.class_t1, out.class_t2
+        mask = (change & target_change(c1, c2, self.targets)).astype(np.uint8)
+        mask[~ok] = NODATA
+        self.binary.update(out.label, mask)
+        if self.semantic is not None and self.lut is not None and c1 is not None and c2 is not None:
+            assert out.pair.class_t1 is not None and out.pair.class_t2 is not None  # checked by the caller
+            self.semantic.update(out.label, read_class_map(out.pair.class_t1), read_class_map(out.pair.class_t2),
+                                 change.astype(np.uint8), self.lut[c1], self.lut[c2])
 
 
-def _batches(pairs: Sequence[PairFiles], size: int) -> Iterator[list[_Item]]:
-    """Read pairs and group consecutive ones of one image size, ``size`` at most."""
-    batch: list[_Item] = []
-    for pair in pairs:
-        t1, t2, label = read_pair(pair)
-        if batch and (len(batch) >= size or batch[0][1].shape != t1.shape):
-            yield batch
-            batch = []
-        batch.append((pair, t1, t2, label))
-    if batch:
-        yield batch
+def numeric_change(prob: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(prob > threshold, finite)``: the change at a numeric threshold and where ``prob`` is known."""
+    ok = np.isfinite(prob)
+    return is_change(np.clip(np.nan_to_num(prob, nan=0.0), 0.0, 1.0), threshold) & ok, ok
+
+
+def levels(prob: np.ndarray) -> np.ndarray:
+    """The encoded ``change_prob`` of a prediction: uint8 ``round(254 p)``, 255 where unknown."""
+    return encode_products(prob, np.ones(prob.shape, bool), threshold=None)["change_prob"]
 
 
 def evaluate_pairs(
@@ -144,7 +198,7 @@ def evaluate_pairs(
     semantic_classes: Mapping[int, Sequence[str]] | None = None,
     progress: bool = False,
 ) -> tuple[ConfusionAccumulator, SemanticAccumulator | None]:
-    """Predict every pair and sum the confusion matrices.
+    """Predict every pair and sum the confusion matrices at a numeric threshold.
 
     Args:
         predictor: the tile predictor (its ``target_classes`` restrict the change
@@ -158,34 +212,58 @@ def evaluate_pairs(
     Returns:
         The binary accumulator and, with ``semantic_classes``, the semantic one.
     """
-    from tqdm import tqdm
+    scores = Scores(predictor.target_classes, predictor.class_names, semantic_classes)
+    for out in predict_pairs(predictor, pairs, batch_size=batch_size, progress=progress):
+        scores.add(out, *numeric_change(out.prob, threshold))
+    return scores.binary, scores.semantic
 
-    binary = ConfusionAccumulator()
-    semantic = SemanticAccumulator(sorted(semantic_classes)) if semantic_classes else None
-    lut = _class_lut(semantic_classes, predictor.class_names) if semantic_classes else None
-    bar = tqdm(total=len(pairs), desc="eval", unit="pair", disable=not progress, file=sys.stderr)
-    try:
-        for batch in _batches(pairs, max(1, batch_size)):
-            t1 = np.stack([b[1] for b in batch]).astype(np.float32) / np.float32(255)
-            t2 = np.stack([b[2] for b in batch]).astype(np.float32) / np.float32(255)
-            pred = predictor.predict(t1, t2)
-            for i, (pair, _, _, label) in enumerate(batch):
-                c1 = pred.class_t1[i] if pred.class_t1 is not None else None
-                c2 = pred.class_t2[i] if pred.class_t2 is not None else None
-                mask = encode_products(
-                    pred.prob[i], np.ones(label.shape, bool), threshold=threshold, class_t1=c1, class_t2=c2,
-                    target_classes=predictor.target_classes, with_classes=c1 is not None,
-                )["change_mask"]
-                binary.update(label, mask)
-                if semantic is not None and lut is not None and c1 is not None and c2 is not None:
-                    assert pair.class_t1 is not None and pair.class_t2 is not None  # checked by the caller
-                    change = is_change(pred.prob[i], threshold).astype(np.uint8)
-                    semantic.update(label, read_class_map(pair.class_t1), read_class_map(pair.class_t2),
-                                    change, lut[c1], lut[c2])
-            bar.update(len(batch))
-    finally:
-        bar.close()
-    return binary, semantic
+
+def score_predictions(outputs: Iterable[PairPrediction], scores: Scores, threshold: float | str, *,
+                      fit: FitScope, ignore_zero: bool = False) -> Any:
+    """Threshold every prediction and count it; the threshold as ``eval`` records it.
+
+    Args:
+        outputs: the pairs' predictions.
+        scores: the matrices to add to.
+        threshold: ``model.threshold``: a number, or ``otsu``.
+        fit: with Otsu, one level per pair or one over the dataset.
+        ignore_zero: leave level 0 out of Otsu's histogram (``ucd_scm``).
+
+    Returns:
+        The number; or with Otsu ``{"method": "otsu", "fit": "pair", "levels": {pair: k}}``
+        or ``{"method": "otsu", "fit": "dataset", "level": k, "value": k / 254, "valid_pixels": n}``.
+    """
+    if threshold != "otsu":
+        for out in outputs:
+            scores.add(out, *numeric_change(out.prob, float(threshold)))
+        return threshold
+    if fit == "pair":
+        per_pair: dict[str, int] = {}
+        for out in outputs:
+            enc = levels(out.prob)
+            level = choose_threshold(level_histogram(enc), ignore_zero=ignore_zero).level
+            per_pair[out.pair.name] = level
+            scores.add(out, enc >= level, enc != NODATA)
+        return {"method": "otsu", "fit": "pair", "levels": per_pair}
+    with tempfile.TemporaryDirectory(prefix="s2c-eval-") as tmp:  # the levels wait for the dataset's threshold
+        hist = np.zeros(255, np.int64)
+        kept: list[tuple[PairFiles, Path]] = []
+        for k, out in enumerate(outputs):
+            enc = levels(out.prob)
+            hist += level_histogram(enc)
+            path = Path(tmp) / f"{k}.npz"
+            arrays = {"enc": enc, "label": out.label, "class_t1": out.class_t1, "class_t2": out.class_t2}
+            np.savez(path, **{n: a for n, a in arrays.items() if a is not None})  # type: ignore[arg-type]
+            kept.append((out.pair, path))
+        chosen = choose_threshold(hist, ignore_zero=ignore_zero)
+        for pair, path in kept:
+            with np.load(path) as saved:
+                enc = saved["enc"]
+                out = PairPrediction(pair, saved["label"], np.zeros((0, 0), np.float32),
+                                     saved["class_t1"] if "class_t1" in saved else None,
+                                     saved["class_t2"] if "class_t2" in saved else None)
+            scores.add(out, enc >= chosen.level, enc != NODATA)
+    return {**chosen.to_json(), "fit": "dataset"}
 
 
 def evaluate_dataset(
@@ -196,9 +274,10 @@ def evaluate_dataset(
     semantic_classes: Mapping[int, Sequence[str]] | None = None,
     preset: str | None = None,
     predictor: TilePredictor | None = None,
+    fit: FitScope = "pair",
     progress: bool = False,
 ) -> EvalResult:
-    """Run the configured predictor on every pair of a dataset and score it.
+    """Run the configured comparator on every pair of a dataset and score it.
 
     Args:
         dataset: a DATASET folder (``A/``, ``B/``, ``label/``).
@@ -211,26 +290,22 @@ def evaluate_dataset(
             binary targets are the vocabulary's own (every scored class) unless
             ``targets`` names others.
         predictor: an already built predictor (else one is built from ``cfg.model``).
+        fit: a fitted comparator, and Otsu's threshold, are fitted to each ``pair`` (the
+            paper's protocol) or once to the ``dataset``.
         progress: show a progress bar on stderr.
 
     Returns:
         The metrics.
 
     Raises:
-        InputError: bad dataset folder or files (exit code 3).
+        InputError: bad dataset folder or files, or a pair or the dataset that cannot be
+            fitted (exit code 3).
         ConfigError: targets or semantic classes without an identifier, unknown names,
             a preset with semantic classes (exit code 2).
         CheckpointError: a checkpoint the config needs is missing (exit code 2).
     """
     t0 = time.perf_counter()
     model = cfg.model
-    if model.fitted:
-        raise ConfigError(
-            f"s2c-batch eval scores tile predictors on a dataset of image pairs; model.comparator={model.comparator} "
-            f"with model.threshold={model.threshold!r} and model.standardize={model.standardize} is fitted to a "
-            "whole scene: run it on a scene with `s2c-batch compare T1 T2 --truth TRUTH.tif`"
-        )
-    threshold = model.numeric_threshold("s2c-batch eval")
     if preset is not None:
         if semantic_classes:
             raise ConfigError(f"--preset {preset} and --class both give the semantic classes; drop one")
@@ -250,25 +325,37 @@ def evaluate_dataset(
             f"dataset {str(data.root)!r} has no per-date class maps for semantic scores; add label1/ and "
             "label2/ (class ids per pixel, same names as A/) or drop --class"
         )
+    cfg = dataclasses.replace(cfg, model=model)
     if predictor is None:
         from s2c_batch.kernels.predictors.build import build_predictor
 
         predictor = build_predictor(model)
-    binary, semantic = evaluate_pairs(
-        predictor, data.pairs, threshold=threshold, batch_size=model.batch_size,
-        semantic_classes=semantic_classes, progress=progress,
-    )
+    comparator = dataset_comparator(predictor, data.pairs, cfg, fit=fit)
+    if fits_each_pair(cfg, fit):
+        outputs = predict_fitted_pairs(predictor, data.pairs, cfg, progress=progress)
+    else:
+        outputs = predict_pairs(bind(predictor, comparator, fitted=model.fitted), data.pairs,
+                                batch_size=model.batch_size, progress=progress)
+    scores = Scores(predictor.target_classes, predictor.class_names, semantic_classes)
+    threshold = score_predictions(outputs, scores, "otsu" if model.otsu else model.numeric_threshold("eval"),
+                                  fit=fit, ignore_zero=model.spec.needs.otsu)
     described: dict[str, Any] = {
-        "comparator": model.comparator, "identifier": model.identifier, "threshold": model.threshold,
+        "comparator": model.comparator, "identifier": model.identifier, "threshold": threshold,
         "targets": [predictor.class_names[i] for i in predictor.target_classes],
     }
+    if model.fitted or model.otsu:
+        described["fit"] = fit
+    if model.fitted:
+        described["standardize"] = model.standardize
+        if comparator is not None:
+            described["fitted"] = comparator.to_json()
     if model.identifier != "none":
         described["vocab"] = model.vocab
     if preset is not None:
         described["preset"] = preset
     return EvalResult(
-        dataset=data.root, pairs=len(data), metrics=binary.metrics(),
-        semantic=semantic.metrics() if semantic is not None else None,
+        dataset=data.root, pairs=len(data), metrics=scores.binary.metrics(),
+        semantic=scores.semantic.metrics() if scores.semantic is not None else None,
         class_names={int(k): tuple(v) for k, v in semantic_classes.items()} if semantic_classes else None,
         model=described, seconds=time.perf_counter() - t0,
     )
@@ -296,7 +383,9 @@ def format_eval_table(result: EvalResult) -> str:
     lines = [
         f"dataset: {result.dataset} ({result.pairs} pairs)",
         f"model:   comparator {model.get('comparator')}, identifier {model.get('identifier')}, "
-        f"targets {targets}, threshold {model.get('threshold')}"
+        f"targets {targets}, threshold {describe_threshold(model.get('threshold'))}"
+        + (f", standardize {model['standardize']}" if "standardize" in model else "")
+        + ({"pair": ", fitted to each pair", "dataset": ", fitted to the whole dataset"}.get(model.get("fit", ""), ""))
         + (f", vocab {model['vocab']}" if "vocab" in model else "")
         + (f", preset {model['preset']}" if "preset" in model else ""),
         f"{'metric':<10} {'value':>8}",
@@ -312,4 +401,10 @@ def format_eval_table(result: EvalResult) -> str:
             label = f"{cls} {'+'.join((result.class_names or {}).get(cls, ()))}"
             lines.append(f"{label:<22} {cm.f1:>8.4f} {cm.iou:>8.4f} {cm.oa:>8.4f} {cm.kappa:>8.4f}")
         lines.append(f"{'mean':<22} {sem.mf1:>8.4f} {sem.miou:>8.4f} {sem.moa:>8.4f} {sem.mkappa:>8.4f}")
+    if result.paper is not None:
+        mine = result.paper.get("this_config")
+        lines.append(f"this config runs the paper's {mine['method']}" if mine else
+                     "this config runs none of the paper's methods")
+        lines.append(format_paper(result.paper))
     return "\n".join(lines)
+

@@ -40,6 +40,7 @@ class ChangeStats:
         area_method: ``planar`` (projected CRS) or ``geodesic`` (geographic CRS).
         observed_area_m2: ground area of the pixels both dates observed.
         unknown_area_m2: ground area of the pixels at least one date did not observe.
+        The unknown area in km2 is :attr:`unknown_area_km2`.
     """
 
     pixels: int
@@ -66,6 +67,11 @@ class ChangeStats:
         """Unknown share of the grid's ground area, in percent."""
         total = self.observed_area_m2 + self.unknown_area_m2
         return 100.0 * self.unknown_area_m2 / total if total else 0.0
+
+    @property
+    def unknown_area_km2(self) -> float:
+        """Ground area of the unknown pixels in km2 (the batch summary's and series' unit)."""
+        return self.unknown_area_m2 / 1e6
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-able fields."""

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dask
@@ -41,10 +41,15 @@ log = logging.getLogger(__name__)
 
 def fit_settings(pair: ScenePair, cfg: Config) -> FitSettings:
     """What :func:`~s2c_batch.kernels.comparators.registry.fit_comparator` needs besides the pixels."""
+    return settings_of(cfg, bands=len(pair.t1.bands), scene_shape=pair.grid.shape)
+
+
+def settings_of(cfg: Config, *, bands: int, scene_shape: tuple[int, int]) -> FitSettings:
+    """:func:`fit_settings` of a scene of ``bands`` bands and ``scene_shape`` pixels (``eval``'s images)."""
     return FitSettings(
         comparator=cfg.model.comparator,
-        bands=len(pair.t1.bands),
-        scene_shape=pair.grid.shape,
+        bands=bands,
+        scene_shape=scene_shape,
         cell=cfg.tiling.chunk_size,
         standardize=cfg.model.standardize == "scene",
         fixed_threshold=not cfg.model.otsu,
@@ -151,9 +156,18 @@ def fit_on_cluster(client: Any, pair: ScenePair, plan: TilePlan, cfg: Config, *,
 def fit_tiles(plan: TilePlan, count: int) -> list[Window]:
     """``count`` tiles of the global grid spread evenly over the scene (raster order), for the DCVA fit."""
     origins = [(r, c) for r in plan.row_starts for c in plan.col_starts]
-    picks = sorted({(k * len(origins)) // count for k in range(min(count, len(origins)))})
     return [Window(int(origins[k][0]), int(origins[k][1]), min(plan.tile, plan.height), min(plan.tile, plan.width))
-            for k in picks]
+            for k in spread(len(origins), count)]
+
+
+def spread(total: int, count: int) -> list[int]:
+    """``count`` of ``total`` items spread evenly, in order (all of them when there are no more).
+
+    Example:
+        >>> spread(10, 3), spread(2, 5)
+        ([0, 3, 6], [0, 1])
+    """
+    return sorted({(k * total) // count for k in range(min(count, total))})
 
 
 #: Pixels of a DCVA fit tile whose magnitude goes into the percentile: every 4th row and column.
@@ -172,12 +186,26 @@ def dcva_fit_tile(model: ModelConfig, pair: ScenePair, window: Window, layers: t
         layers: the taps compared.
         fitted: ``None`` in the first round; the selection (``DCVA``) in the second.
     """
+    t1, t2, valid = read_unit(pair, window)
+    return dcva_fit_part(worker_predictor(model), t1, t2, valid, layers, fitted)
+
+
+def dcva_fit_part(predictor: Any, t1: np.ndarray, t2: np.ndarray, valid: np.ndarray, layers: tuple[int, ...],
+                  fitted: Any = None) -> Any:
+    """What one DCVA fit tile gives: channel sums (first round) or magnitudes of valid pixels (second).
+
+    Args:
+        predictor: a predictor with the backbone (``dcva_differences``).
+        t1: float32 ``[3, h, w]`` in [0, 1] (0 where invalid).
+        t2: float32 ``[3, h, w]``.
+        valid: bool ``[h, w]``.
+        layers: the taps compared.
+        fitted: ``None`` in the first round; the selection (``DCVA``) in the second.
+    """
     import torch
 
     from s2c_batch.kernels.comparators.learned.dcva import channel_sums, token_validity
 
-    predictor: Any = worker_predictor(model)
-    t1, t2, valid = read_unit(pair, window)
     diffs = predictor.dcva_differences(t1[None], t2[None], layers)
     if fitted is None:
         tokens = token_validity(torch.from_numpy(valid)[None].to(diffs[0].device), diffs[0].shape[-1])
@@ -195,16 +223,17 @@ def fit_dcva_on_cluster(client: Any, pair: ScenePair, plan: TilePlan, cfg: Confi
     Raises:
         InputError: the fit tiles hold no valid pixel.
     """
-    from s2c_batch.kernels.comparators.learned.dcva import select_channels
-
     tiles = fit_tiles(plan, cfg.dcva.fit_tiles)
     layers = tuple(cfg.dcva.layers)
     annotations = {"resources": {"GPU": 1}} if gpu else {}
+    rounds = 0
 
-    def run(round_no: int, fitted: Any) -> list[Any]:
+    def run(fitted: Any) -> list[Any]:
+        nonlocal rounds
+        rounds += 1
         with dask.annotate(**annotations):
             tasks = [dask.delayed(dcva_fit_tile, pure=False)(cfg.model, pair, w, layers, fitted,
-                                                            dask_key_name=f"s2c-dcva-{token}-{round_no}-{k}")
+                                                            dask_key_name=f"s2c-dcva-{token}-{rounds}-{k}")
                      for k, w in enumerate(tiles)]
         futures = client.compute(tasks, optimize_graph=False, retries=cfg.cluster.retries)
         try:
@@ -214,12 +243,31 @@ def fit_dcva_on_cluster(client: Any, pair: ScenePair, plan: TilePlan, cfg: Confi
             raise
 
     try:
-        selection = select_channels(run(1, None), layers, cfg.dcva.features)
+        return fit_dcva(run, cfg)
     except ValueError as exc:
         raise InputError(f"t1 {pair.t1.path!r} and t2 {pair.t2.path!r}: {exc}") from exc
-    magnitudes = np.concatenate(run(2, selection))
+
+
+def fit_dcva(run_round: Callable[[Any], list[Any]], cfg: Config) -> Any:
+    """DCVA's two rounds over its fit tiles: the channel selection, then ``s_ref``.
+
+    Args:
+        run_round: :func:`dcva_fit_part` of every fit tile, in a fixed order, given ``None``
+            (the channel sums) or the selection (the magnitudes).
+        cfg: the config (``dcva``, ``fit.percentile``).
+
+    Returns:
+        The fitted ``DCVA``.
+
+    Raises:
+        ValueError: the fit tiles hold no valid token or pixel.
+    """
+    from s2c_batch.kernels.comparators.learned.dcva import select_channels
+
+    selection = select_channels(run_round(None), tuple(cfg.dcva.layers), cfg.dcva.features)
+    magnitudes = np.concatenate(run_round(selection))
     if not len(magnitudes):
-        raise InputError(f"t1 {pair.t1.path!r} and t2 {pair.t2.path!r}: the DCVA fit tiles hold no valid pixel")
+        raise ValueError("the DCVA fit tiles hold no valid pixel")
     reference = float(np.percentile(magnitudes, cfg.fit.percentile))
     return dataclasses.replace(selection, reference=reference if reference > 0 else 1.0)
 

@@ -17,6 +17,18 @@ def test_load_config__default_is_the_papers_setup() -> None:
     assert (cfg.tiling.tile_size, cfg.input.bands) == (512, (1, 2, 3))
 
 
+@pytest.mark.parametrize("config", ["default", "tiny", "demo"])
+def test_load_config__ucd_scm_alone_implies_otsu(config: str) -> None:
+    """``ucd_scm`` has no threshold but Otsu's: naming it is enough (issue 27), a number for it is refused."""
+    cfg = load_config(config, ["model.comparator=ucd_scm", "model.identifier=segearth_ov3"])
+    assert cfg.model.threshold == "otsu" and cfg.model.otsu
+    assert cfg.to_dict()["model"]["threshold"] == "otsu"
+    assert load_config(config, ["model.comparator=cach"]).model.threshold == 0.5
+    with pytest.raises(ConfigError, match=r"model\.comparator=ucd_scm thresholds its distance with one Otsu .* "
+                                          r"model\.threshold is 0\.4; set --set model\.threshold=otsu"):
+        load_config(config, ["model.comparator=ucd_scm", "model.identifier=segearth_ov3", "model.threshold=0.4"])
+
+
 def test_load_config__overrides_parse_yaml_values() -> None:
     cfg = load_config("cva", ["tiling.block_size=1024", "input.bands=[3, 2, 1]", "input.scale=null"])
     assert cfg.tiling.block_size == 1024 and cfg.input.bands == (3, 2, 1) and cfg.input.scale is None
@@ -49,6 +61,10 @@ def test_load_config__unknown_section_lists_sections() -> None:
                                  r"'dcva', 'anychange', 'inst_ceg', 'dynamicearth', 'ucd_scm'\]"),
         ("input.bands=[0, 1]", r"input\.bands must be a non-empty list of 1-based"),
         ("cluster.retries=-1", r"cluster\.retries must be >= 0"),
+        ("output.min_area_m2=0", r"output\.min_area_m2 must be > 0 m2 \(or null"),
+        ("output.min_area_m2=big", r"output\.min_area_m2 must be a number"),
+        ("series.persistence=-1", r"series\.persistence must be >= 0"),
+        ("series.against=last", r"series\.against must be one of \['previous', 'first'\]"),
     ],
 )
 def test_load_config__bad_values_name_the_key(item: str, match: str) -> None:
@@ -94,5 +110,13 @@ def test_config__products_hash_ignores_only_the_cluster_section() -> None:
     base = load_config("cva")
     assert load_config("cva", ["cluster.n_workers=3", "cluster.retries=0"]).products_hash() == base.products_hash()
     assert load_config("cva", ["cluster.n_workers=3"]).hash() != base.hash()
-    for change in ("model.threshold=0.2", "tiling.overlap=64", "input.bands=[3,2,1]", "output.cog=false"):
+    for change in ("model.threshold=0.2", "tiling.overlap=64", "input.bands=[3,2,1]", "output.cog=false",
+                   "output.min_area_m2=10"):
         assert load_config("cva", [change]).products_hash() != base.products_hash(), change
+
+
+def test_config__series_section_is_no_part_of_a_pairs_products() -> None:
+    base = load_config("cva")
+    assert (base.series.persistence, base.series.against, base.output.min_area_m2) == (2, "previous", None)
+    other = load_config("cva", ["series.persistence=4", "series.against=first"])
+    assert other.products_hash() == base.products_hash() and other.hash() != base.hash()

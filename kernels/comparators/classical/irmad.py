@@ -91,6 +91,15 @@ def fit_irmad(x: np.ndarray, y: np.ndarray, *, max_iterations: int = 100, tolera
     Returns:
         The fitted transformation.
 
+    When the reweighting collapses the fit falls back to plain MAD, the first iteration (every
+    pixel weighted 1), with ``iterations`` 1 and ``converged`` false. It collapses when no more
+    than ``2 C`` pixels keep a no-change weight above 0 (in float64, ``1 - F_chi2`` is 0 for
+    large ``Z``), when a reweighted CCA is singular, or when a canonical correlation reaches 1
+    (a MAD variance below ``_MIN_VARIANCE``) that was below it at first: the weights have
+    gathered on a few pixels whose dates are exactly linearly related, and the statistic of
+    every other pixel overflows. Seen on RGB crops of LEVIR-CD with large changes, whose
+    three bands are correlated at 0.99.
+
     Raises:
         ValueError: too few samples, or a band without variance (the CCA is singular).
     """
@@ -101,25 +110,43 @@ def fit_irmad(x: np.ndarray, y: np.ndarray, *, max_iterations: int = 100, tolera
         raise ValueError(f"IR-MAD needs more than {2 * c} valid pixels for {c} bands, got {n}")
     w = np.ones(n)
     previous = None
-    converged = False
+    first: tuple[np.ndarray, ...] | None = None
     it = 0
     for it in range(1, max_iterations + 1):  # noqa: B007 (the count is reported)
         try:
             mx, my, rho, a, b = _cca(x, y, w)
         except (linalg.LinAlgError, ValueError) as exc:
-            raise ValueError(
-                f"the canonical correlation of the two dates is singular ({exc}): a band is constant "
-                "or two bands are identical; choose other input.bands"
-            ) from exc
+            if first is None:
+                raise ValueError(
+                    f"the canonical correlation of the two dates is singular ({exc}): a band is constant "
+                    "or two bands are identical; choose other input.bands"
+                ) from exc
+            return _mad(first)  # the reweighted sample is singular
+        if first is None:
+            first = (mx, my, rho, a, b)
+        elif _degenerate(rho, first[2]):
+            return _mad(first)
         if previous is not None and np.max(np.abs(rho - previous)) < tolerance:
-            converged = True
-            break
+            return IRMADFit(a, b, mx, my, rho, it, True)
         previous = rho
         if it < max_iterations:
             from scipy.stats import chi2  # here: scipy.stats costs workers half a second to import
 
             w = 1.0 - chi2.cdf(_chi_square(x, y, mx, my, a, b, rho), c)
-    return IRMADFit(a, b, mx, my, rho, it, converged)
+            if not (np.isfinite(w).all() and np.count_nonzero(w) > 2 * c):
+                return _mad(first)  # no pixel looks unchanged any more
+    return IRMADFit(a, b, mx, my, rho, it, False)
+
+
+def _degenerate(rho: np.ndarray, start: np.ndarray) -> bool:
+    """Whether a canonical correlation has reached 1 (a MAD variance below ``_MIN_VARIANCE``) that did not at first."""
+    return bool(np.any((2.0 * (1.0 - rho) < _MIN_VARIANCE) & ~(2.0 * (1.0 - start) < _MIN_VARIANCE)))
+
+
+def _mad(first: tuple[np.ndarray, ...]) -> IRMADFit:
+    """The fit of the first iteration (plain MAD, every pixel weighted 1): where the reweighting collapsed."""
+    mx, my, rho, a, b = first
+    return IRMADFit(a, b, mx, my, rho, 1, False)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.config import StorageConfig, load_config
 from s2c_batch.pipeline.errors import InputError
 from s2c_batch.pipeline.inputs.identity import describe_input
+from s2c_batch.pipeline.inputs.remote_errors import remote_failure
 from s2c_batch.pipeline.inputs.scene import open_pair
 
 from objectstore import S3Server, closed_port, http_server, upload
@@ -123,6 +124,35 @@ def test_open_pair__http_server_without_range_support_is_exit_3(tmp_path: Path) 
             InputError, match=rf"t1 scene '{base}/t1.tif' cannot be read: the server does not support HTTP range "
                               r"requests.*download it and give the local path"):
         _open(f"{base}/t1.tif", f"{base}/t1.tif")
+
+
+def test_open_pair__http_403_gets_advice_for_a_web_server_not_s3(tmp_path: Path) -> None:
+    """A plain web server that refuses the file: nothing of S3 in the advice (no AWS credentials, no endpoint)."""
+    with http_server(tmp_path, forbidden=True) as base, pytest.raises(InputError) as info:
+        _open(f"{base}/t1.tif", f"{base}/t2.tif")
+    message = str(info.value)
+    assert info.value.exit_code == 3
+    assert message.startswith(f"t1 scene '{base}/t1.tif' cannot be read: the web server refused the request")
+    assert "403" in message and "signed URL" in message
+    for s3 in ("AWS", "storage.endpoint", "storage.profile", "bucket"):
+        assert s3 not in message, message
+
+
+def test_remote_failure__the_same_refusal_gets_the_advice_of_each_scheme() -> None:
+    """GDAL's words for a refused request, read from an s3://, a gs:// and an https:// input."""
+    refused = RuntimeError("HTTP response code: 403")
+    s3 = remote_failure("t1 scene", "s3://b/t1.tif", refused)
+    gs = remote_failure("t1 scene", "gs://b/t1.tif", refused)
+    web = remote_failure("t1 scene", "https://h/t1.tif?sig=x", refused)
+    vsi = remote_failure("t1 scene", "/vsicurl/https://h/t1.tif", refused)
+    assert s3 is not None and "AWS_ACCESS_KEY_ID" in str(s3)
+    assert gs is not None and "GOOGLE_APPLICATION_CREDENTIALS" in str(gs) and "AWS" not in str(gs)
+    for err in (web, vsi):
+        assert err is not None and "the web server refused the request" in str(err)
+        assert "AWS" not in str(err) and "GOOGLE" not in str(err)
+    unreachable = remote_failure("t1 scene", "http://h:1/t1.tif", RuntimeError("Connection refused"))
+    assert unreachable is not None and "storage.endpoint" not in str(unreachable)
+    assert "the URL's host and port" in str(unreachable)
 
 
 def test_plan__missing_http_object_is_exit_3(files: tuple[Path, Path], tmp_path: Path, capsys: Capsys) -> None:

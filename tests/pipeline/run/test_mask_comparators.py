@@ -109,7 +109,7 @@ def test_compare__cach_and_three_mask_level_comparators_on_one_cluster(pair: tup
          r"model\.comparator=dynamicearth needs the identifier"),
         (["model.comparator=ucd_scm", "model.identifier=none", "model.threshold=otsu"],
          r"model\.comparator=ucd_scm needs the identifier"),
-        (["model.comparator=ucd_scm"], r"model\.threshold=otsu"),
+        (["model.comparator=ucd_scm", "model.threshold=0.5"], r"model\.threshold=otsu"),
         (["model.comparator=dynamicearth", "dynamicearth.mode=cim"],
          r"dynamicearth\.mode must be one of \['imc', 'mci'\], got 'cim'"),
         (["anychange.features=clip"], r"anychange\.features must be one of \['sam', 'dinov2'\]"),
