@@ -119,12 +119,12 @@ def test_run__fitted_statistics_and_otsu_see_observed_pixels_only(tmp_path: Path
 
 @pytest.mark.cluster
 def test_compare__every_comparator_sees_the_masks(tmp_path: Path, dask_cluster) -> None:  # noqa: ANN001
-    from s2c_batch.pipeline.batch.compare import run_comparison
+    from s2c_batch.pipeline.batch.compare import comparator_configs, run_comparison
     from s2c_batch.pipeline.run.context import RunOptions
 
     t1, t2, mask, observed = _masked_pair(tmp_path, 300, 260)
     cfg = load_config("cva", [*SMALL, f"input.mask_t2={mask}"])
-    result = run_comparison(t1, t2, tmp_path / "cmp", cfg, ("cva", "pca_kmeans"),
+    result = run_comparison(t1, t2, tmp_path / "cmp", comparator_configs(cfg, ("cva", "pca_kmeans")),
                             options=RunOptions(scheduler=dask_cluster.address, progress=False))
     for row in result.rows:
         assert row.valid_pixels == int(observed.sum())
