@@ -2,8 +2,9 @@
 
 A real scheduler and two nanny-managed workers; the write of block (1, 1)
 blocks forever a chosen number of times (the test-only ``S2C_TEST_STALL`` hook,
-``tests/stallhook.py``, preloaded by the workers); deadlines have a floor of 5 s and 5 times the
-median task above it, so a healthy block on a loaded machine is not taken for a stall.
+``tests/stallhook.py``, preloaded by the workers) before it makes any progress; a block task
+is stalled after 5 s without progress (5 times its worker's median step when that is longer),
+so a healthy block on a loaded machine is not taken for a stall.
 """
 
 from __future__ import annotations
@@ -69,11 +70,11 @@ def test_task_kind_and_block__from_keys() -> None:
     assert task_kind("s2c-piece-1a2b3c4d-0-1-2-3") == "piece" and task_block("s2c-piece-1a2b3c4d-0-1-2-3") == (2, 3)
 
 
-def test_watchdog__deadline_is_the_floor_until_its_kind_has_finished_tasks() -> None:
-    dog = Watchdog(client=None, token="t", factor=10, min_s=300, retries=2)
-    assert dog.deadline("tiles") == 300
-    dog._durations["tiles"] = [40.0, 50.0, 45.0]
-    assert dog.deadline("tiles") == 450 and dog.deadline("write") == 300
+def test_watchdog__checks_often_enough_for_its_least_deadline() -> None:
+    dog = Watchdog(client=None, token="t", factor=10, min_s=300, retries=2, idle_min_s=30)
+    assert (dog.rule.least_s, dog.poll_s) == (30, 1.0)
+    fast = Watchdog(client=None, token="t", factor=10, min_s=3, retries=2, idle_min_s=30)
+    assert (fast.rule.least_s, fast.poll_s) == (3, 0.15)
 
 
 @pytest.mark.cluster
