@@ -14,6 +14,7 @@ its last report ages where the watchdog can see it.
 A report (:data:`METRIC` in the worker's metrics) is plain data::
 
     {"seq": 41,                               # one more with every report
+     "at": 1796640000.25,                     # the worker's clock (time.time()) when made
      "tasks": {key: {"running_s": 12.5,      # every task the worker executes
                      "idle_s": 0.8,          # since its last step (since it started, before any)
                      "steps": 7, "done": 28, "total": 121, "unit": "tiles predicted"}},
@@ -52,8 +53,9 @@ log = logging.getLogger(__name__)
 
 #: The plugin's name on every worker, and the key of its report in the worker's metrics.
 METRIC = "s2c-progress"
-#: Steps of a kind kept per worker for its median.
-STEP_SAMPLES = 64
+#: Steps of a kind kept per worker for its median: the recent ones, so that it follows the
+#: machine's load.
+STEP_SAMPLES = 16
 #: Kinds whose steps a worker remembers (the least recently used is forgotten first).
 MAX_KINDS = 32
 
@@ -180,7 +182,7 @@ class ProgressPlugin(WorkerPlugin):
                 tasks[key] = entry
                 if label is not None and kind is not None and measured:
                     kinds[label] = {"steps": kind.steps, "step_s": statistics.median(kind.seconds)}
-        return {"seq": self._seq, "tasks": tasks, "kinds": kinds}
+        return {"seq": self._seq, "at": wall, "tasks": tasks, "kinds": kinds}
 
 
 def probe(dask_worker: Any) -> dict[str, Any] | None:

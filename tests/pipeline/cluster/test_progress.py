@@ -69,6 +69,7 @@ def test_progress__a_tasks_steps_reach_the_scheduler_and_are_forgotten_when_it_e
         assert {k: task[k] for k in ("steps", "done", "total", "unit")} == {
             "steps": 3, "done": 3, "total": 5, "unit": "things done"}
         assert task["running_s"] >= 0.15 and 0 <= task["idle_s"] <= task["running_s"]
+        assert 0 <= time.time() - report["at"] < 30  # the worker's clock when it made the report
         assert report["kinds"]["s2c-tiles-feedc0de"]["steps"] == 3
         assert 0.04 <= report["kinds"]["s2c-tiles-feedc0de"]["step_s"] < task["running_s"]
         later = _wait_for("a newer heartbeat", lambda: (
