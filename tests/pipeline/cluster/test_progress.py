@@ -112,9 +112,12 @@ def test_progress__module_calls_count_as_progress_only_until_the_kinds_first_ste
         fut = client.submit(slow_first_batch, str(release), key=key, pure=False)
         worker = _wait_for("the task on a worker", lambda: next(
             (w for w, keys in client.processing().items() if key in keys), None))
-        first = _wait_for("a report after 3 s of the first batch", lambda: (
-            t if (t := _report(client, worker).get("tasks", {}).get(key, {})).get("running_s", 0) > 3 else None))
-        assert first["steps"] == 0 and first["idle_s"] < 1.5, first  # no step, yet it progresses
+        begun = _wait_for("the task reporting (torch imported)", lambda: (
+            r if (r := _report(client, worker)).get("tasks", {}).get(key, {}).get("unit") else None))
+        time.sleep(3)
+        first = _wait_for("a newer report", lambda: (
+            r if (r := _report(client, worker)).get("seq", 0) > begun["seq"] else None))["tasks"][key]
+        assert first["steps"] == 0 and first["idle_s"] < 1.5, first  # no step for 3 s, yet it progresses
         Path(f"{release}.first batch").touch()
         second = _wait_for("a report 3 s after the first step", lambda: (
             t if (t := _report(client, worker).get("tasks", {}).get(key, {})).get("steps") == 1
