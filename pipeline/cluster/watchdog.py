@@ -122,6 +122,7 @@ class Watchdog:
             tasks on a worker are stalled once there longer than ``min_s``.
         on_change: called with every stall record whenever one changes (``run.json``).
         clock: monotonic seconds.
+        wall: this machine's clock (seconds since the epoch), to date the workers' reports.
     """
 
     client: Any
@@ -133,9 +134,11 @@ class Watchdog:
     reported: bool = True
     on_change: Callable[[list[dict[str, Any]]], None] = lambda stalls: None
     clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
     stalls: list[Stall] = field(default_factory=list)
     _since: dict[tuple[str, str], float] = field(default_factory=dict)
     _beats: dict[str, tuple[int, float]] = field(default_factory=dict)
+    _offsets: dict[str, float] = field(default_factory=dict)
     _deferred: set[tuple[str, str]] = field(default_factory=set)
 
     @property
@@ -154,20 +157,21 @@ class Watchdog:
         Raises:
             ClusterError: a block stalled more than ``retries`` times.
         """
-        now = self.clock()
         assigned = {
             (key, worker)
             for worker, keys in self.client.processing().items()
             for key in keys
             if isinstance(key, str) and key.startswith("s2c-") and f"-{self.token}-" in key
         }
+        now = self.clock()
         for gone in set(self._since) - assigned:  # finished (or failed, or moved)
             del self._since[gone]
         for task in assigned:
             self._since.setdefault(task, now)
         if not assigned:
             return
-        reports = self._reports({worker for _, worker in assigned}, now)
+        reports = self._reports({worker for _, worker in assigned})
+        now = self.clock()  # a loaded scheduler may take seconds to answer
         found: list[Verdict] = []
         for worker in sorted({worker for _, worker in assigned}):
             ours = [(key, now - self._since[(key, w)]) for key, w in assigned if w == worker]
@@ -189,15 +193,20 @@ class Watchdog:
         if found:
             self._confirm_and_act(max(found, key=lambda v: v.overdue_s))
 
-    def _reports(self, workers: set[str], now: float) -> dict[str, tuple[dict[str, Any], float]]:
+    def _reports(self, workers: set[str]) -> dict[str, tuple[dict[str, Any], float]]:
         """Each worker's last progress report and its age in seconds (workers without one are left out).
 
-        A report's age counts from when this watchdog first saw it: its clock, not the
-        worker's or the scheduler's, so clocks that differ between machines do not matter.
+        The age is the larger of two measures. Since this watchdog first saw the report (on
+        its own clock: never more than the true age). And the worker's clock when it made
+        the report against this machine's, less the smallest such difference seen from that
+        worker (the clocks' offset plus the quickest delivery), which stays right when the
+        watchdog could not look for a while (a loaded machine, a restart it waited for).
         """
         info = self.client.scheduler_info(n_workers=-1).get("workers", {})
+        now, wall = self.clock(), self.wall()
         for gone in set(self._beats) - set(info):
             del self._beats[gone]
+            self._offsets.pop(gone, None)
         out = {}
         for worker in workers:
             report = (info.get(worker, {}).get("metrics") or {}).get(METRIC)
@@ -206,7 +215,9 @@ class Watchdog:
             seq = int(report.get("seq", 0))
             if self._beats.get(worker, (None, 0.0))[0] != seq:
                 self._beats[worker] = (seq, now)
-            out[worker] = (report, now - self._beats[worker][1])
+            offset = wall - float(report.get("at", wall))
+            self._offsets[worker] = min(offset, self._offsets.get(worker, offset))
+            out[worker] = (report, max(now - self._beats[worker][1], offset - self._offsets[worker]))
         return out
 
     def _defer(self, stuck: Verdict, progressing: tuple[str, ...]) -> None:
