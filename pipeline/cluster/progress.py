@@ -26,12 +26,14 @@ worker measured for the kinds it executes now (the key without its block numbers
 one run's tiles, reads or writes), from its most recent :data:`STEP_SAMPLES` steps.
 
 A step of the model can take minutes: the full-size SAM 3 on a CPU spends them in one
-batch. Until its worker has measured a step of its kind, a tiles task therefore also
-counts each call of a torch module that finishes (a transformer layer, a decoder
-pass) as a sign of progress (:meth:`TaskProgress.model_calls`): ``idle_s`` is then the
-time since the last step or module call, whichever is later. A first call that spends
-minutes inside one operation (compiling, autotuning on a GPU) is what
-``cluster.stall_min_s`` covers.
+batch, and a batch on a machine whose load jumps can take ten times its median. A
+tiles task therefore also counts each call of a torch module that finishes (a
+transformer layer, a decoder pass) as a sign of progress, all through the task
+(:meth:`TaskProgress.model_calls`): ``idle_s`` is then the time since the last step or
+module call, whichever is later. The steps alone set the deadline (``kinds``). A
+first call that spends minutes inside one operation (compiling, autotuning on a GPU)
+is what ``cluster.stall_min_s`` covers; a tiles task stuck inside one operation, or
+outside the model, calls no module and is caught.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class _Task:
     steps: int = 0
     done: int = 0
     total: int = 0
-    last_call: float = 0.0  # the last module call that finished (model_calls), before any step of its kind
+    last_call: float = 0.0  # the last module call that finished (model_calls)
 
 
 @dataclass
@@ -148,13 +150,6 @@ class ProgressPlugin(WorkerPlugin):
         if task is not None:
             task.last_call = time.monotonic()
 
-    def measured(self, key: str) -> bool:
-        """True when this worker has measured a step of the task's kind."""
-        label = task_label(key)
-        with self._lock:
-            kind = self._kinds.get(label) if label is not None else None
-            return kind is not None and kind.steps > 0
-
     def report(self, worker: Any) -> dict[str, Any]:
         """The heartbeat's report (see the module docstring); numbered, one more each time."""
         self._seq += 1
@@ -176,9 +171,8 @@ class ProgressPlugin(WorkerPlugin):
                 kind = self._kinds.get(label) if label is not None else None
                 measured = kind is not None and kind.steps > 0
                 if task is not None:
-                    last = task.last if measured else max(task.last, task.last_call)
-                    entry.update(idle_s=now - last, steps=task.steps, done=task.done, total=task.total,
-                                 unit=task.unit)
+                    entry.update(idle_s=now - max(task.last, task.last_call), steps=task.steps, done=task.done,
+                                 total=task.total, unit=task.unit)
                 tasks[key] = entry
                 if label is not None and kind is not None and measured:
                     kinds[label] = {"steps": kind.steps, "step_s": statistics.median(kind.seconds)}
@@ -205,7 +199,6 @@ class TaskProgress:
         """
         if self._plugin is not None:
             self._plugin.step(self._key, done, total, unit)
-            _stop_counting(self)  # the kind's step is measured: module calls count no more
 
     def model_call(self) -> None:
         """A torch module the task called has finished (see :meth:`model_calls`)."""
@@ -214,14 +207,15 @@ class TaskProgress:
 
     @contextlib.contextmanager
     def model_calls(self, *, enabled: bool = True) -> Iterator[None]:
-        """Count every torch module call that finishes as progress, until the task's first step.
+        """Count every torch module call that finishes as progress, while inside the block.
 
-        Only while its worker has no measured step of the task's kind (a global forward
-        hook of torch, removed at the task's first step: later batches run without it).
-        Not with ``enabled`` false (compiled models: the hook would be traced into them),
-        nor outside a worker with the plugin, nor in a process that has not imported torch.
+        A global forward hook of torch, there while any task of the process counts (it
+        notes the time of each call; its cost: docs/performance.md, "The watchdog"). Not
+        with ``enabled`` false
+        (compiled models: the hook would be traced into them), nor outside a worker with
+        the plugin, nor in a process that has not imported torch.
         """
-        if not enabled or self._plugin is None or "torch" not in sys.modules or self._plugin.measured(self._key):
+        if not enabled or self._plugin is None or "torch" not in sys.modules:
             yield
             return
         _start_counting(self)

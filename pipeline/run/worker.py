@@ -253,7 +253,7 @@ def predict_tiles(job: TileJob, pixels: BlockPixels | None) -> dict[tuple[int, i
     if pixels is None:  # a thin last block that owns no tile
         pixels = BlockPixels(np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8),
                              np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8), np.zeros((0, 0), bool))
-    with progress.model_calls(enabled=not job.model.compile):  # a first batch may take minutes on a CPU
+    with progress.model_calls(enabled=not job.model.compile):  # a batch may take minutes on a CPU
         partial = accumulate_tiles(
             pixels.t1, pixels.t2, pixels.valid, block=job.block, shape=job.pair.grid.shape,
             overlap=job.overlap, predictor=predictor, batch_size=job.model.batch_size,

@@ -86,10 +86,10 @@ def test_progress__a_tasks_steps_reach_the_scheduler_and_are_forgotten_when_it_e
 
 
 @pytest.mark.cluster
-def test_progress__module_calls_count_as_progress_only_until_the_kinds_first_step(
+def test_progress__module_calls_count_as_progress_all_through_the_task_and_nothing_else_does(
     dask_cluster: RealCluster, tmp_path: Path
 ) -> None:
-    def slow_first_batch(release: str) -> int:  # a model layer every 0.1 s, for far longer than a heartbeat
+    def batches(release: str) -> int:  # a model layer every 0.1 s, for far longer than a heartbeat
         import torch
 
         from s2c_batch.pipeline.cluster import progress as p
@@ -98,30 +98,39 @@ def test_progress__module_calls_count_as_progress_only_until_the_kinds_first_ste
         layer = torch.nn.Linear(4, 4)
         with steps.model_calls():
             with torch.no_grad():
-                for phase in ("first batch", "second batch"):
+                for n, phase in enumerate(("first batch", "second batch"), 1):
                     while not Path(f"{release}.{phase}").exists():
                         layer(torch.zeros(1, 4))
                         time.sleep(0.1)
-                    steps.step(1 if phase == "first batch" else 2, 2)
+                    steps.step(n, 3)
+                while not Path(f"{release}.hung").exists():  # stuck outside the model: no layer runs
+                    time.sleep(0.1)
         return int(p._hook is None)
 
     release = tmp_path / "release"
     key = "s2c-tiles-0ddba11-0-0"
     with Client(dask_cluster.address, timeout="30s") as client:
         progress.install(client)
-        fut = client.submit(slow_first_batch, str(release), key=key, pure=False)
+        fut = client.submit(batches, str(release), key=key, pure=False)
         worker = _wait_for("the task on a worker", lambda: next(
             (w for w, keys in client.processing().items() if key in keys), None))
-        begun = _wait_for("the task reporting (torch imported)", lambda: (
-            r if (r := _report(client, worker)).get("tasks", {}).get(key, {}).get("unit") else None))
-        time.sleep(3)
-        first = _wait_for("a newer report", lambda: (
-            r if (r := _report(client, worker)).get("seq", 0) > begun["seq"] else None))["tasks"][key]
+
+        def after(what: str, seconds: float, steps: int) -> dict[str, Any]:
+            """The task's report made at least ``seconds`` after ``steps`` steps were first seen."""
+            seen = _wait_for(what, lambda: (
+                r if (r := _report(client, worker)).get("tasks", {}).get(key, {}).get("steps") == steps
+                and r["tasks"][key]["unit"] else None))
+            time.sleep(seconds)
+            return _wait_for("a newer report", lambda: (
+                r if (r := _report(client, worker)).get("seq", 0) > seen["seq"] else None))["tasks"][key]
+
+        first = after("the task reporting (torch imported)", 3, 0)
         assert first["steps"] == 0 and first["idle_s"] < 1.5, first  # no step for 3 s, yet it progresses
         Path(f"{release}.first batch").touch()
-        second = _wait_for("a report 3 s after the first step", lambda: (
-            t if (t := _report(client, worker).get("tasks", {}).get(key, {})).get("steps") == 1
-            and t["idle_s"] > 3 else None))
-        assert second["running_s"] > second["idle_s"] > 3  # the kind is measured: only steps count now
+        second = after("the first step", 3, 1)
+        assert second["steps"] == 1 and second["idle_s"] < 1.5, second  # measured, and layers still count
         Path(f"{release}.second batch").touch()
-        assert fut.result(timeout=30) == 1  # torch's hook was removed at the first step
+        hung = after("the second step", 3, 2)
+        assert hung["steps"] == 2 and hung["running_s"] > hung["idle_s"] > 3, hung  # no layer, no step
+        Path(f"{release}.hung").touch()
+        assert fut.result(timeout=30) == 1  # torch's hook is removed when the task leaves model_calls
