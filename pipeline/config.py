@@ -1,7 +1,7 @@
 """Run configuration: YAML for people, frozen typed dataclasses for code.
 
 A config file has one mapping per section (``input``, ``tiling``, ``model``,
-``output``, ``cluster``, ``storage``, and the comparators' own ``fit``, ``pca_kmeans``, ``irmad``,
+``output``, ``cluster``, ``storage``, ``series``, and the comparators' own ``fit``, ``pca_kmeans``, ``irmad``,
 ``dcva``, ``amg``, ``anychange``, ``inst_ceg``, ``dynamicearth``, ``ucd_scm``). Missing
 keys take the dataclass defaults; unknown sections or keys, values of the wrong type and
 values out of range raise :class:`ConfigError` naming the key, the valid keys and the fix.
@@ -130,6 +130,9 @@ class OutputConfig:
         stac: write ``stac-item.json`` (a STAC Item of the run).
         quicklook: write ``quicklook.png`` (t1 | t2 | change overlay).
         polygons: write ``changes.parquet`` (GeoParquet change polygons).
+        min_area_m2: the minimum mapping unit: changed regions (4-connected, measured whole
+            across block borders) smaller than this many m2 are dropped from ``change_mask``
+            and the polygons; ``None`` = keep every region.
     """
 
     cog: bool = True
@@ -139,14 +142,42 @@ class OutputConfig:
     stac: bool = True
     quicklook: bool = True
     polygons: bool = True
+    min_area_m2: float | None = None
 
     def __post_init__(self) -> None:
+        if self.min_area_m2 is not None and self.min_area_m2 <= 0:
+            raise ConfigError(
+                f"output.min_area_m2 must be > 0 m2 (or null: keep every changed region), got {self.min_area_m2!r}"
+            )
         limit = {"deflate": 9, "zstd": 22}.get(self.compress)
         if self.compress_level is not None and (limit is None or not 1 <= self.compress_level <= limit):
             raise ConfigError(
                 f"output.compress_level must be within [1, {limit}] for {self.compress}, got {self.compress_level!r}"
                 if limit else f"output.compress_level does not apply to {self.compress}; set it to null"
             )
+
+@dataclass(frozen=True)
+class SeriesConfig:
+    """How ``s2c-batch series`` reads a series of dates (YAML section ``series``).
+
+    Neither key changes the products of a pair, so neither is in a pair's fingerprint:
+    changing them recomputes the series products, never a pair.
+
+    Attributes:
+        persistence: further known dates a change must still differ from the pixel's
+            state before it to be lasting (``persistent_change``, ``first_change``); a change
+            that comes back sooner is flicker. 0 = every change is lasting.
+        against: ``previous``: each date is compared with the date before it (consecutive
+            pairs); ``first``: each date with the first date of the series.
+    """
+
+    persistence: int = 2
+    against: Literal["previous", "first"] = "previous"
+
+    def __post_init__(self) -> None:
+        if self.persistence < 0:
+            raise ConfigError(f"series.persistence must be >= 0 dates, got {self.persistence!r}")
+
 
 @dataclass(frozen=True)
 class ClusterConfig:
@@ -275,6 +306,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    series: SeriesConfig = field(default_factory=SeriesConfig)
     fit: FitOptions = field(default_factory=FitOptions)
     pca_kmeans: PCAKMeansOptions = field(default_factory=PCAKMeansOptions)
     irmad: IRMADOptions = field(default_factory=IRMADOptions)
@@ -294,14 +326,15 @@ class Config:
         return _sha256_json(self.to_dict())
 
     def products_hash(self) -> str:
-        """SHA-256 of the sections that can change a product: all but ``cluster``, ``storage`` and ``input.asset``.
+        """SHA-256 of the sections that can change a product: all but cluster, storage, series, input.asset.
 
         The cluster's size, threads, memory limit and retries change where and how fast
         blocks run, never their pixels, so a run resumed on another cluster keeps its blocks.
         ``storage`` says how the inputs are reached and ``input.asset`` which file of a STAC
-        Item is read; which inputs those are is in the fingerprint.
+        Item is read; which inputs those are is in the fingerprint. ``series`` says how a
+        series reads its pairs, never what a pair holds.
         """
-        doc = {k: v for k, v in self.to_dict().items() if k not in ("cluster", "storage")}
+        doc = {k: v for k, v in self.to_dict().items() if k not in ("cluster", "storage", "series")}
         doc["input"].pop("asset", None)
         return _sha256_json(doc)
 
@@ -318,6 +351,7 @@ _SECTION_TYPES: dict[str, type] = {
     "output": OutputConfig,
     "cluster": ClusterConfig,
     "storage": StorageConfig,
+    "series": SeriesConfig,
     "fit": FitOptions,
     "pca_kmeans": PCAKMeansOptions,
     "irmad": IRMADOptions,

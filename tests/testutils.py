@@ -379,6 +379,112 @@ def fill_disk(folder: Path) -> Path:
     return ballast
 
 
+def series_oracle(values: list[int], persistence: int, against: str) -> tuple[int, int, int, int]:
+    """The series products of one pixel whose pairs' masks are ``values`` (255 = unknown), by the definition.
+
+    The pixel differs from its start at each pair's end date (the mask itself against the
+    first date; the parity of the changes so far against the previous one). A run of
+    "differs" that begins at a known date ``t`` and is followed by ``persistence`` more known
+    dates that still differ is a lasting change at ``t``; unknown dates are left out. Without
+    one, a pixel whose last known date still differs is pending (too recent to tell).
+
+    Returns:
+        ``(first_change, change_count, persistent_change, pending)``; 255, 255, 255, 0 when never known.
+    """
+    if all(v == 255 for v in values):
+        return 255, 255, 255, 0
+    if against == "first":
+        differs = list(values)
+    else:
+        parity, differs = 0, []
+        for v in values:
+            parity ^= int(v == 1)
+            differs.append(255 if v == 255 else parity)
+    known = [(j + 1, v) for j, v in enumerate(differs) if v != 255]
+    first, before = 0, 0
+    for i, (t, v) in enumerate(known):
+        if v == 1 and before == 0:
+            after = known[i + 1 : i + 1 + persistence]
+            if len(after) == persistence and all(x == 1 for _, x in after):
+                first = t
+                break
+        before = v
+    pending = int(first == 0 and known[-1][1] == 1)
+    return first, sum(v == 1 for v in values), int(first > 0), pending
+
+
+def series_products_oracle(masks: np.ndarray, persistence: int, against: str) -> dict[str, np.ndarray]:
+    """:func:`series_oracle` of every pixel of uint8 ``[P, h, w]`` pair masks: the three products and
+    ``pending`` (0/1), uint8 ``[h, w]``."""
+    names = ("first_change", "change_count", "persistent_change", "pending")
+    out = {k: np.zeros(masks.shape[1:], np.uint8) for k in names}
+    columns: dict[bytes, tuple[int, int, int, int]] = {}
+    for r in range(masks.shape[1]):
+        for c in range(masks.shape[2]):
+            key = masks[:, r, c].tobytes()
+            if key not in columns:
+                columns[key] = series_oracle(masks[:, r, c].tolist(), persistence, against)
+            for name, value in zip(names, columns[key], strict=True):
+                out[name][r, c] = value
+    return out
+
+
+#: Where tests keep what a person may want to look at afterwards (a screenshot of the night's report).
+ARTEFACTS = Path(os.environ.get("S2C_TEST_ARTEFACTS", REPO / ".artefacts"))
+
+#: The flags every headless Chromium of the tests starts with (and a fresh --user-data-dir).
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--host-resolver-rules=MAP * ~NOTFOUND")
+
+
+def chromium() -> str | None:
+    """Debian's ``chromium`` (or Google's), when installed."""
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def image_states(page: Path, browser: str, profile: Path) -> list[dict[str, Any]]:
+    """Load ``page`` in headless Chromium, offline, and return the state of each of its images.
+
+    A copy of the page beside it gets a script that writes, once the page has loaded, each
+    image's ``alt``, ``complete`` and natural size into the DOM, which ``--dump-dom`` prints.
+    """
+    import json
+
+    probe = page.with_name(f".probe-{page.name}")
+    script = ("<script>window.addEventListener('load',()=>{const p=document.createElement('pre');"
+              "p.id='s2c-image-states';p.textContent=JSON.stringify([...document.images].map(i=>({alt:i.alt,"
+              "complete:i.complete,width:i.naturalWidth,height:i.naturalHeight})));document.body.appendChild(p)});"
+              "</script>")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", f"{script}</body>"), encoding="utf-8")
+    try:
+        done = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000",
+                               "--run-all-compositor-stages-before-draw", "--dump-dom", probe.resolve().as_uri()],
+                              capture_output=True, text=True, timeout=120, check=True)
+    finally:
+        probe.unlink()
+    dom = done.stdout
+    start = dom.index('<pre id="s2c-image-states">') + len('<pre id="s2c-image-states">')
+    import html
+
+    return list(json.loads(html.unescape(dom[start : dom.index("</pre>", start)])))
+
+
+def screenshot(page: Path, target: Path, browser: str, profile: Path, *, size: str = "1280,2400") -> Path:
+    """A PNG of ``page`` as headless Chromium renders it, offline."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
+                    "--virtual-time-budget=10000", f"--screenshot={target}", page.resolve().as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    return target
+
+
 #: A 300 x 260 px scene in blocks of 128: nine blocks, so a run can stop between any two
 #: (the fault and recovery tests; fixtures ``scene`` and ``clean`` in tests/pipeline/run).
 SMALL = ["tiling.tile_size=128", "tiling.overlap=32", "tiling.block_size=128", "tiling.chunk_size=128"]

@@ -16,6 +16,15 @@ Format::
         set: [model.threshold=0.4]  # optional; applied after defaults.set
         bbox: [600000, 5090000, 610000, 5100000]   # optional, in t1's CRS
         overwrite: false       # optional; replace an output made with other inputs/config
+    series:                    # optional; N acquisitions of one place (s2c-batch series)
+      - name: 31UFS-series     # optional; default = the out folder's (or prefix's) name; unique
+        dates: scenes/31UFS/*.tif   # a glob (local files), or a list of paths, URLs or STAC Items
+        out: products/31UFS-series
+        against: previous      # optional; previous or first (series.against)
+        persistence: 2         # optional (series.persistence)
+        config: ...            # optional, as a run's; so are set and overwrite
+
+A run list may hold ``runs``, ``series`` or both.
 
 Relative paths (``t1``, ``t2``, ``out``, a ``config`` that is a file) are taken
 relative to the folder of RUNS.yaml, so the file works from any working
@@ -31,6 +40,7 @@ config, an ``out`` URL of another scheme) is reported at once as a :class:`Confi
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import posixpath
@@ -47,10 +57,12 @@ from s2c_batch.pipeline.errors import ConfigError, OutputError
 from s2c_batch.pipeline.inputs.source import Source
 from s2c_batch.pipeline.output.locate import open_location
 from s2c_batch.pipeline.output.location import Location
+from s2c_batch.pipeline.series.runner import SeriesSpec
 
 RUN_KEYS = ("name", "t1", "t2", "out", "config", "set", "bbox", "overwrite")
+SERIES_KEYS = ("name", "dates", "out", "config", "set", "against", "persistence", "overwrite")
 DEFAULT_KEYS = ("config", "set", "out")
-TOP_KEYS = ("defaults", "runs")
+TOP_KEYS = ("defaults", "runs", "series")
 
 
 @dataclass(frozen=True)
@@ -88,11 +100,13 @@ class RunsFile:
         path: the file.
         runs: its runs, in file order.
         defaults: the config every run starts from (sizes the LocalCluster).
+        series: its series, in file order.
     """
 
     path: Path
     runs: tuple[RunSpec, ...]
     defaults: Config = field(default_factory=lambda: load_config("default"))
+    series: tuple[SeriesSpec, ...] = ()
 
 
 def load_runs_file(path: str | os.PathLike[str]) -> RunsFile:
@@ -109,10 +123,10 @@ def load_runs_file(path: str | os.PathLike[str]) -> RunsFile:
         raise ConfigError(f"cannot read the runs file {str(file)!r}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"runs file {str(file)!r} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict) or not isinstance(raw.get("runs"), list) or not raw["runs"]:
+    if not isinstance(raw, dict) or not any(isinstance(raw.get(k), list) and raw[k] for k in ("runs", "series")):
         raise ConfigError(
             f"runs file {str(file)!r} must be a mapping with a non-empty list under 'runs:' "
-            "(each run has t1, t2 and out)"
+            "(each run has t1, t2 and out) or 'series:' (each series has dates and out)"
         )
     problems: list[str] = []
     unknown = sorted(set(raw) - set(TOP_KEYS))
@@ -131,15 +145,23 @@ def load_runs_file(path: str | os.PathLike[str]) -> RunsFile:
     default_cfg = _config(base, default_config, default_set, "defaults", problems)
     out_base = _out_base(base, defaults.get("out"), problems)
     runs: list[RunSpec] = []
-    for i, entry in enumerate(raw["runs"]):
+    for key in ("runs", "series"):
+        if key in raw and not isinstance(raw[key], list):
+            problems.append(f"'{key}' must be a list, got {raw[key]!r}")
+    for i, entry in enumerate(raw.get("runs") or [] if isinstance(raw.get("runs"), list) else []):
         spec = _run(base, out_base, i, entry, default_config, default_set, problems)
         if spec is not None:
             runs.append(spec)
-    _check_unique(runs, problems)
+    series: list[SeriesSpec] = []
+    for i, entry in enumerate(raw.get("series") or [] if isinstance(raw.get("series"), list) else []):
+        one = _series(base, out_base, i, entry, default_config, default_set, problems)
+        if one is not None:
+            series.append(one)
+    _check_unique([*runs, *series], problems)
     if problems:
         lines = "\n  - ".join(problems)
         raise ConfigError(f"runs file {str(file)!r} has {len(problems)} problem(s):\n  - {lines}")
-    return RunsFile(path=file, runs=tuple(runs), defaults=default_cfg or load_config(None))
+    return RunsFile(path=file, runs=tuple(runs), defaults=default_cfg or load_config(None), series=tuple(series))
 
 
 def _run(base: Path, out_base: Path | str, i: int, entry: Any, default_config: Any, default_set: list[str],
@@ -176,6 +198,59 @@ def _run(base: Path, out_base: Path | str, i: int, entry: Any, default_config: A
     return RunSpec(name=name, t1=_scene(base, entry["t1"]), t2=_scene(base, entry["t2"]), out=out,
                    cfg=cfg, config=str(config or "default"), overrides=tuple(overrides), bbox=bbox,
                    overwrite=overwrite)
+
+
+def _series(base: Path, out_base: Path | str, i: int, entry: Any, default_config: Any, default_set: list[str],
+            problems: list[str]) -> SeriesSpec | None:
+    where = f"series[{i}]"
+    if not isinstance(entry, dict):
+        problems.append(f"{where} must be a mapping with dates and out, got {entry!r}")
+        return None
+    unknown = sorted(set(entry) - set(SERIES_KEYS))
+    if unknown:
+        problems.append(f"{where}: unknown key(s) {unknown}; valid keys are {list(SERIES_KEYS)}")
+    if not isinstance(entry.get("out"), str) or not entry["out"].strip():
+        problems.append(f"{where}: missing or empty 'out'; give the series' folder")
+        return None
+    target = _out_target(out_base, entry["out"], where, problems)
+    name = str(entry.get("name") or (_last_name(target) if target is not None else "") or f"series{i}")
+    where = f"{where} ({name})"
+    dates = _dates(base, entry.get("dates"), where, problems)
+    extra = []
+    if "against" in entry:
+        extra.append(f"series.against={json.dumps(entry['against'])}")
+    if "persistence" in entry:
+        extra.append(f"series.persistence={json.dumps(entry['persistence'])}")
+    config = entry.get("config", default_config)
+    overrides = [*default_set, *_overrides(entry.get("set"), f"{where}.set", problems), *extra]
+    cfg = _config(base, config, overrides, where, problems)
+    overwrite = entry.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        problems.append(f"{where}: overwrite must be true or false, got {overwrite!r}")
+        overwrite = False
+    if cfg is None or target is None or dates is None:
+        return None
+    try:
+        out = open_location(target, cfg.storage)
+    except (OutputError, ConfigError) as exc:
+        problems.append(f"{where}: {exc}")
+        return None
+    return SeriesSpec(name=name, dates=dates, out=out, cfg=cfg, overwrite=overwrite)
+
+
+def _dates(base: Path, value: Any, where: str, problems: list[str]) -> tuple[Source, ...] | None:
+    """A series' ``dates``: a list of scenes (as a run's ``t1``), or a glob of local files relative to RUNS.yaml."""
+    if isinstance(value, str) and value.strip():
+        pattern = _path(base, value)
+        found = sorted(glob.glob(str(pattern)))
+        if not found:
+            problems.append(f"{where}: dates {value!r} matches no file (looked for {str(pattern)!r})")
+            return None
+        return tuple(Source.parse(f) for f in found)
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return tuple(_scene(base, v) for v in value)
+    problems.append(f"{where}: dates must be a glob of files (scenes/31UFS/*.tif) or a list of scenes, got {value!r}")
+    return None
 
 
 def _scene(base: Path, text: str) -> Source:
@@ -282,7 +357,7 @@ def _bbox(value: Any, where: str, problems: list[str]) -> tuple[float, float, fl
     return parts
 
 
-def _check_unique(runs: Sequence[RunSpec], problems: list[str]) -> None:
+def _check_unique(runs: Sequence[RunSpec | SeriesSpec], problems: list[str]) -> None:
     for label, key in (("name", lambda r: r.name), ("out", _out_key)):
         seen: dict[str, int] = {}
         for r in runs:
@@ -290,9 +365,9 @@ def _check_unique(runs: Sequence[RunSpec], problems: list[str]) -> None:
             seen[k] = seen.get(k, 0) + 1
         dup = sorted(k for k, n in seen.items() if n > 1)
         if dup:
-            problems.append(f"runs share the same {label}: {dup}; every run needs its own {label}")
+            problems.append(f"runs or series share the same {label}: {dup}; each needs its own {label}")
 
 
-def _out_key(run: RunSpec) -> str:
+def _out_key(run: RunSpec | SeriesSpec) -> str:
     """What two runs must not share: the prefix's URL, or the resolved folder."""
     return run.out.resolve().url

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "stack": "s2c_batch.pipeline.cli.stack:stack",
     "batch": "s2c_batch.pipeline.cli.batch:batch",
     "compare": "s2c_batch.pipeline.cli.compare:compare",
+    "series": "s2c_batch.pipeline.cli.series:series",
 }
 
 

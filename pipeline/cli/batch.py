@@ -19,15 +19,18 @@ import click
               help="Runs in flight at once (their blocks share the cluster).")
 @click.option("--report", default=None, type=click.Path(dir_okay=False), metavar="FILE.html",
               help="Save Dask's performance report of the whole batch.")
+@click.option("--night-report", default=None, type=click.Path(dir_okay=False), metavar="FILE.html",
+              help="Where to write the night's report for people  [default: the summary's name with .html].")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="One line per run on stderr.")
 def batch(runs_file: str, scheduler: str | None, summary: str | None, max_concurrent: int,
-          report: str | None, progress: bool) -> None:
-    """Run every pair in RUNS.yaml; skip complete runs, resume partial ones.
+          report: str | None, night_report: str | None, progress: bool) -> None:
+    """Run every pair (and series) in RUNS.yaml; skip complete runs, resume partial ones.
 
-    Prints the summary JSON and writes it to --summary. Exit code: 0 every run
-    complete or skipped; 1 some run failed (see each run's exit_code in the
-    summary); 2 RUNS.yaml or the scheduler is unusable; 130 interrupted.
+    Prints the summary JSON and writes it to --summary, and the night's report (one
+    self-contained HTML page) beside it. Exit code: 0 every run complete or skipped;
+    1 some run or series failed (see each one's exit_code in the summary); 2 RUNS.yaml
+    or the scheduler is unusable; 130 interrupted.
     """
     from s2c_batch.pipeline.batch.runner import run_batch
     from s2c_batch.pipeline.batch.runs_file import load_runs_file
@@ -35,9 +38,8 @@ def batch(runs_file: str, scheduler: str | None, summary: str | None, max_concur
     runs = load_runs_file(runs_file)
     target = Path(summary) if summary else runs.path.with_name(f"{runs.path.stem}.summary.json")
     result = run_batch(runs, scheduler=scheduler, max_concurrent=max_concurrent, report=report,
-                       summary=target, progress=progress)
+                       summary=target, progress=progress, night_report=night_report)
     click.echo(json.dumps(result.to_dict(), indent=2))
     if result.exit_code:
-        failed = ", ".join(r.name for r in result.runs if r.status not in ("complete", "skipped"))
-        click.echo(f"Error: run(s) not complete: {failed}; see {target}", err=True)
+        click.echo(f"Error: run(s) not complete: {', '.join(result.failed)}; see {target}", err=True)
         sys.exit(result.exit_code)

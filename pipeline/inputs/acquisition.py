@@ -6,6 +6,7 @@ Keys looked up, in order, in the default and ``IMAGERY`` metadata domains:
 TIFF ``DateTime`` tag, ``YYYY:MM:DD HH:MM:SS``). Keys match case-insensitively.
 A value without a time zone is taken as UTC. ``TIFFTAG_DATETIME`` is last because
 many tools stamp it with the file's creation time rather than the acquisition.
+A STAC Item states its own time (:func:`source_datetime`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import rasterio
 
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.inputs.remote import open_raster
+from s2c_batch.pipeline.inputs.source import Source
+from s2c_batch.pipeline.inputs.stac_item import item_datetime_text
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,18 @@ def acquisition_datetime(path: str | os.PathLike[str], storage: StorageConfig | 
                 return parsed
             log.warning("%s: metadata %s=%r is not a date/time; ignored", path, key, tags[key])
     return None
+
+
+def source_datetime(source: Source, storage: StorageConfig | None = None, *, label: str = "scene") -> datetime | None:
+    """The acquisition time of an input: a STAC Item's ``datetime`` (or ``start_datetime``), else the raster's metadata.
+
+    Raises:
+        InputError: a STAC Item cannot be read.
+    """
+    if source.is_stac_item:
+        text = item_datetime_text(source, label, storage=storage)
+        return parse_datetime(text) if text else None
+    return acquisition_datetime(source.text, storage)
 
 
 def to_rfc3339(value: datetime) -> str:

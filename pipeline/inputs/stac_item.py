@@ -70,6 +70,21 @@ def resolve_item(item: Source, label: str, *, asset: str | None, bands: tuple[in
     return _absolute(Source(href), item)
 
 
+def item_datetime_text(item: Source, label: str, *, storage: StorageConfig | None) -> str | None:
+    """The acquisition time a STAC Item states: its ``datetime``, else its ``start_datetime`` (as written).
+
+    Raises:
+        InputError: the item cannot be read.
+    """
+    properties = _load(item, label, storage).get("properties")
+    if not isinstance(properties, dict):
+        return None
+    for key in ("datetime", "start_datetime"):
+        if isinstance(properties.get(key), str) and properties[key]:
+            return str(properties[key])
+    return None
+
+
 def _load(item: Source, label: str, storage: StorageConfig | None) -> dict[str, Any]:
     path, url, scheme = item.redacted, item.url, item.url_scheme
     try:

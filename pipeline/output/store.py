@@ -1,9 +1,20 @@
 """The ``change.zarr`` product: a georeferenced Zarr v3 group written block by block.
 
 :func:`create_store` writes the metadata, the ``x``/``y`` coordinates and a CF
-``spatial_ref`` grid mapping through xarray (``to_zarr(compute=False)``), so
-``xarray.open_zarr(path, decode_coords="all")`` plus rioxarray gives the input's
-CRS and transform. Each product array has one shard per output block (chunks of
+``spatial_ref`` grid mapping through xarray (``to_zarr(compute=False)``). Each
+product carries the CF attributes xarray and rioxarray decode without options
+(:func:`cf_attributes`): ``spatial_ref`` is a coordinate (``coordinates``) and the
+grid mapping (``grid_mapping``), 255 is ``_FillValue``, ``change_prob`` decodes to
+the probability (``scale_factor``), the masks and class maps name their values
+(``flag_values``/``flag_meanings``). The stored bytes are the uint8 encodings of
+DESIGN.md; only the metadata says how to read them. Once a run is complete,
+:func:`consolidate` gathers every array's metadata into the group's ``zarr.json``,
+so a reader opens the store with one metadata read; a resumed run removes it
+first (:func:`unconsolidate`), so a store that is being written never claims to
+be complete. The pipeline itself reads the raw bytes (:func:`read_window`,
+:func:`open_products`) and never trusts consolidated metadata.
+
+Each product array has one shard per output block (chunks of
 ``tiling.chunk_size`` inside), so :func:`write_block` replaces whole shards and
 is idempotent: a retried or resumed block rewrites the same bytes, and two
 blocks never touch the same shard. A written block always leaves one shard file
@@ -19,9 +30,10 @@ secrets, so it can be a task argument.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
@@ -48,6 +60,46 @@ PRODUCT_DESCRIPTIONS: dict[str, str] = {
     "class_t2": "class of t2 (index in the vocabulary); 255 = nodata",
 }
 
+#: ``change_prob`` stores round(254 p): decoding multiplies by this.
+PROB_SCALE = 1 / 254
+
+#: Meanings of the values of ``change_mask`` (its ``flag_meanings``).
+MASK_MEANINGS = ("unchanged", "changed")
+
+#: What zarr-python warns when it writes consolidated metadata in a Zarr v3 store.
+_CONSOLIDATED_WARNING = "Consolidated metadata is currently not part in the Zarr format 3 specification"
+
+
+def cf_attributes(name: str, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The CF attributes of the product ``name`` that make xarray mask, scale and name its values.
+
+    ``_FillValue`` is the nodata of every product (xarray masks it: a decoded product is
+    float with NaN where nodata). ``change_prob`` gets ``scale_factor`` = 1/254 (decoded:
+    the probability in [0, 1]) with its ``valid_range`` in stored units; ``change_mask``
+    and the class maps get ``flag_values`` and ``flag_meanings`` (a class map's are the
+    vocabulary's class names, blanks written as ``_``, as CF's blank-separated list asks).
+
+    Args:
+        name: ``change_prob``, ``change_mask``, ``class_t1`` or ``class_t2``.
+        class_names: the vocabulary's class names (class maps only).
+
+    Returns:
+        The attributes, JSON-serialisable.
+
+    Example:
+        >>> cf_attributes("class_t1", ["background", "sports field"])
+        {'_FillValue': 255, 'flag_values': [0, 1], 'flag_meanings': 'background sports_field'}
+    """
+    attrs: dict[str, Any] = {"_FillValue": NODATA}
+    if name == "change_prob":
+        attrs.update(scale_factor=PROB_SCALE, valid_range=[0, 254], units="1")
+    elif name == "change_mask":
+        attrs.update(flag_values=[0, 1], flag_meanings=" ".join(MASK_MEANINGS))
+    elif name in ("class_t1", "class_t2") and class_names is not None:
+        attrs.update(flag_values=list(range(len(class_names))),
+                     flag_meanings=" ".join("_".join(n.split()) for n in class_names))
+    return attrs
+
 
 def pixel_centres(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates of pixel centres ``(y [H], x [W])`` of a north-up grid."""
@@ -71,8 +123,9 @@ def create_store(
     chunk: int,
     attrs: Mapping[str, Any],
     product_attrs: Mapping[str, Mapping[str, Any]] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> None:
-    """Create the Zarr v3 group with empty (all-nodata) product arrays.
+    """Create the Zarr v3 group with empty (all-nodata) product arrays and their CF attributes.
 
     Args:
         path: the store folder (must not exist).
@@ -81,7 +134,8 @@ def create_store(
         shard: shard side = output block side.
         chunk: chunk side inside a shard (divides ``shard``).
         attrs: group attributes (provenance).
-        product_attrs: extra attributes per product (e.g. class names).
+        product_attrs: extra attributes per product.
+        class_names: the vocabulary's class names, the flag meanings of the class maps.
 
     Raises:
         OutputError: the folder cannot be written.
@@ -92,7 +146,10 @@ def create_store(
     for name in products:
         arr = da.full(shape, NODATA, dtype=np.uint8, chunks=(shard, shard))
         extra = dict((product_attrs or {}).get(name, {}))
-        data_vars[name] = (("y", "x"), arr, {"long_name": PRODUCT_DESCRIPTIONS.get(name, name), **extra})
+        # The data stay uint8 in xarray's eyes: only encodings would be applied on writing, and
+        # the CF attributes are plain attributes here, written as they are for readers to decode.
+        cf = {**cf_attributes(name, class_names), "coordinates": "spatial_ref"}
+        data_vars[name] = (("y", "x"), arr, {"long_name": PRODUCT_DESCRIPTIONS.get(name, name), **cf, **extra})
     ds = xr.Dataset(data_vars, coords={"y": y, "x": x})
     ds = ds.rio.write_crs(grid.crs_wkt).rio.write_transform(grid.affine)
     ds.attrs.update(attrs)
@@ -123,7 +180,7 @@ def write_block(path: StorePath, window: Window, arrays: Mapping[str, np.ndarray
     """
     rows, cols = window.slices()
     try:
-        group = zarr.open_group(_zarr_store(path), mode="r+")
+        group = _open_group(path, "r+")
         for n, (name, arr) in enumerate(arrays.items(), 1):
             # An all-nodata shard is written too: on resume, a missing shard means a lost block.
             _array(group, name, path).with_config({"write_empty_chunks": True})[rows, cols] = arr
@@ -145,10 +202,61 @@ def update_attrs(path: StorePath, attrs: Mapping[str, Any]) -> None:
         OutputError: the store cannot be written.
     """
     try:
-        zarr.open_group(_zarr_store(path), mode="r+").attrs.update(dict(attrs))
+        _open_group(path, "r+").attrs.update(dict(attrs))
     except _write_errors() as exc:
         _raise_if_remote(path, "zarr.json", exc)
         raise OutputError(f"cannot update the attributes of {_name(path)!r} ({_strerror(exc)})") from exc
+
+
+def consolidate(path: StorePath) -> None:
+    """Write every array's metadata into the group's ``zarr.json`` (the run is complete).
+
+    A reader (``xarray.open_zarr``, ``zarr.open_group``) then opens the store with one
+    metadata read, and xarray no longer warns that it falls back to reading each array's.
+    The result depends only on the store's metadata, so a resumed run writes the same bytes.
+
+    Raises:
+        OutputError: the store cannot be written.
+    """
+    # zarr-python 3 keeps consolidated metadata in zarr.json ("consolidated_metadata"), where
+    # xarray reads it; that the v3 specification has no such field yet is no news to a run's log.
+    # The filter (that message of zarr's only) stays in the process: ``warnings.catch_warnings``
+    # around the write is not thread-safe, and ``batch`` consolidates runs from concurrent threads.
+    # Set at each call, it is back after a ``catch_warnings`` block that began before it ended.
+    warnings.filterwarnings("ignore", message=_CONSOLIDATED_WARNING, category=UserWarning, module=r"zarr\.")
+    try:
+        zarr.consolidate_metadata(_zarr_store(path))
+    except _write_errors() as exc:
+        _raise_if_remote(path, "the consolidated metadata (zarr.json)", exc)
+        raise OutputError(f"cannot consolidate the metadata of {_name(path)!r} ({_strerror(exc)}); "
+                          "free space or fix the output folder, then run again with --resume") from exc
+
+
+def is_consolidated(path: StorePath) -> bool:
+    """Whether the store's ``zarr.json`` holds consolidated metadata (a complete run's store)."""
+    group = zarr.open_group(_zarr_store(path), mode="r")
+    return group.metadata.consolidated_metadata is not None
+
+
+def unconsolidate(path: StorePath) -> None:
+    """Remove the consolidated metadata of a store that is about to be written again (``--resume``).
+
+    Otherwise a reader would take a store whose blocks are being rewritten for a complete
+    one; :func:`consolidate` writes it again once the resumed run is complete. A store
+    without consolidated metadata is left untouched.
+
+    Raises:
+        OutputError: the store cannot be written.
+    """
+    try:
+        if not is_consolidated(path):
+            return
+        # Opened without its consolidated metadata, the group writes zarr.json back without it.
+        _open_group(path, "r+").update_attributes({})
+    except _write_errors() as exc:
+        _raise_if_remote(path, "zarr.json", exc)
+        raise OutputError(f"cannot remove the consolidated metadata of {_name(path)!r} ({_strerror(exc)}); "
+                          "free space or fix the output folder, then run again with --resume") from exc
 
 
 def store_problem(path: StorePath, grid: Grid, products: Sequence[str], *, shard: int,
@@ -159,7 +267,7 @@ def store_problem(path: StorePath, grid: Grid, products: Sequence[str], *, shard
     of the grid's shape with the run's shards, and decode to the grid's CRS and transform.
     """
     try:
-        group = zarr.open_group(_zarr_store(path), mode="r")
+        group = _open_group(path, "r")
         if group.attrs.get("fingerprint") != fingerprint:
             return f"its fingerprint {group.attrs.get('fingerprint')!r} is not this run's"
         for name in products:
@@ -190,7 +298,7 @@ def block_problem(path: StorePath, window: Window, products: Sequence[str]) -> s
     """
     rows, cols = window.slices()
     try:
-        group = zarr.open_group(_zarr_store(path), mode="r")
+        group = _open_group(path, "r")
     except Exception as exc:
         return f"the store cannot be opened ({exc})"
     for name in products:
@@ -215,7 +323,7 @@ def remove_blocks(path: StorePath, windows: Sequence[Window], products: Sequence
     """
     if not windows or not products:
         return
-    group = zarr.open_group(_zarr_store(path), mode="r")
+    group = _open_group(path, "r")
     for name in products:
         arr = _array(group, name, path)
         assert arr.shards is not None
@@ -232,10 +340,19 @@ def _shard_shape(grid: Grid, shard: int, chunk: int) -> tuple[int, int]:
 
 
 def read_window(path: StorePath, name: str, window: Window) -> np.ndarray:
-    """Read a window of one product array: uint8 ``[h, w]``."""
-    group = zarr.open_group(_zarr_store(path), mode="r")
+    """Read a window of one product array: uint8 ``[h, w]`` (the stored bytes, 255 = nodata)."""
+    group = _open_group(path, "r")
     rows, cols = window.slices()
     return np.asarray(_array(group, name, path)[rows, cols])
+
+
+def _open_group(path: StorePath, mode: Literal["r", "r+"]) -> zarr.Group:
+    """The store's group as the pipeline reads and writes it: from each array's own metadata.
+
+    Consolidated metadata is written last and is a copy (:func:`consolidate`); a write
+    through a group opened without it leaves a ``zarr.json`` without it.
+    """
+    return zarr.open_group(_zarr_store(path), mode=mode, use_consolidated=False)
 
 
 def _array(group: zarr.Group, name: str, path: StorePath) -> zarr.Array:
@@ -249,9 +366,15 @@ def _array(group: zarr.Group, name: str, path: StorePath) -> zarr.Array:
 
 
 def open_products(path: StorePath) -> xr.Dataset:
-    """Open the store lazily with its georeferencing decoded."""
+    """Open the store lazily as the pipeline reads it: georeferencing decoded, pixels as stored.
+
+    The products stay uint8 with 255 = nodata (``mask_and_scale=False``); a user's plain
+    ``xarray.open_zarr`` masks and scales them instead (:func:`cf_attributes`). Each
+    array's own metadata is read, whether or not the store is consolidated.
+    """
     store = _zarr_store(path)
-    return xr.open_zarr(Path(store) if isinstance(store, str) else store, decode_coords="all", consolidated=False)
+    return xr.open_zarr(Path(store) if isinstance(store, str) else store, decode_coords="all", consolidated=False,
+                        mask_and_scale=False)
 
 
 def _strerror(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ latitude, so each row's cells get their geodesic area on the CRS's ellipsoid
 
 :func:`change_statistics` counts changed and valid pixels of the ``change_mask``
 array with one Dask task per output block (reading windows of the Zarr store)
-and returns the changed area in km2.
+and returns the changed area (and the unknown, nodata, area) in km2.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class ChangeStats:
         changed_pixels: pixels with ``change_mask == 1``.
         changed_area_km2: ground area of the changed pixels.
         area_method: ``planar`` (projected CRS) or ``geodesic`` (geographic CRS).
+        unknown_area_km2: ground area of the pixels that are nodata (unknown: not observed
+            on either date, or outside a scene).
     """
 
     pixels: int
@@ -43,6 +45,7 @@ class ChangeStats:
     changed_pixels: int
     changed_area_km2: float
     area_method: Literal["planar", "geodesic"]
+    unknown_area_km2: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-able fields."""
@@ -123,12 +126,14 @@ def change_statistics(client: Any, store_path: store.StorePath, grid: Grid, *, b
     path = as_location(store_path)
     futures = [client.submit(count_block, path, w, pure=False, retries=retries) for w in windows]
     changed_rows = np.zeros(grid.height, np.int64)
-    valid = 0
+    valid_rows = np.zeros(grid.height, np.int64)
     for row0, changed, ok in client.gather(futures):
         changed_rows[row0 : row0 + len(changed)] += changed
-        valid += int(ok.sum())
-    area = float((changed_rows * row_areas_m2(grid)).sum()) / 1e6
+        valid_rows[row0 : row0 + len(ok)] += ok
+    areas = row_areas_m2(grid)
+    area = float((changed_rows * areas).sum()) / 1e6
+    unknown = float(((grid.width - valid_rows) * areas).sum()) / 1e6
     return ChangeStats(
-        pixels=grid.height * grid.width, valid_pixels=valid, changed_pixels=int(changed_rows.sum()),
-        changed_area_km2=area, area_method="geodesic" if is_geographic(grid) else "planar",
+        pixels=grid.height * grid.width, valid_pixels=int(valid_rows.sum()), changed_pixels=int(changed_rows.sum()),
+        changed_area_km2=area, area_method="geodesic" if is_geographic(grid) else "planar", unknown_area_km2=unknown,
     )

@@ -1,4 +1,4 @@
-"""Products derived from the finished store and COGs: STAC Item, quicklook, change polygons.
+"""Products derived from the finished store and COGs: STAC Item, quicklook, change polygons, from/to summary.
 
 Called by :mod:`s2c_batch.pipeline.run.runner` after the COGs are written and before the
 run is verified and marked ``complete``; each piece is switched by an
@@ -12,6 +12,10 @@ item in its properties, the GeoParquet file in its metadata
 (``s2c:provenance``), the PNG in text chunks. A derived file whose switch is off
 is removed, so a folder never holds one left over from an earlier run with
 other settings.
+
+With class maps, the from/to counts of each block start with the blocks too
+(:mod:`~s2c_batch.pipeline.products.transitions`); :func:`summarise` adds them up
+into the ``transitions`` and ``summary`` of ``run.json`` (and so of the STAC item).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from s2c_batch.pipeline.products.polygons import polygon_frame, save_polygons, s
 from s2c_batch.pipeline.products.preview import PreviewPiece, assemble, panel_shape
 from s2c_batch.pipeline.products.quicklook import write_quicklook
 from s2c_batch.pipeline.products.stac import write_stac_item
+from s2c_batch.pipeline.products.transitions import gather_transitions, submit_transitions
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +50,19 @@ def class_names(cfg: Config) -> tuple[str, ...] | None:
     return load_vocabulary(cfg.model.vocab).class_names
 
 
+def target_indexes(cfg: Config) -> tuple[int, ...]:
+    """The indexes of the vocabulary's target classes (``model.targets``, else its ``# targets:`` line)."""
+    if cfg.model.identifier == "none":
+        return ()
+    from s2c_batch.kernels.models.identifier.vocab import load_vocabulary
+
+    vocab = load_vocabulary(cfg.model.vocab)
+    return tuple((vocab.with_targets(cfg.model.targets) if cfg.model.targets else vocab).targets)
+
+
 @dataclass
 class PendingExtras:
-    """The derived-product tasks started with the blocks (``polygons`` is ``None`` when switched off).
+    """The derived-product tasks started with the blocks (``None`` when switched off or without class maps).
 
     The quicklook's scene panels are not among them: read in a task on a worker,
     the decimated scene reads made the tiny benchmark's whole run about 15%
@@ -55,11 +70,13 @@ class PendingExtras:
     """
 
     polygons: list[Any] | None = None
+    transitions: list[Any] | None = None
 
     def cancel(self, client: Any) -> None:
         """Cancel what is still running (the run failed or was interrupted)."""
-        if self.polygons:
-            client.cancel(self.polygons)
+        for futures in (self.polygons, self.transitions):
+            if futures:
+                client.cancel(futures)
 
 
 def start_extras(client: Any, store_path: StorePath, pair: ScenePair, cfg: Config,
@@ -79,7 +96,27 @@ def start_extras(client: Any, store_path: StorePath, pair: ScenePair, cfg: Confi
         pending.polygons = submit_vectorise(client, store_path, pair.grid, block=cfg.tiling.block_size,
                                             class_names=class_names(cfg), retries=cfg.cluster.retries,
                                             after=after)
+    names = class_names(cfg)
+    if names is not None:
+        pending.transitions = submit_transitions(client, store_path, pair.grid, block=cfg.tiling.block_size,
+                                                 n_classes=len(names), retries=cfg.cluster.retries, after=after)
     return pending
+
+
+def summarise(client: Any, pending: PendingExtras, pair: ScenePair, cfg: Config) -> dict[str, Any]:
+    """The ``run.json`` fields of the from/to summary: ``transitions`` and ``summary`` (nothing without class maps).
+
+    Args:
+        client: the run's ``distributed.Client``.
+        pending: what :func:`start_extras` started (its counting tasks).
+        pair: the scene pair and output grid.
+        cfg: the run's config.
+    """
+    names = class_names(cfg)
+    if names is None or pending.transitions is None:
+        return {}
+    matrix = gather_transitions(client, pending.transitions, names, pair.grid)
+    return {"transitions": matrix.to_json(), "summary": matrix.summary(target_indexes(cfg))}
 
 
 def write_extras(client: Any, out_dir: Location, pair: ScenePair, cfg: Config, run: dict[str, Any],

@@ -20,7 +20,9 @@
   ``s2c:fingerprint``, ``s2c:checkpoints``, ``s2c:inputs`` (file names),
   ``s2c:comparator``, ``s2c:identifier``, ``s2c:threshold`` (the number, or Otsu's choice
   ``{"method": "otsu", "level", "value", "valid_pixels"}``), ``s2c:fit`` (a fitted
-  comparator's parameters, else null).
+  comparator's parameters, else null); with class maps ``s2c:transitions`` (the from/to
+  matrix in m2) and ``s2c:summary`` (:mod:`~s2c_batch.pipeline.products.transitions`), and
+  with ``output.min_area_m2`` ``s2c:min_area`` (the regions it dropped).
 
 The item is validated offline (:mod:`s2c_batch.pipeline.products.stac_schema`) before it is
 written; an invalid item is an output error, never a silent file.
@@ -132,6 +134,9 @@ def build_item(
         "s2c:threshold": run.get("threshold", model.get("threshold")),
         "s2c:fit": run.get("fit"),
     }
+    for key in ("transitions", "summary", "min_area"):  # only where the run has them
+        if run.get(key) is not None:
+            properties[f"s2c:{key}"] = run[key]
     if both:
         start, end = sorted([t1, t2])  # type: ignore[type-var]
         item = pystac.Item(item_id(out), geometry, bbox, None, properties,

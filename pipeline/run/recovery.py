@@ -19,6 +19,8 @@ the disk alone (:func:`prepare_resume`):
   writes; :func:`~s2c_batch.pipeline.output.store.block_problem`); the ledger is
   rewritten with exactly those blocks, and the others are computed again from no
   shard (zarr reads a shard before writing it: a torn one would fail the write);
+- a kept store loses its consolidated metadata (that of a run that had completed)
+  until the resumed run is complete;
 - COGs and derived products are always written again from the store, and the
   temporary files of an interrupted write are removed (:func:`remove_temporaries`).
 
@@ -30,18 +32,22 @@ its files or objects through :class:`~s2c_batch.pipeline.output.location.Locatio
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import zarr
 
 from s2c_batch.kernels.raster.tiling import TilePlan
 from s2c_batch.pipeline.config import Config
 from s2c_batch.pipeline.errors import OutputExistsError
-from s2c_batch.pipeline.inputs.scene import Grid
+from s2c_batch.pipeline.inputs.scene import Grid, ScenePair, open_pair
+from s2c_batch.pipeline.inputs.source import Source
 from s2c_batch.pipeline.output import lock, store
 from s2c_batch.pipeline.output.layout import DERIVED_FILES, PRODUCT_FILES, STORE
 from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.output.runlog import read_record
+from s2c_batch.pipeline.run.fingerprint import checkpoint_paths, fingerprint, hash_path
 from s2c_batch.pipeline.run.plan import products_for
 
 log = logging.getLogger(__name__)
@@ -96,6 +102,57 @@ def resumes(out: Location, fingerprint: str) -> bool:
     return True
 
 
+#: What a run does with what its ``out`` holds (:func:`decide_mode`).
+Mode = Literal["fresh", "resume", "overwrite", "skip"]
+
+
+def decide_mode(t1: Source, t2: Source, out: Location, cfg: Config, *, who: str, fix: str,
+                bbox: tuple[float, float, float, float] | None = None, overwrite: bool = False,
+                hasher: Callable[[str], str] = hash_path) -> tuple[Mode, ScenePair]:
+    """Fresh, resume, overwrite or skip, from the ``run.json`` (else the store) at ``out``: what ``batch`` decides.
+
+    - nothing there: fresh (overwrite when ``overwrite`` and a run is there that left no fingerprint);
+    - the same fingerprint, ``complete`` and every product it lists still there: skip;
+    - the same fingerprint otherwise (``running``, ``failed``, a product gone): resume;
+    - another fingerprint: overwrite when ``overwrite``, else refused.
+
+    Args:
+        t1: earlier scene.
+        t2: later scene.
+        out: the run's output location.
+        cfg: the run's config.
+        who: the run, for the refusal's message (``run '31UFS'``).
+        fix: how to allow replacing it, for the refusal's message.
+        bbox: AOI in t1's CRS.
+        overwrite: replace a run of another fingerprint.
+        hasher: hashes a checkpoint path (a batch caches them).
+
+    Returns:
+        The mode and the opened pair.
+
+    Raises:
+        InputError: a scene is unusable (exit 3).
+        OutputExistsError: ``out`` holds a run with another fingerprint and ``overwrite`` is
+            false (exit 4).
+    """
+    pair = open_pair(t1, t2, cfg.input, bbox=bbox, storage=cfg.storage)
+    previous = previous_fingerprint(out)  # run.json's, else the store's
+    if previous is None:
+        return ("overwrite" if overwrite and lock.has_run(out) else "fresh"), pair
+    checkpoints = {k: hasher(p) for k, p in checkpoint_paths(cfg).items()}
+    if previous == fingerprint(pair, cfg, checkpoints):
+        record = read_record(out) or {}
+        products = record.get("products") or {}
+        complete = record.get("status") == "complete" and STORE in products and \
+            all(out.exists(name) for name in products)
+        return ("skip" if complete else "resume"), pair
+    if overwrite:
+        return "overwrite", pair
+    raise OutputExistsError(
+        f"{who}: out {out.url!r} holds a run made from other inputs, config, checkpoints or version; {fix}"
+    )
+
+
 def prepare_resume(out: Location, cfg: Config, *, fingerprint: str, grid: Grid, plan: TilePlan) -> Resumption:
     """Verify what the previous run left, remove what cannot be trusted, and say what is kept.
 
@@ -129,6 +186,7 @@ def prepare_resume(out: Location, cfg: Config, *, fingerprint: str, grid: Grid, 
         out.delete_prefix(STORE)
         ledger.rewrite(set())
         return Resumption(store_kept=False, store_problem=None if problem == "absent" else problem)
+    store.unconsolidate(store_path)  # written again, so no longer complete until this run is
     blocks = plan_blocks(plan)
     reuse: set[tuple[int, int]] = set()
     dropped: dict[tuple[int, int], str] = {}

@@ -5,8 +5,10 @@ plan -> prepare and lock ``--out`` -> fit the comparator to the scene (classical
 comparators; ``.s2c/fit.json``) -> create the Zarr store -> one Dask task per block
 on a cluster whose workers hold the model (tiled) or the fitted comparator
 (untiled) -> with ``model.threshold: otsu``, the scene's threshold and the mask pass
--> COGs from the store -> verify -> ``run.json`` says ``complete``. Each stage is timed
-into ``run.json``'s ``timings_s`` (:meth:`~s2c_batch.pipeline.output.runlog.RunLog.stage`).
+-> with ``output.min_area_m2``, the minimum mapping unit's pass -> COGs from the
+store -> the derived products and, with class maps, the from/to summary -> verify ->
+the store's metadata consolidated -> ``run.json`` says ``complete``. Each stage is
+timed into ``run.json``'s ``timings_s`` (:meth:`~s2c_batch.pipeline.output.runlog.RunLog.stage`).
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ from s2c_batch.pipeline.output.locate import open_location
 from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.output.runlog import RunLog, Timings
 from s2c_batch.pipeline.output.verify import verify_products
-from s2c_batch.pipeline.products.extras import PendingExtras, start_extras, write_extras
+from s2c_batch.pipeline.products.extras import PendingExtras, class_names, start_extras, summarise, write_extras
 from s2c_batch.pipeline.run import recovery
 from s2c_batch.pipeline.run.cog import write_cogs
 from s2c_batch.pipeline.run.context import RunContext, RunOptions
 from s2c_batch.pipeline.run.fingerprint import checkpoint_paths, fingerprint, hash_path, package_version
 from s2c_batch.pipeline.run.fit import fit_dcva_on_cluster, fit_on_cluster, load_fit, save_fit
 from s2c_batch.pipeline.run.graph import build_graph, build_untiled_graph, write_order
+from s2c_batch.pipeline.run.mmu import apply_min_area
 from s2c_batch.pipeline.run.plan import make_plan, untiled
 from s2c_batch.pipeline.run.threshold import (
     build_mask_graph,
@@ -188,6 +191,8 @@ def _run_claimed(ctx: RunContext) -> RunResult:
                 with sigterm_as_interrupt(), performance_report_to(options.report):
                     result = _compute(ctx, client, reuse, fitted)
             verify_products(ctx.out, pair, plan, ctx.ledger, result.products)
+            # Last: consolidated metadata marks a store whose every block is written and verified.
+            store.consolidate(ctx.store)
         except BaseException as exc:
             if isinstance(exc, InputError):
                 recovery.start_fresh(ctx.out)  # unusable input: leave no product behind
@@ -254,12 +259,12 @@ def create_products_store(ctx: RunContext, fitted: RunComparator | None = None) 
     if fitted is not None and cfg.model.fitted:
         attrs["fit"] = fitted.to_json()
     store.create_store(ctx.store, pair.grid, ctx.products, shard=cfg.tiling.block_size,
-                       chunk=cfg.tiling.chunk_size, attrs=attrs)
+                       chunk=cfg.tiling.chunk_size, attrs=attrs, class_names=class_names(cfg))
 
 
 def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
              fitted: RunComparator | None = None) -> RunResult:
-    """The block tasks (all but ``reuse``), then Otsu's mask pass, the COGs and the derived products."""
+    """The block tasks (all but ``reuse``), Otsu's mask pass, the unit's pass, the COGs and the derived products."""
     cfg, pair, plan, runlog, store_path = ctx.cfg, ctx.pair, ctx.plan, ctx.runlog, ctx.store
     token = uuid.uuid4().hex[:8]
     pending = PendingExtras()
@@ -274,8 +279,9 @@ def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
             reported = progress.install(client)  # the block tasks report their steps to the watchdog
             futures = client.compute(tasks, optimize_graph=False)  # retried by collect_blocks, not by Dask
             # A written block's polygons need no finished product: they are traced while later
-            # blocks are still being predicted (with Otsu, once the mask pass has written them).
-            if not cfg.model.otsu:
+            # blocks are still being predicted (with Otsu, once the mask pass has written them;
+            # with a minimum mapping unit, once its pass has).
+            if not cfg.model.otsu and cfg.output.min_area_m2 is None:
                 pending = start_extras(client, store_path, pair, cfg,
                                        after=dict(zip(write_order(plan, reuse), futures, strict=True)))
             reports = _collect(ctx, client, futures, token, reported=reported)
@@ -290,6 +296,9 @@ def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
         if cfg.model.otsu:
             with runlog.stage("threshold"):
                 pending = _otsu_masks(ctx, client, reports, reuse, token)
+        if cfg.output.min_area_m2 is not None:
+            with runlog.stage("min_area"):
+                pending = _min_area(ctx, client, token)
         written = {}
         with runlog.stage("cogs"):
             if cfg.output.cog:
@@ -297,6 +306,9 @@ def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
         written["change.zarr"] = str(store_path.href())
         with runlog.stage("extras"):
             previews = [r.preview for r in reports if r.preview is not None]
+            summary = summarise(client, pending, pair, cfg)  # the from/to summary, with class maps
+            if summary:
+                runlog.update(**summary)
             written.update(write_extras(client, ctx.out, pair, cfg, runlog.data, dict(written), pending, previews))
     except BaseException:
         if client.status == "running":  # a lost scheduler cannot be asked to cancel
@@ -354,7 +366,8 @@ def _otsu_masks(ctx: RunContext, client: Any, reports: list[BlockReport], reuse:
     masks = submit_masks(client, build_mask_graph(plan, store_path, chosen.level, target_classes(cfg),
                                                   with_classes=cfg.model.identifier != "none", token=token),
                          cfg.cluster.retries)
-    pending = start_extras(client, store_path, pair, cfg, after=masks)
+    unit = cfg.output.min_area_m2 is not None  # then the derived products start after the unit's pass
+    pending = PendingExtras() if unit else start_extras(client, store_path, pair, cfg, after=masks)
     try:
         client.gather(list(masks.values()))
     except BaseException:
@@ -362,6 +375,20 @@ def _otsu_masks(ctx: RunContext, client: Any, reports: list[BlockReport], reuse:
         pending.cancel(client)
         raise
     return pending
+
+
+def _min_area(ctx: RunContext, client: Any, token: str) -> PendingExtras:
+    """Drop the changed regions below ``output.min_area_m2``, record it, start the derived products.
+
+    Returns:
+        The derived-product tasks, started on the filtered mask.
+    """
+    cfg = ctx.cfg
+    assert cfg.output.min_area_m2 is not None
+    result = apply_min_area(client, ctx.store, ctx.pair.grid, block=cfg.tiling.block_size,
+                            min_area_m2=cfg.output.min_area_m2, retries=cfg.cluster.retries, token=token)
+    ctx.runlog.update(min_area=result.to_json())
+    return start_extras(client, ctx.store, ctx.pair, cfg, after={})
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

@@ -1,4 +1,4 @@
-"""Synthetic scene pairs with planted changes, and ``s2c-batch demo`` built on them.
+"""Synthetic scene pairs and series with planted changes, and ``s2c-batch demo`` built on them.
 
 May import ``pipeline.run`` and ``pipeline.learn`` (scoring); never ``batch`` or ``cli``.
 """

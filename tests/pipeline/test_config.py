@@ -49,6 +49,10 @@ def test_load_config__unknown_section_lists_sections() -> None:
                                  r"'dcva', 'anychange', 'inst_ceg', 'dynamicearth', 'ucd_scm'\]"),
         ("input.bands=[0, 1]", r"input\.bands must be a non-empty list of 1-based"),
         ("cluster.retries=-1", r"cluster\.retries must be >= 0"),
+        ("output.min_area_m2=0", r"output\.min_area_m2 must be > 0 m2 \(or null"),
+        ("output.min_area_m2=big", r"output\.min_area_m2 must be a number"),
+        ("series.persistence=-1", r"series\.persistence must be >= 0"),
+        ("series.against=last", r"series\.against must be one of \['previous', 'first'\]"),
     ],
 )
 def test_load_config__bad_values_name_the_key(item: str, match: str) -> None:
@@ -94,5 +98,13 @@ def test_config__products_hash_ignores_only_the_cluster_section() -> None:
     base = load_config("cva")
     assert load_config("cva", ["cluster.n_workers=3", "cluster.retries=0"]).products_hash() == base.products_hash()
     assert load_config("cva", ["cluster.n_workers=3"]).hash() != base.hash()
-    for change in ("model.threshold=0.2", "tiling.overlap=64", "input.bands=[3,2,1]", "output.cog=false"):
+    for change in ("model.threshold=0.2", "tiling.overlap=64", "input.bands=[3,2,1]", "output.cog=false",
+                   "output.min_area_m2=10"):
         assert load_config("cva", [change]).products_hash() != base.products_hash(), change
+
+
+def test_config__series_section_is_no_part_of_a_pairs_products() -> None:
+    base = load_config("cva")
+    assert (base.series.persistence, base.series.against, base.output.min_area_m2) == (2, "previous", None)
+    other = load_config("cva", ["series.persistence=4", "series.against=first"])
+    assert other.products_hash() == base.products_hash() and other.hash() != base.hash()

@@ -21,7 +21,7 @@ import pytest
 
 from s2c_batch.pipeline.cli import main
 from s2c_batch.pipeline.errors import OutputError
-from s2c_batch.pipeline.output import layout
+from s2c_batch.pipeline.output import layout, store
 from s2c_batch.pipeline.output.ledger import BlockLedger
 from s2c_batch.pipeline.run import runner
 
@@ -131,14 +131,17 @@ def _fill_before(fn: Callable[..., Any], disk: Path) -> Callable[..., Any]:
     return stage
 
 
-# write stage -> (where the disk fills up, the message)
-FULL: dict[str, tuple[str, Callable[..., Callable[..., Any]], str]] = {
-    "zarr_shard": ("create_products_store", _fill_after,
+# write stage -> (where the disk fills up: a function of the runner or of the store module, the message)
+FULL: dict[str, tuple[Any, str, Callable[..., Callable[..., Any]], str]] = {
+    "zarr_shard": (runner, "create_products_store", _fill_after,
                    r"writing block rows \d+:\d+, cols \d+:\d+ into '.*change\.zarr' failed "
                    r"\(No space left on device\)"),
-    "cog": ("write_cogs", _fill_before, r"writing COG '.*\.tif' failed \(No space left on device\)"),
-    "derived": ("write_extras", _fill_before, r"cannot write .* '.*' \(.*No space left on device\)"),
-    "run_json": ("verify_products", _fill_after, r"writing '.*run\.json' failed \(No space left on device\)"),
+    "cog": (runner, "write_cogs", _fill_before, r"writing COG '.*\.tif' failed \(No space left on device\)"),
+    "derived": (runner, "write_extras", _fill_before, r"cannot write .* '.*' \(.*No space left on device\)"),
+    "consolidated": (runner, "verify_products", _fill_after,
+                     r"cannot consolidate the metadata of '.*change\.zarr' \(No space left on device\)"),
+    "run_json": (store, "consolidate", _fill_after,
+                 r"writing '.*run\.json' failed \(No space left on device\)"),
 }
 
 
@@ -149,9 +152,9 @@ def test_run__full_disk_at_each_write_stage_is_exit_4_and_resume_completes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = small_disk / "out"
-    name, fill, message = FULL[stage]
+    where, name, fill, message = FULL[stage]
     with monkeypatch.context() as mp:
-        mp.setattr(runner, name, fill(getattr(runner, name), small_disk))
+        mp.setattr(where, name, fill(getattr(where, name), small_disk))
         with pytest.raises(OutputError, match=message + "; free space or fix the output folder, then run "
                                                          "again with --resume") as exc:
             run_small(scene, out, dask_cluster.address)

@@ -219,6 +219,7 @@ def test_run__to_gs_equals_the_local_run_and_resumes(
     remote = open_location(url, cfg.storage)
     assert isinstance(remote, ObjectLocation)
     assert_same_as_local(remote, local, tmp_path)
+    assert store.is_consolidated(remote.child("change.zarr"))  # and byte-equal to the local one's
     assert remote.read("quicklook.png") == (local / "quicklook.png").read_bytes()
     items = [json.loads(remote.read("stac-item.json") or b""), json.loads((local / "stac-item.json").read_text())]
     for item in items:

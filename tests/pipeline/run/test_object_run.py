@@ -21,7 +21,7 @@ import pytest
 
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError, OutputLockedError
-from s2c_batch.pipeline.output import lock
+from s2c_batch.pipeline.output import lock, store
 from s2c_batch.pipeline.output.ledger import ObjectLedger
 from s2c_batch.pipeline.output.locate import open_location
 from s2c_batch.pipeline.output.objects import ObjectLocation
@@ -59,6 +59,7 @@ def test_run__to_s3_equals_the_local_run(aws_env: S3Server, scenes: tuple[Path, 
     remote = open_location(url, cfg.storage)
     assert isinstance(remote, ObjectLocation)
     assert_same_as_local(remote, local, tmp_path)
+    assert store.is_consolidated(remote.child("change.zarr"))  # and byte-equal to the local one's
     record = json.loads(remote.read("run.json") or b"")
     assert record["status"] == "complete"
     assert aws_env.secret_key not in (remote.read("run.json") or b"").decode()

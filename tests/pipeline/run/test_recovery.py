@@ -24,6 +24,7 @@ from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import OutputExistsError
 from s2c_batch.pipeline.output import layout
 from s2c_batch.pipeline.output.ledger import BlockLedger
+from s2c_batch.pipeline.output.store import is_consolidated
 from s2c_batch.pipeline.run import runner
 from s2c_batch.pipeline.run.runner import run_change_detection
 
@@ -105,18 +106,22 @@ def test_run__resume_after_a_stop_at_each_stage_equals_a_clean_run(
         run = json.loads((out / record).read_text())
         assert run["status"] == "failed" and run["error"] == "Stop: stopped by the test"
     assert (out / layout.STORE).exists() == (stage not in ("before_run_json", "run_json_no_store"))
+    if (out / layout.STORE).exists():  # a stopped run's store is not consolidated as if complete
+        assert not is_consolidated(out / layout.STORE)
     assert len(BlockLedger(out).done()) == kept
 
     res = run_small(scene, out, dask_cluster.address, resume=True)
     assert res.status == "complete" and res.blocks_reused == kept
-    assert_same_products(out, clean)
+    assert is_consolidated(out / layout.STORE)
+    assert_same_products(out, clean)  # zarr.json with its consolidated metadata included
     assert BlockLedger(out).done() == {(i, j) for i in range(3) for j in range(3)}
     assert not list(out.glob(".*tmp*")), "temporaries of the stopped run are left"
 
 
 @pytest.mark.cluster
 def test_run__resume_recomputes_blocks_whose_shards_are_missing_or_torn(
-    scene: tuple[Path, Path], clean: Path, tmp_path: Path, dask_cluster  # noqa: ANN001
+    scene: tuple[Path, Path], clean: Path, tmp_path: Path, dask_cluster,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = tmp_path / "out"
     shutil.copytree(clean, out)
@@ -129,8 +134,19 @@ def test_run__resume_recomputes_blocks_whose_shards_are_missing_or_torn(
     (store / "change_prob" / "c" / "0" / "0.1f2e.partial").write_bytes(b"an unfinished shard write")
     with open(out / ".s2c" / "blocks.done", "a") as f:
         f.write("7 7\n2 ")  # an entry out of the plan, then a torn line
+    assert is_consolidated(store)
 
+    # While the resumed run rewrites blocks, the complete run's consolidated metadata is gone.
+    seen = []
+    write_cogs = runner.write_cogs
+
+    def note_then_write(*args: Any, **kwargs: Any) -> Any:
+        seen.append(is_consolidated(out / layout.STORE))
+        return write_cogs(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "write_cogs", note_then_write)
     res = run_small(scene, out, dask_cluster.address, resume=True)
+    assert seen == [False] and is_consolidated(out / layout.STORE)
     assert res.blocks_reused == BLOCKS - 3
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "complete" and run["blocks"]["computed"] == 3

@@ -7,6 +7,7 @@ Most runs go to a real `dask scheduler` + 2 `dask worker` processes (the
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import rasterio
 import rioxarray  # noqa: F401  (registers .rio)
+import xarray as xr
 from click.testing import CliRunner
 from distributed import Client
 
@@ -220,6 +222,19 @@ def test_run__cach_tiny_config_writes_every_product(tmp_path: Path, dask_cluster
     assert (mask <= expected).all()
     ds = store.open_products(out / "change.zarr")
     assert set(ds.data_vars) == {"change_prob", "change_mask", "class_t1", "class_t2"}
+    # A plain open decodes the class maps to the vocabulary's names (CF flag_values / flag_meanings).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = xr.open_zarr(out / "change.zarr")
+        for name in ("class_t1", "class_t2"):
+            attrs, decoded = plain[name].attrs, plain[name].values
+            assert attrs["flag_meanings"] == "background bareland water building"
+            assert attrs["flag_values"] == [0, 1, 2, 3]
+            meaning = dict(zip(attrs["flag_values"], attrs["flag_meanings"].split(), strict=True))
+            names = np.array([meaning[int(v)] for v in decoded[~nodata]])
+            np.testing.assert_array_equal(names, np.array(["background", "bareland", "water", "building"])[
+                bands[name][~nodata]])
+            assert np.isnan(decoded[nodata]).all()
 
 
 def test_run__missing_checkpoint_is_exit_2_and_writes_nothing(pair: tuple[Path, Path], tmp_path: Path) -> None:
