@@ -25,7 +25,8 @@ Usage::
 
 ``full`` is ``configs/default.yaml`` with ``model.random_init=true`` (seeded random weights
 of the real architecture: speed does not depend on the values). The last line printed is
-one JSON object; the samples go to stderr.
+one JSON object; a line per step seen goes to stderr (with the worker's memory then), so
+a run stopped early still says how far it came.
 
 ``--hook-cost`` times the predictor alone instead (one torch thread, CPU time of this
 process) with and without a global forward hook like the one through which a tiles task
@@ -98,6 +99,11 @@ class Sampler(threading.Thread):
                             label = task_label(key)
                             if label is None:
                                 continue
+                            if task["steps"] != self.tasks.get(key, {}).get("steps"):  # a sample per step
+                                rss = (info.get("metrics") or {}).get("memory", 0)
+                                print(json.dumps({"t": round(now, 1), "worker": worker, "task": key,
+                                                  **{k: task[k] for k in ("steps", "done", "total", "running_s")},
+                                                  "rss_mb": round(rss / 2**20)}), file=sys.stderr, flush=True)
                             self.tasks[key] = dict(task)
                             deadline, _ = self.rule.deadline(report.get("kinds", {}).get(label))
                             kind = key.split("-")[1]
