@@ -16,7 +16,7 @@ A report (:data:`METRIC` in the worker's metrics) is plain data::
     {"seq": 41,                               # one more with every report
      "at": 1796640000.25,                     # the worker's clock (time.time()) when made
      "tasks": {key: {"running_s": 12.5,      # every task the worker executes
-                     "idle_s": 0.8,          # since its last step (since it started, before any)
+                     "idle_s": 0.8,          # since its last step (tiles: or layer; before any: its start)
                      "steps": 7, "done": 28, "total": 121, "unit": "tiles predicted"}},
      "kinds": {"s2c-tiles-1a2b3c4d": {"steps": 30, "step_s": 2.4}}}   # this worker's median step
 
