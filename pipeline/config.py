@@ -250,10 +250,14 @@ class ClusterConfig:
             damaged input or a full disk fails at once, and Dask itself moves the
             tasks of a lost worker (:mod:`~s2c_batch.pipeline.cluster.supervise`); also
             the stalls a block may have before the run fails.
-        stall_min_s: the least deadline of a block task, in seconds.
-        stall_factor: a block task is stalled once it has run this many times the
-            median of the finished tasks of its kind (and at least ``stall_min_s``);
-            its worker is restarted (:mod:`~s2c_batch.pipeline.cluster.watchdog`).
+        stall_min_s: seconds a block task may go without progress before its worker
+            has finished a step of its kind (the first batch of tiles: loading the
+            model, a first call on a GPU).
+        stall_factor: afterwards, a block task is stalled once it has gone this many
+            times the median step of its kind on that worker without progress; its
+            worker is restarted (:mod:`~s2c_batch.pipeline.cluster.deadlines`).
+        stall_idle_min_s: the least such deadline, in seconds (never more than
+            ``stall_min_s``): heartbeats and pauses of a loaded machine are no stall.
     """
 
     n_workers: int | None = None
@@ -262,6 +266,7 @@ class ClusterConfig:
     retries: int = 2
     stall_min_s: float = 300.0
     stall_factor: float = 10.0
+    stall_idle_min_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.n_workers is not None and self.n_workers < 1:
@@ -276,6 +281,8 @@ class ClusterConfig:
             raise ConfigError(f"cluster.stall_min_s must be > 0 seconds, got {self.stall_min_s!r}")
         if self.stall_factor < 1:
             raise ConfigError(f"cluster.stall_factor must be >= 1, got {self.stall_factor!r}")
+        if self.stall_idle_min_s <= 0:
+            raise ConfigError(f"cluster.stall_idle_min_s must be > 0 seconds, got {self.stall_idle_min_s!r}")
 
 
 @dataclass(frozen=True)

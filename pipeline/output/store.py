@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -174,20 +174,25 @@ def create_store(
         raise OutputError(f"cannot create Zarr store {_name(path)!r}: {exc}") from exc
 
 
-def write_block(path: StorePath, window: Window, arrays: Mapping[str, np.ndarray]) -> None:
+def write_block(path: StorePath, window: Window, arrays: Mapping[str, np.ndarray], *,
+                on_written: Callable[[int, int], None] | None = None) -> None:
     """Write one block of every product (a region write of whole shards).
 
     Args:
         path: the store folder.
         window: the block core in output-grid coordinates (shard-aligned).
         arrays: product name -> uint8 ``[window.height, window.width]``.
+        on_written: called after each product is written, with the products written
+            so far and their number.
     """
     rows, cols = window.slices()
     try:
         group = _open_group(path, "r+")
-        for name, arr in arrays.items():
+        for n, (name, arr) in enumerate(arrays.items(), 1):
             # An all-nodata shard is written too: on resume, a missing shard means a lost block.
             _array(group, name, path).with_config({"write_empty_chunks": True})[rows, cols] = arr
+            if on_written is not None:
+                on_written(n, len(arrays))
     except _write_errors() as exc:  # disk full, a vanished mount or endpoint
         _raise_if_remote(path, f"block rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop}", exc)
         raise OutputError(

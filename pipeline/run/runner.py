@@ -28,6 +28,7 @@ from typing import Any
 
 from s2c_batch.kernels.comparators.base import FittedComparator
 from s2c_batch.kernels.comparators.registry import Fit, RunComparator, create_comparator
+from s2c_batch.pipeline.cluster import progress
 from s2c_batch.pipeline.cluster.connect import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.cluster.report import check_report_path, performance_report_to
 from s2c_batch.pipeline.cluster.signals import sigterm_as_interrupt
@@ -336,6 +337,7 @@ def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
             else:
                 tasks = build_graph(pair, plan, cfg, store_path, skip=reuse, gpu=has_gpu_workers(client),
                                     token=token, comparator=fitted)
+            reported = progress.install(client)  # the block tasks report their steps to the watchdog
             futures = client.compute(tasks, optimize_graph=False)  # retried by collect_blocks, not by Dask
             # A written block's polygons need no finished product: they are traced while later
             # blocks are still being predicted (with Otsu, once the mask pass has written them;
@@ -343,7 +345,7 @@ def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
             if not cfg.model.otsu and cfg.output.min_area_m2 is None:
                 pending = start_extras(client, store_path, pair, cfg,
                                        after=dict(zip(write_order(plan, reuse), futures, strict=True)))
-            reports = _collect(ctx, client, futures, token)
+            reports = _collect(ctx, client, futures, token, reported=reported)
         runlog.update(blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": len(reports),
                               "valid_pixels_computed": sum(r.valid_pixels for r in reports)})
         if not reuse and not any(r.valid_pixels for r in reports):
@@ -394,8 +396,12 @@ def record_coverage(ctx: RunContext, client: Any) -> ChangeStats:
     return stats
 
 
-def _collect(ctx: RunContext, client: Any, futures: list[Any], token: str) -> list[BlockReport]:
-    """Wait for the block tasks under the watchdog, recording each block in the ledger as it is written."""
+def _collect(ctx: RunContext, client: Any, futures: list[Any], token: str, *,
+             reported: bool = True) -> list[BlockReport]:
+    """Wait for the block tasks under the watchdog, recording each block in the ledger as it is written.
+
+    ``reported``: the workers report the tasks' progress (the watchdog's ``reported``).
+    """
     cfg, runlog = ctx.cfg, ctx.runlog
     bar = _progress_bar(len(futures), ctx.options.progress)
 
@@ -405,7 +411,8 @@ def _collect(ctx: RunContext, client: Any, futures: list[Any], token: str) -> li
 
     try:
         watchdog = Watchdog(client, token, factor=cfg.cluster.stall_factor, min_s=cfg.cluster.stall_min_s,
-                            retries=cfg.cluster.retries, on_change=lambda stalls: runlog.update(stalls=stalls))
+                            retries=cfg.cluster.retries, idle_min_s=cfg.cluster.stall_idle_min_s,
+                            reported=reported, on_change=lambda stalls: runlog.update(stalls=stalls))
         reports: list[BlockReport] = collect_blocks(client, futures, retries=cfg.cluster.retries, on_done=record,
                                                     watchdog=watchdog)
     except BaseException:

@@ -28,6 +28,7 @@ from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.raster.otsu import level_histogram
 from s2c_batch.kernels.raster.tiling import Block, Window
 from s2c_batch.pipeline.cluster.allocator import reuse_freed_memory
+from s2c_batch.pipeline.cluster.progress import task_progress
 from s2c_batch.pipeline.errors import portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
@@ -218,8 +219,11 @@ def read_block(pair: ScenePair, block: Block) -> BlockPixels | None:
     """
     if block.read is None:
         return None
+    progress = task_progress("dates read")
     t1, v1 = reader.read_window(pair.t1, block.read)
+    progress.step(1, 2)
     t2, v2 = reader.read_window(pair.t2, block.read)
+    progress.step(2, 2)
     return BlockPixels(t1, t2, v1 & v2)
 
 
@@ -242,17 +246,19 @@ def predict_tiles(job: TileJob, pixels: BlockPixels | None) -> dict[tuple[int, i
     Returns:
         Destination block index -> the partial sums that fall in its core.
     """
+    progress = task_progress("tiles predicted")
     predictor = worker_predictor(job.model)
     if job.comparator is not None:
         predictor = with_comparator(predictor, job.comparator)
     if pixels is None:  # a thin last block that owns no tile
         pixels = BlockPixels(np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8),
                              np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8), np.zeros((0, 0), bool))
-    partial = accumulate_tiles(
-        pixels.t1, pixels.t2, pixels.valid, block=job.block, shape=job.pair.grid.shape,
-        overlap=job.overlap, predictor=predictor, batch_size=job.model.batch_size,
-        scale=job.pair.t1.scale,
-    )
+    with progress.model_calls(enabled=not job.model.compile):  # a batch may take minutes on a CPU
+        partial = accumulate_tiles(
+            pixels.t1, pixels.t2, pixels.valid, block=job.block, shape=job.pair.grid.shape,
+            overlap=job.overlap, predictor=predictor, batch_size=job.model.batch_size,
+            scale=job.pair.t1.scale, on_batch=progress.step,
+        )
     return split_partial(partial, job.destinations)
 
 
@@ -264,6 +270,7 @@ def write_block(job: WriteJob, *pieces: Partial) -> BlockReport:
     after a lost worker, resume) writes the same bytes.
     """
     t0 = time.perf_counter()
+    progress = task_progress("products written")
     pred = combine_partials(pieces, job.core)
     targets = worker_predictor(job.model).target_classes if job.with_classes else ()
     arrays = encode_products(
@@ -271,7 +278,8 @@ def write_block(job: WriteJob, *pieces: Partial) -> BlockReport:
         class_t1=pred.class_t1, class_t2=pred.class_t2,
         target_classes=targets, with_classes=job.with_classes,
     )
-    store.write_block(job.store, job.core, arrays)
+    progress.step(0, len(arrays))  # encoded
+    store.write_block(job.store, job.core, arrays, on_written=progress.step)
     histogram = tuple(int(v) for v in level_histogram(arrays["change_prob"])) if job.threshold is None else None
     try:
         wname = str(get_worker().name)
