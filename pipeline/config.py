@@ -245,7 +245,9 @@ class ClusterConfig:
         n_workers: worker processes; ``None`` = one per visible GPU, else
             ``min(2, cores)`` CPU workers.
         threads_per_worker: threads of each worker process (keep 1 for a GPU).
-        memory_limit: per-worker memory limit passed to Dask (e.g. ``"8GiB"``).
+        memory_limit: per-worker memory limit passed to Dask (e.g. ``"8GiB"``); ``auto``
+            shares the machine's memory evenly among the workers started
+            (:func:`~s2c_batch.pipeline.cluster.connect.local_memory_limit`).
         retries: reruns of a block task that failed with an unexpected error; a
             damaged input or a full disk fails at once, and Dask itself moves the
             tasks of a lost worker (:mod:`~s2c_batch.pipeline.cluster.supervise`); also
