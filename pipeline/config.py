@@ -61,14 +61,47 @@ class InputConfig:
         resampling: resampling used by ``align: reproject``.
         asset: the asset to read when T1/T2 is a STAC Item; ``None`` = its first
             GeoTIFF/COG asset with the bands asked for.
+        mask_t1: an external mask raster of t1 (a path, a URL, or the name of an asset
+            when t1 is a STAC Item); its pixels that ``mask_values`` or ``mask_preset``
+            flag were not observed. ``None`` = the scene's own validity only (nodata,
+            NaN, its mask band or alpha band).
+        mask_t2: the same for t2.
+        mask_values: the values of ``mask_t1`` / ``mask_t2`` that mean "not observed";
+            ``None`` = any nonzero value (unless ``mask_preset`` is set).
+        mask_preset: a standard quality layer: ``s2_scl`` (Sentinel-2 L2A SCL: no data,
+            saturated, cloud shadow, cloud, cirrus, snow) or ``landsat_qa_pixel``
+            (Landsat Collection 2 QA_PIXEL bits 0-5: fill, dilated cloud, cirrus, cloud,
+            cloud shadow, snow).
+        coregister: ``none`` reads t2 as it is; ``global`` resamples t2 onto t1's grid
+            shifted by the median shift the co-registration QA measures, before any
+            comparator (lazily, as ``align: reproject`` does).
+        max_shift_px: a median shift (or a block's shift) longer than this many pixels
+            is flagged in ``run.json`` and logged as a warning.
+        coreg_qa: measure the shift between the dates per block (phase correlation) and
+            record it in ``run.json`` and the STAC item; ``coregister: global`` needs it.
+        coreg_band: the 1-based band of the scenes the shift is measured on; ``None`` =
+            the luminance (mean) of ``bands``.
+        coreg_window: side in pixels of the window measured at the centre of each block.
+        coreg_min_confidence: blocks whose correlation after alignment is below this
+            (0..1) are left out of the median (water, fields, clouds, change).
     """
 
     bands: tuple[int, ...] = (1, 2, 3)
     scale: float | None = None
     nodata: float | None = None
     align: Literal["strict", "reproject"] = "strict"
-    resampling: Literal["nearest", "bilinear", "cubic"] = "bilinear"
+    resampling: Literal["nearest", "bilinear", "cubic", "lanczos"] = "bilinear"
     asset: str | None = None
+    mask_t1: str | None = None
+    mask_t2: str | None = None
+    mask_values: tuple[float, ...] | None = None
+    mask_preset: Literal["s2_scl", "landsat_qa_pixel"] | None = None
+    coregister: Literal["none", "global"] = "none"
+    max_shift_px: float = 0.5
+    coreg_qa: bool = True
+    coreg_band: int | None = None
+    coreg_window: int = 512
+    coreg_min_confidence: float = 0.3
 
     def __post_init__(self) -> None:
         if not self.bands or any(b < 1 for b in self.bands):
@@ -77,6 +110,31 @@ class InputConfig:
             )
         if self.scale is not None and self.scale <= 0:
             raise ConfigError(f"input.scale must be > 0, got {self.scale!r}")
+        if self.mask_values is not None and self.mask_preset is not None:
+            raise ConfigError(
+                f"input.mask_values {list(self.mask_values)!r} and input.mask_preset {self.mask_preset!r} both "
+                "say which mask values are not observed; set only one of them"
+            )
+        if self.mask_values is not None and not self.mask_values:
+            raise ConfigError("input.mask_values must list at least one value (or be null: any nonzero value)")
+        for key in ("mask_t1", "mask_t2"):
+            if getattr(self, key) is not None and not str(getattr(self, key)).strip():
+                raise ConfigError(f"input.{key} is empty; give a mask raster (path, URL or STAC asset name) or null")
+        if self.max_shift_px <= 0:
+            raise ConfigError(f"input.max_shift_px must be > 0 pixels, got {self.max_shift_px!r}")
+        if self.coreg_band is not None and self.coreg_band < 1:
+            raise ConfigError(f"input.coreg_band must be a 1-based band index or null, got {self.coreg_band!r}")
+        if self.coreg_window < 64:
+            raise ConfigError(f"input.coreg_window must be >= 64 pixels, got {self.coreg_window!r}")
+        if not 0 <= self.coreg_min_confidence <= 1:
+            raise ConfigError(
+                f"input.coreg_min_confidence must be within [0, 1], got {self.coreg_min_confidence!r}"
+            )
+        if self.coregister == "global" and not self.coreg_qa:
+            raise ConfigError(
+                "input.coregister: global corrects t2 by the shift the co-registration QA measures; "
+                "set input.coreg_qa: true, or input.coregister: none"
+            )
 
 
 @dataclass(frozen=True)
@@ -187,15 +245,21 @@ class ClusterConfig:
         n_workers: worker processes; ``None`` = one per visible GPU, else
             ``min(2, cores)`` CPU workers.
         threads_per_worker: threads of each worker process (keep 1 for a GPU).
-        memory_limit: per-worker memory limit passed to Dask (e.g. ``"8GiB"``).
+        memory_limit: per-worker memory limit passed to Dask (e.g. ``"8GiB"``); ``auto``
+            shares the machine's memory evenly among the workers started
+            (:func:`~s2c_batch.pipeline.cluster.connect.local_memory_limit`).
         retries: reruns of a block task that failed with an unexpected error; a
             damaged input or a full disk fails at once, and Dask itself moves the
             tasks of a lost worker (:mod:`~s2c_batch.pipeline.cluster.supervise`); also
             the stalls a block may have before the run fails.
-        stall_min_s: the least deadline of a block task, in seconds.
-        stall_factor: a block task is stalled once it has run this many times the
-            median of the finished tasks of its kind (and at least ``stall_min_s``);
-            its worker is restarted (:mod:`~s2c_batch.pipeline.cluster.watchdog`).
+        stall_min_s: seconds a block task may go without progress before its worker
+            has finished a step of its kind (the first batch of tiles: loading the
+            model, a first call on a GPU).
+        stall_factor: afterwards, a block task is stalled once it has gone this many
+            times the median step of its kind on that worker without progress; its
+            worker is restarted (:mod:`~s2c_batch.pipeline.cluster.deadlines`).
+        stall_idle_min_s: the least such deadline, in seconds (never more than
+            ``stall_min_s``): heartbeats and pauses of a loaded machine are no stall.
     """
 
     n_workers: int | None = None
@@ -204,6 +268,7 @@ class ClusterConfig:
     retries: int = 2
     stall_min_s: float = 300.0
     stall_factor: float = 10.0
+    stall_idle_min_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.n_workers is not None and self.n_workers < 1:
@@ -218,6 +283,8 @@ class ClusterConfig:
             raise ConfigError(f"cluster.stall_min_s must be > 0 seconds, got {self.stall_min_s!r}")
         if self.stall_factor < 1:
             raise ConfigError(f"cluster.stall_factor must be >= 1, got {self.stall_factor!r}")
+        if self.stall_idle_min_s <= 0:
+            raise ConfigError(f"cluster.stall_idle_min_s must be > 0 seconds, got {self.stall_idle_min_s!r}")
 
 
 @dataclass(frozen=True)
@@ -324,12 +391,21 @@ class Config:
         The cluster's size, threads, memory limit and retries change where and how fast
         blocks run, never their pixels, so a run resumed on another cluster keeps its blocks.
         ``storage`` says how the inputs are reached and ``input.asset`` which file of a STAC
-        Item is read; which inputs those are is in the fingerprint. ``series`` says how a
-        series reads its pairs, never what a pair holds.
+        Item is read; which inputs those are is in the fingerprint, as are the masks
+        ``input.mask_t1`` / ``input.mask_t2`` name and the shift ``input.coregister`` applies.
+        ``series`` says how a series reads its pairs, never what a pair holds.
         """
         doc = {k: v for k, v in self.to_dict().items() if k not in ("cluster", "storage", "series")}
-        doc["input"].pop("asset", None)
+        for key in _INPUT_IDENTIFIED_ELSEWHERE:
+            doc["input"].pop(key, None)
         return _sha256_json(doc)
+
+
+#: ``input`` keys left out of :meth:`Config.products_hash`: which file ``asset``, ``mask_t1`` and
+#: ``mask_t2`` name is in the fingerprint (its identity), and the co-registration QA's keys
+#: change no pixel but through the shift it applies, which the fingerprint holds too.
+_INPUT_IDENTIFIED_ELSEWHERE = ("asset", "mask_t1", "mask_t2", "max_shift_px", "coreg_qa", "coreg_band",
+                               "coreg_window", "coreg_min_confidence")
 
 
 def _sha256_json(doc: dict[str, Any]) -> str:
@@ -490,16 +566,21 @@ def _read_config(path: str | Path | None, overrides: typing.Sequence[str]) -> tu
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
-    """Checkpoint paths written in a config file are relative to that file's folder.
+    """Checkpoint and mask paths written in a config file are relative to that file's folder.
 
     (Paths given with ``--set`` stay relative to the working directory.)
     """
     model = raw.get("model")
-    if not isinstance(model, dict):
-        return
-    for key, value in model.items():
-        if key.endswith("checkpoint") and isinstance(value, str) and value and not Path(value).is_absolute():
-            model[key] = str((base / value).resolve())
+    if isinstance(model, dict):
+        for key, value in model.items():
+            if key.endswith("checkpoint") and isinstance(value, str) and value and not Path(value).is_absolute():
+                model[key] = str((base / value).resolve())
+    section = raw.get("input")
+    if isinstance(section, dict):  # a mask file beside the config (a URL or a STAC asset name stays as written)
+        for key in ("mask_t1", "mask_t2"):
+            value = section.get(key)
+            if isinstance(value, str) and value and not Path(value).is_absolute() and (base / value).is_file():
+                section[key] = str((base / value).resolve())
 
 
 def parse_override(item: str) -> tuple[str, str, Any]:

@@ -57,6 +57,39 @@ def write_tif(path: Path, data: np.ndarray, *, crs: str = CRS, transform: Affine
     return path
 
 
+def write_masked_tif(path: Path, data: np.ndarray, mask: np.ndarray, *, kind: str = "internal",
+                     jpeg: bool = False, crs: str = CRS, transform: Affine = TRANSFORM) -> Path:
+    """Write ``data`` [C, H, W] uint8 with its validity ``mask`` [H, W] (True = observed), no nodata.
+
+    Args:
+        kind: ``internal`` (a mask band inside the TIFF, ``GDAL_TIFF_INTERNAL_MASK``),
+            ``sidecar`` (a ``.msk`` file beside it) or ``alpha`` (an extra alpha band).
+        jpeg: JPEG-compressed (YCbCr for 3 bands), tiled 256: the usual orthophoto delivery.
+    """
+    import rasterio
+
+    c, h, w = data.shape
+    profile: dict[str, Any] = {"driver": "GTiff", "width": w, "height": h, "count": c, "dtype": "uint8",
+                               "crs": crs, "transform": transform}
+    if jpeg:
+        profile.update(compress="JPEG", tiled=True, blockxsize=256, blockysize=256, jpeg_quality=90)
+        if c == 3:
+            profile["photometric"] = "YCBCR"
+    byte_mask = np.where(mask, 255, 0).astype(np.uint8)
+    if kind == "alpha":
+        profile.update(count=c + 1, photometric="RGB" if c == 3 else None, alpha="YES")
+        profile = {k: v for k, v in profile.items() if v is not None}
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(data, list(range(1, c + 1)))
+            dst.write(byte_mask, c + 1)
+        return path
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=kind == "internal"):
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(data)
+            dst.write_mask(byte_mask)
+    return path
+
+
 def make_pair(tmp: Path, height: int, width: int, *, seed: int = 0, bands: int = 3,
               nodata: int | None = None, **kw: object) -> tuple[Path, Path]:
     """A uint8 pair with smooth texture, noise and planted rectangular changes.

@@ -16,7 +16,7 @@ immaterial at uint8 precision), so the products do not depend on the block size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +96,7 @@ def accumulate_tiles(
     batch_size: int,
     scale: float = 1.0,
     prefetch: bool | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> Partial:
     """Predict a block's own tiles in batches and sum them over its region.
 
@@ -114,6 +115,8 @@ def accumulate_tiles(
             blended (:func:`~s2c_batch.kernels.prefetch.prefetched`). ``None``: when the
             predictor says its work runs on another device (``device_async``, e.g. CUDA).
             The sums are the same either way.
+        on_batch: called in the caller's thread after each batch is summed, with the
+            tiles summed so far and the tiles to predict (those with a valid pixel).
 
     Returns:
         The block's sums over ``block.region``.
@@ -147,6 +150,7 @@ def accumulate_tiles(
 
     if prefetch is None:
         prefetch = bool(getattr(predictor, "device_async", False))
+    summed = 0
     for batch, pred in prefetched(run, list(_batches(todo, batch_size)), enabled=prefetch):
         for k, (tile, tile_id) in enumerate(batch):
             sub = tile.intersection(region)
@@ -170,6 +174,9 @@ def accumulate_tiles(
                 best_id[in_reg][take] = tile_id  # type: ignore[index]
                 cls1[in_reg][take] = pred.class_t1[k][in_tile][take]  # type: ignore[index]
                 cls2[in_reg][take] = pred.class_t2[k][in_tile][take]  # type: ignore[index]
+        summed += len(batch)
+        if on_batch is not None:
+            on_batch(summed, len(todo))
     return Partial(region, acc, wsum, seen, ok, best_w, best_id, cls1, cls2)
 
 

@@ -15,6 +15,10 @@ from s2c_batch.kernels.raster.encode import NODATA
 #: Colour of changed pixels when there are no class maps.
 CHANGE_RGB = (230, 25, 40)
 
+#: Colour of unknown pixels (``change_mask`` 255: a date did not observe them): no change
+#: colour, no class colour, and not black, which a dark scene shows too.
+UNKNOWN_RGB = (95, 140, 190)
+
 #: Class colours, by class index modulo the table length (index 0 is the
 #: background of SegEarth-OV3 and stays grey).
 _PALETTE = np.array(
@@ -67,7 +71,7 @@ def change_overlay(
     n_classes: int = 0,
     dim: float = 0.45,
 ) -> np.ndarray:
-    """The change panel: a dimmed grey background with changed pixels in colour.
+    """The change panel: a dimmed grey background with changed pixels in colour and unknown ones in theirs.
 
     Args:
         base: uint8 ``[h, w, 3]`` background image (the t2 panel).
@@ -78,7 +82,8 @@ def change_overlay(
         dim: brightness of the grey background, in (0, 1].
 
     Returns:
-        uint8 ``[h, w, 3]``; nodata is black.
+        uint8 ``[h, w, 3]``; unknown pixels (nodata, not observed by a date) are
+        :data:`UNKNOWN_RGB`.
     """
     grey = base.astype(np.float32).mean(axis=2, keepdims=True) * dim
     out = np.repeat(grey, 3, axis=2).astype(np.uint8)
@@ -89,7 +94,7 @@ def change_overlay(
         palette = class_colours(max(n_classes, 1))
         idx = np.minimum(classes[changed], len(palette) - 1)
         out[changed] = palette[idx]
-    out[mask == NODATA] = 0
+    out[mask == NODATA] = UNKNOWN_RGB
     return out
 
 

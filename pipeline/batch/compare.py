@@ -168,7 +168,7 @@ def run_comparison(
                                       block=run_cfg.tiling.block_size, retries=run_cfg.cluster.retries)
             row = ComparatorRow(comparator=name, out=str(run.out), seconds=round(seconds, 3),
                                 changed_pixels=stats.changed_pixels, valid_pixels=stats.valid_pixels,
-                                threshold=record.get("threshold"))
+                                threshold=record.get("threshold"), unknown_pct=round(stats.unknown_pct, 4))
             if truth is not None:
                 mask = run.products.get("change_mask.tif") or str(run_out.href("change_mask.tif"))
                 m = score_rasters(mask, truth, truth_values=truth_values, storage=run_cfg.storage).metrics

@@ -107,6 +107,11 @@ class RunOutcome:
             "changed_pixels": s.changed_pixels if s else None,
             "changed_area_km2": round(s.changed_area_km2, 6) if s else None,
             "area_method": s.area_method if s else None,
+            "unknown_pixels": s.unknown_pixels if s else None,
+            "observed_area_m2": round(s.observed_area_m2, 3) if s else None,
+            "unknown_area_m2": round(s.unknown_area_m2, 3) if s else None,
+            "observed_pct": round(s.observed_pct, 4) if s else None,
+            "unknown_pct": round(s.unknown_pct, 4) if s else None,
             "unknown_area_km2": round(s.unknown_area_km2, 6) if s else None,
             # from run.json: the from/to matrix and summary (runs with class maps), the unit's drops
             "transitions": self.record.get("transitions"),
@@ -363,8 +368,9 @@ def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
             result = run_pair(spec.t1, spec.t2, spec.out, spec.cfg, options)
             outcome.status = "complete"
             outcome.products = dict(result.products)
-        outcome.stats = change_statistics(client, spec.out.child(STORE), pair.grid,
-                                          block=spec.cfg.tiling.block_size, retries=spec.cfg.cluster.retries)
+        outcome.stats = _recorded_stats(spec) or change_statistics(
+            client, spec.out.child(STORE), pair.grid, block=spec.cfg.tiling.block_size,
+            retries=spec.cfg.cluster.retries)
         outcome.record = read_record(spec.out) or {}
     except KeyboardInterrupt:
         outcome.status, outcome.exit_code = "interrupted", EXIT_INTERRUPTED
@@ -380,6 +386,15 @@ def _execute(spec: RunSpec, outcome: RunOutcome, client: Any, address: str,
         if outcome.error is not None:
             what = f"{what} (exit {outcome.exit_code}): {outcome.error}"
         print(f"s2c-batch: {spec.name}: {what} [{outcome.duration_s:.1f} s]", file=sys.stderr)
+
+
+def _recorded_stats(spec: RunSpec) -> ChangeStats | None:
+    """The counts a complete run recorded in its ``run.json`` (``coverage``); ``None``: count them again."""
+    record = read_record(spec.out) or {}
+    try:
+        return ChangeStats.from_coverage(record["coverage"]) if record.get("status") == "complete" else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _execute_series(spec: SeriesSpec, client: Any, address: str, hasher: Callable[[str], str], progress: bool,

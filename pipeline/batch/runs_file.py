@@ -16,6 +16,8 @@ Format::
         set: [model.threshold=0.4]  # optional; applied after defaults.set
         bbox: [600000, 5090000, 610000, 5100000]   # optional, in t1's CRS
         overwrite: false       # optional; replace an output made with other inputs/config
+        mask_t1: masks/2024/31UFS_SCL.tif   # optional: input.mask_t1 of this run
+        mask_t2: SCL           # optional: input.mask_t2 (here an asset of t2's STAC Item)
     series:                    # optional; N acquisitions of one place (s2c-batch series)
       - name: 31UFS-series     # optional; default = the out folder's (or prefix's) name; unique
         dates: scenes/31UFS/*.tif   # a glob (local files), or a list of paths, URLs or STAC Items
@@ -26,7 +28,8 @@ Format::
 
 A run list may hold ``runs``, ``series`` or both.
 
-Relative paths (``t1``, ``t2``, ``out``, a ``config`` that is a file) are taken
+Relative paths (``t1``, ``t2``, ``out``, a ``config`` that is a file, a ``mask_t1`` or
+``mask_t2`` that names a file there) are taken
 relative to the folder of RUNS.yaml, so the file works from any working
 directory; a relative ``out`` is taken under ``defaults.out`` when it is given (a
 folder, or an ``s3://`` or ``gs://`` prefix under which ``out: products/31UFS`` is the key prefix
@@ -59,7 +62,7 @@ from s2c_batch.pipeline.output.locate import open_location
 from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.series.runner import SeriesSpec
 
-RUN_KEYS = ("name", "t1", "t2", "out", "config", "set", "bbox", "overwrite")
+RUN_KEYS = ("name", "t1", "t2", "out", "config", "set", "bbox", "overwrite", "mask_t1", "mask_t2")
 SERIES_KEYS = ("name", "dates", "out", "config", "set", "against", "persistence", "overwrite")
 DEFAULT_KEYS = ("config", "set", "out")
 TOP_KEYS = ("defaults", "runs", "series")
@@ -182,6 +185,15 @@ def _run(base: Path, out_base: Path | str, i: int, entry: Any, default_config: A
     where = f"{where} ({name})"
     config = entry.get("config", default_config)
     overrides = default_set + _overrides(entry.get("set"), f"{where}.set", problems)
+    for key in ("mask_t1", "mask_t2"):
+        value = entry.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{where}: {key} must be a mask raster's path or URL, or an asset name of the "
+                            f"scene's STAC Item, got {value!r}")
+            continue
+        overrides.append(f"input.{key}={json.dumps(_mask(base, value))}")
     cfg = _config(base, config, overrides, where, problems)
     bbox = _bbox(entry.get("bbox"), where, problems)
     overwrite = entry.get("overwrite", False)
@@ -257,6 +269,15 @@ def _scene(base: Path, text: str) -> Source:
     """A scene: a URL or ``/vsi...`` path as written, else a path relative to RUNS.yaml's folder."""
     source = Source.parse(text.strip())
     return source if source.remote else Source.parse(_path(base, text))
+
+
+def _mask(base: Path, text: str) -> str:
+    """A run's mask: a URL as written, a file relative to RUNS.yaml's folder, else as written (an asset name)."""
+    source = Source.parse(text.strip())
+    if source.is_url:
+        return source.text
+    path = _path(base, text)
+    return str(path) if path.exists() or "/" in text else source.text
 
 
 def _out_base(base: Path, value: Any, problems: list[str]) -> Path | str:

@@ -4,8 +4,10 @@ Without ``--scheduler``: one worker process per visible GPU (each with
 ``resources={"GPU": 1}`` and two threads: GPU tasks take the GPU resource, so
 the second thread reads and writes blocks meanwhile), else CPU workers. A run whose
 comparator needs no torch model (``numpy_only``) neither imports torch to look for GPUs
-nor leaves cores idle: one single-threaded worker per core. The dashboard link is logged
-at start.
+nor leaves cores idle: one single-threaded worker per core. ``cluster.memory_limit: auto``
+shares the machine's memory among the worker processes started, not among its cores
+(Dask's own ``auto``): one single-threaded model worker on a 2-core machine may use all
+of it, not half. The dashboard link is logged at start.
 """
 
 from __future__ import annotations
@@ -17,11 +19,35 @@ from collections.abc import Iterator
 from typing import Any
 
 from distributed import Client, LocalCluster
+from distributed.system import MEMORY_LIMIT
 
 from s2c_batch.pipeline.config import ClusterConfig
 from s2c_batch.pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+def local_memory_limit(setting: str, n_workers: int, *, system_bytes: int = MEMORY_LIMIT) -> str | int:
+    """The memory limit of each LocalCluster worker for ``cluster.memory_limit``.
+
+    Dask's ``auto`` gives a worker the machine's memory times its threads over the
+    machine's cores, so a single-threaded worker holding a large model gets half of a
+    2-core machine however few workers run, and its nanny replaces it at 95 % of that,
+    silently, restarting its task from zero. Here ``auto`` is the machine's memory
+    (cgroup limits included, as Dask reads it) split evenly among the worker processes.
+
+    Args:
+        setting: ``cluster.memory_limit``: ``"auto"``, or what Dask accepts
+            (``"8GiB"``, a byte count, ``"0"`` for no limit); passed on unchanged.
+        n_workers: worker processes the LocalCluster starts (>= 1).
+        system_bytes: the machine's memory in bytes.
+
+    Returns:
+        Bytes per worker for ``auto``, else ``setting``.
+    """
+    if str(setting).strip().lower() != "auto":
+        return setting
+    return max(1, system_bytes // max(1, n_workers))
 
 
 def visible_gpus() -> int:
@@ -76,7 +102,8 @@ def connect(scheduler: str | None, cfg: ClusterConfig, *, needs_gpu_check: bool 
         n = cfg.n_workers or max(1, min(2, os.cpu_count() or 1))
         kwargs = {"n_workers": n, "threads_per_worker": cfg.threads_per_worker}
     cluster = LocalCluster(
-        processes=True, memory_limit=cfg.memory_limit, dashboard_address="127.0.0.1:0",
+        processes=True, memory_limit=local_memory_limit(cfg.memory_limit, kwargs["n_workers"]),
+        dashboard_address="127.0.0.1:0",
         host="127.0.0.1", silence_logs=logging.ERROR, **kwargs,
     )
     client = Client(cluster)

@@ -11,6 +11,12 @@ Alignment: identical CRS, transform and shape is the fast path. Otherwise
 ``input.align: strict`` raises :class:`SceneMismatchError` naming both values,
 and ``input.align: reproject`` warps t2 onto t1's grid lazily (a GDAL warped
 VRT read window by window).
+
+Validity: a pixel of a date is observed unless every selected band equals the nodata
+value, a band is NaN, the file's mask band says so (an internal mask, a ``.msk``
+sidecar: GDAL's per-dataset mask), its alpha band is 0, or its external mask
+(``input.mask_t1`` / ``input.mask_t2``, :mod:`~s2c_batch.pipeline.inputs.masks`) flags it.
+An alpha band is never one of ``input.bands``.
 """
 
 from __future__ import annotations
@@ -28,11 +34,15 @@ import rioxarray
 import xarray as xr
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.warp import transform_bounds
 
+from s2c_batch.kernels.raster.validity import mask_rule
 from s2c_batch.pipeline.config import InputConfig, StorageConfig
 from s2c_batch.pipeline.errors import ConfigError, InputError, SceneMismatchError
 from s2c_batch.pipeline.inputs.damage import gdal_messages
+from s2c_batch.pipeline.inputs.grid import Grid, WarpSpec
+from s2c_batch.pipeline.inputs.masks import GridOf, MaskSource, open_mask
 from s2c_batch.pipeline.inputs.remote import open_raster, raster_env, resolve_storage
 from s2c_batch.pipeline.inputs.remote_errors import remote_failure, remote_input_error
 from s2c_batch.pipeline.inputs.source import Source
@@ -40,49 +50,6 @@ from s2c_batch.pipeline.inputs.stac_item import resolve_item
 
 #: dtypes a scene may have; others (complex, int8, ...) are refused.
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
-
-
-@dataclass(frozen=True)
-class Grid:
-    """The output pixel grid: CRS, affine transform and shape.
-
-    Attributes:
-        crs_wkt: CRS as WKT.
-        transform: the six GDAL-order affine coefficients ``(a, b, c, d, e, f)``.
-        height: rows.
-        width: columns.
-    """
-
-    crs_wkt: str
-    transform: tuple[float, float, float, float, float, float]
-    height: int
-    width: int
-
-    @property
-    def affine(self) -> Affine:
-        """The grid's affine transform."""
-        return Affine(*self.transform)
-
-    @property
-    def crs(self) -> CRS:
-        """The grid's CRS."""
-        return CRS.from_wkt(self.crs_wkt)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """Grid ``(height, width)``."""
-        return (self.height, self.width)
-
-
-@dataclass(frozen=True)
-class WarpSpec:
-    """Warp a source onto a target grid (``input.align: reproject``)."""
-
-    crs_wkt: str
-    transform: tuple[float, float, float, float, float, float]
-    height: int
-    width: int
-    resampling: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +69,10 @@ class SceneSource:
         warp: set when the source is read through a warped VRT onto t1's grid.
         dtype: the raster's dtype name.
         storage: how GDAL reaches a remote ``path`` (resolved on the client; no secrets).
+        dataset_mask: the file has a mask band for the selected bands (an internal mask,
+            a ``.msk`` sidecar or an alpha band): its zeros are not observed.
+        alpha: the 1-based index of the file's alpha band, or ``None``.
+        mask: the date's external mask (``input.mask_t1`` / ``input.mask_t2``), or ``None``.
     """
 
     path: str
@@ -114,6 +85,9 @@ class SceneSource:
     warp: WarpSpec | None = None
     dtype: str = "uint8"
     storage: StorageConfig | None = None
+    dataset_mask: bool = False
+    alpha: int | None = None
+    mask: MaskSource | None = None
 
     @property
     def raster(self) -> Source:
@@ -139,6 +113,13 @@ class _Meta:
     count: int
     dtype: str
     nodata: float | None
+    alpha: int | None = None
+    masked_bands: tuple[int, ...] = ()
+
+    @property
+    def grid(self) -> GridOf:
+        """The raster's grid, as the mask checks compare it."""
+        return GridOf(self.crs, self.transform, self.height, self.width)
 
 
 def inspect_scene(path: str | os.PathLike[str] | Source, label: str, storage: StorageConfig | None = None) -> _Meta:
@@ -200,16 +181,24 @@ def inspect_scene(path: str | os.PathLike[str] | Source, label: str, storage: St
             f"{label} scene {str(p)!r} has dtype {meta.dtype!r}, which is not supported; "
             f"supported dtypes are {list(SUPPORTED_DTYPES)}"
         )
-    _probe_pixels(source, label, meta, storage)
-    return meta
+    return _probe_pixels(source, label, meta, storage)
 
 
-def _probe_pixels(source: Source, label: str, meta: _Meta, storage: StorageConfig | None) -> None:
-    """Read the first and last pixel of every band: truncated files fail here."""
+def _probe_pixels(source: Source, label: str, meta: _Meta, storage: StorageConfig | None) -> _Meta:
+    """Read the first and last pixel of every band (truncated files fail here); note the mask bands.
+
+    Returns:
+        ``meta`` with its alpha band and the bands whose validity a mask band gives.
+    """
     try:
         with open_raster(source, storage) as src:
             for r, c in ((0, 0), (meta.height - 1, meta.width - 1)):
                 src.read(window=rasterio.windows.Window(c, r, 1, 1))
+                src.read_masks(window=rasterio.windows.Window(c, r, 1, 1))
+            alpha = next((i + 1 for i, ci in enumerate(src.colorinterp) if ci == ColorInterp.alpha), None)
+            masked = tuple(i + 1 for i, flags in enumerate(src.mask_flag_enums)
+                           if MaskFlags.per_dataset in flags and i + 1 != alpha)
+            return replace(meta, alpha=alpha, masked_bands=masked)
     except Exception as exc:
         known = remote_failure(f"{label} scene", source.text, exc) if source.remote else None
         if known is not None:
@@ -251,6 +240,7 @@ def open_pair(
             section that does not resolve.
     """
     t1, t2 = Source.parse(t1), Source.parse(t2)
+    items = (t1 if t1.is_stac_item else None, t2 if t2.is_stac_item else None)
     storage = storage or StorageConfig()
     if t1.remote or t2.remote:
         storage = resolve_storage(storage)
@@ -271,6 +261,18 @@ def open_pair(
         if meta.crs is None:
             raise InputError(
                 f"{label} scene {str(path)!r} has no CRS; georeference it (e.g. gdal_edit.py -a_srs)"
+            )
+        if meta.alpha is not None and meta.alpha in cfg.bands:
+            raise InputError(
+                f"input.bands {list(cfg.bands)} holds band {meta.alpha} of {label} scene {str(path)!r}, its alpha "
+                "band (the mask of the others, not an image band); leave it out, e.g. --set input.bands="
+                f"{[b for b in range(1, meta.count + 1) if b != meta.alpha][:3]}"
+            )
+        if cfg.coreg_band is not None and (cfg.coreg_band > meta.count or cfg.coreg_band == meta.alpha):
+            raise InputError(
+                f"input.coreg_band {cfg.coreg_band} is not an image band of {label} scene {str(path)!r} "
+                f"({meta.count} band(s){f', band {meta.alpha} alpha' if meta.alpha else ''}); set it to one "
+                "that is, or to null for the luminance of input.bands"
             )
     if m1.dtype != m2.dtype:
         raise SceneMismatchError(
@@ -297,10 +299,18 @@ def open_pair(
         warp = WarpSpec(grid.crs_wkt, grid.transform, grid.height, grid.width, cfg.resampling)
 
     scale = _scale_for(cfg, m1.dtype, t1)
+    rule = mask_rule(cfg.mask_values, cfg.mask_preset)
+    masks = [
+        None if value is None else open_mask(value, label, item=item, scene=meta.grid, scene_warp=scene_warp,
+                                             target=grid, align=cfg.align, rule=rule, storage=storage)
+        for value, label, item, meta, scene_warp in ((cfg.mask_t1, "t1", items[0], m1, None),
+                                                     (cfg.mask_t2, "t2", items[1], m2, warp))
+    ]
     s1 = SceneSource(
         path=t1.absolute, bands=tuple(cfg.bands),
         nodata=cfg.nodata if cfg.nodata is not None else m1.nodata,
         scale=scale, offset=(0, 0), height=m1.height, width=m1.width, dtype=m1.dtype, storage=storage,
+        dataset_mask=cfg.bands[0] in m1.masked_bands, alpha=m1.alpha, mask=masks[0],
     )
     s2 = SceneSource(
         path=t2.absolute, bands=tuple(cfg.bands),
@@ -308,11 +318,18 @@ def open_pair(
         scale=scale, offset=(0, 0),
         height=m1.height if warp else m2.height, width=m1.width if warp else m2.width,
         warp=warp, dtype=m2.dtype, storage=storage,
+        dataset_mask=cfg.bands[0] in m2.masked_bands, alpha=m2.alpha, mask=masks[1],
     )
     if bbox is not None:
         grid, offset = _aoi(grid, bbox, t1)
-        s1, s2 = replace(s1, offset=offset), replace(s2, offset=offset)
+        s1, s2 = with_offset(s1, offset), with_offset(s2, offset)
     return ScenePair(t1=s1, t2=s2, grid=grid)
+
+
+def with_offset(source: SceneSource, offset: tuple[int, int]) -> SceneSource:
+    """``source`` read with the output grid's origin at ``offset`` of its (warped) grid, its mask too."""
+    mask = None if source.mask is None else replace(source.mask, offset=offset)
+    return replace(source, offset=offset, mask=mask)
 
 
 def _scale_for(cfg: InputConfig, dtype: str, path: Source) -> float:

@@ -5,7 +5,9 @@ URL) is read as a STAC Item. ``input.asset`` names the asset to read; unset, the
 GeoTIFF/COG asset (media type ``image/tiff``) that has the bands ``input.bands`` asks for
 (``eo:bands`` or ``raster:bands``, when the item says) is taken. A relative ``href`` is
 resolved against the item's own location. The scene is then the asset's URL or path:
-it is what the workers read and what the fingerprint identifies.
+it is what the workers read and what the fingerprint identifies. A mask
+(``input.mask_t1`` / ``input.mask_t2``) may name another asset of the same item
+(:func:`asset_named`).
 """
 
 from __future__ import annotations
@@ -68,6 +70,29 @@ def resolve_item(item: Source, label: str, *, asset: str | None, bands: tuple[in
     if not isinstance(href, str) or not href:
         raise InputError(f"{label} STAC Item {path!r}: the asset chosen has no href")
     return _absolute(Source(href), item)
+
+
+def asset_named(item: Source, label: str, asset: str, *, key: str, storage: StorageConfig | None) -> Source:
+    """The absolute URL or path of the asset ``asset`` of a scene's STAC Item (a mask, ``input.mask_t1``).
+
+    Args:
+        item: the scene's item.
+        label: ``t1`` or ``t2``, for messages.
+        asset: the asset key.
+        key: the config key that named it, for messages.
+        storage: how an ``s3://`` item is reached.
+
+    Raises:
+        InputError: the item cannot be read, or lists no such asset (its assets are named).
+    """
+    path = item.redacted
+    assets = _load(item, label, storage).get("assets")
+    chosen = assets.get(asset) if isinstance(assets, dict) else None
+    if not isinstance(chosen, dict) or not isinstance(chosen.get("href"), str) or not chosen["href"]:
+        listing = ", ".join(sorted(assets)) if isinstance(assets, dict) else "none"
+        raise InputError(f"{key} {asset!r} is neither a file nor an asset of {label}'s STAC Item {path!r} "
+                         f"(its assets: {listing}); set {key} to one of them, or to a mask raster's path or URL")
+    return _absolute(Source(chosen["href"]), item)
 
 
 def item_datetime_text(item: Source, label: str, *, storage: StorageConfig | None) -> str | None:

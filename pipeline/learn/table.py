@@ -25,6 +25,7 @@ class ComparatorRow:
         precision: precision of the changed class.
         recall: recall of the changed class.
         oa: overall accuracy.
+        unknown_pct: ``compare``: the share of the ground area a date did not observe, in %.
         semantic: ``eval`` with semantic classes: ``mf1``, ``miou``, ``moa``, ``mkappa``.
         paper: ``eval --paper``: the paper's figures (in %) of the method this row runs.
     """
@@ -41,13 +42,14 @@ class ComparatorRow:
     precision: float | None = None
     recall: float | None = None
     oa: float | None = None
+    unknown_pct: float | None = None
     semantic: dict[str, float | None] | None = None
     paper: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (``semantic`` and ``paper`` only where they are set)."""
+        """JSON-ready (``unknown_pct``, ``semantic`` and ``paper`` only where they are set)."""
         out = dataclasses.asdict(self)
-        for key in ("semantic", "paper"):
+        for key in ("unknown_pct", "semantic", "paper"):
             if out[key] is None:
                 del out[key]
         return out

@@ -22,6 +22,7 @@ from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError
 from s2c_batch.pipeline.output import lock
 from s2c_batch.pipeline.output.layout import (
+    COREG_FILE,
     DERIVED_FILES,
     FIT_FILE,
     LEDGER_FILE,
@@ -203,6 +204,7 @@ class FolderLocation(Location):
             (out / name).unlink(missing_ok=True)
         (out / LEDGER_FILE).unlink(missing_ok=True)
         (out / STATE_DIR / FIT_FILE).unlink(missing_ok=True)
+        (out / STATE_DIR / COREG_FILE).unlink(missing_ok=True)
 
     def remove_temporaries(self) -> None:  # noqa: D102
         out = self.root

@@ -8,6 +8,7 @@
     run.json              status, fingerprint, config, inputs, timings
     .s2c/lock             pid and host of the run writing here
     .s2c/fit.json         a fitted comparator's parameters (resume predicts with them)
+    .s2c/coregistration.json  the co-registration QA and the shift applied (resume reuses them)
 
 plus the block ledger (``.s2c/blocks.done`` in a folder, ``.s2c/blocks/ROW_COL`` objects on
 object storage). Only these names are ever removed by ``--overwrite``.
@@ -17,6 +18,7 @@ STATE_DIR = ".s2c"
 RUN_JSON = "run.json"
 STORE = "change.zarr"
 FIT_FILE = "fit.json"
+COREG_FILE = "coregistration.json"
 LOCK = f"{STATE_DIR}/lock"
 PRODUCT_FILES = ("change_prob.tif", "change_mask.tif", "class_t1.tif", "class_t2.tif")
 

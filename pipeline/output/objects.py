@@ -33,7 +33,16 @@ from s2c_batch.pipeline.atomic import atomic_path
 from s2c_batch.pipeline.config import StorageConfig
 from s2c_batch.pipeline.errors import OutputError, OutputExistsError
 from s2c_batch.pipeline.output import lock
-from s2c_batch.pipeline.output.layout import FIT_FILE, LEDGER_PREFIX, PROBE, PRODUCT_FILES, RUN_JSON, STATE_DIR, STORE
+from s2c_batch.pipeline.output.layout import (
+    COREG_FILE,
+    FIT_FILE,
+    LEDGER_PREFIX,
+    PROBE,
+    PRODUCT_FILES,
+    RUN_JSON,
+    STATE_DIR,
+    STORE,
+)
 from s2c_batch.pipeline.output.ledger import ObjectLedger
 from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.output.staging import scratch
@@ -222,3 +231,4 @@ class ObjectLocation(Location):
             self.delete(name)
         self.delete_prefix(LEDGER_PREFIX)
         self.delete(f"{STATE_DIR}/{FIT_FILE}")
+        self.delete(f"{STATE_DIR}/{COREG_FILE}")

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,11 +54,16 @@ StorePath = str | os.PathLike[str] | Location
 
 #: Human-readable meaning of each product array, stored as its ``long_name``.
 PRODUCT_DESCRIPTIONS: dict[str, str] = {
-    "change_prob": "change probability, round(254 * p); 255 = nodata",
-    "change_mask": "binary change (1 = changed, 0 = unchanged); 255 = nodata",
-    "class_t1": "class of t1 (index in the vocabulary); 255 = nodata",
-    "class_t2": "class of t2 (index in the vocabulary); 255 = nodata",
+    "change_prob": "change probability, round(254 * p); 255 = unknown",
+    "change_mask": "binary change (1 = changed, 0 = unchanged); 255 = unknown",
+    "class_t1": "class of t1 (index in the vocabulary); 255 = unknown",
+    "class_t2": "class of t2 (index in the vocabulary); 255 = unknown",
 }
+
+#: What the fill value means, in every product's CF ``comment``.
+UNKNOWN_COMMENT = ("_FillValue 255 (NaN once decoded) = unknown: a date did not observe the pixel "
+                   "(nodata, NaN, mask band, alpha band, external mask) or t2 does not reach it; "
+                   "unknown is not 'no change'")
 
 #: ``change_prob`` stores round(254 p): decoding multiplies by this.
 PROB_SCALE = 1 / 254
@@ -73,10 +78,11 @@ _CONSOLIDATED_WARNING = "Consolidated metadata is currently not part in the Zarr
 def cf_attributes(name: str, class_names: Sequence[str] | None = None) -> dict[str, Any]:
     """The CF attributes of the product ``name`` that make xarray mask, scale and name its values.
 
-    ``_FillValue`` is the nodata of every product (xarray masks it: a decoded product is
-    float with NaN where nodata). ``change_prob`` gets ``scale_factor`` = 1/254 (decoded:
-    the probability in [0, 1]) with its ``valid_range`` in stored units; ``change_mask``
-    and the class maps get ``flag_values`` and ``flag_meanings`` (a class map's are the
+    ``_FillValue`` is the nodata of every product, which marks its *unknown* pixels
+    (``comment``: :data:`UNKNOWN_COMMENT`); xarray masks it, so a decoded product is float
+    with NaN where unknown, and no flag value stands for unknown. ``change_prob`` gets
+    ``scale_factor`` = 1/254 (decoded: the probability in [0, 1]) with its ``valid_range``
+    in stored units; ``change_mask`` and the class maps get ``flag_values`` and ``flag_meanings`` (a class map's are the
     vocabulary's class names, blanks written as ``_``, as CF's blank-separated list asks).
 
     Args:
@@ -87,10 +93,11 @@ def cf_attributes(name: str, class_names: Sequence[str] | None = None) -> dict[s
         The attributes, JSON-serialisable.
 
     Example:
-        >>> cf_attributes("class_t1", ["background", "sports field"])
-        {'_FillValue': 255, 'flag_values': [0, 1], 'flag_meanings': 'background sports_field'}
+        >>> attrs = cf_attributes("class_t1", ["background", "sports field"])
+        >>> attrs["_FillValue"], attrs["flag_values"], attrs["flag_meanings"]
+        (255, [0, 1], 'background sports_field')
     """
-    attrs: dict[str, Any] = {"_FillValue": NODATA}
+    attrs: dict[str, Any] = {"_FillValue": NODATA, "comment": UNKNOWN_COMMENT}
     if name == "change_prob":
         attrs.update(scale_factor=PROB_SCALE, valid_range=[0, 254], units="1")
     elif name == "change_mask":
@@ -167,20 +174,25 @@ def create_store(
         raise OutputError(f"cannot create Zarr store {_name(path)!r}: {exc}") from exc
 
 
-def write_block(path: StorePath, window: Window, arrays: Mapping[str, np.ndarray]) -> None:
+def write_block(path: StorePath, window: Window, arrays: Mapping[str, np.ndarray], *,
+                on_written: Callable[[int, int], None] | None = None) -> None:
     """Write one block of every product (a region write of whole shards).
 
     Args:
         path: the store folder.
         window: the block core in output-grid coordinates (shard-aligned).
         arrays: product name -> uint8 ``[window.height, window.width]``.
+        on_written: called after each product is written, with the products written
+            so far and their number.
     """
     rows, cols = window.slices()
     try:
         group = _open_group(path, "r+")
-        for name, arr in arrays.items():
+        for n, (name, arr) in enumerate(arrays.items(), 1):
             # An all-nodata shard is written too: on resume, a missing shard means a lost block.
             _array(group, name, path).with_config({"write_empty_chunks": True})[rows, cols] = arr
+            if on_written is not None:
+                on_written(n, len(arrays))
     except _write_errors() as exc:  # disk full, a vanished mount or endpoint
         _raise_if_remote(path, f"block rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop}", exc)
         raise OutputError(
@@ -335,7 +347,7 @@ def _shard_shape(grid: Grid, shard: int, chunk: int) -> tuple[int, int]:
 
 
 def read_window(path: StorePath, name: str, window: Window) -> np.ndarray:
-    """Read a window of one product array: uint8 ``[h, w]`` (the stored bytes, 255 = nodata)."""
+    """Read a window of one product array: uint8 ``[h, w]`` (the stored bytes, 255 = unknown)."""
     group = _open_group(path, "r")
     rows, cols = window.slices()
     return np.asarray(_array(group, name, path)[rows, cols])

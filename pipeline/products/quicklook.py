@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,13 @@ import numpy as np
 import rasterio
 import rasterio.windows
 import zarr
-from affine import Affine
 from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
-from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 
+from s2c_batch.kernels.raster.encode import NODATA
 from s2c_batch.kernels.raster.quicklook import (
+    UNKNOWN_RGB,
     change_overlay,
     class_colours,
     decimation,
@@ -34,6 +34,9 @@ from s2c_batch.kernels.raster.quicklook import (
     side_by_side,
     stretch,
 )
+from s2c_batch.kernels.raster.validity import observed
+from s2c_batch.pipeline.inputs.masks import MaskSource
+from s2c_batch.pipeline.inputs.reader import open_warped
 from s2c_batch.pipeline.inputs.remote import open_raster
 from s2c_batch.pipeline.inputs.scene import Grid, ScenePair, SceneSource
 from s2c_batch.pipeline.output.layout import QUICKLOOK_FILE, STORE
@@ -67,18 +70,38 @@ def read_scene_preview(source: SceneSource, grid: Grid, out_shape: tuple[int, in
                             resampling=Resampling.nearest)
             ok = np.ones((h, w), bool)
         else:
-            warp = source.warp
-            with WarpedVRT(src, crs=CRS.from_wkt(warp.crs_wkt), transform=Affine(*warp.transform),
-                           width=warp.width, height=warp.height, resampling=Resampling[warp.resampling],
-                           src_nodata=source.nodata, add_alpha=True) as vrt:
+            with open_warped(src, source.warp, nodata=source.nodata, alpha=source.alpha) as vrt:
                 data = vrt.read(list(source.bands), window=win, out_shape=(len(source.bands), h, w),
                                 resampling=Resampling.nearest)
                 ok = vrt.read(vrt.count, window=win, out_shape=(h, w), resampling=Resampling.nearest) > 0
+        if source.warp is None and source.dataset_mask:
+            ok &= src.read_masks(source.bands[0], window=win, out_shape=(h, w), resampling=Resampling.nearest) > 0
     if data.dtype.kind == "f":
         ok &= ~np.isnan(data).any(axis=0)
     if source.nodata is not None and not np.isnan(source.nodata):
         ok &= ~(data == data.dtype.type(source.nodata)).all(axis=0)
+    if source.mask is not None:
+        ok &= _mask_preview(source.mask, grid, (h, w))
+    data[:, ~ok] = 0
     return data, ok
+
+
+def _mask_preview(mask: MaskSource, grid: Grid, out_shape: tuple[int, int]) -> np.ndarray:
+    """A decimated read (nearest) of a date's external mask over the output grid: where it was observed."""
+    win = rasterio.windows.Window(mask.offset[1], mask.offset[0], grid.width, grid.height)
+    with open_raster(mask.path, mask.storage) as src:
+        if mask.warp is None:
+            values = src.read(1, window=win, out_shape=out_shape, resampling=Resampling.nearest, boundless=True,
+                              fill_value=mask.nodata if mask.nodata is not None else 0)
+            inside = np.ones(out_shape, bool)
+        else:
+            with open_warped(src, replace(mask.warp, resampling="nearest"), nodata=None, alpha=None) as vrt:
+                values = vrt.read(1, window=win, out_shape=out_shape, resampling=Resampling.nearest)
+                inside = vrt.read(vrt.count, window=win, out_shape=out_shape, resampling=Resampling.nearest) > 0
+    ok = inside & observed(values, mask.rule)
+    if mask.nodata is not None and not np.isnan(mask.nodata):
+        ok &= values != values.dtype.type(mask.nodata)
+    return ok
 
 
 #: GDAL block cache (MB) of the strip-wise preview read: one strip of tiles, not the scene.
@@ -184,7 +207,8 @@ def write_quicklook(
     rgb1, rgb2 = stretch(d1, v1), stretch(d2, v2)
     overlay = change_overlay(rgb2, mask, classes, n_classes=len(class_names or ()))
     body = side_by_side([rgb1, rgb2, overlay])
-    legend = _legend(class_names, classes[mask == 1] if classes is not None else None)
+    legend = _legend(class_names, classes[mask == 1] if classes is not None else None,
+                     unknown=bool((mask == NODATA).any()))
     image = Image.new("RGB", (body.shape[1], body.shape[0] + _HEADER + legend[1]), "white")
     image.paste(Image.fromarray(body), (0, _HEADER))
     draw = ImageDraw.Draw(image)
@@ -201,20 +225,24 @@ def write_quicklook(
     return out.href(QUICKLOOK_FILE)
 
 
-def _legend(class_names: Sequence[str] | None,
-            changed_classes: np.ndarray | None) -> tuple[Callable[[ImageDraw.ImageDraw, int], None], int]:
-    """A drawing function for the legend strip and its height (classes present in the change)."""
-    if class_names is None or changed_classes is None or not changed_classes.size:
+def _legend(class_names: Sequence[str] | None, changed_classes: np.ndarray | None, *,
+            unknown: bool = False) -> tuple[Callable[[ImageDraw.ImageDraw, int], None], int]:
+    """A drawing function for the legend strip and its height (classes present in the change, unknown)."""
+    entries: list[tuple[tuple[int, ...], str]] = []
+    if class_names is not None and changed_classes is not None and changed_classes.size:
+        colours = class_colours(len(class_names))
+        entries += [(tuple(int(v) for v in colours[int(c)]), f"-> {class_names[int(c)]}")
+                    for c in np.unique(changed_classes) if c < len(class_names)]
+    if unknown:
+        entries.append((UNKNOWN_RGB, "unknown (not observed)"))
+    if not entries:
         return (lambda draw, y: None), 0
-    present = [int(c) for c in np.unique(changed_classes) if c < len(class_names)]
-    colours = class_colours(len(class_names))
     row = 14
 
     def draw_legend(draw: ImageDraw.ImageDraw, y: int) -> None:
         x = 2
-        for c in present:
-            draw.rectangle((x, y + 3, x + 9, y + 12), fill=tuple(int(v) for v in colours[c]))
-            label = f"-> {class_names[c]}"
+        for colour, label in entries:
+            draw.rectangle((x, y + 3, x + 9, y + 12), fill=colour)
             draw.text((x + 13, y + 2), label, fill="black")
             x += 13 + 7 * len(label) + 10
 

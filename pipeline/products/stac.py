@@ -23,6 +23,11 @@
   comparator's parameters, else null); with class maps ``s2c:transitions`` (the from/to
   matrix in m2) and ``s2c:summary`` (:mod:`~s2c_batch.pipeline.products.transitions`), and
   with ``output.min_area_m2`` ``s2c:min_area`` (the regions it dropped).
+- What was seen: ``s2c:observed_area_m2`` and ``s2c:unknown_area_m2`` (m2) and
+  ``s2c:observed_pct`` / ``s2c:unknown_pct`` (% of the grid's ground area): a pixel is
+  unknown when at least one date did not observe it. ``s2c:coregistration``: the shift QA
+  of ``run.json`` (per-block shifts, the median in pixels and metres, its spread, the
+  blocks above ``input.max_shift_px``, the shift applied).
 
 The item is validated offline (:mod:`s2c_batch.pipeline.products.stac_schema`) before it is
 written; an invalid item is an output error, never a silent file.
@@ -134,6 +139,12 @@ def build_item(
         "s2c:threshold": run.get("threshold", model.get("threshold")),
         "s2c:fit": run.get("fit"),
     }
+    coverage = run.get("coverage")
+    if isinstance(coverage, Mapping):  # observed (both dates) and unknown (at least one did not observe)
+        for key in ("observed_area_m2", "unknown_area_m2", "observed_pct", "unknown_pct"):
+            properties[f"s2c:{key}"] = coverage.get(key)
+    if run.get("coregistration") is not None:
+        properties["s2c:coregistration"] = run["coregistration"]
     for key in ("transitions", "summary", "min_area"):  # only where the run has them
         if run.get(key) is not None:
             properties[f"s2c:{key}"] = run[key]

@@ -54,12 +54,13 @@ def fingerprint(pair: ScenePair, cfg: Config, checkpoints: dict[str, str]) -> st
     """Hash of everything that determines the products.
 
     Covers the inputs (path, size, mtime; a remote one's URL, ETag, Last-Modified and
-    size: :func:`~s2c_batch.pipeline.inputs.identity.describe_input`), the output grid (CRS, transform,
-    shape), the resolved config but its ``cluster`` section
-    (:meth:`~s2c_batch.pipeline.config.Config.products_hash`), the checkpoint hashes
-    and the package version.
+    size: :func:`~s2c_batch.pipeline.inputs.identity.describe_input`) and their external
+    masks, the output grid (CRS, transform, shape), the resolved config but its ``cluster``
+    section (:meth:`~s2c_batch.pipeline.config.Config.products_hash`), the checkpoint hashes,
+    the package version and, when ``input.coregister: global`` corrected t2, the shift
+    applied (:attr:`~s2c_batch.pipeline.inputs.grid.WarpSpec.shift_px`).
     """
-    doc = {
+    doc: dict[str, object] = {
         "t1": describe_input(pair.t1.raster, pair.t1.storage),
         "t2": describe_input(pair.t2.raster, pair.t2.storage),
         "grid": [pair.grid.crs_wkt, list(pair.grid.transform), pair.grid.height, pair.grid.width],
@@ -67,4 +68,9 @@ def fingerprint(pair: ScenePair, cfg: Config, checkpoints: dict[str, str]) -> st
         "checkpoints": checkpoints,
         "version": package_version(),
     }
+    for label, source in (("t1", pair.t1), ("t2", pair.t2)):
+        if source.mask is not None:
+            doc[f"mask_{label}"] = describe_input(source.mask.raster, source.mask.storage)
+    if pair.t2.warp is not None and pair.t2.warp.shift_px is not None:
+        doc["t2_shift_px"] = [round(v, 6) for v in pair.t2.warp.shift_px]
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -47,6 +47,7 @@ from s2c_batch.pipeline.output import lock, store
 from s2c_batch.pipeline.output.layout import DERIVED_FILES, PRODUCT_FILES, STORE
 from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.output.runlog import read_record
+from s2c_batch.pipeline.run import coregister
 from s2c_batch.pipeline.run.fingerprint import checkpoint_paths, fingerprint, hash_path
 from s2c_batch.pipeline.run.plan import products_for
 
@@ -140,7 +141,11 @@ def decide_mode(t1: Source, t2: Source, out: Location, cfg: Config, *, who: str,
     if previous is None:
         return ("overwrite" if overwrite and lock.has_run(out) else "fresh"), pair
     checkpoints = {k: hasher(p) for k, p in checkpoint_paths(cfg).items()}
-    if previous == fingerprint(pair, cfg, checkpoints):
+    current = fingerprint(pair, cfg, checkpoints)
+    shift = coregister.applied(coregister.saved_coregistration(out, current))
+    if shift is not None:  # input.coregister: global: the shift applied is part of the fingerprint
+        current = fingerprint(coregister.shifted_pair(pair, shift, cfg.input.resampling), cfg, checkpoints)
+    if previous == current:
         record = read_record(out) or {}
         products = record.get("products") or {}
         complete = record.get("status") == "complete" and STORE in products and \

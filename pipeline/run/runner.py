@@ -1,14 +1,17 @@
 """``s2c-batch run`` as a Python function: two scenes in, change products out.
 
 Stages: open and validate the pair (nothing is written before this passes) ->
-plan -> prepare and lock ``--out`` -> fit the comparator to the scene (classical
+plan -> prepare and lock ``--out`` -> the co-registration QA (the shift between the
+dates per block; with ``input.coregister: global`` t2 is corrected by its median,
+:mod:`~s2c_batch.pipeline.run.coregister`) -> fit the comparator to the scene (classical
 comparators; ``.s2c/fit.json``) -> create the Zarr store -> one Dask task per block
 on a cluster whose workers hold the model (tiled) or the fitted comparator
 (untiled) -> with ``model.threshold: otsu``, the scene's threshold and the mask pass
 -> with ``output.min_area_m2``, the minimum mapping unit's pass -> COGs from the
-store -> the derived products and, with class maps, the from/to summary -> verify ->
-the store's metadata consolidated -> ``run.json`` says ``complete``. Each stage is
-timed into ``run.json``'s ``timings_s`` (:meth:`~s2c_batch.pipeline.output.runlog.RunLog.stage`).
+store -> the observed and unknown area (``coverage``) -> the derived products and,
+with class maps, the from/to summary -> verify -> the store's metadata consolidated
+-> ``run.json`` says ``complete``. Each stage is timed into ``run.json``'s
+``timings_s`` (:meth:`~s2c_batch.pipeline.output.runlog.RunLog.stage`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from s2c_batch.kernels.comparators.base import FittedComparator
 from s2c_batch.kernels.comparators.registry import Fit, RunComparator, create_comparator
+from s2c_batch.pipeline.cluster import progress
 from s2c_batch.pipeline.cluster.connect import connect, has_gpu_workers, torch_threads_per_worker
 from s2c_batch.pipeline.cluster.report import check_report_path, performance_report_to
 from s2c_batch.pipeline.cluster.signals import sigterm_as_interrupt
@@ -33,16 +37,17 @@ from s2c_batch.pipeline.cluster.watchdog import Watchdog
 from s2c_batch.pipeline.config import Config, check_checkpoints, comparator_options
 from s2c_batch.pipeline.errors import InputError, S2CError
 from s2c_batch.pipeline.inputs.identity import describe_input
-from s2c_batch.pipeline.inputs.scene import open_pair
+from s2c_batch.pipeline.inputs.scene import ScenePair, open_pair
 from s2c_batch.pipeline.inputs.source import Source
 from s2c_batch.pipeline.output import store
-from s2c_batch.pipeline.output.layout import FIT_FILE, STATE_DIR
+from s2c_batch.pipeline.output.layout import COREG_FILE, FIT_FILE, STATE_DIR
 from s2c_batch.pipeline.output.locate import open_location
 from s2c_batch.pipeline.output.location import Location
 from s2c_batch.pipeline.output.runlog import RunLog, Timings
 from s2c_batch.pipeline.output.verify import verify_products
+from s2c_batch.pipeline.products.area import ChangeStats, change_statistics
 from s2c_batch.pipeline.products.extras import PendingExtras, class_names, start_extras, summarise, write_extras
-from s2c_batch.pipeline.run import recovery
+from s2c_batch.pipeline.run import coregister, recovery
 from s2c_batch.pipeline.run.cog import write_cogs
 from s2c_batch.pipeline.run.context import RunContext, RunOptions
 from s2c_batch.pipeline.run.fingerprint import checkpoint_paths, fingerprint, hash_path, package_version
@@ -145,7 +150,14 @@ def run_pair(t1: Source, t2: Source, out: str | os.PathLike[str] | Location, cfg
 def _run_claimed(ctx: RunContext) -> RunResult:
     """Every stage after the output is held: cluster, model, fit, store, blocks, products, verification."""
     cfg, options, runlog, plan, pair = ctx.cfg, ctx.options, ctx.runlog, ctx.plan, ctx.pair
+    base_pair, base_fingerprint = ctx.pair, ctx.fingerprint
+    saved = coregister.saved_coregistration(ctx.out, base_fingerprint) if options.resume else None
+    shift = coregister.applied(saved)
+    if shift is not None:  # the shift the first attempt applied: part of the run's fingerprint
+        _apply_shift(ctx, shift)
     resuming = options.resume and recovery.resumes(ctx.out, ctx.fingerprint)
+    if not resuming and saved is not None:  # not this run's: measure again
+        ctx.pair, ctx.fingerprint, saved = base_pair, base_fingerprint, None
     with contextlib.ExitStack() as stack:
         with runlog.stage("cluster_start"):
             client = stack.enter_context(connect(options.scheduler, cfg.cluster, numpy_only=not cfg.model.uses_torch))
@@ -160,15 +172,12 @@ def _run_claimed(ctx: RunContext) -> RunResult:
         kept = (recovery.prepare_resume(ctx.out, cfg, fingerprint=ctx.fingerprint, grid=pair.grid, plan=plan)
                 if resuming else recovery.start_fresh(ctx.out))
         reuse = set(kept.reuse)
-        with runlog.stage("fit"), _reporting_lost_cluster(ctx, client):
-            fitted = _fitted_comparator(ctx, client, resuming=resuming)
         runlog.update(
             status="running",
             started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             version=package_version(),
             fingerprint=ctx.fingerprint,
-            inputs={"t1": describe_input(pair.t1.raster, pair.t1.storage),
-                    "t2": describe_input(pair.t2.raster, pair.t2.storage)},
+            inputs=_inputs(pair),
             grid={"crs": pair.grid.crs.to_string(), "transform": list(pair.grid.transform),
                   "height": pair.grid.height, "width": pair.grid.width},
             bbox=list(options.bbox) if options.bbox else None,
@@ -176,13 +185,23 @@ def _run_claimed(ctx: RunContext) -> RunResult:
             config_hash=cfg.hash(),
             checkpoints=ctx.checkpoints,
             path="untiled" if untiled(cfg) else "tiled",
-            fit=fitted.to_json() if fitted is not None and cfg.model.fitted else None,
+            fit=None,
+            coregistration=None,
             threshold=cfg.model.threshold,
             blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": 0},
             dashboard=client.dashboard_link,
             products={},
         )
         try:
+            with _reporting_lost_cluster(ctx, client):
+                # The QA reads both dates first: a damaged input fails here, recorded in run.json.
+                with runlog.stage("coregistration"):
+                    coregistration = _coregistration(ctx, client, saved, base_fingerprint)
+                pair = ctx.pair  # t2 corrected by input.coregister: global
+                with runlog.stage("fit"):
+                    fitted = _fitted_comparator(ctx, client, resuming=resuming)
+            runlog.update(fingerprint=ctx.fingerprint, coregistration=coregistration,
+                          fit=fitted.to_json() if fitted is not None and cfg.model.fitted else None)
             with _reporting_lost_cluster(ctx, client):
                 if not kept.store_kept:
                     with runlog.stage("create_store"):
@@ -203,6 +222,49 @@ def _run_claimed(ctx: RunContext) -> RunResult:
                   timings_s=runlog.timings.rounded(), products=result.products)
     result.timings_s = runlog.timings.rounded()
     return result
+
+
+def _inputs(pair: ScenePair) -> dict[str, Any]:
+    """``run.json``'s ``inputs``: each scene and, when given, its external mask."""
+    inputs = {"t1": describe_input(pair.t1.raster, pair.t1.storage),
+              "t2": describe_input(pair.t2.raster, pair.t2.storage)}
+    for label, source in (("t1", pair.t1), ("t2", pair.t2)):
+        if source.mask is not None:
+            inputs[f"mask_{label}"] = {**describe_input(source.mask.raster, source.mask.storage),
+                                       "rule": source.mask.rule.to_json()}
+    return inputs
+
+
+def _apply_shift(ctx: RunContext, shift: tuple[float, float]) -> None:
+    """Read t2 onto t1's grid moved by ``shift`` from now on; the run's fingerprint holds the shift."""
+    ctx.pair = coregister.shifted_pair(ctx.pair, shift, ctx.cfg.input.resampling)
+    ctx.fingerprint = fingerprint(ctx.pair, ctx.cfg, ctx.checkpoints)
+
+
+def _coregistration(ctx: RunContext, client: Any, saved: dict[str, Any] | None,
+                    base_fingerprint: str) -> dict[str, Any] | None:
+    """The co-registration QA record (``None`` with ``input.coreg_qa: false``); corrects t2 when asked.
+
+    A resumed run reuses the record (and the shift) its first attempt saved; otherwise the
+    shift is measured per block, t2 is corrected by the median under ``input.coregister:
+    global``, and the record is saved to ``.s2c/coregistration.json`` before any block.
+    """
+    cfg = ctx.cfg
+    if not cfg.input.coreg_qa:
+        return None
+    if saved is not None:
+        log.info("reusing the co-registration QA (applied shift %s px) of %s", saved.get("applied_shift_px"),
+                 ctx.out.href(f"{STATE_DIR}/{COREG_FILE}"))
+        return saved
+    shifts = coregister.measure_on_cluster(client, ctx.pair, ctx.plan, cfg, token=uuid.uuid4().hex[:8])
+    record = coregister.coregistration_record(shifts, ctx.pair, cfg)
+    median = record["median_shift_px"]
+    if cfg.input.coregister == "global" and median is not None:
+        record["applied_shift_px"] = list(median)
+        _apply_shift(ctx, (median[0], median[1]))
+    coregister.report(record)
+    coregister.save_coregistration(ctx.out, record, base_fingerprint)
+    return record
 
 
 def _reporting_lost_cluster(ctx: RunContext, client: Any) -> contextlib.AbstractContextManager[None]:
@@ -275,6 +337,7 @@ def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
             else:
                 tasks = build_graph(pair, plan, cfg, store_path, skip=reuse, gpu=has_gpu_workers(client),
                                     token=token, comparator=fitted)
+            reported = progress.install(client)  # the block tasks report their steps to the watchdog
             futures = client.compute(tasks, optimize_graph=False)  # retried by collect_blocks, not by Dask
             # A written block's polygons need no finished product: they are traced while later
             # blocks are still being predicted (with Otsu, once the mask pass has written them;
@@ -282,7 +345,7 @@ def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
             if not cfg.model.otsu and cfg.output.min_area_m2 is None:
                 pending = start_extras(client, store_path, pair, cfg,
                                        after=dict(zip(write_order(plan, reuse), futures, strict=True)))
-            reports = _collect(ctx, client, futures, token)
+            reports = _collect(ctx, client, futures, token, reported=reported)
         runlog.update(blocks={"total": plan.n_blocks, "reused": len(reuse), "computed": len(reports),
                               "valid_pixels_computed": sum(r.valid_pixels for r in reports)})
         if not reuse and not any(r.valid_pixels for r in reports):
@@ -302,6 +365,8 @@ def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
             if cfg.output.cog:
                 written = write_cogs(client, store_path, ctx.out, pair, cfg, ctx.products, runlog.data)
         written["change.zarr"] = str(store_path.href())
+        with runlog.stage("coverage"):
+            record_coverage(ctx, client)
         with runlog.stage("extras"):
             previews = [r.preview for r in reports if r.preview is not None]
             summary = summarise(client, pending, pair, cfg)  # the from/to summary, with class maps
@@ -316,8 +381,27 @@ def _compute(ctx: RunContext, client: Any, reuse: set[tuple[int, int]],
                      products=written)
 
 
-def _collect(ctx: RunContext, client: Any, futures: list[Any], token: str) -> list[BlockReport]:
-    """Wait for the block tasks under the watchdog, recording each block in the ledger as it is written."""
+def record_coverage(ctx: RunContext, client: Any) -> ChangeStats:
+    """Count the observed, unknown and changed pixels of the finished store into ``run.json``'s ``coverage``.
+
+    A pixel is unknown (``change_mask`` 255) when one date did not observe it; the STAC
+    item and the batch summary report the same figures.
+    """
+    stats = change_statistics(client, ctx.store, ctx.pair.grid, block=ctx.cfg.tiling.block_size,
+                              retries=ctx.cfg.cluster.retries)
+    ctx.runlog.update(coverage=stats.coverage())
+    if stats.unknown_pixels:
+        log.info("unknown (not observed in both dates): %d pixels, %.0f m2, %.2f%% of the grid",
+                 stats.unknown_pixels, stats.unknown_area_m2, stats.unknown_pct)
+    return stats
+
+
+def _collect(ctx: RunContext, client: Any, futures: list[Any], token: str, *,
+             reported: bool = True) -> list[BlockReport]:
+    """Wait for the block tasks under the watchdog, recording each block in the ledger as it is written.
+
+    ``reported``: the workers report the tasks' progress (the watchdog's ``reported``).
+    """
     cfg, runlog = ctx.cfg, ctx.runlog
     bar = _progress_bar(len(futures), ctx.options.progress)
 
@@ -327,7 +411,8 @@ def _collect(ctx: RunContext, client: Any, futures: list[Any], token: str) -> li
 
     try:
         watchdog = Watchdog(client, token, factor=cfg.cluster.stall_factor, min_s=cfg.cluster.stall_min_s,
-                            retries=cfg.cluster.retries, on_change=lambda stalls: runlog.update(stalls=stalls))
+                            retries=cfg.cluster.retries, idle_min_s=cfg.cluster.stall_idle_min_s,
+                            reported=reported, on_change=lambda stalls: runlog.update(stalls=stalls))
         reports: list[BlockReport] = collect_blocks(client, futures, retries=cfg.cluster.retries, on_done=record,
                                                     watchdog=watchdog)
     except BaseException:

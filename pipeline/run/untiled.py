@@ -21,6 +21,7 @@ from s2c_batch.kernels.comparators.base import FittedComparator
 from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.raster.otsu import level_histogram
 from s2c_batch.kernels.raster.tiling import Window
+from s2c_batch.pipeline.cluster.progress import task_progress
 from s2c_batch.pipeline.errors import portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
@@ -70,7 +71,9 @@ def compare_block(job: UntiledJob) -> BlockReport:
     prob = np.empty((core.height, core.width), np.float32)
     valid = np.empty((core.height, core.width), bool)
     sampler = PreviewSampler(job.pair.grid.shape, job.preview, core) if job.preview else None
-    for strip in strips(core, job.strip_rows):
+    progress = task_progress("strips compared")
+    todo = strips(core, job.strip_rows)
+    for n, strip in enumerate(todo, 1):
         window = Window(strip.row - radius, strip.col - radius, strip.height + 2 * radius,
                         strip.width + 2 * radius)
         raw1, raw2 = reader.read_window(job.pair.t1, window), reader.read_window(job.pair.t2, window)
@@ -82,8 +85,10 @@ def compare_block(job: UntiledJob) -> BlockReport:
         rows = slice(strip.row - core.row, strip.row_stop - core.row)
         prob[rows] = p[inner]
         valid[rows] = ok[inner]
+        progress.step(n, len(todo))
     arrays = encode_products(prob, valid, threshold=job.threshold)
-    store.write_block(job.store, core, arrays)
+    store.write_block(job.store, core, arrays,
+                      on_written=lambda done, total: progress.step(done, total, "products written"))
     histogram = tuple(int(v) for v in level_histogram(arrays["change_prob"])) if job.threshold is None else None
     try:
         wname = str(get_worker().name)

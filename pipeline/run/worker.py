@@ -29,6 +29,7 @@ from s2c_batch.kernels.raster.otsu import level_histogram
 from s2c_batch.kernels.raster.tiling import Block, Window
 from s2c_batch.pipeline.cluster.allocator import reuse_freed_memory
 from s2c_batch.pipeline.cluster.device_memory import smaller_batches_on_oom
+from s2c_batch.pipeline.cluster.progress import task_progress
 from s2c_batch.pipeline.errors import portable_errors
 from s2c_batch.pipeline.inputs import reader
 from s2c_batch.pipeline.inputs.scene import ScenePair
@@ -219,8 +220,11 @@ def read_block(pair: ScenePair, block: Block) -> BlockPixels | None:
     """
     if block.read is None:
         return None
+    progress = task_progress("dates read")
     t1, v1 = reader.read_window(pair.t1, block.read)
+    progress.step(1, 2)
     t2, v2 = reader.read_window(pair.t2, block.read)
+    progress.step(2, 2)
     return BlockPixels(t1, t2, v1 & v2)
 
 
@@ -243,6 +247,7 @@ def predict_tiles(job: TileJob, pixels: BlockPixels | None) -> dict[tuple[int, i
     Returns:
         Destination block index -> the partial sums that fall in its core.
     """
+    progress = task_progress("tiles predicted")
     predictor = worker_predictor(job.model)
     if job.comparator is not None:
         predictor = with_comparator(predictor, job.comparator)
@@ -250,13 +255,15 @@ def predict_tiles(job: TileJob, pixels: BlockPixels | None) -> dict[tuple[int, i
         pixels = BlockPixels(np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8),
                              np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8), np.zeros((0, 0), bool))
     block_pixels = pixels  # not None here; the lambda below needs a name that stays so
-    partial = smaller_batches_on_oom(  # a CUDA OOM: the block again with half the batch (cluster/device_memory.py)
-        lambda batch: accumulate_tiles(
-            block_pixels.t1, block_pixels.t2, block_pixels.valid, block=job.block, shape=job.pair.grid.shape,
-            overlap=job.overlap, predictor=predictor, batch_size=batch, scale=job.pair.t1.scale,
-        ),
-        job.model.batch_size, key=plugin_name(job.model), what=f"block {job.block.index}",
-    )
+    with progress.model_calls(enabled=not job.model.compile):  # a batch may take minutes on a CPU
+        partial = smaller_batches_on_oom(  # a CUDA OOM: the block again with half the batch (cluster/device_memory.py)
+            lambda batch: accumulate_tiles(
+                block_pixels.t1, block_pixels.t2, block_pixels.valid, block=job.block, shape=job.pair.grid.shape,
+                overlap=job.overlap, predictor=predictor, batch_size=batch, scale=job.pair.t1.scale,
+                on_batch=progress.step,
+            ),
+            job.model.batch_size, key=plugin_name(job.model), what=f"block {job.block.index}",
+        )
     return split_partial(partial, job.destinations)
 
 
@@ -268,6 +275,7 @@ def write_block(job: WriteJob, *pieces: Partial) -> BlockReport:
     after a lost worker, resume) writes the same bytes.
     """
     t0 = time.perf_counter()
+    progress = task_progress("products written")
     pred = combine_partials(pieces, job.core)
     targets = worker_predictor(job.model).target_classes if job.with_classes else ()
     arrays = encode_products(
@@ -275,7 +283,8 @@ def write_block(job: WriteJob, *pieces: Partial) -> BlockReport:
         class_t1=pred.class_t1, class_t2=pred.class_t2,
         target_classes=targets, with_classes=job.with_classes,
     )
-    store.write_block(job.store, job.core, arrays)
+    progress.step(0, len(arrays))  # encoded
+    store.write_block(job.store, job.core, arrays, on_written=progress.step)
     histogram = tuple(int(v) for v in level_histogram(arrays["change_prob"])) if job.threshold is None else None
     try:
         wname = str(get_worker().name)

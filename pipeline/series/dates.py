@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from s2c_batch.kernels.raster.series import MAX_DATES, Against
-from s2c_batch.pipeline.config import StorageConfig
+from s2c_batch.pipeline.config import InputConfig, StorageConfig
 from s2c_batch.pipeline.errors import ConfigError, InputError
 from s2c_batch.pipeline.inputs.acquisition import source_datetime, to_rfc3339
 from s2c_batch.pipeline.inputs.source import Source
@@ -49,6 +49,42 @@ class SeriesDate:
         """The date as the series record and the lookup table of ``first_change`` hold it."""
         return {"index": self.index, "datetime": to_rfc3339(self.time) if self.time else None,
                 "label": self.label, "source": self.source.redacted}
+
+
+def check_date_masks(sources: Sequence[Source], cfg: InputConfig) -> None:
+    """Refuse external masks a series would apply to the wrong dates.
+
+    ``input.mask_t1`` / ``input.mask_t2`` are config keys, the same for every pair of a
+    series, while each date needs its own mask. They can only be the name of an asset
+    that every date's STAC Item has (for example ``scl``), the same name for both keys;
+    a mask band, an alpha band or an internal mask of each date's raster needs no key.
+
+    Args:
+        sources: the series' dates as given.
+        cfg: the ``input`` config section.
+
+    Raises:
+        ConfigError: a mask key names a file or URL, the two keys differ, or a date is no
+            STAC Item (exit 2; the message names the keys and the fix).
+    """
+    values = {key: value for key, value in (("input.mask_t1", cfg.mask_t1), ("input.mask_t2", cfg.mask_t2))
+              if value is not None}
+    if not values:
+        return
+    fix = ("a series needs a mask per date: give the dates as STAC Items and set input.mask_t1 and "
+           "input.mask_t2 to the name of their mask asset (e.g. 'scl'), or use each date's own mask or "
+           "alpha band and leave both keys unset")
+    names = {value.strip() for value in values.values()}
+    if len(values) < 2 or len(names) > 1:
+        given = ", ".join(f"{key}={value!r}" for key, value in values.items())
+        raise ConfigError(f"{given}: one value for every pair of the series would mask the wrong dates; {fix}")
+    name = names.pop()
+    if "/" in name or Source.parse(name).is_url:
+        raise ConfigError(f"input.mask_t1 = input.mask_t2 = {name!r} names one file for every date; {fix}")
+    items = [s for s in sources if not s.is_stac_item]
+    if items:
+        raise ConfigError(f"input.mask_t1 = input.mask_t2 = {name!r} names an asset, but date "
+                          f"{items[0].redacted!r} is no STAC Item; {fix}")
 
 
 def order_dates(sources: Sequence[Source], storage: StorageConfig | None = None) -> tuple[SeriesDate, ...]:

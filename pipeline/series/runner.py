@@ -57,7 +57,7 @@ from s2c_batch.pipeline.run.fingerprint import hash_path, package_version
 from s2c_batch.pipeline.run.recovery import Mode, decide_mode
 from s2c_batch.pipeline.run.runner import run_pair
 from s2c_batch.pipeline.series.collection import COLLECTION_FILE, write_collection
-from s2c_batch.pipeline.series.dates import SeriesDate, SeriesPair, order_dates, plan_pairs
+from s2c_batch.pipeline.series.dates import SeriesDate, SeriesPair, check_date_masks, order_dates, plan_pairs
 from s2c_batch.pipeline.series.products import SeriesStats, write_series_products
 from s2c_batch.pipeline.series.record import (
     REPORT_FILE,
@@ -143,11 +143,13 @@ def plan_series(spec: SeriesSpec, hasher: Callable[[str], str] | None = None) ->
     """Order the dates, plan the pairs, decide each from its folder, check they share one grid.
 
     Raises:
-        ConfigError: too few or too many dates, a date given twice (exit 2).
+        ConfigError: too few or too many dates, a date given twice, masks named for every
+            date at once (exit 2).
         InputError: an unusable date, times on some dates only, a pair off the series' grid (exit 3).
         OutputError: the folder holds a run rather than a series, or a pair of other inputs or
             config and no ``overwrite`` (exit 4).
     """
+    check_date_masks(spec.dates, spec.cfg.input)
     out = spec.out.resolve()
     if lock.has_run(out):
         raise OutputExistsError(f"series {spec.name!r}: --out {out.url!r} holds a run of 's2c-batch run', not a "

@@ -215,3 +215,19 @@ def test_accumulate_tiles__prefetch_follows_the_predictors_device_async() -> Non
     accumulate_tiles(a, b, np.ones((100, 100), bool), block=blk, shape=plan.shape, overlap=plan.overlap,
                      predictor=Async(), batch_size=1)
     assert len(threads) == len(blk.tiles) and all(t.startswith("s2c-prefetch") for t in threads), threads
+
+
+def test_accumulate_tiles__on_batch_counts_the_tiles_summed_in_the_callers_thread() -> None:
+    a, b = _scene(128, 128)
+    plan = TilePlan(128, 128, 32, 0, 128)  # 16 tiles
+    blk = plan.block_at(0, 0)
+    valid = np.ones((128, 128), bool)
+    valid[96:, 96:] = False  # one tile without a valid pixel: not predicted, not counted
+    calls: list[tuple[int, int, str]] = []
+    for prefetch in (False, True):
+        calls.clear()
+        accumulate_tiles(a, b, valid, block=blk, shape=plan.shape, overlap=0, predictor=CVAPredictor(),
+                         batch_size=4, prefetch=prefetch,
+                         on_batch=lambda done, total: calls.append((done, total, threading.current_thread().name)))
+        main = threading.current_thread().name
+        assert calls == [(4, 15, main), (8, 15, main), (12, 15, main), (15, 15, main)]

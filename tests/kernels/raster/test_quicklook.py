@@ -6,6 +6,7 @@ import numpy as np
 
 from s2c_batch.kernels.raster.quicklook import (
     CHANGE_RGB,
+    UNKNOWN_RGB,
     change_overlay,
     class_colours,
     decimation,
@@ -29,16 +30,18 @@ def test_stretch__single_band_is_grey() -> None:
     assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
 
 
-def test_change_overlay__class_colours_red_without_classes_and_black_nodata() -> None:
+def test_change_overlay__class_colours_red_without_classes_and_unknown_in_its_own_colour() -> None:
     base = np.full((2, 2, 3), 200, np.uint8)
     mask = np.array([[1, 0], [255, 1]], np.uint8)
     plain = change_overlay(base, mask)
-    assert tuple(plain[0, 0]) == CHANGE_RGB and (plain[1, 0] == 0).all()
+    assert tuple(plain[0, 0]) == CHANGE_RGB and tuple(plain[1, 0]) == UNKNOWN_RGB
+    assert UNKNOWN_RGB != CHANGE_RGB and UNKNOWN_RGB not in {tuple(c) for c in class_colours(20)}
     assert plain[0, 1, 0] == plain[0, 1, 1] < 200  # dimmed grey
     classes = np.array([[2, 0], [0, 3]], np.uint8)
     coloured = change_overlay(base, mask, classes, n_classes=4)
     palette = class_colours(4)
     assert (coloured[0, 0] == palette[2]).all() and (coloured[1, 1] == palette[3]).all()
+    assert tuple(coloured[1, 0]) == UNKNOWN_RGB
 
 
 def test_side_by_side__gaps_and_padding() -> None:

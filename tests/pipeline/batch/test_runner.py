@@ -65,6 +65,10 @@ def test_batch__three_runs_complete_then_rerun_skips_them(tmp_path: Path, dask_c
         assert entry["changed_pixels"] == int((mask == 1).sum())
         assert entry["changed_area_km2"] == pytest.approx(entry["changed_pixels"] * 0.25 / 1e6, abs=1e-6)
         assert entry["area_method"] == "planar"
+        assert entry["unknown_pixels"] == int((mask == 255).sum()) > 0  # make_pair's nodata strip and square
+        assert entry["unknown_area_m2"] == pytest.approx(entry["unknown_pixels"] * 0.25)
+        assert entry["observed_area_m2"] == pytest.approx(entry["valid_pixels"] * 0.25)
+        assert entry["observed_pct"] + entry["unknown_pct"] == pytest.approx(100)
         assert {"stac-item.json", "quicklook.png", "changes.parquet"} <= set(entry["products"])
         item = pystac.Item.from_file(str(out / "stac-item.json"))
         validate_item(item)
@@ -79,6 +83,7 @@ def test_batch__three_runs_complete_then_rerun_skips_them(tmp_path: Path, dask_c
     code, again, _ = _batch(runs, "--scheduler", dask_cluster.address)
     assert code == 0 and again["counts"] == {"skipped": 3}
     assert [r["changed_pixels"] for r in again["runs"]] == [r["changed_pixels"] for r in summary["runs"]]
+    assert [r["unknown_area_m2"] for r in again["runs"]] == [r["unknown_area_m2"] for r in summary["runs"]]
     assert stamps == {p: os.stat(p).st_mtime_ns for p in stamps}, "a skipped run was rewritten"
 
 
@@ -214,3 +219,21 @@ def test_load_runs_file__relative_paths_and_mapping_overrides(tmp_path: Path) ->
 def test_load_runs_file__missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read the runs file .*nope\.yaml"):
         load_runs_file(tmp_path / "nope.yaml")
+
+
+def test_load_runs_file__masks_relative_to_the_file_asset_names_as_written(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "scl.tif").write_bytes(b"")
+    doc = {"defaults": {"config": "cva", "set": {"input.mask_preset": "s2_scl"}},
+           "runs": [{"t1": "a.json", "t2": "b.tif", "out": "o", "mask_t1": "SCL", "mask_t2": "m/scl.tif"},
+                    {"t1": "a.tif", "t2": "b.tif", "out": "p", "mask_t2": "s3://bucket/scl.tif"},
+                    {"t1": "a.tif", "t2": "b.tif", "out": "q", "mask_t1": 3}]}
+    (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=r"runs\[2\] \(q\): mask_t1 must be a mask raster's path or URL"):
+        load_runs_file(tmp_path / "RUNS.yaml")
+    doc["runs"].pop()
+    (tmp_path / "RUNS.yaml").write_text(yaml.safe_dump(doc))
+    first, second = load_runs_file(tmp_path / "RUNS.yaml").runs
+    assert first.cfg.input.mask_t1 == "SCL" and first.cfg.input.mask_t2 == str(tmp_path / "m" / "scl.tif")
+    assert first.cfg.input.mask_preset == "s2_scl"
+    assert second.cfg.input.mask_t1 is None and second.cfg.input.mask_t2 == "s3://bucket/scl.tif"

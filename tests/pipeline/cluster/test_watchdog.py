@@ -2,8 +2,9 @@
 
 A real scheduler and two nanny-managed workers; the write of block (1, 1)
 blocks forever a chosen number of times (the test-only ``S2C_TEST_STALL`` hook,
-``tests/stallhook.py``, preloaded by the workers); deadlines have a floor of 5 s and 5 times the
-median task above it, so a healthy block on a loaded machine is not taken for a stall.
+``tests/stallhook.py``, preloaded by the workers) before it makes any progress; a block task
+is stalled after 5 s without progress (5 times its worker's median step when that is longer),
+so a healthy block on a loaded machine is not taken for a stall.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from s2c_batch.pipeline.cluster.progress import METRIC
 from s2c_batch.pipeline.cluster.watchdog import Watchdog, task_block, task_kind
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.errors import ClusterError
@@ -69,11 +72,41 @@ def test_task_kind_and_block__from_keys() -> None:
     assert task_kind("s2c-piece-1a2b3c4d-0-1-2-3") == "piece" and task_block("s2c-piece-1a2b3c4d-0-1-2-3") == (2, 3)
 
 
-def test_watchdog__deadline_is_the_floor_until_its_kind_has_finished_tasks() -> None:
-    dog = Watchdog(client=None, token="t", factor=10, min_s=300, retries=2)
-    assert dog.deadline("tiles") == 300
-    dog._durations["tiles"] = [40.0, 50.0, 45.0]
-    assert dog.deadline("tiles") == 450 and dog.deadline("write") == 300
+def test_watchdog__checks_often_enough_for_its_least_deadline() -> None:
+    dog = Watchdog(client=None, token="t", factor=10, min_s=300, retries=2, idle_min_s=30)
+    assert (dog.rule.least_s, dog.poll_s) == (30, 1.0)
+    fast = Watchdog(client=None, token="t", factor=10, min_s=3, retries=2, idle_min_s=30)
+    assert (fast.rule.least_s, fast.poll_s) == (3, 0.15)
+
+
+class _Clocks:
+    """The watchdog's clocks and one worker's last report, as the scheduler holds it."""
+
+    def __init__(self) -> None:
+        self.mono, self.wall, self.report = 0.0, 1000.0, {}
+
+    def scheduler_info(self, n_workers: int = -1) -> dict[str, Any]:
+        return {"workers": {"w": {"metrics": {METRIC: self.report}}}}
+
+
+@pytest.mark.parametrize("skew", [0.0, 500.0, -500.0])
+def test_watchdog_reports__a_report_ages_by_the_workers_clock_too_when_the_watchdog_looked_late(
+    skew: float,
+) -> None:
+    fake = _Clocks()
+    dog = Watchdog(client=fake, token="t", factor=10, min_s=10, retries=1, clock=lambda: fake.mono,
+                   wall=lambda: fake.wall)
+
+    def look(seq: int, made: float, mono: float) -> float:
+        fake.report = {"seq": seq, "at": made + skew, "tasks": {}, "kinds": {}}
+        fake.mono, fake.wall = mono, 1000.0 + mono
+        return dog._reports({"w"})["w"][1]
+
+    assert look(1, 1000.0, 0.0) == pytest.approx(0.0)  # the clocks' offset: the least delay seen
+    assert look(5, 1019.5, 20.0) == pytest.approx(0.5)  # made 0.5 s before the watchdog looked
+    assert look(5, 1019.5, 26.0) == pytest.approx(6.5)  # the same report, seen again: it ages
+    # The worker froze at 1021; the watchdog could not look for 29 s and sees its last report first now.
+    assert look(6, 1021.0, 50.0) == pytest.approx(29.0)
 
 
 @pytest.mark.cluster

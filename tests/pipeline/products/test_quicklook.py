@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from s2c_batch.kernels.raster.quicklook import CHANGE_RGB
+from s2c_batch.kernels.raster.quicklook import CHANGE_RGB, UNKNOWN_RGB
 from s2c_batch.pipeline.config import InputConfig, load_config
 from s2c_batch.pipeline.inputs.scene import open_pair
 from s2c_batch.pipeline.products.quicklook import PANEL_SIDE, read_scene_preview, write_quicklook
@@ -34,6 +34,7 @@ def test_write_quicklook__three_panels_with_changes_in_colour(tmp_path: Path, da
     assert (change_panel == CHANGE_RGB).all(axis=2).any(), "no change drawn"
     first_panel = image[16:166, :310]
     assert (first_panel[:, :3] == 0).all(), "t1's nodata strip should be black"
+    assert (change_panel[:150, :3] == UNKNOWN_RGB).all(), "unknown (t1's nodata strip) is drawn in its own colour"
     # again, written from the Zarr store when there are no COGs
     (out / "change_mask.tif").unlink()
     pair = open_pair(t1, t2, InputConfig())

@@ -47,10 +47,12 @@ from testutils import RealCluster, clean_env, make_pair
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the scheduler cannot import test modules
 
-#: Six blocks; few retries, so that a lost endpoint fails each request within a second.
+#: Six blocks; few retries, so that a lost endpoint fails each request within a second. A held
+#: block makes no progress on purpose: the watchdog gives it the floor's 300 s, not 30.
 SETTINGS = ["tiling.tile_size=64", "tiling.overlap=16", "tiling.block_size=128", "tiling.chunk_size=64",
             "storage.allow_http=true", "storage.max_retry=1", "storage.retry_delay=0.1",
-            "output.polygons=false", "output.quicklook=false", "output.stac=false"]
+            "output.polygons=false", "output.quicklook=false", "output.stac=false",
+            "cluster.stall_idle_min_s=300"]
 #: The block whose write task waits for the test.
 HELD = (1, 2)
 

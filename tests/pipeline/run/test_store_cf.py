@@ -201,13 +201,15 @@ def test_consolidate__deterministic_and_removed_by_unconsolidate(tmp_path: Path)
 
 
 def test_cf_attributes__every_product() -> None:
-    assert store.cf_attributes("change_prob") == {"_FillValue": 255, "scale_factor": 1 / 254,
+    unknown = {"_FillValue": 255, "comment": store.UNKNOWN_COMMENT}  # no flag value stands for unknown
+    assert store.cf_attributes("change_prob") == {**unknown, "scale_factor": 1 / 254,
                                                   "valid_range": [0, 254], "units": "1"}
-    assert store.cf_attributes("change_mask") == {"_FillValue": 255, "flag_values": [0, 1],
+    assert store.cf_attributes("change_mask") == {**unknown, "flag_values": [0, 1],
                                                   "flag_meanings": "unchanged changed"}
     assert store.cf_attributes("class_t2", ("background", "low  vegetation")) == {
-        "_FillValue": 255, "flag_values": [0, 1], "flag_meanings": "background low_vegetation"}
-    assert store.cf_attributes("class_t2") == {"_FillValue": 255}
+        **unknown, "flag_values": [0, 1], "flag_meanings": "background low_vegetation"}
+    assert store.cf_attributes("class_t2") == unknown
+    assert store.UNKNOWN_COMMENT.startswith("_FillValue 255 (NaN once decoded) = unknown: a date did not observe")
 
 
 @pytest.mark.cluster

@@ -22,8 +22,10 @@ from PIL import Image
 
 from s2c_batch.kernels.raster.series import first_change_rgb
 from s2c_batch.pipeline.cli import cli, main
-from s2c_batch.pipeline.config import load_config
+from s2c_batch.pipeline.config import InputConfig, load_config
 from s2c_batch.pipeline.errors import ConfigError, InputError, OutputExistsError
+from s2c_batch.pipeline.inputs.source import Source
+from s2c_batch.pipeline.series.dates import check_date_masks
 from s2c_batch.pipeline.series.runner import run_series
 from s2c_batch.pipeline.synth.series import SQUARE, SyntheticSeries, write_synthetic_series
 
@@ -185,6 +187,28 @@ def test_series__bad_dates_are_refused_before_anything_is_written(synthetic: Syn
     with pytest.raises(SystemExit) as exit_info:
         main(["series", str(synthetic.dates[0]), "--out", str(out), "--set", "series.persistence=-1"])
     assert exit_info.value.code == 2 and "series.persistence must be >= 0" in capsys.readouterr().err
+    mask = str(tmp_path / "clouds.tif")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["series", *map(str, synthetic.dates[:3]), "--out", str(out), "--config", "cva",
+              "--set", f"input.mask_t1={mask}", "--set", f"input.mask_t2={mask}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "names one file for every date" in err and "mask asset" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("t1", "t2", "dates", "message"), [
+    ("scl", None, ["a.json", "b.json"], r"input\.mask_t1='scl': one value for every pair"),
+    ("scl", "SCL", ["a.json", "b.json"], r"one value for every pair"),
+    ("masks/scl.tif", "masks/scl.tif", ["a.json", "b.json"], r"names one file for every date"),
+    ("s3://b/scl.tif", "s3://b/scl.tif", ["a.json", "b.json"], r"names one file for every date"),
+    ("scl", "scl", ["a.json", "b.tif"], r"date 'b\.tif' is no STAC Item"),
+])
+def test_series__masks_must_be_each_dates_own(t1: str | None, t2: str | None, dates: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_date_masks([Source.parse(d) for d in dates], InputConfig(mask_t1=t1, mask_t2=t2))
+    check_date_masks([Source.parse(d) for d in dates], InputConfig())
+    stac = [Source.parse("a.json"), Source.parse("https://x/b.json")]
+    check_date_masks(stac, InputConfig(mask_t1="scl", mask_t2="scl"))
 
 
 @pytest.mark.cluster
