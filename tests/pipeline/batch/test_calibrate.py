@@ -89,8 +89,8 @@ def test_plan_cli__calibrate_on_a_scheduler_prints_the_estimate_for_n_workers(
     assert summary["calibration"]["sample"]["blocks"] == 1 and summary["workload"]["blocks"] == 4
     assert summary["calibration"]["costs"]["workers"] == 2 and summary["calibration"]["costs"]["s_per_mpx"] > 0
     est = summary["estimate"]
-    assert est["workers"] == 8 and est["blocks_s"] > 0
-    assert est["wall_s"] == pytest.approx(est["fixed_s"] + est["blocks_s"] + est["tail_s"], abs=0.2)
+    assert est["workers"] == 8 and est["wall_s"] > 0  # its parts are rounded to 0.1 s: a quiet machine's can be 0.0
+    assert est["wall_s"] == pytest.approx(est["fixed_s"] + est["blocks_s"] + est["tail_s"], abs=0.25)
     assert est["worker_hours"] == pytest.approx(8 * est["wall_s"] / 3600, abs=1e-3)
     assert not list(tmp_path.rglob("run.json")), "the calibration wrote beside the scenes"
 
