@@ -6,7 +6,7 @@ import json
 
 import click
 
-from s2c_batch.pipeline.cli.options import bbox_option, config_option, set_option
+from s2c_batch.pipeline.cli.options import bbox_option, cluster_option, config_option, scheduler_address, set_option
 
 
 @click.command(short_help="Run several comparators on one pair and tabulate them.")
@@ -27,13 +27,15 @@ from s2c_batch.pipeline.cli.options import bbox_option, config_option, set_optio
 @bbox_option
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler (tcp://host:8786); default: one LocalCluster for every comparator.")
+@cluster_option
 @click.option("--resume", is_flag=True, help="Finish previous runs in DIR, reusing their blocks.")
 @click.option("--overwrite", is_flag=True, help="Replace previous runs in DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print compare.json instead of the table.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress on stderr.")
 def compare(t1: str, t2: str, out: str, comparators: str, truth: str | None, truth_values: str,
             config: str | None, overrides: tuple[str, ...], bbox: tuple[float, float, float, float] | None,
-            scheduler: str | None, resume: bool, overwrite: bool, as_json: bool, progress: bool) -> None:
+            scheduler: str | None, cluster: str | None, resume: bool, overwrite: bool, as_json: bool,
+            progress: bool) -> None:
     """Run every comparator on T1 and T2 on one cluster and print F1^c, IoU^c, Kappa, ... per comparator.
 
     --set applies to every comparator (model.standardize to the classical ones only;
@@ -46,7 +48,8 @@ def compare(t1: str, t2: str, out: str, comparators: str, truth: str | None, tru
 
     names = parse_comparators(comparators)
     configs = load_comparator_configs(config, overrides, names)
-    options = RunOptions(scheduler=scheduler, resume=resume, overwrite=overwrite, bbox=bbox, progress=progress)
-    result = run_comparison(t1, t2, out, configs, truth=truth, truth_values=truth_values,  # type: ignore[arg-type]
-                            options=options)
+    with scheduler_address(scheduler, cluster) as address:
+        options = RunOptions(scheduler=address, resume=resume, overwrite=overwrite, bbox=bbox, progress=progress)
+        result = run_comparison(t1, t2, out, configs, truth=truth, truth_values=truth_values,  # type: ignore[arg-type]
+                                options=options)
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_comparison(result))

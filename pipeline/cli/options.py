@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import click
 
 config_option = click.option(
@@ -42,3 +45,32 @@ bbox_option = click.option(
     callback=_parse_bbox,
     help="Limit the work to this box, in the scene CRS.",
 )
+
+cluster_option = click.option(
+    "--cluster",
+    "cluster",
+    default=None,
+    type=click.Path(dir_okay=False),
+    metavar="PROFILE.yaml",
+    help="Start GPU workers as SLURM or PBS jobs from this cluster profile (deploy/slurm, deploy/pbs); "
+         "the jobs end with the command. Not with --scheduler.",
+)
+
+
+@contextlib.contextmanager
+def scheduler_address(scheduler: str | None, cluster: str | None) -> Iterator[str | None]:
+    """The scheduler the command uses: ``--scheduler``, the engine started from ``--cluster``, or none.
+
+    Raises:
+        click.UsageError: both options were given.
+    """
+    if cluster is None:
+        yield scheduler
+        return
+    if scheduler is not None:
+        raise click.UsageError("give --scheduler (a running cluster) or --cluster (start one), not both")
+    from s2c_batch.pipeline.cluster.engines import start_engine
+    from s2c_batch.pipeline.cluster.profile import load_profile
+
+    with start_engine(load_profile(cluster)) as address:
+        yield address

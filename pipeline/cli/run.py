@@ -6,7 +6,7 @@ import json
 
 import click
 
-from s2c_batch.pipeline.cli.options import bbox_option, config_option, set_option
+from s2c_batch.pipeline.cli.options import bbox_option, cluster_option, config_option, scheduler_address, set_option
 
 
 @click.command(short_help="Detect change between two scenes.")
@@ -18,6 +18,7 @@ from s2c_batch.pipeline.cli.options import bbox_option, config_option, set_optio
 @bbox_option
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler (tcp://host:8786); default: a LocalCluster on this machine.")
+@cluster_option
 @click.option("--resume", is_flag=True, help="Finish a previous run here, reusing its written blocks.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous run here.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
@@ -25,13 +26,14 @@ from s2c_batch.pipeline.cli.options import bbox_option, config_option, set_optio
               help="Save Dask's performance report of the run.")
 def run(t1: str, t2: str, out: str, config: str | None, overrides: tuple[str, ...],
         bbox: tuple[float, float, float, float] | None, scheduler: str | None,
-        resume: bool, overwrite: bool, progress: bool, report: str | None) -> None:
+        cluster: str | None, resume: bool, overwrite: bool, progress: bool, report: str | None) -> None:
     """Write change.zarr, COGs and run.json for scenes T1 and T2 into --out."""
     from s2c_batch.pipeline.config import load_config
     from s2c_batch.pipeline.run.runner import run_change_detection
 
     cfg = load_config(config, overrides)
-    result = run_change_detection(t1, t2, out, cfg, scheduler=scheduler, resume=resume,
-                                  overwrite=overwrite, bbox=bbox, progress=progress, report=report)
+    with scheduler_address(scheduler, cluster) as address:
+        result = run_change_detection(t1, t2, out, cfg, scheduler=address, resume=resume,
+                                      overwrite=overwrite, bbox=bbox, progress=progress, report=report)
     click.echo(json.dumps({"status": result.status, "out": str(result.out), "blocks": result.blocks,
                            "blocks_reused": result.blocks_reused, "products": result.products}))

@@ -28,6 +28,7 @@ from s2c_batch.kernels.raster.encode import encode_products
 from s2c_batch.kernels.raster.otsu import level_histogram
 from s2c_batch.kernels.raster.tiling import Block, Window
 from s2c_batch.pipeline.cluster.allocator import reuse_freed_memory
+from s2c_batch.pipeline.cluster.device_memory import smaller_batches_on_oom
 from s2c_batch.pipeline.cluster.progress import task_progress
 from s2c_batch.pipeline.errors import portable_errors
 from s2c_batch.pipeline.inputs import reader
@@ -253,11 +254,15 @@ def predict_tiles(job: TileJob, pixels: BlockPixels | None) -> dict[tuple[int, i
     if pixels is None:  # a thin last block that owns no tile
         pixels = BlockPixels(np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8),
                              np.zeros((len(job.pair.t1.bands), 0, 0), np.uint8), np.zeros((0, 0), bool))
+    block_pixels = pixels  # not None here; the lambda below needs a name that stays so
     with progress.model_calls(enabled=not job.model.compile):  # a batch may take minutes on a CPU
-        partial = accumulate_tiles(
-            pixels.t1, pixels.t2, pixels.valid, block=job.block, shape=job.pair.grid.shape,
-            overlap=job.overlap, predictor=predictor, batch_size=job.model.batch_size,
-            scale=job.pair.t1.scale, on_batch=progress.step,
+        partial = smaller_batches_on_oom(  # a CUDA OOM: the block again with half the batch (cluster/device_memory.py)
+            lambda batch: accumulate_tiles(
+                block_pixels.t1, block_pixels.t2, block_pixels.valid, block=job.block, shape=job.pair.grid.shape,
+                overlap=job.overlap, predictor=predictor, batch_size=batch, scale=job.pair.t1.scale,
+                on_batch=progress.step,
+            ),
+            job.model.batch_size, key=plugin_name(job.model), what=f"block {job.block.index}",
         )
     return split_partial(partial, job.destinations)
 
