@@ -95,6 +95,9 @@ def test_plan_cli__calibrate_on_a_scheduler_prints_the_estimate_for_n_workers(
     assert not list(tmp_path.rglob("run.json")), "the calibration wrote beside the scenes"
 
 
+# Heavy: on a shared 2-core machine it held in 4 of 6 tries (a fresh cluster's start varies
+# 10-20 s in a run of about a minute); run it with `pytest -m heavy` on a quiet machine.
+@pytest.mark.heavy
 @pytest.mark.cluster
 def test_calibrate__estimate_within_25_percent_of_a_run_with_4x_the_work(tmp_path: Path) -> None:
     """The calibration runs a quarter of the scene's blocks and tile pairs; the estimate must hold for the scene.
