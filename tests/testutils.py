@@ -222,6 +222,48 @@ def write_png(path: Path, data: np.ndarray) -> None:
     write(path, data)
 
 
+#: OSCD in ../shared/data (Sentinel-2, per-band GeoTIFFs of each city and date, change labels).
+OSCD = "ChenHongruixuan_ChangeDetectionRepository/Dataset/OSCD"
+
+
+def read_oscd_city(data: Path, city: str, bands: tuple[str, ...] = ("B02", "B03", "B04", "B08"),
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """An OSCD city's two dates, its change label and its georeferencing.
+
+    Args:
+        data: ``../shared/data``.
+        city: the city's folder name (``rennes``).
+        bands: the Sentinel-2 bands to stack, in order.
+
+    Returns:
+        ``(t1, t2, truth, geo)``: uint16 ``[B, H, W]`` per date, bool ``[H, W]`` changed
+        (label 2), and ``{"crs", "transform"}`` of the first band read.
+    """
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    root = data / OSCD
+    dates = []
+    geo: dict[str, Any] = {}
+    for folder in ("imgs_1", "imgs_2"):
+        stack = []
+        for band in bands:
+            path = next((root / "Onera Satellite Change Detection dataset - Images" / city / folder)
+                        .glob(f"*_{band}.tif"))
+            with rasterio.open(path) as src:
+                stack.append(src.read(1))
+                geo = {"crs": src.crs, "transform": src.transform}
+        dates.append(np.stack(stack))
+    label = root / "Onera Satellite Change Detection dataset - Train Labels" / city / "cm" / f"{city}-cm.tif"
+    with warnings.catch_warnings():  # OSCD's labels carry no georeferencing; only pixels are used
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(label) as src:
+            truth = src.read(1) == 2
+    return dates[0], dates[1], truth, geo
+
+
 def read_band(path: Path) -> np.ndarray:
     import rasterio
     with rasterio.open(path) as src:

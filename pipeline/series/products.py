@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -55,11 +55,10 @@ DESCRIPTIONS = {
 
 
 @dataclass(frozen=True)
-class SeriesBlockReport:
-    """What a series block task returns (no pixels).
+class SeriesStats:
+    """A series' counts, of one block or added over its blocks (areas in m2).
 
     Attributes:
-        index: the block.
         first_pixels: int64 ``[N]`` known pixels per ``first_change`` value (0 = no lasting change).
         first_area: float64 ``[N]`` their area in m2.
         flicker_pixels: pixels that changed in some pair and came back: no lasting change, none pending.
@@ -74,7 +73,6 @@ class SeriesBlockReport:
         pair_unknown_area: float64 ``[P]`` their area.
     """
 
-    index: tuple[int, int]
     first_pixels: np.ndarray
     first_area: np.ndarray
     flicker_pixels: int
@@ -87,6 +85,36 @@ class SeriesBlockReport:
     pair_changed_area: np.ndarray
     pair_unknown: np.ndarray
     pair_unknown_area: np.ndarray
+
+    def summary(self, dates: Sequence[SeriesDate]) -> dict[str, Any]:
+        """What ``series.json`` and the report say: lasting change per first date, flicker, pending, unknown."""
+        by_date = [
+            {"index": d.index, "datetime": d.to_json()["datetime"], "label": d.label,
+             "pixels": int(self.first_pixels[d.index]), "area_m2": round(float(self.first_area[d.index]), 4)}
+            for d in dates[1:] if self.first_pixels[d.index]
+        ]
+        return {
+            "lasting_change_pixels": int(self.first_pixels[1:].sum()),
+            "lasting_change_m2": round(float(self.first_area[1:].sum()), 4),
+            "flicker_pixels": self.flicker_pixels,
+            "flicker_m2": round(self.flicker_area, 4),
+            "pending_change_pixels": self.pending_pixels,
+            "pending_change_m2": round(self.pending_area, 4),
+            "unknown_pixels": self.unknown_pixels,
+            "unknown_m2": round(self.unknown_area, 4),
+            "lasting_change_by_first_date": by_date,
+        }
+
+
+@dataclass(frozen=True)
+class SeriesBlockReport(SeriesStats):
+    """What a series block task returns (no pixels): its block's counts.
+
+    Attributes:
+        index: the block.
+    """
+
+    index: tuple[int, int]
 
 
 #: Bytes of pair masks a series block task holds at once: it reads its block in strips of rows
@@ -164,58 +192,6 @@ def series_block(pair_stores: Sequence[Location], out_store: Location, index: tu
                              pair_unknown=pair_unknown, pair_unknown_area=pair_unknown_area)
 
 
-@dataclass(frozen=True)
-class SeriesStats:
-    """The series' counts, added over its blocks (areas in m2).
-
-    Attributes:
-        first_pixels: int64 ``[N]`` known pixels per ``first_change`` value.
-        first_area: float64 ``[N]``.
-        flicker_pixels: changed in some pair and came back.
-        flicker_area: their area.
-        pending_pixels: a change still open at the last date, not lasting yet.
-        pending_area: their area.
-        unknown_pixels: known to no pair.
-        unknown_area: their area.
-        pair_changed: int64 ``[P]``.
-        pair_changed_area: float64 ``[P]``.
-        pair_unknown: int64 ``[P]``.
-        pair_unknown_area: float64 ``[P]``.
-    """
-
-    first_pixels: np.ndarray
-    first_area: np.ndarray
-    flicker_pixels: int
-    flicker_area: float
-    pending_pixels: int
-    pending_area: float
-    unknown_pixels: int
-    unknown_area: float
-    pair_changed: np.ndarray
-    pair_changed_area: np.ndarray
-    pair_unknown: np.ndarray
-    pair_unknown_area: np.ndarray
-
-    def summary(self, dates: Sequence[SeriesDate]) -> dict[str, Any]:
-        """What ``series.json`` and the report say: lasting change per first date, flicker, pending, unknown."""
-        by_date = [
-            {"index": d.index, "datetime": d.to_json()["datetime"], "label": d.label,
-             "pixels": int(self.first_pixels[d.index]), "area_m2": round(float(self.first_area[d.index]), 4)}
-            for d in dates[1:] if self.first_pixels[d.index]
-        ]
-        return {
-            "lasting_change_pixels": int(self.first_pixels[1:].sum()),
-            "lasting_change_m2": round(float(self.first_area[1:].sum()), 4),
-            "flicker_pixels": self.flicker_pixels,
-            "flicker_m2": round(self.flicker_area, 4),
-            "pending_change_pixels": self.pending_pixels,
-            "pending_change_m2": round(self.pending_area, 4),
-            "unknown_pixels": self.unknown_pixels,
-            "unknown_m2": round(self.unknown_area, 4),
-            "lasting_change_by_first_date": by_date,
-        }
-
-
 def add_reports(reports: Sequence[SeriesBlockReport], grid: Grid) -> SeriesStats:
     """Add the block reports in block order; on a projected grid areas are pixels times the pixel's area."""
     parts = sorted(reports, key=lambda r: r.index)
@@ -223,17 +199,13 @@ def add_reports(reports: Sequence[SeriesBlockReport], grid: Grid) -> SeriesStats
     def total(name: str) -> Any:
         return sum((getattr(r, name) for r in parts[1:]), start=getattr(parts[0], name))
 
-    stats = SeriesStats(*(total(n) for n in (
-        "first_pixels", "first_area", "flicker_pixels", "flicker_area", "pending_pixels", "pending_area",
-        "unknown_pixels", "unknown_area",
-        "pair_changed", "pair_changed_area", "pair_unknown", "pair_unknown_area")))
+    stats = SeriesStats(*(total(f.name) for f in fields(SeriesStats)))
     if is_geographic(grid):
         return stats
     a = planar_pixel_area_m2(grid)
-    return SeriesStats(stats.first_pixels, stats.first_pixels * a, stats.flicker_pixels, stats.flicker_pixels * a,
-                       stats.pending_pixels, stats.pending_pixels * a,
-                       stats.unknown_pixels, stats.unknown_pixels * a, stats.pair_changed, stats.pair_changed * a,
-                       stats.pair_unknown, stats.pair_unknown * a)
+    return replace(stats, first_area=stats.first_pixels * a, flicker_area=stats.flicker_pixels * a,
+                   pending_area=stats.pending_pixels * a, unknown_area=stats.unknown_pixels * a,
+                   pair_changed_area=stats.pair_changed * a, pair_unknown_area=stats.pair_unknown * a)
 
 
 def write_series_products(client: Any, out: Location, grid: Grid, pairs: Sequence[SeriesPair],

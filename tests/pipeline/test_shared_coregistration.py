@@ -16,19 +16,18 @@ pixel (r, c) shows up at t2's (r + dy, c + dx). F1 is scored on the observed pix
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 from scipy import ndimage
 
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.run.runner import run_change_detection
 
-OSCD = "ChenHongruixuan_ChangeDetectionRepository/Dataset/OSCD"
+from testutils import read_oscd_city
+
 COGEO = "rasterio_rasterio/tests/data/cogeo.tif"
 SHIFTS = [(0.4, 1.7), (3.0, -2.0)]
 CVA = ["model.standardize=scene", "model.threshold=otsu"]
@@ -82,23 +81,8 @@ def _cogeo_pair(data: Path, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray, di
 
 
 def _rennes_pair(data: Path, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray, dict]:  # type: ignore[type-arg]
-    root = data / OSCD
-    dates = []
-    for folder in ("imgs_1", "imgs_2"):
-        bands = []
-        for band in ("B02", "B03", "B04", "B08"):
-            path = next((root / "Onera Satellite Change Detection dataset - Images" / "rennes" / folder)
-                        .glob(f"*_{band}.tif"))
-            with rasterio.open(path) as src:
-                bands.append(src.read(1))
-                profile = src.profile
-        dates.append(np.stack(bands))
-    label = root / "Onera Satellite Change Detection dataset - Train Labels" / "rennes" / "cm" / "rennes-cm.tif"
-    with warnings.catch_warnings():  # OSCD's labels carry no georeferencing; only pixels are used
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(label) as src:
-            truth = src.read(1) == 2
-    return _write(tmp / "t1.tif", dates[0], profile), dates[1], truth, profile
+    a, b, truth, geo = read_oscd_city(data, "rennes")
+    return _write(tmp / "t1.tif", a, geo), b, truth, geo
 
 
 @pytest.mark.cluster

@@ -11,13 +11,11 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from scipy import ndimage
 from shapely import affinity
@@ -26,10 +24,9 @@ from shapely.geometry import Polygon
 from s2c_batch.pipeline.config import load_config
 from s2c_batch.pipeline.run.runner import run_change_detection
 
-from testutils import assert_equals_oracle, cva_oracle, read_band, write_masked_tif
+from testutils import assert_equals_oracle, cva_oracle, read_band, read_oscd_city, write_masked_tif
 
 COGEO = "rasterio_rasterio/tests/data/cogeo.tif"
-OSCD = "ChenHongruixuan_ChangeDetectionRepository/Dataset/OSCD"
 
 
 def _footprint(shape: tuple[int, int], angle: float, offset: tuple[int, int]) -> np.ndarray:
@@ -79,26 +76,6 @@ def test_run__masked_orthophotos_no_change_in_the_moving_collar(shared_data: Pat
           "; unknown", coverage["unknown_pct"], "%", coverage["unknown_area_m2"], "m2")
 
 
-def _rennes(data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:  # type: ignore[type-arg]
-    root = data / OSCD
-    dates = []
-    for folder in ("imgs_1", "imgs_2"):
-        bands = []
-        for band in ("B02", "B03", "B04", "B08"):
-            path = next((root / "Onera Satellite Change Detection dataset - Images" / "rennes" / folder)
-                        .glob(f"*_{band}.tif"))
-            with rasterio.open(path) as src:
-                bands.append(src.read(1))
-                profile = {"crs": src.crs, "transform": src.transform}
-        dates.append(np.stack(bands))
-    label = root / "Onera Satellite Change Detection dataset - Train Labels" / "rennes" / "cm" / "rennes-cm.tif"
-    with warnings.catch_warnings():  # OSCD's labels carry no georeferencing; only pixels are used
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(label) as src:
-            truth = src.read(1) == 2
-    return dates[0], dates[1], truth, profile
-
-
 def _write(path: Path, data: np.ndarray, profile: dict) -> Path:  # type: ignore[type-arg]
     with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
                        dtype=data.dtype.name, **profile) as dst:
@@ -115,7 +92,7 @@ def _f1(mask: np.ndarray, truth: np.ndarray, seen: np.ndarray) -> float:
 @pytest.mark.cluster
 def test_run__clouds_in_t2_with_their_scl_layer_leave_f1_as_cloud_free(shared_data: Path, tmp_path: Path,
                                                                         dask_cluster) -> None:  # noqa: ANN001
-    a, b, truth, profile = _rennes(shared_data)
+    a, b, truth, profile = read_oscd_city(shared_data, "rennes")
     rng = np.random.default_rng(7)
     field = ndimage.gaussian_filter(rng.normal(size=truth.shape), 12)
     cloud = field > np.quantile(field, 0.85)
